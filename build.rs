@@ -1,0 +1,16 @@
+//! Generates the protobuf and gRPC code from `proto/` with a vendored `protoc`,
+//! so a fresh machine needs no system protobuf compiler.
+
+use std::{env, path::PathBuf};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let protoc = protoc_bin_vendored::protoc_bin_path()?;
+    // SAFETY: build scripts are single-threaded; tonic-prost-build reads PROTOC.
+    unsafe { env::set_var("PROTOC", protoc) };
+    let out_dir = PathBuf::from(env::var("OUT_DIR")?);
+    tonic_prost_build::configure()
+        .file_descriptor_set_path(out_dir.join("ticketrouter_descriptor.bin"))
+        .compile_protos(&["proto/ticketrouter/v1/ticketrouter.proto"], &["proto"])?;
+    println!("cargo:rerun-if-changed=proto");
+    Ok(())
+}

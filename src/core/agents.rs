@@ -1,0 +1,183 @@
+//! Agents and the per-group census and index of agents ready for work.
+//!
+//! An agent's place in a group's ready index is `(5 - proficiency, occupancy,
+//! last offer, id)`, so the first entry is the SPEC's choice: highest
+//! proficiency, then lowest occupancy, then longest idle, then id.
+
+use super::matching::Offering;
+use super::types::{AgentStatus, Id, Millis};
+use rustc_hash::FxHashMap;
+use std::collections::BTreeSet;
+
+pub type AgentIx = u32;
+pub type GroupIx = u16;
+pub type InqIx = u32;
+
+/// Whether an agent can take new work now, and if not, why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Class {
+    NotAvailable,
+    Fatigued,
+    Full,
+    Ready,
+}
+
+/// One agent and its live state.
+#[derive(Clone, Debug)]
+pub struct Agent {
+    pub id: Id,
+    pub status: AgentStatus,
+    /// Groups with proficiency 1-5.
+    pub groups: Vec<(GroupIx, u8)>,
+    pub max_concurrent: u32,
+    /// `max_concurrent` plus the playbook's extra chats at the agent's level.
+    pub capacity: u32,
+    /// Inquiries offered to or active with this agent.
+    pub holding: Vec<InqIx>,
+    pub offering: Offering,
+    pub last_offer_at: Millis,
+    /// Start of continuous service (fatigue rule).
+    pub serving_since: Option<Millis>,
+    /// Start of the current pause from service.
+    pub paused_since: Option<Millis>,
+    /// Set by the fatigue timer once `serving_since + max_continuous` passed.
+    pub fatigued: bool,
+    pub consecutive_timeouts: u32,
+    /// Open offer streams; zero starts the heartbeat grace.
+    pub connections: u32,
+    pub grace_deadline: Option<Millis>,
+    pub class: Class,
+    /// `(occupancy, last_offer_at)` under which the agent is in ready indexes.
+    pub indexed: Option<(u32, Millis)>,
+}
+
+impl Agent {
+    /// Offered plus active inquiries.
+    pub fn load(&self) -> u32 {
+        self.holding.len() as u32
+    }
+
+    /// Class from status, fatigue and load; `enforce_fatigue` from the level.
+    pub fn classify(&self, enforce_fatigue: bool) -> Class {
+        if self.status != AgentStatus::Available {
+            Class::NotAvailable
+        } else if self.fatigued && enforce_fatigue {
+            Class::Fatigued
+        } else if self.load() >= self.capacity {
+            Class::Full
+        } else {
+            Class::Ready
+        }
+    }
+
+    /// Load over capacity in millionths, comparable across agents.
+    pub fn occupancy_ppm(&self) -> u32 {
+        if self.capacity == 0 {
+            return 1_000_000;
+        }
+        (u64::from(self.load()) * 1_000_000 / u64::from(self.capacity)) as u32
+    }
+
+    /// Proficiency in `group`, if a member.
+    pub fn proficiency_in(&self, group: GroupIx) -> Option<u8> {
+        self.groups.iter().find(|(g, _)| *g == group).map(|&(_, p)| p)
+    }
+}
+
+/// Position in a group's ready index; the smallest is the best agent.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct AgentKey {
+    pub inverse_proficiency: u8,
+    pub occupancy_ppm: u32,
+    pub last_offer_at: Millis,
+    pub id: Id,
+    pub ix: AgentIx,
+}
+
+/// Counts of a group's agents by class, and the slots of those who can work.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Census {
+    pub members: u32,
+    pub not_available: u32,
+    pub fatigued: u32,
+    pub full: u32,
+    pub ready: u32,
+    pub by_status: [u32; 4],
+    /// Capacity of agents who can take work now (AVAILABLE, not fatigued).
+    pub capacity: u32,
+    /// Load of those same agents.
+    pub load: u32,
+}
+
+impl Census {
+    /// Free slots among agents who can take work now.
+    pub fn free_slots(&self) -> u32 {
+        self.capacity.saturating_sub(self.load)
+    }
+
+    /// Adds (`sign = 1`) or removes (`sign = -1`) one agent's contribution.
+    pub fn count(&mut self, agent: &Agent, sign: i32) {
+        let apply = |v: &mut u32, d: u32| {
+            *v = if sign > 0 { *v + d } else { *v - d };
+        };
+        apply(&mut self.members, 1);
+        apply(&mut self.by_status[status_index(agent.status)], 1);
+        match agent.class {
+            Class::NotAvailable => apply(&mut self.not_available, 1),
+            Class::Fatigued => apply(&mut self.fatigued, 1),
+            Class::Full => apply(&mut self.full, 1),
+            Class::Ready => apply(&mut self.ready, 1),
+        }
+        if matches!(agent.class, Class::Full | Class::Ready) {
+            apply(&mut self.capacity, agent.capacity);
+            apply(&mut self.load, agent.load());
+        }
+    }
+}
+
+/// Index of a status in `Census::by_status`.
+pub fn status_index(status: AgentStatus) -> usize {
+    match status {
+        AgentStatus::Available => 0,
+        AgentStatus::Away => 1,
+        AgentStatus::Break => 2,
+        AgentStatus::Offline => 3,
+    }
+}
+
+/// A group's agents: who is in it, counts, and who is ready by offering.
+#[derive(Clone, Debug, Default)]
+pub struct GroupAgents {
+    pub members: BTreeSet<AgentIx>,
+    pub census: Census,
+    pub ready: FxHashMap<Offering, BTreeSet<AgentKey>>,
+}
+
+impl GroupAgents {
+    /// Puts an agent in (`add`) or takes it out of this group's structures.
+    pub fn update(&mut self, group: GroupIx, ix: AgentIx, agent: &Agent, add: bool) {
+        self.census.count(agent, if add { 1 } else { -1 });
+        if add {
+            self.members.insert(ix);
+        } else {
+            self.members.remove(&ix);
+        }
+        let Some((occupancy_ppm, last_offer_at)) = agent.indexed else { return };
+        let proficiency = agent.proficiency_in(group).unwrap_or(1);
+        let key = AgentKey {
+            inverse_proficiency: 5u8.saturating_sub(proficiency),
+            occupancy_ppm,
+            last_offer_at,
+            id: agent.id.clone(),
+            ix,
+        };
+        if add {
+            self.ready.entry(agent.offering).or_default().insert(key);
+        } else if let Some(set) = self.ready.get_mut(&agent.offering) {
+            set.remove(&key);
+            if set.is_empty() {
+                self.ready.remove(&agent.offering);
+            }
+        }
+    }
+}

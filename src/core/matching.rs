@@ -1,0 +1,118 @@
+//! Language and skill matching as bit sets, so that agents and inquiries with
+//! the same needs share one index and a decision checks a handful of sets
+//! instead of scanning agents.
+//!
+//! Up to 63 distinct languages and 63 skills are told apart; bit 63 stands for
+//! "one the router could not intern", which no agent ever has.
+
+use rustc_hash::FxHashMap;
+
+const OVERFLOW_BIT: u8 = 63;
+
+/// Interns names to bit positions.
+#[derive(Clone, Debug, Default)]
+pub struct BitNames {
+    ids: FxHashMap<Box<str>, u8>,
+    names: Vec<Box<str>>,
+}
+
+impl BitNames {
+    /// Bit of `name`, interning it while there is room; `None` when full.
+    pub fn intern(&mut self, name: &str) -> Option<u8> {
+        if let Some(&bit) = self.ids.get(name) {
+            return Some(bit);
+        }
+        if self.names.len() >= OVERFLOW_BIT as usize {
+            return None;
+        }
+        let bit = self.names.len() as u8;
+        self.ids.insert(name.into(), bit);
+        self.names.push(name.into());
+        Some(bit)
+    }
+
+    /// Bit of an inquiry's need: interned, or the never-served overflow bit.
+    pub fn need(&mut self, name: &str) -> u8 {
+        self.intern(name).unwrap_or(OVERFLOW_BIT)
+    }
+
+    /// The name of a bit, for error messages.
+    pub fn name(&self, bit: u8) -> &str {
+        self.names.get(bit as usize).map_or("?", |n| n)
+    }
+}
+
+/// Lower-cased primary subtag: agents with `zh` serve `zh-CN` and `zh-TW`.
+pub fn language_key(tag: &str) -> String {
+    let primary = tag.split(['-', '_']).next().unwrap_or("").trim();
+    if primary.is_empty() {
+        "zh".to_string()
+    } else {
+        primary.to_ascii_lowercase()
+    }
+}
+
+/// What an inquiry needs of an agent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct Need {
+    pub language: u8,
+    pub skills: u64,
+}
+
+/// What an agent offers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct Offering {
+    pub languages: u64,
+    pub skills: u64,
+}
+
+/// Why an agent cannot serve a need, if it cannot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mismatch {
+    Language,
+    Skill,
+}
+
+impl Offering {
+    /// Whether these languages and skills cover `need`.
+    pub fn check(self, need: Need) -> Result<(), Mismatch> {
+        if self.languages & (1u64 << need.language) == 0 {
+            Err(Mismatch::Language)
+        } else if need.skills & !self.skills != 0 {
+            Err(Mismatch::Skill)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn language_keys_use_the_primary_subtag() {
+        assert_eq!(language_key("zh-CN"), "zh");
+        assert_eq!(language_key("EN_us"), "en");
+        assert_eq!(language_key(""), "zh");
+    }
+
+    #[test]
+    fn offering_checks_language_then_skills() {
+        let offer = Offering { languages: 0b01, skills: 0b110 };
+        assert_eq!(offer.check(Need { language: 0, skills: 0b010 }), Ok(()));
+        assert_eq!(offer.check(Need { language: 1, skills: 0 }), Err(Mismatch::Language));
+        assert_eq!(offer.check(Need { language: 0, skills: 0b001 }), Err(Mismatch::Skill));
+    }
+
+    #[test]
+    fn a_full_table_maps_new_names_to_a_bit_no_agent_has() {
+        let mut names = BitNames::default();
+        for i in 0..63 {
+            assert_eq!(names.intern(&format!("s{i}")), Some(i as u8));
+        }
+        assert_eq!(names.intern("one-too-many"), None);
+        assert_eq!(names.need("one-too-many"), 63);
+        assert_eq!(names.need("s5"), 5);
+    }
+}

@@ -1,0 +1,33 @@
+//! The routing core: every routing decision of SPEC section 4, and nothing else.
+//!
+//! Pure and deterministic: no I/O, no clock (time is an argument), no async, no
+//! metrics. Adapters feed it [`Command`]s and carry out the [`Effect`]s it
+//! returns; the same commands at the same times give the same effects.
+//!
+//! * [`types`], [`settings`] — vocabulary and the rules' numbers.
+//! * [`priority`], [`levels`], [`staffing`] — pure rule functions.
+//! * [`matching`], [`agents`], [`queue`] — the indexes that keep a decision
+//!   at O(log n): agents ready for work by proficiency, occupancy and idle
+//!   time; waiting inquiries by fixed rank.
+//! * [`router`] — the state machine tying them together.
+
+pub mod agents;
+pub mod command;
+pub mod effect;
+pub mod error;
+pub mod levels;
+pub mod matching;
+pub mod priority;
+pub mod queue;
+pub mod router;
+pub mod settings;
+pub mod staffing;
+pub mod testkit;
+pub mod types;
+
+pub use command::{Actor, Command, Presence, Role, TransferTarget};
+pub use effect::{Effect, Event, EventKind, LevelChange, Offer, Scope};
+pub use error::CoreError;
+pub use router::{Router, SettingsError};
+pub use settings::RoutingSettings;
+pub use types::*;

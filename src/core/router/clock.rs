@@ -1,0 +1,237 @@
+//! Everything that happens because time passed: offer timeouts, heartbeat
+//! grace, fatigue, overflow, load levels with overrides, staffing advice, and
+//! forgetting finished work.
+
+use super::{Override, Router};
+use crate::core::agents::{AgentIx, Class, GroupIx};
+use crate::core::command::{Actor, Role};
+use crate::core::effect::{Effect, LevelChange, Scope};
+use crate::core::error::CoreError;
+use crate::core::levels::{raw_level, Observation};
+use crate::core::staffing::{advise, StaffingInput};
+use crate::core::types::{Level, Millis, Rule};
+
+/// Levels are re-evaluated at most this often.
+const LEVEL_EVAL_MS: u64 = 1_000;
+
+impl Router {
+    pub(super) fn tick(&mut self, now: Millis, fx: &mut Vec<Effect>) {
+        while let Some(&(deadline, ix)) = self.offer_deadlines.first() {
+            if deadline > now {
+                break;
+            }
+            self.time_out(now, ix, fx);
+        }
+        self.expire_heartbeats(now, fx);
+        self.expire_fatigue(now);
+        self.overflow(now, fx);
+        if now >= self.next_level_eval {
+            self.evaluate_levels(now, fx);
+            self.next_level_eval = now + LEVEL_EVAL_MS;
+        }
+        self.forget_finished(now);
+    }
+
+    /// Inquiries that waited `overflow_after` become servable by the overflow
+    /// groups, and are offered there at once when an agent may take them.
+    fn overflow(&mut self, now: Millis, fx: &mut Vec<Effect>) {
+        for g in 0..self.groups.len() as GroupIx {
+            let after = self.playbook(self.groups[g as usize].level).overflow_after.as_millis() as u64;
+            while let Some((&(since, _), &ix)) = self.groups[g as usize].queue.clock.first_key_value() {
+                if since + after > now {
+                    break;
+                }
+                let slot = self.rec(ix).slot();
+                self.groups[g as usize].queue.mark_overflowed(ix, &slot);
+                self.rec_mut(ix).overflowed = true;
+                let targets = self.groups[g as usize].overflow_to.clone();
+                for target in targets {
+                    let mut choice = self.choose_agent(now, target, ix);
+                    if let Some((ax, _)) = choice.agent {
+                        choice.trace.rule = Some(Rule::Overflow);
+                        self.dequeue(ix);
+                        self.offer(now, ix, ax, target, choice.trace, fx);
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Measures every group, applies hysteresis and overrides, reports level
+    /// changes, and re-applies the playbook where a level moved.
+    pub(super) fn evaluate_levels(&mut self, now: Millis, fx: &mut Vec<Effect>) {
+        self.overrides.retain(|o| o.until > now);
+        let mut changed = Vec::new();
+        for g in 0..self.groups.len() as GroupIx {
+            let (measured, reason) = self.measure(now, g);
+            let pinned = self.pinned_level(now, Some(g));
+            let group = &mut self.groups[g as usize];
+            let level = measured.max(pinned);
+            if level != group.level {
+                let reason =
+                    if pinned > measured { format!("ops override to at least {}", pinned.name()) } else { reason };
+                let scope = Scope::Group(group.id.clone());
+                fx.push(Effect::LevelChanged(LevelChange { scope, from: group.level, to: level, reason, at: now }));
+                group.level = level;
+                changed.push(g);
+            }
+            self.update_staffing(g);
+        }
+        let router_level =
+            self.groups.iter().map(|g| g.level).max().unwrap_or_default().max(self.pinned_level(now, None));
+        if router_level != self.router_level {
+            let reason = "highest group level".to_string();
+            fx.push(Effect::LevelChanged(LevelChange {
+                scope: Scope::Router,
+                from: self.router_level,
+                to: router_level,
+                reason,
+                at: now,
+            }));
+            self.router_level = router_level;
+        }
+        self.reapply_playbook(now, &changed, fx);
+    }
+
+    /// The measured level of a group after hysteresis, with the reason.
+    fn measure(&mut self, now: Millis, g: GroupIx) -> (Level, String) {
+        let cooldown = self.settings.levels.cooldown.as_millis() as u64;
+        let group = &mut self.groups[g as usize];
+        let census = &group.agents.census;
+        let obs = Observation {
+            arrivals_per_min: group.arrivals.per_minute(now),
+            queue_length: group.queue.len(),
+            oldest_wait_ms: group.queue.oldest_since().map_or(0, |s| now.saturating_sub(s)),
+            occupancy: if census.capacity == 0 { 0.0 } else { f64::from(census.load) / f64::from(census.capacity) },
+        };
+        group.arrivals_per_min = obs.arrivals_per_min;
+        let (raw, reason) = raw_level(&self.settings.levels, group.settings.baseline_per_min, obs);
+        let before = group.tracker.level();
+        group.tracker.observe(now, raw, cooldown);
+        let after = group.tracker.level();
+        let reason = if after < before {
+            format!("{} held for the {}s cooldown", after.name(), cooldown / 1000)
+        } else {
+            reason
+        };
+        (after, reason)
+    }
+
+    fn pinned_level(&self, now: Millis, group: Option<GroupIx>) -> Level {
+        self.overrides
+            .iter()
+            .filter(|o| o.from <= now && now < o.until && (o.group.is_none() || o.group == group))
+            .map(|o| o.level)
+            .max()
+            .unwrap_or_default()
+    }
+
+    fn update_staffing(&mut self, g: GroupIx) {
+        let standby = self.playbook(self.groups[g as usize].level).standby_reserve;
+        let default_chats = f64::from(self.settings.agents.max_concurrent);
+        let group = &mut self.groups[g as usize];
+        let census = &group.agents.census;
+        let working = census.ready + census.full;
+        let concurrency = if working == 0 { default_chats } else { f64::from(census.capacity) / f64::from(working) };
+        group.staffing = advise(StaffingInput {
+            arrivals_per_sec: group.arrivals_per_min / 60.0,
+            handle_secs: group.handle_ms_avg / 1000.0,
+            concurrency,
+            service_level: group.settings.service_level,
+            answer_within_secs: group.settings.answer_within.as_secs_f64(),
+            standby_reserve: standby,
+        });
+    }
+
+    /// After levels moved: agents' capacity and fatigue rule change, reserve
+    /// and overflow time follow the new playbook, and freed slots are filled.
+    fn reapply_playbook(&mut self, now: Millis, changed: &[GroupIx], fx: &mut Vec<Effect>) {
+        if changed.is_empty() {
+            return;
+        }
+        let mut members: Vec<AgentIx> =
+            changed.iter().flat_map(|&g| self.groups[g as usize].agents.members.iter().copied()).collect();
+        members.sort_unstable();
+        members.dedup();
+        for &ax in &members {
+            self.with_agent(ax, |_| {});
+        }
+        for &ax in &members {
+            if self.agents[ax as usize].class == Class::Ready {
+                self.fill_agent(now, ax, None, fx);
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn set_override(
+        &mut self,
+        now: Millis,
+        actor: &Actor,
+        group: Option<String>,
+        level: Level,
+        from: Millis,
+        until: Millis,
+        fx: &mut Vec<Effect>,
+    ) -> Result<(), CoreError> {
+        require_admin(actor, "set a level override")?;
+        let g = group.as_deref().map(|name| self.group_by_name(name)).transpose()?;
+        let from = if from == 0 { now } else { from };
+        if until <= from || until <= now {
+            return Err(CoreError::InvalidArgument(format!(
+                "override window ends ({until}) before it starts ({from}) or in the past; until_ms must be later than from_ms and now"
+            )));
+        }
+        self.overrides.retain(|o| o.group != g);
+        self.overrides.push(Override { group: g, level, from, until });
+        self.evaluate_levels(now, fx);
+        Ok(())
+    }
+
+    pub(super) fn clear_override(
+        &mut self,
+        now: Millis,
+        actor: &Actor,
+        group: Option<String>,
+        fx: &mut Vec<Effect>,
+    ) -> Result<(), CoreError> {
+        require_admin(actor, "clear a level override")?;
+        let g = group.as_deref().map(|name| self.group_by_name(name)).transpose()?;
+        self.overrides.retain(|o| o.group != g);
+        self.evaluate_levels(now, fx);
+        Ok(())
+    }
+
+    /// Drops finished inquiries after `retain_finished`, and stale sticky agents.
+    fn forget_finished(&mut self, now: Millis) {
+        let retain = self.settings.agents.retain_finished.as_millis() as u64;
+        while let Some(&(at, ix)) = self.finished.front() {
+            if at + retain > now {
+                break;
+            }
+            self.finished.pop_front();
+            if let Some(rec) = self.records[ix as usize].take() {
+                self.inquiry_ix.remove(&rec.inquiry.id);
+                self.free_records.push(ix);
+            }
+        }
+        let window = self.settings.agents.sticky_window.as_millis() as u64;
+        while let Some((at, _)) = self.sticky_expiry.front() {
+            if at + window > now {
+                break;
+            }
+            let (at, key) = self.sticky_expiry.pop_front().expect("front exists");
+            if self.sticky.get(&key).is_some_and(|&(_, stamp)| stamp == at) {
+                self.sticky.remove(&key);
+            }
+        }
+    }
+}
+
+fn require_admin(actor: &Actor, what: &str) -> Result<(), CoreError> {
+    match actor.role {
+        Role::Admin | Role::System => Ok(()),
+        _ => Err(CoreError::PermissionDenied(format!("`{}` may not {what}: only admins may", actor.id))),
+    }
+}

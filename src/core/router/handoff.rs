@@ -1,0 +1,232 @@
+//! Handoffs: transfer to an agent or a group with a note, escalation to the
+//! supervisors with raised priority, and who may do either.
+
+use super::placement::EventDetail;
+use super::record::Place;
+use super::Router;
+use crate::core::agents::{AgentIx, Class, GroupIx, InqIx};
+use crate::core::command::{Actor, Role, TransferTarget};
+use crate::core::effect::{Effect, EventKind};
+use crate::core::error::CoreError;
+use crate::core::priority::{self, PriorityInput};
+use crate::core::types::{HandoffNote, Millis, Rule};
+
+/// The note the router writes when it takes work back from an agent.
+pub(super) fn system_note(now: Millis, agent: &str) -> HandoffNote {
+    HandoffNote {
+        summary: format!("agent {agent} went offline during the conversation"),
+        attempted: "see the earlier messages of this conversation".to_string(),
+        customer_expectation: "continue where the conversation stopped".to_string(),
+        author: "system".to_string(),
+        at: now,
+    }
+}
+
+impl Router {
+    /// Checks that `actor` may hand off `ix`; returns the agent holding it.
+    fn may_hand_off(&self, actor: &Actor, ix: InqIx, id: &str) -> Result<Option<AgentIx>, CoreError> {
+        let rec = self.rec(ix);
+        let (holder, group) = match rec.place {
+            Place::Finished { state, .. } => {
+                return Err(CoreError::FailedPrecondition(format!(
+                    "inquiry `{id}` is already {state:?}; only waiting, offered or active inquiries can be handed off"
+                )))
+            }
+            Place::Waiting => (None, rec.home),
+            Place::Offered { agent, group, .. } | Place::Active { agent, group } => (Some(agent), group),
+        };
+        let is_holder = holder.is_some_and(|h| *self.agents[h as usize].id == *actor.id);
+        let allowed = match actor.role {
+            Role::Admin | Role::System => true,
+            Role::Agent => is_holder,
+            Role::Lead => is_holder || self.is_member(&actor.id, group),
+        };
+        if !allowed {
+            let rule = match actor.role {
+                Role::Lead => "a lead may hand off inquiries of its own groups only",
+                _ => "an agent may hand off only inquiries it holds",
+            };
+            return Err(CoreError::PermissionDenied(format!("`{}` may not hand off inquiry `{id}`: {rule}", actor.id)));
+        }
+        Ok(holder)
+    }
+
+    fn is_member(&self, agent: &str, g: GroupIx) -> bool {
+        self.agent_ix.get(agent).is_some_and(|&ax| self.agents[ax as usize].proficiency_in(g).is_some())
+    }
+
+    /// Frees the inquiry from its holder or queue before it moves.
+    fn detach_inquiry(&mut self, ix: InqIx, holder: Option<AgentIx>, fx: &mut Vec<Effect>) {
+        match self.rec(ix).place {
+            Place::Waiting => self.dequeue(ix),
+            Place::Offered { deadline, .. } => {
+                self.offer_deadlines.remove(&(deadline, ix));
+                let (inquiry, agent) =
+                    (self.rec(ix).inquiry.id.clone(), self.agents[holder.unwrap() as usize].id.clone());
+                fx.push(Effect::Withdraw { inquiry, agent, reason: "transferred" });
+            }
+            _ => {}
+        }
+        if let Some(ax) = holder {
+            self.release(ax, ix);
+        }
+    }
+
+    pub(super) fn transfer(
+        &mut self,
+        now: Millis,
+        actor: &Actor,
+        id: &str,
+        target: TransferTarget,
+        note: HandoffNote,
+        fx: &mut Vec<Effect>,
+    ) -> Result<(), CoreError> {
+        let ix = self.inquiry_by_id(id)?;
+        let holder = self.may_hand_off(actor, ix, id)?;
+        let (to_agent, to_group) = match &target {
+            TransferTarget::Agent(agent) => {
+                let ax = self.transfer_agent(ix, holder, agent)?;
+                let home = self.rec(ix).home;
+                let a = &self.agents[ax as usize];
+                let g = if a.proficiency_in(home).is_some() { home } else { a.groups[0].0 };
+                (Some(ax), g)
+            }
+            TransferTarget::Group(group) => (None, self.group_by_name(group)?),
+        };
+        let from = self.current_group(ix);
+        self.detach_inquiry(ix, holder, fx);
+        let note = HandoffNote { author: actor.id.to_string(), at: now, ..note };
+        self.move_to_group(now, ix, to_group, Rule::TransferTarget);
+        let text = match &target {
+            TransferTarget::Agent(a) => format!("to agent {a}"),
+            TransferTarget::Group(g) => format!("to group {g}"),
+        };
+        self.record_handoff(now, ix, EventKind::Transferred, from, holder, note, text, fx);
+        match to_agent {
+            Some(ax) => {
+                let mut trace = self.choose_agent(now, to_group, ix).trace;
+                trace.rule = Some(Rule::TransferTarget);
+                self.offer(now, ix, ax, to_group, trace, fx);
+            }
+            None => self.route(now, ix, EventKind::Queued, fx),
+        }
+        if let Some(ax) = holder {
+            self.fill_agent(now, ax, Some(ix), fx);
+        }
+        Ok(())
+    }
+
+    /// The agent a transfer goes to, if it can take the inquiry now.
+    fn transfer_agent(&self, ix: InqIx, holder: Option<AgentIx>, agent: &str) -> Result<AgentIx, CoreError> {
+        let ax = self.agent_by_id(agent)?;
+        let a = &self.agents[ax as usize];
+        if holder == Some(ax) {
+            return Err(CoreError::FailedPrecondition(format!("inquiry is already with agent `{agent}`")));
+        }
+        if a.class != Class::Ready || a.groups.is_empty() {
+            return Err(CoreError::FailedPrecondition(format!(
+                "agent `{agent}` cannot take work now ({:?}, {}/{} chats); transfer to a group instead",
+                a.status,
+                a.load(),
+                a.capacity
+            )));
+        }
+        if a.offering.check(self.rec(ix).need).is_err() {
+            return Err(CoreError::FailedPrecondition(format!(
+                "agent `{agent}` lacks the language or skills this inquiry needs; pick another agent or a group"
+            )));
+        }
+        Ok(ax)
+    }
+
+    pub(super) fn escalate(
+        &mut self,
+        now: Millis,
+        actor: &Actor,
+        id: &str,
+        note: HandoffNote,
+        fx: &mut Vec<Effect>,
+    ) -> Result<(), CoreError> {
+        let ix = self.inquiry_by_id(id)?;
+        let holder = self.may_hand_off(actor, ix, id)?;
+        let Some(target) = self.escalation else {
+            return Err(CoreError::FailedPrecondition(
+                "no escalation group is configured; set [escalation] group in the configuration".to_string(),
+            ));
+        };
+        if self.rec(ix).escalated {
+            return Err(CoreError::FailedPrecondition(format!("inquiry `{id}` is already escalated")));
+        }
+        let from = self.current_group(ix);
+        self.detach_inquiry(ix, holder, fx);
+        let note = HandoffNote { author: actor.id.to_string(), at: now, ..note };
+        self.rec_mut(ix).escalated = true;
+        self.move_to_group(now, ix, target, Rule::Escalation);
+        self.record_handoff(now, ix, EventKind::Escalated, from, holder, note, "to the supervisors".into(), fx);
+        self.route(now, ix, EventKind::Queued, fx);
+        if let Some(ax) = holder {
+            self.fill_agent(now, ax, Some(ix), fx);
+        }
+        Ok(())
+    }
+
+    fn current_group(&self, ix: InqIx) -> GroupIx {
+        match self.rec(ix).place {
+            Place::Offered { group, .. } | Place::Active { group, .. } => group,
+            _ => self.rec(ix).home,
+        }
+    }
+
+    /// Re-homes an inquiry in `g` as a new wait, with its score recomputed.
+    fn move_to_group(&mut self, now: Millis, ix: InqIx, g: GroupIx, rule: Rule) {
+        let aging = self.aging_ms();
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let settings = self.settings.priority.clone();
+        let rec = self.rec_mut(ix);
+        let standing = priority::standing(
+            &settings,
+            PriorityInput {
+                category: rec.inquiry.category,
+                vip_tier: rec.inquiry.customer.vip_tier,
+                is_fan: rec.inquiry.customer.is_fan,
+                escalated: rec.escalated,
+            },
+        );
+        rec.place = Place::Waiting;
+        rec.home = g;
+        rec.score = standing.score;
+        rec.band = standing.band;
+        rec.since = now;
+        rec.seq = seq;
+        rec.rank = priority::rank(standing.score, now, aging);
+        rec.overflowed = false;
+        rec.via_dedicated = false;
+        rec.excluded = None;
+        rec.accepted_at = None;
+        rec.next_rule = Some(rule);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn record_handoff(
+        &mut self,
+        now: Millis,
+        ix: InqIx,
+        kind: EventKind,
+        from: GroupIx,
+        holder: Option<AgentIx>,
+        note: HandoffNote,
+        text: String,
+        fx: &mut Vec<Effect>,
+    ) {
+        self.rec_mut(ix).note = Some(Box::new(note.clone()));
+        let detail = EventDetail {
+            agent: holder,
+            from_group: Some(from),
+            note: Some(note),
+            text: Some(text),
+            ..EventDetail::default()
+        };
+        self.emit(now, ix, kind, Some(detail), fx);
+    }
+}

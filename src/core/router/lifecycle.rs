@@ -1,0 +1,306 @@
+//! An inquiry's life: arrival (dedicated group, deflection), accept, decline,
+//! complete, cancel and offer timeout.
+
+use super::placement::{sticky_key, EventDetail};
+use super::record::{Place, Record};
+use super::Router;
+use crate::core::agents::{AgentIx, InqIx};
+use crate::core::command::{Actor, Role};
+use crate::core::effect::{Effect, EventKind};
+use crate::core::error::CoreError;
+use crate::core::matching::{language_key, Need};
+use crate::core::priority::{self, PriorityInput};
+use crate::core::types::{AgentStatus, Band, Category, HandoffNote, Inquiry, InquiryState, Millis, Rule};
+
+impl Router {
+    pub(super) fn arrive(&mut self, now: Millis, inquiry: Inquiry, fx: &mut Vec<Effect>) -> Result<(), CoreError> {
+        if self.inquiry_ix.contains_key(&inquiry.id) {
+            return Err(CoreError::Duplicate(inquiry.id));
+        }
+        if inquiry.customer.vip_tier > 5 {
+            return Err(CoreError::InvalidArgument(format!(
+                "customer.vip_tier {} is out of range; use 0 to 5",
+                inquiry.customer.vip_tier
+            )));
+        }
+        let ix = self.insert_record(now, inquiry);
+        let primary = self.rec(ix).home;
+        let landing = self.landing_group(now, ix);
+        self.groups[landing as usize].arrivals.record(now);
+        if landing == primary && self.should_deflect(ix) {
+            self.finish(now, ix, InquiryState::Deflected);
+            let rec = self.rec(ix);
+            let (id, shop) = (rec.inquiry.id.clone(), rec.inquiry.shop_id.clone());
+            let group = self.groups[landing as usize].id.clone();
+            fx.push(Effect::Deflect { inquiry: id, shop, group, at: now });
+            return Ok(());
+        }
+        let rec = self.rec_mut(ix);
+        rec.home = landing;
+        rec.via_dedicated = landing != primary;
+        self.route(now, ix, EventKind::Queued, fx);
+        Ok(())
+    }
+
+    fn insert_record(&mut self, now: Millis, inquiry: Inquiry) -> InqIx {
+        let language = self.languages.need(&language_key(&inquiry.language));
+        let skills = inquiry.required_skills.iter().fold(0u64, |acc, s| acc | 1u64 << self.skills.need(s));
+        let standing = priority::standing(
+            &self.settings.priority,
+            PriorityInput {
+                category: inquiry.category,
+                vip_tier: inquiry.customer.vip_tier,
+                is_fan: inquiry.customer.is_fan,
+                escalated: false,
+            },
+        );
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let record = Record {
+            home: self.primary[inquiry.category as usize],
+            inquiry,
+            place: Place::Waiting,
+            need: Need { language, skills },
+            score: standing.score,
+            band: standing.band,
+            escalated: false,
+            since: now,
+            received_at: now,
+            seq,
+            rank: priority::rank(standing.score, now, self.aging_ms()),
+            attempts: 0,
+            overflowed: false,
+            via_dedicated: false,
+            next_rule: None,
+            excluded: None,
+            accepted_at: None,
+            note: None,
+            timeline: Vec::new(),
+        };
+        let id = record.inquiry.id.clone();
+        let ix = match self.free_records.pop() {
+            Some(ix) => {
+                self.records[ix as usize] = Some(record);
+                ix
+            }
+            None => {
+                self.records.push(Some(record));
+                (self.records.len() - 1) as InqIx
+            }
+        };
+        self.inquiry_ix.insert(id, ix);
+        ix
+    }
+
+    /// The dedicated group for fans and high-tier VIPs when it has an eligible
+    /// agent, or a short queue and someone available; else the primary group.
+    fn landing_group(&self, now: Millis, ix: InqIx) -> crate::core::agents::GroupIx {
+        let rec = self.rec(ix);
+        let primary = rec.home;
+        let rules = &self.settings.dedicated;
+        let Some(dedicated) = self.dedicated else { return primary };
+        let customer = &rec.inquiry.customer;
+        let qualifies =
+            (rules.fans && customer.is_fan) || (rules.min_vip_tier > 0 && customer.vip_tier >= rules.min_vip_tier);
+        if !qualifies || dedicated == primary {
+            return primary;
+        }
+        let group = &self.groups[dedicated as usize];
+        let someone_available = group.agents.census.by_status[0] > 0;
+        let short_queue = group.queue.len() < rules.short_queue;
+        if self.choose_agent(now, dedicated, ix).agent.is_some() || (short_queue && someone_available) {
+            dedicated
+        } else {
+            primary
+        }
+    }
+
+    /// LOW band pre-sales go to the bot first when the playbook says so.
+    fn should_deflect(&self, ix: InqIx) -> bool {
+        let rec = self.rec(ix);
+        let level = self.groups[rec.home as usize].level;
+        self.playbook(level).deflect_low_pre_sales
+            && rec.band == Band::Low
+            && rec.inquiry.category == Category::PreSales
+            && !rec.inquiry.bot_attempted
+    }
+
+    /// Marks an inquiry finished; it stays queryable for `retain_finished`.
+    pub(super) fn finish(&mut self, now: Millis, ix: InqIx, state: InquiryState) {
+        self.rec_mut(ix).place = Place::Finished { state, at: now };
+        self.finished.push_back((now, ix));
+    }
+
+    /// The inquiry `id` as offered to (`active == false`) or active with the
+    /// acting agent; permission and state errors otherwise.
+    fn held_by_actor(
+        &self,
+        actor: &Actor,
+        id: &str,
+        active: bool,
+        action: &str,
+    ) -> Result<(InqIx, AgentIx), CoreError> {
+        let ix = self.inquiry_by_id(id)?;
+        let place = self.rec(ix).place;
+        let holder = match (place, active) {
+            (Place::Offered { agent, .. }, false) | (Place::Active { agent, .. }, true) => agent,
+            _ => {
+                let wanted = if active { "ACTIVE" } else { "OFFERED" };
+                return Err(CoreError::FailedPrecondition(format!(
+                    "cannot {action} inquiry `{id}`: it is {:?}, and only {wanted} inquiries can be; fetch its state with GetInquiry",
+                    place.state()
+                )));
+            }
+        };
+        let holder_id = &self.agents[holder as usize].id;
+        let may = match actor.role {
+            Role::System => true,
+            Role::Admin => active,
+            Role::Agent | Role::Lead => **holder_id == *actor.id,
+        };
+        if !may {
+            return Err(CoreError::PermissionDenied(format!(
+                "`{}` may not {action} inquiry `{id}`: it is held by another agent",
+                actor.id
+            )));
+        }
+        Ok((ix, holder))
+    }
+
+    pub(super) fn accept(
+        &mut self,
+        now: Millis,
+        actor: &Actor,
+        id: &str,
+        fx: &mut Vec<Effect>,
+    ) -> Result<(), CoreError> {
+        let (ix, ax) = self.held_by_actor(actor, id, false, "accept")?;
+        let Place::Offered { group, deadline, .. } = self.rec(ix).place else { unreachable!() };
+        self.offer_deadlines.remove(&(deadline, ix));
+        self.agents[ax as usize].consecutive_timeouts = 0;
+        let rec = self.rec_mut(ix);
+        rec.place = Place::Active { agent: ax, group };
+        rec.accepted_at = Some(now);
+        let waited = now.saturating_sub(rec.received_at);
+        let key = sticky_key(&rec.inquiry.shop_id, &rec.inquiry.customer.id);
+        self.sticky.insert(key.clone(), (ax, now));
+        self.sticky_expiry.push_back((now, key));
+        let detail = EventDetail { agent: Some(ax), waited_ms: Some(waited), ..EventDetail::default() };
+        self.emit(now, ix, EventKind::Accepted, Some(detail), fx);
+        Ok(())
+    }
+
+    pub(super) fn decline(
+        &mut self,
+        now: Millis,
+        actor: &Actor,
+        id: &str,
+        fx: &mut Vec<Effect>,
+    ) -> Result<(), CoreError> {
+        let (ix, ax) = self.held_by_actor(actor, id, false, "decline")?;
+        self.take_back(now, ix, ax, EventKind::Declined, None, fx);
+        self.fill_agent(now, ax, Some(ix), fx);
+        Ok(())
+    }
+
+    pub(super) fn complete(
+        &mut self,
+        now: Millis,
+        actor: &Actor,
+        id: &str,
+        fx: &mut Vec<Effect>,
+    ) -> Result<(), CoreError> {
+        let (ix, ax) = self.held_by_actor(actor, id, true, "complete")?;
+        let Place::Active { group, .. } = self.rec(ix).place else { unreachable!() };
+        self.release(ax, ix);
+        let handled = now.saturating_sub(self.rec(ix).accepted_at.unwrap_or(now));
+        let avg = &mut self.groups[group as usize].handle_ms_avg;
+        *avg = 0.9 * *avg + 0.1 * handled as f64; // EWMA: recent handle times weigh most
+        let detail = EventDetail { agent: Some(ax), handled_ms: Some(handled), ..EventDetail::default() };
+        self.emit(now, ix, EventKind::Completed, Some(detail), fx);
+        self.finish(now, ix, InquiryState::Completed);
+        self.fill_agent(now, ax, None, fx);
+        Ok(())
+    }
+
+    pub(super) fn cancel(&mut self, now: Millis, id: &str, fx: &mut Vec<Effect>) -> Result<(), CoreError> {
+        let ix = self.inquiry_by_id(id)?;
+        let place = self.rec(ix).place;
+        let holder = match place {
+            Place::Finished { state, .. } => return Err(CoreError::AlreadyFinished(id.into(), state)),
+            Place::Waiting => {
+                self.dequeue(ix);
+                None
+            }
+            Place::Offered { agent, deadline, .. } => {
+                self.offer_deadlines.remove(&(deadline, ix));
+                Some(agent)
+            }
+            Place::Active { agent, .. } => Some(agent),
+        };
+        if let Some(ax) = holder {
+            self.release(ax, ix);
+            let agent = self.agents[ax as usize].id.clone();
+            fx.push(Effect::Withdraw { inquiry: id.into(), agent, reason: "cancelled by the customer" });
+        }
+        let detail = EventDetail { agent: holder, ..EventDetail::default() };
+        self.emit(now, ix, EventKind::Cancelled, Some(detail), fx);
+        self.finish(now, ix, InquiryState::Cancelled);
+        if let Some(ax) = holder {
+            self.fill_agent(now, ax, None, fx);
+        }
+        Ok(())
+    }
+
+    /// An unaccepted offer ran out: back to the queue, and AWAY after too many.
+    pub(super) fn time_out(&mut self, now: Millis, ix: InqIx, fx: &mut Vec<Effect>) {
+        let Place::Offered { agent: ax, .. } = self.rec(ix).place else { return };
+        self.take_back(now, ix, ax, EventKind::TimedOut, None, fx);
+        let agent = &mut self.agents[ax as usize];
+        agent.consecutive_timeouts += 1;
+        if agent.consecutive_timeouts >= self.settings.agents.timeouts_before_away
+            && agent.status == AgentStatus::Available
+        {
+            self.set_status(now, ax, AgentStatus::Away, "consecutive offer timeouts", fx);
+        } else {
+            self.fill_agent(now, ax, Some(ix), fx);
+        }
+    }
+
+    /// Takes an offered or active inquiry back from agent `ax` and routes it
+    /// again from the front of its queue (rank kept), avoiding `ax` once.
+    pub(super) fn take_back(
+        &mut self,
+        now: Millis,
+        ix: InqIx,
+        ax: AgentIx,
+        why: EventKind,
+        note: Option<HandoffNote>,
+        fx: &mut Vec<Effect>,
+    ) {
+        if let Place::Offered { deadline, .. } = self.rec(ix).place {
+            self.offer_deadlines.remove(&(deadline, ix));
+            let (inquiry, agent) = (self.rec(ix).inquiry.id.clone(), self.agents[ax as usize].id.clone());
+            let reason = match why {
+                EventKind::TimedOut => "accept timeout",
+                EventKind::Declined => "declined",
+                _ => "returned to the queue",
+            };
+            fx.push(Effect::Withdraw { inquiry, agent, reason });
+        }
+        self.release(ax, ix);
+        let detail = EventDetail { agent: Some(ax), note: note.clone(), ..EventDetail::default() };
+        self.emit(now, ix, why, Some(detail), fx);
+        let rec = self.rec_mut(ix);
+        rec.place = Place::Waiting;
+        rec.excluded = Some(ax);
+        rec.accepted_at = None;
+        if let Some(note) = note {
+            rec.note = Some(Box::new(note));
+        }
+        if rec.next_rule == Some(Rule::TransferTarget) {
+            rec.next_rule = None;
+        }
+        self.route(now, ix, EventKind::Requeued, fx);
+    }
+}

@@ -1,0 +1,247 @@
+//! The router: all routing state and every decision of SPEC section 4.
+//!
+//! `Router::handle(now, command, &mut effects)` is the only way state changes.
+//! It never reads a clock and never performs I/O; adapters carry out the
+//! effects. The same commands at the same times always give the same effects.
+
+mod clock;
+mod handoff;
+mod invariants;
+mod lifecycle;
+mod placement;
+mod presence;
+mod record;
+mod views;
+
+pub use record::{Place, TimelineEntry};
+pub use views::{AgentView, GroupView, InquiryView, StateCounts, WaitingView};
+
+use super::agents::{Agent, AgentIx, GroupAgents, GroupIx, InqIx};
+use super::command::Command;
+use super::effect::Effect;
+use super::error::CoreError;
+use super::levels::{ArrivalWindow, LevelTracker};
+use super::matching::BitNames;
+use super::queue::GroupQueue;
+use super::settings::{GroupSettings, Playbook, RoutingSettings};
+use super::staffing::StaffingAdvice;
+use super::types::{Category, Id, Level, Millis};
+use record::Record;
+use rustc_hash::FxHashMap;
+use std::collections::{BTreeSet, VecDeque};
+
+/// One skill group's live state.
+#[derive(Debug)]
+struct Group {
+    id: Id,
+    settings: GroupSettings,
+    overflow_to: Vec<GroupIx>,
+    overflow_from: Vec<GroupIx>,
+    queue: GroupQueue,
+    agents: GroupAgents,
+    arrivals: ArrivalWindow,
+    tracker: LevelTracker,
+    /// Level in force: measured, raised by any active override.
+    level: Level,
+    handle_ms_avg: f64,
+    arrivals_per_min: f64,
+    staffing: StaffingAdvice,
+}
+
+/// A minimum level pinned by ops for a window.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Override {
+    group: Option<GroupIx>,
+    level: Level,
+    from: Millis,
+    until: Millis,
+}
+
+/// The routing engine. See the module docs.
+#[derive(Debug)]
+pub struct Router {
+    settings: RoutingSettings,
+    groups: Vec<Group>,
+    group_ix: FxHashMap<String, GroupIx>,
+    primary: [GroupIx; 8],
+    dedicated: Option<GroupIx>,
+    escalation: Option<GroupIx>,
+    agents: Vec<Agent>,
+    agent_ix: FxHashMap<Id, AgentIx>,
+    records: Vec<Option<Record>>,
+    free_records: Vec<InqIx>,
+    inquiry_ix: FxHashMap<Id, InqIx>,
+    languages: BitNames,
+    skills: BitNames,
+    next_seq: u64,
+    offer_deadlines: BTreeSet<(Millis, InqIx)>,
+    grace_deadlines: BTreeSet<(Millis, AgentIx)>,
+    fatigue_deadlines: BTreeSet<(Millis, AgentIx)>,
+    finished: VecDeque<(Millis, InqIx)>,
+    sticky: FxHashMap<String, (AgentIx, Millis)>,
+    sticky_expiry: VecDeque<(Millis, String)>,
+    overrides: Vec<Override>,
+    router_level: Level,
+    next_level_eval: Millis,
+}
+
+/// Settings the router cannot run with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("routing settings are not usable: {0}; run `ticket-router check-config` for every problem")]
+pub struct SettingsError(pub String);
+
+impl Router {
+    /// A router with no agents and no inquiries. The settings should have
+    /// passed `config::validate`; the few problems that would make routing
+    /// impossible are refused here too.
+    pub fn new(settings: RoutingSettings) -> Result<Router, SettingsError> {
+        let mut group_ix = FxHashMap::default();
+        for (i, g) in settings.groups.iter().enumerate() {
+            if group_ix.insert(g.id.clone(), i as GroupIx).is_some() {
+                return Err(SettingsError(format!("group `{}` is defined twice", g.id)));
+            }
+        }
+        let find = |id: &str| group_ix.get(id).copied();
+        let mut primary = [GroupIx::MAX; 8];
+        for (i, g) in settings.groups.iter().enumerate() {
+            for c in &g.categories {
+                primary[*c as usize] = i as GroupIx;
+            }
+        }
+        if let Some(c) = Category::ALL.iter().find(|c| primary[**c as usize] == GroupIx::MAX) {
+            return Err(SettingsError(format!("category {} is served by no group", c.name())));
+        }
+        let window_secs = settings.levels.window.as_secs().max(1);
+        let mut groups: Vec<Group> = settings
+            .groups
+            .iter()
+            .map(|g| Group {
+                id: g.id.as_str().into(),
+                settings: g.clone(),
+                overflow_to: Vec::new(),
+                overflow_from: Vec::new(),
+                queue: GroupQueue::default(),
+                agents: GroupAgents::default(),
+                arrivals: ArrivalWindow::new(window_secs),
+                tracker: LevelTracker::default(),
+                level: Level::Normal,
+                handle_ms_avg: g.handle_time.as_millis() as f64,
+                arrivals_per_min: 0.0,
+                staffing: StaffingAdvice::default(),
+            })
+            .collect();
+        for (i, g) in settings.groups.iter().enumerate() {
+            for target in &g.overflow {
+                let t = find(target)
+                    .ok_or_else(|| SettingsError(format!("group `{}` overflows to unknown `{target}`", g.id)))?;
+                if t as usize != i && !groups[i].overflow_to.contains(&t) {
+                    groups[i].overflow_to.push(t);
+                    groups[t as usize].overflow_from.push(i as GroupIx);
+                }
+            }
+        }
+        let optional = |id: &str, what: &str| -> Result<Option<GroupIx>, SettingsError> {
+            if id.is_empty() {
+                return Ok(None);
+            }
+            find(id).map(Some).ok_or_else(|| SettingsError(format!("{what} group `{id}` is not configured")))
+        };
+        let dedicated = optional(&settings.dedicated.group, "dedicated")?;
+        let escalation = optional(&settings.escalation.group, "escalation")?;
+        Ok(Router {
+            settings,
+            groups,
+            group_ix,
+            primary,
+            dedicated,
+            escalation,
+            agents: Vec::new(),
+            agent_ix: FxHashMap::default(),
+            records: Vec::new(),
+            free_records: Vec::new(),
+            inquiry_ix: FxHashMap::default(),
+            languages: BitNames::default(),
+            skills: BitNames::default(),
+            next_seq: 0,
+            offer_deadlines: BTreeSet::new(),
+            grace_deadlines: BTreeSet::new(),
+            fatigue_deadlines: BTreeSet::new(),
+            finished: VecDeque::new(),
+            sticky: FxHashMap::default(),
+            sticky_expiry: VecDeque::new(),
+            overrides: Vec::new(),
+            router_level: Level::Normal,
+            next_level_eval: 0,
+        })
+    }
+
+    /// Applies one command at `now`, appending the effects to `effects`.
+    /// On error nothing changed and nothing was appended.
+    pub fn handle(&mut self, now: Millis, command: Command, effects: &mut Vec<Effect>) -> Result<(), CoreError> {
+        match command {
+            Command::Arrive(inquiry) => self.arrive(now, *inquiry, effects),
+            Command::Cancel { inquiry } => self.cancel(now, &inquiry, effects),
+            Command::SetPresence { actor, presence } => self.set_presence(now, &actor, presence, effects),
+            Command::Accept { actor, inquiry } => self.accept(now, &actor, &inquiry, effects),
+            Command::Decline { actor, inquiry } => self.decline(now, &actor, &inquiry, effects),
+            Command::Complete { actor, inquiry } => self.complete(now, &actor, &inquiry, effects),
+            Command::Transfer { actor, inquiry, target, note } => {
+                self.transfer(now, &actor, &inquiry, target, note, effects)
+            }
+            Command::Escalate { actor, inquiry, note } => self.escalate(now, &actor, &inquiry, note, effects),
+            Command::SetLevelOverride { actor, group, level, from, until } => {
+                self.set_override(now, &actor, group, level, from, until, effects)
+            }
+            Command::ClearLevelOverride { actor, group } => self.clear_override(now, &actor, group, effects),
+            Command::DesktopConnected { agent } => self.desktop_connected(&agent),
+            Command::DesktopDisconnected { agent } => self.desktop_disconnected(now, &agent),
+            Command::Tick => {
+                self.tick(now, effects);
+                Ok(())
+            }
+        }
+    }
+
+    /// The settings the router runs with.
+    pub fn settings(&self) -> &RoutingSettings {
+        &self.settings
+    }
+
+    fn playbook(&self, level: Level) -> &Playbook {
+        self.settings.levels.playbook(level)
+    }
+
+    fn group_by_name(&self, id: &str) -> Result<GroupIx, CoreError> {
+        self.group_ix.get(id).copied().ok_or_else(|| CoreError::UnknownGroup(id.to_string()))
+    }
+
+    fn agent_by_id(&self, id: &str) -> Result<AgentIx, CoreError> {
+        self.agent_ix.get(id).copied().ok_or_else(|| CoreError::UnknownAgent(id.into()))
+    }
+
+    fn inquiry_by_id(&self, id: &str) -> Result<InqIx, CoreError> {
+        self.inquiry_ix.get(id).copied().ok_or_else(|| CoreError::UnknownInquiry(id.into()))
+    }
+
+    fn rec(&self, ix: InqIx) -> &Record {
+        self.records[ix as usize].as_ref().expect("live inquiry index")
+    }
+
+    fn rec_mut(&mut self, ix: InqIx) -> &mut Record {
+        self.records[ix as usize].as_mut().expect("live inquiry index")
+    }
+
+    fn aging_ms(&self) -> u64 {
+        self.settings.priority.aging_interval.as_millis() as u64
+    }
+
+    /// Reserved slots of a group now: `floor(ratio x capacity of agents who can work)`.
+    fn reserve_slots(&self, g: GroupIx) -> u32 {
+        let group = &self.groups[g as usize];
+        let ratio = self.playbook(group.level).reserve_ratio;
+        (ratio * f64::from(group.agents.census.capacity)).floor() as u32
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,362 @@
+//! Matching inquiries and agents: which agent gets a new inquiry, which waiting
+//! inquiry a freed slot gets, and the bookkeeping of offers and queues.
+
+use super::record::{Place, TimelineEntry};
+use super::Router;
+use crate::core::agents::{AgentIx, AgentKey, Class, GroupIx, InqIx};
+use crate::core::effect::{Effect, Event, EventKind, Offer};
+use crate::core::matching::Mismatch;
+use crate::core::priority;
+use crate::core::queue::{LaneKey, Lanes};
+use crate::core::types::{Band, DecisionTrace, Level, Millis, Rule};
+use rustc_hash::FxHashMap;
+
+/// How deep a lane is searched past inquiries the agent just declined.
+const EXCLUSION_SCAN: usize = 8;
+
+/// The agent chosen for an inquiry in one group, or why none was.
+pub(super) struct Choice {
+    pub agent: Option<(AgentIx, Rule)>,
+    pub trace: DecisionTrace,
+}
+
+impl Router {
+    /// Level of an agent: the highest of its groups' levels.
+    fn agent_level(&self, ax: AgentIx) -> Level {
+        let agent = &self.agents[ax as usize];
+        agent.groups.iter().map(|&(g, _)| self.groups[g as usize].level).max().unwrap_or_default()
+    }
+
+    /// Takes an agent out of its groups' census and ready indexes.
+    pub(super) fn detach_agent(&mut self, ax: AgentIx) {
+        let agent = &self.agents[ax as usize];
+        for &(g, _) in &agent.groups {
+            self.groups[g as usize].agents.update(g, ax, agent, false);
+        }
+    }
+
+    /// Recomputes capacity and class, and puts the agent back in its groups.
+    pub(super) fn attach_agent(&mut self, ax: AgentIx) {
+        let playbook = self.playbook(self.agent_level(ax)).clone();
+        let agent = &mut self.agents[ax as usize];
+        agent.capacity = agent.max_concurrent + playbook.extra_concurrent;
+        agent.class = agent.classify(playbook.enforce_fatigue);
+        agent.indexed = (agent.class == Class::Ready).then(|| (agent.occupancy_ppm(), agent.last_offer_at));
+        let agent = &self.agents[ax as usize];
+        for &(g, _) in &agent.groups {
+            self.groups[g as usize].agents.update(g, ax, agent, true);
+        }
+    }
+
+    /// Changes an agent with its indexes kept right.
+    pub(super) fn with_agent(&mut self, ax: AgentIx, change: impl FnOnce(&mut crate::core::agents::Agent)) {
+        self.detach_agent(ax);
+        change(&mut self.agents[ax as usize]);
+        self.attach_agent(ax);
+    }
+
+    /// Frees the slot `ix` holds at agent `ax`.
+    pub(super) fn release(&mut self, ax: AgentIx, ix: InqIx) {
+        self.with_agent(ax, |a| a.holding.retain(|&i| i != ix));
+    }
+
+    /// Trace fields that come from the group's census.
+    fn base_trace(&self, now: Millis, g: GroupIx, ix: InqIx) -> DecisionTrace {
+        let group = &self.groups[g as usize];
+        let census = &group.agents.census;
+        let rec = self.rec(ix);
+        DecisionTrace {
+            rule: None,
+            score: priority::aged_score(rec.score, rec.since, now, self.aging_ms()),
+            band: Some(rec.band),
+            level: group.level,
+            group: group.id.clone(),
+            considered: census.members,
+            skipped_full: census.full,
+            skipped_fatigue: census.fatigued,
+            skipped_not_available: census.not_available,
+            ..DecisionTrace::default()
+        }
+    }
+
+    /// Whether the group's reserve lets an inquiry of this band take a slot.
+    fn reserve_allows(&self, g: GroupIx, band: Band) -> bool {
+        band == Band::High || self.groups[g as usize].agents.census.free_slots() > self.reserve_slots(g)
+    }
+
+    /// Chooses the agent for inquiry `ix` in group `g` (SPEC "Agent choice").
+    pub(super) fn choose_agent(&self, now: Millis, g: GroupIx, ix: InqIx) -> Choice {
+        let rec = self.rec(ix);
+        let mut trace = self.base_trace(now, g, ix);
+        let reserve_ok = self.reserve_allows(g, rec.band);
+        let mut best: Option<&AgentKey> = None;
+        let mut second: Option<&AgentKey> = None;
+        for (offering, set) in &self.groups[g as usize].agents.ready {
+            let n = set.len() as u32;
+            match offering.check(rec.need) {
+                Err(Mismatch::Language) => trace.skipped_language += n,
+                Err(Mismatch::Skill) => trace.skipped_skill += n,
+                Ok(()) if !reserve_ok => trace.skipped_reserve += n,
+                Ok(()) => {
+                    for key in set.iter().filter(|k| Some(k.ix) != rec.excluded).take(2) {
+                        if best.is_none_or(|b| key < b) {
+                            second = best;
+                            best = Some(key);
+                        } else if second.is_none_or(|s| key < s) {
+                            second = Some(key);
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(sticky) = self.sticky_agent(now, g, ix, reserve_ok) {
+            trace.rule = Some(Rule::Sticky);
+            return Choice { agent: Some((sticky, Rule::Sticky)), trace };
+        }
+        let agent = best.map(|b| {
+            let rule = rec.next_rule.unwrap_or(if rec.via_dedicated {
+                Rule::Dedicated
+            } else {
+                deciding_criterion(b, second)
+            });
+            (b.ix, rule)
+        });
+        trace.rule = agent.map(|(_, r)| r);
+        Choice { agent, trace }
+    }
+
+    /// The customer's previous agent, if it may take this inquiry now.
+    fn sticky_agent(&self, now: Millis, g: GroupIx, ix: InqIx, reserve_ok: bool) -> Option<AgentIx> {
+        let rec = self.rec(ix);
+        if !reserve_ok || rec.next_rule.is_some() {
+            return None;
+        }
+        let &(ax, at) = self.sticky.get(&sticky_key(&rec.inquiry.shop_id, &rec.inquiry.customer.id))?;
+        let agent = &self.agents[ax as usize];
+        let fresh = now.saturating_sub(at) <= self.settings.agents.sticky_window.as_millis() as u64;
+        (fresh
+            && agent.class == Class::Ready
+            && rec.excluded != Some(ax)
+            && agent.proficiency_in(g).is_some()
+            && agent.offering.check(rec.need).is_ok())
+        .then_some(ax)
+    }
+
+    /// Offers inquiry `ix` to agent `ax` on behalf of group `g`.
+    pub(super) fn offer(
+        &mut self,
+        now: Millis,
+        ix: InqIx,
+        ax: AgentIx,
+        g: GroupIx,
+        trace: DecisionTrace,
+        fx: &mut Vec<Effect>,
+    ) {
+        let timeout = self.groups[g as usize].settings.accept_timeout.as_millis() as u64;
+        let deadline = now + timeout;
+        self.offer_deadlines.insert((deadline, ix));
+        self.with_agent(ax, |a| {
+            a.holding.push(ix);
+            a.last_offer_at = now;
+        });
+        let agent_id = self.agents[ax as usize].id.clone();
+        let group_id = self.groups[g as usize].id.clone();
+        let rec = self.rec_mut(ix);
+        rec.place = Place::Offered { agent: ax, group: g, deadline };
+        rec.attempts += 1;
+        rec.excluded = None;
+        rec.next_rule = None;
+        rec.timeline.push(TimelineEntry {
+            kind: EventKind::Offered,
+            at: now,
+            group: group_id.clone(),
+            agent: Some(agent_id.clone()),
+            trace: Some(Box::new(trace.clone())),
+            note: None,
+            detail: None,
+        });
+        fx.push(Effect::Offer(Offer {
+            inquiry: rec.inquiry.id.clone(),
+            shop: rec.inquiry.shop_id.clone(),
+            agent: agent_id,
+            group: group_id,
+            at: now,
+            expires_at: deadline,
+            attempt: rec.attempts,
+            trace,
+            note: rec.note.as_deref().cloned(),
+        }));
+    }
+
+    /// Puts inquiry `ix` in its home queue and reports `kind` (QUEUED or REQUEUED).
+    pub(super) fn enqueue(&mut self, now: Millis, ix: InqIx, kind: EventKind, fx: &mut Vec<Effect>) {
+        let rec = self.rec(ix);
+        let (home, slot, overflowed) = (rec.home, rec.slot(), rec.overflowed);
+        let group = &mut self.groups[home as usize];
+        let clocked = !group.overflow_to.is_empty();
+        group.queue.insert(ix, &slot, overflowed, clocked);
+        self.rec_mut(ix).place = Place::Waiting;
+        self.emit(now, ix, kind, None, fx);
+    }
+
+    /// Takes a waiting inquiry out of its queue.
+    pub(super) fn dequeue(&mut self, ix: InqIx) {
+        let rec = self.rec(ix);
+        debug_assert_eq!(rec.place, Place::Waiting);
+        let (home, slot) = (rec.home, rec.slot());
+        self.groups[home as usize].queue.remove(&slot);
+    }
+
+    /// Offers `ix` in its home group if an agent may take it, else queues it.
+    pub(super) fn route(&mut self, now: Millis, ix: InqIx, queued: EventKind, fx: &mut Vec<Effect>) {
+        let home = self.rec(ix).home;
+        let choice = self.choose_agent(now, home, ix);
+        match choice.agent {
+            Some((ax, _)) => self.offer(now, ix, ax, home, choice.trace, fx),
+            None => self.enqueue(now, ix, queued, fx),
+        }
+    }
+
+    /// Fills agent `ax`'s free slots with the best waiting work it may take,
+    /// never `skip` (the inquiry it just gave back).
+    pub(super) fn fill_agent(&mut self, now: Millis, ax: AgentIx, skip: Option<InqIx>, fx: &mut Vec<Effect>) {
+        while self.agents[ax as usize].class == Class::Ready {
+            let Some((ix, g, overflow)) = self.best_waiting_for(ax, skip) else { break };
+            let mut trace = self.base_trace(now, g, ix);
+            let rec = self.rec(ix);
+            let rule = if overflow {
+                Rule::Overflow
+            } else {
+                rec.next_rule.unwrap_or(if rec.via_dedicated { Rule::Dedicated } else { Rule::BestProficiency })
+            };
+            trace.rule = Some(rule);
+            self.dequeue(ix);
+            self.offer(now, ix, ax, g, trace, fx);
+        }
+    }
+
+    /// The best waiting inquiry agent `ax` may take: from its groups' queues,
+    /// and from the overflow lanes of groups that overflow into them.
+    fn best_waiting_for(&self, ax: AgentIx, skip: Option<InqIx>) -> Option<(InqIx, GroupIx, bool)> {
+        let agent = &self.agents[ax as usize];
+        let mut best: Option<(LaneKey, InqIx, GroupIx, bool)> = None;
+        for overflow in [false, true] {
+            for &(g, _) in &agent.groups {
+                let rest_allowed = self.reserve_allows(g, Band::Normal);
+                let group = &self.groups[g as usize];
+                let sources: &[GroupIx] = if overflow { &group.overflow_from } else { std::slice::from_ref(&g) };
+                for &src in sources {
+                    let queue = &self.groups[src as usize].queue;
+                    let lanes = if overflow { &queue.overflowed } else { &queue.lanes };
+                    if let Some((key, ix)) = self.best_in(lanes, ax, skip, rest_allowed) {
+                        if best.is_none_or(|(b, ..)| key < b) {
+                            best = Some((key, ix, g, overflow));
+                        }
+                    }
+                }
+            }
+        }
+        best.map(|(_, ix, g, overflow)| (ix, g, overflow))
+    }
+
+    fn best_in(
+        &self,
+        lanes: &FxHashMap<crate::core::matching::Need, Lanes>,
+        ax: AgentIx,
+        skip: Option<InqIx>,
+        rest_allowed: bool,
+    ) -> Option<(LaneKey, InqIx)> {
+        let offering = self.agents[ax as usize].offering;
+        let usable = |ix: InqIx| Some(ix) != skip && self.rec(ix).excluded != Some(ax);
+        let mut best: Option<(LaneKey, InqIx)> = None;
+        for (need, lanes) in lanes {
+            if offering.check(*need).is_err() {
+                continue;
+            }
+            let mut consider = |lane: &std::collections::BTreeMap<LaneKey, InqIx>| {
+                let found = lane.iter().take(EXCLUSION_SCAN).find(|(_, &ix)| usable(ix));
+                if let Some((&key, &ix)) = found {
+                    if best.is_none_or(|(b, _)| key < b) {
+                        best = Some((key, ix));
+                    }
+                }
+            };
+            consider(&lanes.high);
+            if rest_allowed {
+                consider(&lanes.rest);
+            }
+        }
+        best
+    }
+
+    /// Records a lifecycle step in the timeline and publishes it.
+    pub(super) fn emit(
+        &mut self,
+        now: Millis,
+        ix: InqIx,
+        kind: EventKind,
+        detail: Option<EventDetail>,
+        fx: &mut Vec<Effect>,
+    ) {
+        let aging = self.aging_ms();
+        let rec = self.rec(ix);
+        let group = match rec.place {
+            Place::Offered { group, .. } | Place::Active { group, .. } => group,
+            _ => rec.home,
+        };
+        let detail = detail.unwrap_or_default();
+        let group_id = self.groups[group as usize].id.clone();
+        let agent = detail.agent.map(|a| self.agents[a as usize].id.clone());
+        let score = priority::aged_score(rec.score, rec.since, now, aging);
+        let event = Event {
+            kind,
+            inquiry: rec.inquiry.id.clone(),
+            shop: rec.inquiry.shop_id.clone(),
+            group: group_id.clone(),
+            from_group: detail.from_group.map(|g| self.groups[g as usize].id.clone()),
+            agent: agent.clone(),
+            at: now,
+            score,
+            waited_ms: detail.waited_ms,
+            handled_ms: detail.handled_ms,
+            note: detail.note.clone(),
+            detail: detail.text.clone(),
+        };
+        self.rec_mut(ix).timeline.push(TimelineEntry {
+            kind,
+            at: now,
+            group: group_id,
+            agent,
+            trace: None,
+            note: detail.note.map(Box::new),
+            detail: detail.text.map(String::into_boxed_str),
+        });
+        fx.push(Effect::Event(event));
+    }
+}
+
+/// Optional parts of a lifecycle event.
+#[derive(Default)]
+pub(super) struct EventDetail {
+    pub agent: Option<AgentIx>,
+    pub from_group: Option<GroupIx>,
+    pub waited_ms: Option<u64>,
+    pub handled_ms: Option<u64>,
+    pub note: Option<crate::core::types::HandoffNote>,
+    pub text: Option<String>,
+}
+
+/// Key of the sticky-agent memory: the customer within a shop.
+pub(super) fn sticky_key(shop: &str, customer: &str) -> String {
+    format!("{shop}\u{1f}{customer}")
+}
+
+/// Which criterion put `best` ahead of the runner-up.
+fn deciding_criterion(best: &AgentKey, second: Option<&AgentKey>) -> Rule {
+    match second {
+        None => Rule::BestProficiency,
+        Some(s) if s.inverse_proficiency != best.inverse_proficiency => Rule::BestProficiency,
+        Some(s) if s.occupancy_ppm != best.occupancy_ppm => Rule::LeastOccupied,
+        Some(_) => Rule::LongestIdle,
+    }
+}

@@ -1,0 +1,214 @@
+//! Agent presence: status changes and what they do to held work, the desktop
+//! heartbeat with its grace period, and the fatigue clock.
+
+use super::handoff::system_note;
+use super::Router;
+use crate::core::agents::{Agent, AgentIx, Class, GroupIx};
+use crate::core::command::{Actor, Presence, Role};
+use crate::core::effect::{Effect, EventKind};
+use crate::core::error::CoreError;
+use crate::core::matching::{language_key, Offering};
+use crate::core::types::{AgentStatus, Millis};
+
+/// Highest `max_concurrent` accepted from a desktop.
+pub const MAX_CONCURRENT_LIMIT: u32 = 50;
+
+impl Router {
+    pub(super) fn set_presence(
+        &mut self,
+        now: Millis,
+        actor: &Actor,
+        p: Presence,
+        fx: &mut Vec<Effect>,
+    ) -> Result<(), CoreError> {
+        if actor.role == Role::Agent && *actor.id != *p.agent {
+            return Err(CoreError::PermissionDenied(format!(
+                "`{}` may set only its own presence, not `{}`",
+                actor.id, p.agent
+            )));
+        }
+        let (groups, offering, max_concurrent) = self.parse_presence(&p)?;
+        let ax = match self.agent_ix.get(&p.agent) {
+            Some(&ax) => ax,
+            None => self.add_agent(&p),
+        };
+        self.with_agent(ax, |a| {
+            a.groups = groups;
+            a.offering = offering;
+            a.max_concurrent = max_concurrent;
+        });
+        if self.agents[ax as usize].status != p.status || p.status == AgentStatus::Available {
+            self.set_status(now, ax, p.status, "set by the desktop", fx);
+        }
+        Ok(())
+    }
+
+    /// Validates a presence and turns names into indexes and bits.
+    fn parse_presence(&mut self, p: &Presence) -> Result<(Vec<(GroupIx, u8)>, Offering, u32), CoreError> {
+        let mut groups = Vec::with_capacity(p.groups.len());
+        for (name, proficiency) in &p.groups {
+            let g = self.group_by_name(name)?;
+            if !(1..=5).contains(proficiency) {
+                return Err(CoreError::InvalidArgument(format!(
+                    "proficiency {proficiency} in group `{name}` is out of range; use 1 (learning) to 5 (expert)"
+                )));
+            }
+            if !groups.iter().any(|&(known, _)| known == g) {
+                groups.push((g, *proficiency));
+            }
+        }
+        let max_concurrent = p.max_concurrent.unwrap_or(self.settings.agents.max_concurrent);
+        if !(1..=MAX_CONCURRENT_LIMIT).contains(&max_concurrent) {
+            return Err(CoreError::InvalidArgument(format!(
+                "max_concurrent {max_concurrent} is out of range; use 1 to {MAX_CONCURRENT_LIMIT}"
+            )));
+        }
+        let languages: Vec<String> = if p.languages.is_empty() {
+            vec!["zh".to_string()]
+        } else {
+            p.languages.iter().map(|l| language_key(l)).collect()
+        };
+        let mut offering = Offering::default();
+        for language in &languages {
+            let bit = self.languages.intern(language).ok_or_else(|| too_many("languages"))?;
+            offering.languages |= 1 << bit;
+        }
+        for skill in &p.skills {
+            let bit = self.skills.intern(skill).ok_or_else(|| too_many("skills"))?;
+            offering.skills |= 1 << bit;
+        }
+        Ok((groups, offering, max_concurrent))
+    }
+
+    fn add_agent(&mut self, p: &Presence) -> AgentIx {
+        let ax = self.agents.len() as AgentIx;
+        self.agents.push(Agent {
+            id: p.agent.clone(),
+            status: AgentStatus::Offline,
+            groups: Vec::new(),
+            max_concurrent: self.settings.agents.max_concurrent,
+            capacity: 0,
+            holding: Vec::new(),
+            offering: Offering::default(),
+            last_offer_at: 0,
+            serving_since: None,
+            paused_since: None,
+            fatigued: false,
+            consecutive_timeouts: 0,
+            connections: 0,
+            grace_deadline: None,
+            class: Class::NotAvailable,
+            indexed: None,
+        });
+        self.agent_ix.insert(p.agent.clone(), ax);
+        ax
+    }
+
+    /// Moves an agent to `status`. OFFLINE gives back everything it holds;
+    /// AWAY and BREAK give back unaccepted offers; AVAILABLE fills its slots.
+    pub(super) fn set_status(
+        &mut self,
+        now: Millis,
+        ax: AgentIx,
+        status: AgentStatus,
+        reason: &'static str,
+        fx: &mut Vec<Effect>,
+    ) {
+        let old = self.agents[ax as usize].status;
+        let fatigue = &self.settings.fatigue;
+        let (max_continuous, min_break) =
+            (fatigue.max_continuous.as_millis() as u64, fatigue.min_break.as_millis() as u64);
+        let mut fatigue_at = None;
+        self.with_agent(ax, |a| {
+            a.status = status;
+            if status == AgentStatus::Available {
+                a.consecutive_timeouts = 0;
+                let rested = a.paused_since.is_some_and(|p| now.saturating_sub(p) >= min_break);
+                if old != AgentStatus::Available && (a.serving_since.is_none() || rested) {
+                    a.serving_since = Some(now);
+                    a.fatigued = false;
+                    fatigue_at = Some(now + max_continuous);
+                }
+                a.paused_since = None;
+            } else if old == AgentStatus::Available {
+                a.paused_since = Some(now);
+            }
+        });
+        if let Some(at) = fatigue_at {
+            self.fatigue_deadlines.retain(|&(_, a)| a != ax);
+            self.fatigue_deadlines.insert((at, ax));
+        }
+        if old != status {
+            let agent = self.agents[ax as usize].id.clone();
+            fx.push(Effect::AgentStatusChanged { agent, status, reason });
+        }
+        let give_back: Vec<_> = self.agents[ax as usize]
+            .holding
+            .iter()
+            .copied()
+            .filter(|&ix| status == AgentStatus::Offline || self.rec(ix).accepted_at.is_none())
+            .collect();
+        if status != AgentStatus::Available {
+            for ix in give_back {
+                let note = (status == AgentStatus::Offline && self.rec(ix).accepted_at.is_some())
+                    .then(|| system_note(now, &self.agents[ax as usize].id));
+                self.take_back(now, ix, ax, EventKind::Requeued, note, fx);
+            }
+        }
+        self.fill_agent(now, ax, None, fx);
+    }
+
+    pub(super) fn desktop_connected(&mut self, agent: &str) -> Result<(), CoreError> {
+        let ax = self.agent_by_id(agent)?;
+        let a = &mut self.agents[ax as usize];
+        a.connections += 1;
+        if let Some(deadline) = a.grace_deadline.take() {
+            self.grace_deadlines.remove(&(deadline, ax));
+        }
+        Ok(())
+    }
+
+    pub(super) fn desktop_disconnected(&mut self, now: Millis, agent: &str) -> Result<(), CoreError> {
+        let ax = self.agent_by_id(agent)?;
+        let grace = self.settings.agents.heartbeat_grace.as_millis() as u64;
+        let a = &mut self.agents[ax as usize];
+        a.connections = a.connections.saturating_sub(1);
+        if a.connections == 0 && a.grace_deadline.is_none() {
+            a.grace_deadline = Some(now + grace);
+            self.grace_deadlines.insert((now + grace, ax));
+        }
+        Ok(())
+    }
+
+    /// Desktops gone past the grace period: AWAY, offers back to the queue.
+    pub(super) fn expire_heartbeats(&mut self, now: Millis, fx: &mut Vec<Effect>) {
+        while let Some(&(deadline, ax)) = self.grace_deadlines.first() {
+            if deadline > now {
+                break;
+            }
+            self.grace_deadlines.pop_first();
+            self.agents[ax as usize].grace_deadline = None;
+            let status = self.agents[ax as usize].status;
+            if matches!(status, AgentStatus::Available | AgentStatus::Break) {
+                self.set_status(now, ax, AgentStatus::Away, "desktop heartbeat lost", fx);
+            }
+        }
+    }
+
+    /// Agents who served `max_continuous` without a break take no new work
+    /// while the level enforces the fatigue rule.
+    pub(super) fn expire_fatigue(&mut self, now: Millis) {
+        while let Some(&(at, ax)) = self.fatigue_deadlines.first() {
+            if at > now {
+                break;
+            }
+            self.fatigue_deadlines.pop_first();
+            // Also while paused: only a break of `min_break` clears it.
+            self.with_agent(ax, |a| a.fatigued = true);
+        }
+    }
+}
+
+fn too_many(what: &str) -> CoreError {
+    CoreError::InvalidArgument(format!("more than 63 distinct {what} are in use; merge or drop some"))
+}

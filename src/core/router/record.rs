@@ -1,0 +1,87 @@
+//! One inquiry's routing state and timeline.
+
+use crate::core::agents::{AgentIx, GroupIx};
+use crate::core::effect::EventKind;
+use crate::core::matching::Need;
+use crate::core::queue::Slot;
+use crate::core::types::{Band, DecisionTrace, HandoffNote, Id, Inquiry, InquiryState, Millis, Rule};
+
+/// Where an inquiry is now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Place {
+    Waiting,
+    Offered { agent: AgentIx, group: GroupIx, deadline: Millis },
+    Active { agent: AgentIx, group: GroupIx },
+    Finished { state: InquiryState, at: Millis },
+}
+
+impl Place {
+    /// The state name of this place.
+    pub fn state(self) -> InquiryState {
+        match self {
+            Place::Waiting => InquiryState::Waiting,
+            Place::Offered { .. } => InquiryState::Offered,
+            Place::Active { .. } => InquiryState::Active,
+            Place::Finished { state, .. } => state,
+        }
+    }
+
+    /// The agent holding the inquiry, if offered or active.
+    pub fn holder(self) -> Option<AgentIx> {
+        match self {
+            Place::Offered { agent, .. } | Place::Active { agent, .. } => Some(agent),
+            _ => None,
+        }
+    }
+}
+
+/// One step of an inquiry's life, kept for `GetInquiry`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TimelineEntry {
+    pub kind: EventKind,
+    pub at: Millis,
+    pub group: Id,
+    pub agent: Option<Id>,
+    pub trace: Option<Box<DecisionTrace>>,
+    pub note: Option<Box<HandoffNote>>,
+    pub detail: Option<Box<str>>,
+}
+
+/// The router's record of one inquiry.
+#[derive(Clone, Debug)]
+pub struct Record {
+    pub inquiry: Inquiry,
+    pub place: Place,
+    /// The group whose queue it waits in (or would return to).
+    pub home: GroupIx,
+    pub need: Need,
+    pub score: i32,
+    pub band: Band,
+    pub escalated: bool,
+    /// Start of the current wait (receipt; a transfer starts a new wait).
+    pub since: Millis,
+    pub received_at: Millis,
+    /// Arrival order, the FIFO tie-break; fixed while waiting.
+    pub seq: u64,
+    /// Queue rank fixed at queue entry (see `priority::rank`).
+    pub rank: i64,
+    pub attempts: u32,
+    /// Waited `overflow_after`: overflow groups may serve it.
+    pub overflowed: bool,
+    /// Routed to the dedicated fan/VIP group by that rule.
+    pub via_dedicated: bool,
+    /// Rule to report on the next offer (transfer, escalation).
+    pub next_rule: Option<Rule>,
+    /// Agent who just declined or let the offer time out.
+    pub excluded: Option<AgentIx>,
+    pub accepted_at: Option<Millis>,
+    pub note: Option<Box<HandoffNote>>,
+    pub timeline: Vec<TimelineEntry>,
+}
+
+impl Record {
+    /// Its position in its home queue while waiting.
+    pub fn slot(&self) -> Slot {
+        Slot { need: self.need, band: self.band, key: (-self.rank, self.seq), since: self.since }
+    }
+}

@@ -1,0 +1,510 @@
+//! One test per routing rule, with the domain's default numbers.
+
+use crate::core::command::{Actor, Command, Role, TransferTarget};
+use crate::core::effect::{Effect, EventKind, Scope};
+use crate::core::error::CoreError;
+use crate::core::settings::{GroupSettings, RoutingSettings};
+use crate::core::testkit::{inquiry, offer_pairs, offers, presence, Bench};
+use crate::core::types::{AgentStatus, Band, Category, HandoffNote, InquiryState, Level, Rule};
+
+fn bench() -> Bench {
+    Bench::new(RoutingSettings::default())
+}
+
+fn admin() -> Actor {
+    Actor { id: "ops".into(), role: Role::Admin }
+}
+
+fn pin(b: &mut Bench, group: Option<&str>, level: Level) -> Vec<Effect> {
+    let (from, until) = (b.now, b.now + 3_600_000);
+    b.apply(Command::SetLevelOverride { actor: admin(), group: group.map(String::from), level, from, until })
+}
+
+fn events(fx: &[Effect]) -> Vec<EventKind> {
+    fx.iter()
+        .filter_map(|e| match e {
+            Effect::Event(ev) => Some(ev.kind),
+            Effect::Offer(_) => Some(EventKind::Offered),
+            Effect::Deflect { .. } => Some(EventKind::Deflected),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn an_inquiry_goes_to_an_available_agent_of_its_primary_group() {
+    let mut b = bench();
+    b.agent(presence("pre", &[("pre_sales", 5)], 5));
+    b.agent(presence("after", &[("after_sales", 3)], 5));
+    let fx = b.arrive(inquiry("q1", Category::AfterSalesRefund));
+    assert_eq!(offer_pairs(&fx), [("q1".to_string(), "after".to_string())]);
+    let offer = offers(&fx)[0];
+    assert_eq!(offer.trace.band, Some(Band::High));
+    assert_eq!(offer.trace.score, 80);
+    assert_eq!(offer.expires_at, b.now + 30_000);
+}
+
+#[test]
+fn with_no_agent_it_waits_and_a_refund_outranks_an_exchange_outranks_a_repair() {
+    let mut b = bench();
+    for (id, category) in [
+        ("repair", Category::AfterSalesRepair),
+        ("exchange", Category::AfterSalesExchange),
+        ("refund", Category::AfterSalesRefund),
+    ] {
+        assert_eq!(events(&b.arrive(inquiry(id, category))), [EventKind::Queued]);
+    }
+    let fx = b.agent(presence("a", &[("after_sales", 3)], 1));
+    assert_eq!(offer_pairs(&fx), [("refund".to_string(), "a".to_string())]);
+    b.accept("a", "refund");
+    let fx = b.complete("a", "refund");
+    assert_eq!(offer_pairs(&fx), [("exchange".to_string(), "a".to_string())]);
+}
+
+#[test]
+fn agent_choice_prefers_proficiency_then_occupancy_then_idle_time_then_id() {
+    let mut b = bench();
+    b.agent(presence("b-novice", &[("orders", 2)], 5));
+    b.agent(presence("a-expert", &[("orders", 5)], 2));
+    let fx = b.arrive(inquiry("q1", Category::Order));
+    assert_eq!(offers(&fx)[0].agent.as_ref(), "a-expert");
+    assert_eq!(offers(&fx)[0].trace.rule, Some(Rule::BestProficiency));
+    // a-expert has 1 of 2 slots in use (50 %), c-expert none: least occupied wins.
+    b.agent(presence("c-expert", &[("orders", 5)], 4));
+    let fx = b.arrive(inquiry("q2", Category::Order));
+    assert_eq!(offers(&fx)[0].agent.as_ref(), "c-expert");
+    assert_eq!(offers(&fx)[0].trace.rule, Some(Rule::LeastOccupied));
+    // a: 1/2 = 50 %, c: 1/4 = 25 % -> c again; then a 50 %, c 50 %: c was offered last,
+    // so a has been idle longer.
+    let fx = b.arrive(inquiry("q3", Category::Order));
+    assert_eq!(offers(&fx)[0].agent.as_ref(), "c-expert");
+    b.now += 1;
+    let fx = b.arrive(inquiry("q4", Category::Order));
+    assert_eq!(offers(&fx)[0].agent.as_ref(), "a-expert");
+    assert_eq!(offers(&fx)[0].trace.rule, Some(Rule::LongestIdle));
+}
+
+#[test]
+fn the_customers_previous_agent_is_preferred_within_the_sticky_window() {
+    let mut b = bench();
+    b.agent(presence("expert", &[("orders", 5)], 5));
+    b.agent(presence("regular", &[("orders", 3)], 5));
+    b.apply(Command::SetPresence { actor: Actor::agent("expert"), presence: presence("expert", &[("orders", 5)], 5) });
+    let mut first = inquiry("q1", Category::Order);
+    first.customer.id = "alice".into();
+    let fx = b.arrive(first);
+    assert_eq!(offers(&fx)[0].agent.as_ref(), "expert");
+    b.apply(Command::Decline { actor: Actor::agent("expert"), inquiry: "q1".into() });
+    b.accept("regular", "q1");
+    b.complete("regular", "q1");
+    let mut again = inquiry("q2", Category::Order);
+    again.customer.id = "alice".into();
+    let fx = b.arrive(again);
+    assert_eq!(offers(&fx)[0].agent.as_ref(), "regular");
+    assert_eq!(offers(&fx)[0].trace.rule, Some(Rule::Sticky));
+}
+
+#[test]
+fn language_and_skills_filter_agents() {
+    let mut b = bench();
+    let mut english = presence("en-agent", &[("orders", 3)], 5);
+    english.languages = vec!["en".into()];
+    english.skills = vec!["invoice".into()];
+    b.agent(english);
+    b.agent(presence("zh-agent", &[("orders", 5)], 5));
+    let mut q = inquiry("q1", Category::Order);
+    q.language = "en-US".into();
+    assert_eq!(offers(&b.arrive(q))[0].agent.as_ref(), "en-agent");
+    let mut q = inquiry("q2", Category::Order);
+    q.required_skills = vec!["invoice".into()];
+    let fx = b.arrive(q);
+    assert!(offers(&fx).is_empty(), "no zh agent has the skill");
+    assert_eq!(b.router.inquiry_state("q2"), Some(InquiryState::Waiting));
+}
+
+#[test]
+fn a_fan_goes_to_the_fans_group_when_it_has_a_free_agent_and_to_the_primary_group_otherwise() {
+    let mut b = bench();
+    b.agent(presence("fan-desk", &[("fans", 3)], 1));
+    b.agent(presence("pre", &[("pre_sales", 3)], 5));
+    let mut fan = inquiry("fan1", Category::PreSales);
+    fan.customer.is_fan = true;
+    let fx = b.arrive(fan.clone());
+    assert_eq!(offers(&fx)[0].agent.as_ref(), "fan-desk");
+    assert_eq!(offers(&fx)[0].trace.rule, Some(Rule::Dedicated));
+    // fan-desk is full now; the fans queue is short, so the next fan waits there
+    // until the queue reaches `short_queue` (5), then goes to pre-sales.
+    for i in 2..=6 {
+        fan.id = format!("fan{i}").into();
+        assert!(offers(&b.arrive(fan.clone())).is_empty());
+    }
+    fan.id = "fan7".into();
+    let fx = b.arrive(fan.clone());
+    assert_eq!(offer_pairs(&fx), [("fan7".to_string(), "pre".to_string())]);
+}
+
+#[test]
+fn a_vip3_is_dedicated_and_high_even_for_pre_sales() {
+    let mut b = bench();
+    b.agent(presence("fan-desk", &[("fans", 3)], 2));
+    let mut vip = inquiry("vip", Category::PreSales);
+    vip.customer.vip_tier = 3;
+    let fx = b.arrive(vip);
+    assert_eq!(offers(&fx)[0].trace.band, Some(Band::High));
+    assert_eq!(offers(&fx)[0].group.as_ref(), "fans");
+}
+
+#[test]
+fn an_empty_dedicated_group_is_skipped() {
+    let mut b = bench();
+    b.agent(presence("pre", &[("pre_sales", 3)], 5));
+    let mut fan = inquiry("fan", Category::PreSales);
+    fan.customer.is_fan = true;
+    assert_eq!(offers(&b.arrive(fan))[0].agent.as_ref(), "pre");
+}
+
+/// One group serving every category, so reserve arithmetic is easy to follow.
+fn single_group_settings() -> RoutingSettings {
+    RoutingSettings {
+        groups: vec![GroupSettings {
+            id: "all".into(),
+            categories: Category::ALL.to_vec(),
+            ..GroupSettings::default()
+        }],
+        dedicated: crate::core::settings::DedicatedSettings { group: String::new(), ..Default::default() },
+        escalation: crate::core::settings::EscalationSettings { group: "all".into() },
+        ..RoutingSettings::default()
+    }
+}
+
+#[test]
+fn at_surge_low_work_cannot_eat_the_30_percent_reserve_but_a_complaint_can() {
+    let mut b = Bench::new(single_group_settings());
+    b.agent(presence("a", &[("all", 3)], 3));
+    b.agent(presence("b", &[("all", 3)], 3));
+    pin(&mut b, None, Level::Surge);
+    // SURGE: 3 + 2 extra chats each = 10 slots, reserve floor(0.3 x 10) = 3.
+    let view = &b.router.groups(b.now)[0];
+    assert_eq!((view.capacity, view.reserved_slots), (10, 3));
+    for i in 0..7 {
+        let mut order = inquiry(&format!("o{i}"), Category::Order);
+        order.customer.vip_tier = 1;
+        assert_eq!(offers(&b.arrive(order)).len(), 1, "NORMAL fits while 4+ slots are free");
+    }
+    // 3 free: a LOW (bot already tried) would leave 2 < 3.
+    let mut low = inquiry("low", Category::PreSales);
+    low.bot_attempted = true;
+    let fx = b.arrive(low);
+    assert!(offers(&fx).is_empty());
+    assert_eq!(events(&fx), [EventKind::Queued]);
+    let fx = b.arrive(inquiry("complaint", Category::Complaint));
+    assert_eq!(offers(&fx).len(), 1, "HIGH may take any slot");
+}
+
+#[test]
+fn a_one_agent_one_slot_group_reserves_nothing() {
+    let mut b = Bench::new(single_group_settings());
+    b.agent(presence("solo", &[("all", 3)], 1));
+    let mut low = inquiry("low", Category::Other);
+    low.bot_attempted = true;
+    assert_eq!(offers(&b.arrive(low)).len(), 1);
+}
+
+#[test]
+fn at_surge_low_pre_sales_go_to_the_bot_unless_the_bot_already_tried() {
+    let mut b = bench();
+    b.agent(presence("pre", &[("pre_sales", 3)], 5));
+    pin(&mut b, Some("pre_sales"), Level::Surge);
+    let fx = b.arrive(inquiry("q1", Category::PreSales));
+    assert!(matches!(fx.as_slice(), [Effect::Deflect { .. }]));
+    assert_eq!(b.router.inquiry_state("q1"), Some(InquiryState::Deflected));
+    let mut back = inquiry("q2", Category::PreSales);
+    back.bot_attempted = true;
+    assert_eq!(offers(&b.arrive(back)).len(), 1);
+    let mut vip = inquiry("q3", Category::PreSales);
+    vip.customer.vip_tier = 1;
+    assert_eq!(offers(&b.arrive(vip)).len(), 1, "a VIP is never LOW");
+}
+
+#[test]
+fn after_overflow_after_a_waiting_inquiry_is_offered_to_an_overflow_groups_agent() {
+    let mut b = bench();
+    b.agent(presence("orders-agent", &[("orders", 3)], 5));
+    assert!(offers(&b.arrive(inquiry("q1", Category::PreSales))).is_empty());
+    assert!(offers(&b.advance(59_000)).is_empty(), "NORMAL overflow_after is 60 s");
+    let fx = b.advance(1_000);
+    assert_eq!(offer_pairs(&fx), [("q1".to_string(), "orders-agent".to_string())]);
+    assert_eq!(offers(&fx)[0].trace.rule, Some(Rule::Overflow));
+}
+
+#[test]
+fn an_overflowed_inquiry_takes_a_slot_freed_in_the_overflow_group() {
+    let mut b = bench();
+    b.agent(presence("o", &[("orders", 3)], 1));
+    b.arrive(inquiry("order", Category::Order));
+    b.accept("o", "order");
+    b.arrive(inquiry("pre", Category::PreSales));
+    b.advance(61_000);
+    let fx = b.complete("o", "order");
+    assert_eq!(offer_pairs(&fx), [("pre".to_string(), "o".to_string())]);
+}
+
+#[test]
+fn an_unaccepted_offer_times_out_goes_to_another_agent_and_two_timeouts_set_away() {
+    let mut b = bench();
+    b.agent(presence("slow", &[("orders", 5)], 5));
+    b.agent(presence("quick", &[("orders", 3)], 5));
+    let fx = b.arrive(inquiry("q1", Category::Order));
+    assert_eq!(offers(&fx)[0].agent.as_ref(), "slow");
+    let fx = b.advance(30_000);
+    assert_eq!(offer_pairs(&fx), [("q1".to_string(), "quick".to_string())]);
+    assert_eq!(offers(&fx)[0].attempt, 2);
+    assert!(events(&fx).contains(&EventKind::TimedOut));
+    b.arrive(inquiry("q2", Category::Order));
+    let fx = b.advance(30_000);
+    assert!(fx.iter().any(|e| matches!(e, Effect::AgentStatusChanged { status: AgentStatus::Away, .. })));
+    assert_eq!(b.router.agent("slow").unwrap().status, AgentStatus::Away);
+}
+
+#[test]
+fn offline_returns_offers_and_chats_with_a_system_note_break_keeps_chats() {
+    let mut b = bench();
+    b.agent(presence("a", &[("orders", 3)], 5));
+    b.arrive(inquiry("active", Category::Order));
+    b.accept("a", "active");
+    b.arrive(inquiry("offered", Category::Order));
+    let mut on_break = presence("a", &[("orders", 3)], 5);
+    on_break.status = AgentStatus::Break;
+    b.agent(on_break);
+    assert_eq!(b.router.inquiry_state("active"), Some(InquiryState::Active));
+    assert_eq!(b.router.inquiry_state("offered"), Some(InquiryState::Waiting));
+    let mut offline = presence("a", &[("orders", 3)], 5);
+    offline.status = AgentStatus::Offline;
+    b.agent(offline);
+    let view = b.router.inquiry(b.now, "active").unwrap();
+    assert_eq!(view.state, InquiryState::Waiting);
+    assert_eq!(view.note.unwrap().author, "system");
+    let fx = b.agent(presence("b", &[("orders", 3)], 5));
+    assert_eq!(offers(&fx).len(), 2);
+}
+
+#[test]
+fn a_desktop_gone_past_the_grace_period_sets_away_and_returns_offers_only() {
+    let mut b = bench();
+    b.agent(presence("a", &[("orders", 3)], 5));
+    b.apply(Command::DesktopConnected { agent: "a".into() });
+    b.arrive(inquiry("chat", Category::Order));
+    b.accept("a", "chat");
+    b.arrive(inquiry("offer", Category::Order));
+    b.apply(Command::DesktopDisconnected { agent: "a".into() });
+    b.advance(29_000);
+    assert_eq!(b.router.agent("a").unwrap().status, AgentStatus::Available);
+    b.advance(1_000);
+    assert_eq!(b.router.agent("a").unwrap().status, AgentStatus::Away);
+    assert_eq!(b.router.inquiry_state("chat"), Some(InquiryState::Active));
+    assert_eq!(b.router.inquiry_state("offer"), Some(InquiryState::Waiting));
+}
+
+#[test]
+fn a_desktop_back_within_the_grace_period_loses_nothing() {
+    let mut b = bench();
+    b.agent(presence("a", &[("orders", 3)], 5));
+    b.apply(Command::DesktopConnected { agent: "a".into() });
+    b.arrive(inquiry("offer", Category::Order));
+    b.apply(Command::DesktopDisconnected { agent: "a".into() });
+    b.advance(10_000);
+    b.apply(Command::DesktopConnected { agent: "a".into() });
+    b.advance(25_000);
+    assert_eq!(b.router.agent("a").unwrap().status, AgentStatus::Available);
+}
+
+#[test]
+fn transfer_carries_the_note_to_the_target_group_and_only_the_holder_may_transfer() {
+    let mut b = bench();
+    b.agent(presence("pre", &[("pre_sales", 3)], 5));
+    b.agent(presence("ord", &[("orders", 3)], 5));
+    b.arrive(inquiry("q1", Category::PreSales));
+    b.accept("pre", "q1");
+    let note = HandoffNote {
+        summary: "wants to change the address".into(),
+        attempted: "checked the order".into(),
+        customer_expectation: "new address today".into(),
+        ..HandoffNote::default()
+    };
+    let transfer = |actor: &str| Command::Transfer {
+        actor: Actor::agent(actor),
+        inquiry: "q1".into(),
+        target: TransferTarget::Group("orders".into()),
+        note: note.clone(),
+    };
+    let denied = b.try_apply(transfer("ord"));
+    assert!(matches!(denied, Err(CoreError::PermissionDenied(_))), "{denied:?}");
+    let fx = b.apply(transfer("pre"));
+    let offer = offers(&fx)[0];
+    assert_eq!(offer.agent.as_ref(), "ord");
+    assert_eq!(offer.trace.rule, Some(Rule::TransferTarget));
+    assert_eq!(offer.note.as_ref().unwrap().summary, "wants to change the address");
+    assert_eq!(offer.note.as_ref().unwrap().author, "pre");
+    let view = b.router.inquiry(b.now, "q1").unwrap();
+    let kinds: Vec<_> = view.timeline.iter().map(|t| t.kind).collect();
+    assert_eq!(kinds, [EventKind::Offered, EventKind::Accepted, EventKind::Transferred, EventKind::Offered]);
+    assert_eq!(b.router.agent("pre").unwrap().load, 0);
+}
+
+#[test]
+fn escalation_goes_to_supervisors_with_raised_priority() {
+    let mut b = bench();
+    b.agent(presence("c", &[("complaints", 3)], 5));
+    b.agent(presence("boss", &[("supervisors", 5)], 5));
+    b.arrive(inquiry("q1", Category::Order));
+    let lead = Actor { id: "c".into(), role: Role::Lead };
+    let denied = b.try_apply(Command::Escalate { actor: lead, inquiry: "q1".into(), note: HandoffNote::default() });
+    assert!(matches!(denied, Err(CoreError::PermissionDenied(_))), "a lead outside orders");
+    let fx = b.apply(Command::Escalate { actor: admin(), inquiry: "q1".into(), note: HandoffNote::default() });
+    let offer = offers(&fx)[0];
+    assert_eq!((offer.agent.as_ref(), offer.group.as_ref()), ("boss", "supervisors"));
+    assert_eq!(offer.trace.rule, Some(Rule::Escalation));
+    assert_eq!((offer.trace.score, offer.trace.band), (50, Some(Band::High)));
+}
+
+#[test]
+fn cancellation_removes_waiting_and_frees_held_work() {
+    let mut b = bench();
+    b.agent(presence("a", &[("orders", 3)], 1));
+    b.arrive(inquiry("held", Category::Order));
+    b.arrive(inquiry("waiting", Category::Order));
+    b.apply(Command::Cancel { inquiry: "waiting".into() });
+    assert_eq!(b.router.inquiry_state("waiting"), Some(InquiryState::Cancelled));
+    b.arrive(inquiry("next", Category::Order));
+    let fx = b.apply(Command::Cancel { inquiry: "held".into() });
+    assert_eq!(offer_pairs(&fx), [("next".to_string(), "a".to_string())]);
+    let again = b.try_apply(Command::Cancel { inquiry: "held".into() });
+    assert!(matches!(again, Err(CoreError::AlreadyFinished(..))));
+    let unknown = b.try_apply(Command::Cancel { inquiry: "nope".into() });
+    assert!(matches!(unknown, Err(CoreError::UnknownInquiry(_))));
+}
+
+#[test]
+fn duplicates_are_refused_and_change_nothing() {
+    let mut b = bench();
+    b.arrive(inquiry("q1", Category::Order));
+    assert!(matches!(
+        b.try_apply(Command::Arrive(Box::new(inquiry("q1", Category::Order)))),
+        Err(CoreError::Duplicate(_))
+    ));
+    assert_eq!(b.router.state_counts().waiting, 1);
+}
+
+#[test]
+fn only_the_offered_agent_may_accept_and_only_offers_can_be_accepted() {
+    let mut b = bench();
+    b.agent(presence("a", &[("orders", 3)], 5));
+    b.agent(presence("b", &[("orders", 1)], 5));
+    b.arrive(inquiry("q1", Category::Order));
+    let wrong = b.try_apply(Command::Accept { actor: Actor::agent("b"), inquiry: "q1".into() });
+    assert!(matches!(wrong, Err(CoreError::PermissionDenied(_))));
+    b.accept("a", "q1");
+    let twice = b.try_apply(Command::Accept { actor: Actor::agent("a"), inquiry: "q1".into() });
+    assert!(matches!(twice, Err(CoreError::FailedPrecondition(_))));
+}
+
+#[test]
+fn a_burst_raises_the_level_and_it_steps_down_only_after_the_cooldown() {
+    let mut b = bench();
+    b.agent(presence("o", &[("orders", 3)], 2));
+    // orders baseline is 20/min: 5x = 100 arrivals within the 60 s window is SURGE.
+    for i in 0..100 {
+        b.arrive(inquiry(&format!("q{i}"), Category::Order));
+        b.apply(Command::Cancel { inquiry: format!("q{i}").into() });
+    }
+    let fx = b.advance(1_000);
+    let changes: Vec<_> =
+        fx.iter().filter_map(|e| if let Effect::LevelChanged(c) = e { Some(c) } else { None }).collect();
+    assert!(changes.iter().any(|c| c.scope == Scope::Group("orders".into()) && c.to == Level::Surge), "{changes:?}");
+    assert!(changes.iter().any(|c| c.scope == Scope::Router && c.to == Level::Surge));
+    assert_eq!(b.router.agent("o").unwrap().capacity, 4, "SURGE adds two chats");
+    // The window empties after 60 s; the cooldown (5 min) keeps SURGE until then.
+    for _ in 0..(300 + 50) {
+        b.advance(1_000);
+    }
+    assert_eq!(b.router.router_level(), Level::Surge);
+    let mut stepped = false;
+    for _ in 0..20 {
+        stepped |= b.advance(1_000).iter().any(|e| matches!(e, Effect::LevelChanged(c) if c.to == Level::Normal));
+    }
+    assert!(stepped);
+}
+
+#[test]
+fn an_override_may_start_in_the_future_and_ends_by_itself() {
+    let mut b = bench();
+    let (from, until) = (b.now + 10_000, b.now + 20_000);
+    b.apply(Command::SetLevelOverride { actor: admin(), group: None, level: Level::Peak, from, until });
+    assert_eq!(b.router.router_level(), Level::Normal);
+    b.advance(10_000);
+    assert_eq!(b.router.router_level(), Level::Peak);
+    assert_eq!(b.router.groups(b.now)[0].reserve_ratio, 0.2);
+    b.advance(10_000);
+    assert_eq!(b.router.router_level(), Level::Normal);
+    let agent = Actor::agent("x");
+    let denied = b.try_apply(Command::SetLevelOverride {
+        actor: agent,
+        group: None,
+        level: Level::Surge,
+        from,
+        until: until + 99_999,
+    });
+    assert!(matches!(denied, Err(CoreError::PermissionDenied(_))));
+}
+
+#[test]
+fn fatigue_stops_new_work_after_45_minutes_except_at_surge() {
+    let mut b = bench();
+    b.agent(presence("tired", &[("orders", 3)], 5));
+    b.advance(45 * 60_000);
+    assert!(offers(&b.arrive(inquiry("q1", Category::Order))).is_empty());
+    pin(&mut b, None, Level::Surge);
+    assert_eq!(b.router.inquiry_state("q1"), Some(InquiryState::Offered), "advisory only at SURGE");
+    b.apply(Command::ClearLevelOverride { actor: admin(), group: None });
+    // A 10 minute break resets the count.
+    let mut rest = presence("tired", &[("orders", 3)], 5);
+    rest.status = AgentStatus::Break;
+    b.agent(rest);
+    b.advance(10 * 60_000);
+    b.agent(presence("tired", &[("orders", 3)], 5));
+    assert_eq!(offers(&b.arrive(inquiry("q2", Category::Order))).len(), 1);
+}
+
+#[test]
+fn staffing_advice_follows_the_arrival_rate_and_adds_the_standby_reserve_at_peak() {
+    let mut b = bench();
+    for i in 0..30 {
+        b.arrive(inquiry(&format!("q{i}"), Category::Order));
+        b.now += 2_000;
+    }
+    b.advance(1_000);
+    let orders = b.router.groups(b.now).into_iter().find(|g| g.id.as_ref() == "orders").unwrap();
+    assert!(orders.erlang_agents > 0);
+    assert!(orders.level >= Level::Peak, "30 waiting is over the PEAK queue threshold");
+    assert_eq!(orders.recommended_agents, (f64::from(orders.erlang_agents) * 1.25).ceil() as u32);
+}
+
+#[test]
+fn every_offer_carries_the_candidates_skipped_and_why() {
+    let mut b = bench();
+    b.agent(presence("full", &[("orders", 3)], 1));
+    let mut away = presence("away", &[("orders", 3)], 5);
+    away.status = AgentStatus::Away;
+    b.agent(away);
+    let mut english = presence("en", &[("orders", 3)], 5);
+    english.languages = vec!["en".into()];
+    b.agent(english);
+    b.agent(presence("pick", &[("orders", 1)], 5));
+    b.arrive(inquiry("first", Category::Order)); // goes to `full` (proficiency 3 vs en's language)
+    let fx = b.arrive(inquiry("second", Category::Order));
+    let t = &offers(&fx)[0].trace;
+    assert_eq!(offers(&fx)[0].agent.as_ref(), "pick");
+    assert_eq!((t.considered, t.skipped_full, t.skipped_not_available, t.skipped_language), (4, 1, 1, 1));
+    let view = b.router.inquiry(b.now, "second").unwrap();
+    assert_eq!(view.timeline[0].trace.as_deref(), Some(t));
+}

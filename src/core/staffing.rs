@@ -1,0 +1,122 @@
+//! Erlang C staffing advice (SPEC section 4, "Staffing advice").
+//!
+//! A chat agent works several conversations at once, so one agent is treated as
+//! `concurrency` servers' worth of throughput: the service time of one
+//! conversation per agent is `handle_time / concurrency`.
+
+/// Inputs for one group's advice.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StaffingInput {
+    pub arrivals_per_sec: f64,
+    pub handle_secs: f64,
+    pub concurrency: f64,
+    /// Share to answer within `answer_within_secs`, e.g. 0.8.
+    pub service_level: f64,
+    pub answer_within_secs: f64,
+    /// Standby reserve of the level in force, e.g. 0.25.
+    pub standby_reserve: f64,
+}
+
+/// The advice: Erlang C agents and the total with the standby reserve.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StaffingAdvice {
+    pub erlang_agents: u32,
+    pub recommended: u32,
+}
+
+/// Upper bound on the search, far above any real team.
+const MAX_AGENTS: u32 = 100_000;
+
+/// Probability that an arrival waits, with `agents` servers and `traffic` Erlangs.
+/// 1.0 when the queue is unstable (`agents <= traffic`).
+pub fn erlang_c(agents: u32, traffic: f64) -> f64 {
+    if traffic <= 0.0 {
+        return 0.0;
+    }
+    if f64::from(agents) <= traffic {
+        return 1.0;
+    }
+    // Erlang B by the stable recurrence, then C from B.
+    let mut b = 1.0;
+    for n in 1..=agents {
+        b = traffic * b / (f64::from(n) + traffic * b);
+    }
+    let n = f64::from(agents);
+    n * b / (n - traffic * (1.0 - b))
+}
+
+/// Share of arrivals answered within `within` seconds.
+pub fn service_level(agents: u32, traffic: f64, service_secs: f64, within: f64) -> f64 {
+    if traffic <= 0.0 {
+        return 1.0;
+    }
+    let c = erlang_c(agents, traffic);
+    if c >= 1.0 {
+        return 0.0;
+    }
+    1.0 - c * (-(f64::from(agents) - traffic) * within / service_secs).exp()
+}
+
+/// Agents needed to meet the service level, plus the standby reserve.
+pub fn advise(input: StaffingInput) -> StaffingAdvice {
+    let service_secs = input.handle_secs / input.concurrency.max(1.0);
+    let traffic = input.arrivals_per_sec * service_secs;
+    if !(traffic > 0.0) || !service_secs.is_finite() {
+        return StaffingAdvice::default();
+    }
+    let mut agents = (traffic.floor() as u32).saturating_add(1);
+    while agents < MAX_AGENTS
+        && service_level(agents, traffic, service_secs, input.answer_within_secs) < input.service_level
+    {
+        agents += 1;
+    }
+    let recommended = (f64::from(agents) * (1.0 + input.standby_reserve.max(0.0))).ceil() as u32;
+    StaffingAdvice { erlang_agents: agents, recommended }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn erlang_c_matches_the_textbook_value() {
+        // 10 Erlangs on 11 agents: probability of waiting about 0.682.
+        let c = erlang_c(11, 10.0);
+        assert!((c - 0.6821).abs() < 0.001, "{c}");
+        assert_eq!(erlang_c(10, 10.0), 1.0);
+        assert_eq!(erlang_c(3, 0.0), 0.0);
+    }
+
+    #[test]
+    fn classic_call_centre_example_needs_fourteen_agents() {
+        // 100 calls per half hour, 3 min handle time, 80 % within 20 s.
+        let advice = advise(StaffingInput {
+            arrivals_per_sec: 100.0 / 1800.0,
+            handle_secs: 180.0,
+            concurrency: 1.0,
+            service_level: 0.8,
+            answer_within_secs: 20.0,
+            standby_reserve: 0.0,
+        });
+        assert_eq!(advice.erlang_agents, 14);
+        assert_eq!(advice.recommended, 14);
+    }
+
+    #[test]
+    fn concurrency_and_standby_reserve_shape_the_advice() {
+        let base = StaffingInput {
+            arrivals_per_sec: 2.0,
+            handle_secs: 240.0,
+            concurrency: 4.0,
+            service_level: 0.8,
+            answer_within_secs: 30.0,
+            standby_reserve: 0.0,
+        };
+        let plain = advise(base);
+        // 2/s x 60 s per slot = 120 Erlangs: a little more than 120 agents.
+        assert!(plain.erlang_agents > 120 && plain.erlang_agents < 140, "{plain:?}");
+        let with_reserve = advise(StaffingInput { standby_reserve: 0.25, ..base });
+        assert_eq!(with_reserve.recommended, (f64::from(plain.erlang_agents) * 1.25).ceil() as u32);
+        assert_eq!(advise(StaffingInput { arrivals_per_sec: 0.0, ..base }), StaffingAdvice::default());
+    }
+}

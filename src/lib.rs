@@ -1,0 +1,13 @@
+//! ticket-router: routes customer-service inquiries to skill groups and agents.
+//!
+//! # Layout
+//!
+//! * [`core`] — the pure, deterministic routing engine: commands in, effects out,
+//!   time passed in. No I/O, no clock, no async.
+//! * [`config`] — the TOML configuration file, environment overrides and
+//!   `check-config` validation.
+//! * [`proto`] — code generated from `proto/ticketrouter/v1`.
+
+pub mod config;
+pub mod core;
+pub mod proto;

@@ -1,0 +1,8 @@
+//! Protobuf messages and gRPC services generated from `proto/ticketrouter/v1`.
+
+#![allow(missing_docs, clippy::all)]
+
+tonic::include_proto!("ticketrouter.v1");
+
+/// Encoded file descriptor set, served by gRPC reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("ticketrouter_descriptor");
