@@ -10,7 +10,7 @@ pub(super) fn no_env() -> BTreeMap<String, String> {
     BTreeMap::new()
 }
 
-/// A file with one problem of most kinds; also the example in CONFIGURATION.md.
+/// A file with one problem of most kinds; also the example in README.md.
 pub(super) const BROKEN: &str = r#"
 [nats]
 prefix = "support.*"
@@ -118,10 +118,10 @@ fn deploy_file_writes_out_every_key() {
 #[test]
 fn configuration_md_names_every_key() {
     let doc =
-        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("CONFIGURATION.md")).unwrap();
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
     for (_, path) in env_var_names() {
         let last = path.rsplit('.').next().unwrap();
-        assert!(doc.contains(&format!("`{last}`")), "CONFIGURATION.md does not document {path}");
+        assert!(doc.contains(&format!("`{last}`")), "README.md does not document {path}");
     }
 }
 
@@ -325,11 +325,11 @@ fn summary_names_groups_and_thresholds() {
     );
 }
 
-/// The example output in CONFIGURATION.md is what the code prints.
+/// The example output in README.md is what the code prints.
 #[test]
 fn configuration_md_examples_are_real_output() {
     let doc =
-        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("CONFIGURATION.md")).unwrap();
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
     let broken = Config::from_toml(BROKEN, &no_env()).unwrap_err();
     let mut reports = vec![Report::new(std::path::Path::new("broken.toml"), &broken).to_string()];
     let cases = [
@@ -345,6 +345,6 @@ fn configuration_md_examples_are_real_output() {
         reports.push(Report::new(std::path::Path::new("ticket-router.toml"), &problems).to_string());
     }
     for report in reports {
-        assert!(doc.contains(&report), "CONFIGURATION.md should show:\n{report}");
+        assert!(doc.contains(&report), "README.md should show:\n{report}");
     }
 }
