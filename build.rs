@@ -1,5 +1,6 @@
 //! Generates the protobuf and gRPC code from `proto/` with a vendored `protoc`,
-//! so a fresh machine needs no system protobuf compiler.
+//! so a fresh machine needs no system protobuf compiler, plus serde impls for
+//! the JSON form of every message.
 
 use std::{env, path::PathBuf};
 
@@ -11,6 +12,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .file_descriptor_set_path(out_dir.join("ticketrouter_descriptor.bin"))
         .compile_protos(&["proto/ticketrouter/v1/ticketrouter.proto"], &["proto"])?;
+    // serde impls in the protobuf JSON mapping, with the proto field names
+    // (snake_case) and enum value names, as the NATS contract specifies.
+    let descriptors = std::fs::read(out_dir.join("ticketrouter_descriptor.bin"))?;
+    pbjson_build::Builder::new()
+        .register_descriptors(&descriptors)?
+        .preserve_proto_field_names()
+        .ignore_unknown_fields()
+        .build(&[".ticketrouter.v1"])?;
     println!("cargo:rerun-if-changed=proto");
     Ok(())
 }

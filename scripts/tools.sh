@@ -48,3 +48,23 @@ ensure_nats_server() {
         return 1
     fi
 }
+
+#   ensure_promtool     exports PROMTOOL_BIN: Prometheus' promtool, from
+#                       Debian's `prometheus` package when it is missing.
+ensure_promtool() {
+    local candidate
+    for candidate in "${PROMTOOL_BIN:-}" "$(command -v promtool 2>/dev/null || true)"; do
+        if [ -n "$candidate" ] && "$candidate" --version >/dev/null 2>&1; then
+            export PROMTOOL_BIN="$candidate"
+            return 0
+        fi
+    done
+    echo "tools: installing promtool (Debian package prometheus)" >&2
+    local sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends prometheus; } >&2 || {
+        echo "tools: could not install the prometheus package; install promtool or set PROMTOOL_BIN" >&2
+        return 1
+    }
+    export PROMTOOL_BIN="$(command -v promtool)"
+}

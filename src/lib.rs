@@ -4,11 +4,13 @@
 //!
 //! * [`core`] — the pure, deterministic routing engine: commands in, effects out,
 //!   time passed in. No I/O, no clock, no async.
+//! * [`adapters`] — NATS, gRPC, metrics and the engine task around the core.
 //! * [`cli`] — the subcommands of the binary.
 //! * [`config`] — the TOML configuration file, environment overrides and
 //!   `check-config` validation.
 //! * [`proto`] — code generated from `proto/ticketrouter/v1`.
 
+pub mod adapters;
 pub mod cli;
 pub mod config;
 pub mod core;

@@ -16,6 +16,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Commands {
+    /// Run the router: NATS in, gRPC for agents, Prometheus metrics out.
+    Serve {
+        /// The TOML configuration file; without it, the defaults and
+        /// TICKET_ROUTER_* environment overrides.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Validate a configuration file and print every problem with its path.
     CheckConfig {
         /// The TOML configuration file, e.g. deploy/ticket-router.toml.
@@ -25,6 +32,7 @@ enum Commands {
 
 fn main() -> ExitCode {
     match Cli::parse().command {
+        Commands::Serve { config } => cli::serve(config.as_deref()),
         Commands::CheckConfig { file } => cli::check_config(&file),
     }
 }

@@ -1,5 +1,9 @@
 //! The subcommands of the binary, each a function the thin `main` calls.
 
+mod serve;
+
+pub use serve::{load_config, serve};
+
 use crate::config::{check_config as check, Report, StdEnv};
 use std::path::Path;
 use std::process::ExitCode;
@@ -17,5 +21,19 @@ pub fn check_config(file: &Path) -> ExitCode {
             eprintln!("{}: {} problem(s); fix them and run check-config again", file.display(), problems.len());
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Structured logs on stderr: `RUST_LOG` filters (default `info`) and
+/// `LOG_FORMAT=json` switches to JSON lines. (`TICKET_ROUTER_*` names are
+/// reserved for configuration overrides.)
+pub fn init_tracing() {
+    use tracing_subscriber::{fmt, EnvFilter};
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if std::env::var("LOG_FORMAT").is_ok_and(|f| f == "json") {
+        builder.json().init();
+    } else {
+        builder.init();
     }
 }

@@ -1,4 +1,7 @@
-//! Integration tests: the real binary and, where needed, real servers.
+//! Integration tests: the real binary, a real nats-server and real clients.
 //! One test binary, one module per area, so linking stays cheap.
 
 mod check_config;
+mod grpc;
+mod serve;
+mod support;

@@ -1,0 +1,296 @@
+//! Inbound payloads to core inquiries and cancellations, with every check of
+//! SPEC section 5 ("Bad input"). Pure: bytes, headers and `now` in, a value or
+//! a [`Rejection`] with a bounded reason out — so it can be fuzzed and the
+//! dead-letter counter stays low-cardinality.
+
+use crate::core::{self, Category, Channel, Customer, Millis};
+use crate::proto;
+use prost::Message;
+use std::fmt;
+
+/// Largest payload accepted (SPEC section 5).
+pub const MAX_PAYLOAD: usize = 64 * 1024;
+/// How far in the future `created_at_ms` may be (clock skew allowance).
+pub const MAX_CLOCK_SKEW_MS: u64 = 5 * 60 * 1000;
+
+/// Why a message was rejected; the `reason` label of the dead-letter counter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RejectReason {
+    Empty,
+    Oversized,
+    WrongContentType,
+    NotDecodable,
+    MissingId,
+    InvalidId,
+    UnknownEnum,
+    MissingCategory,
+    OutOfRange,
+    NegativeMoney,
+    FutureTimestamp,
+    InvalidField,
+    BadSubject,
+    ShopMismatch,
+    UnknownInquiry,
+}
+
+impl RejectReason {
+    /// Every reason, for pre-registering metrics.
+    pub const ALL: [RejectReason; 15] = [
+        RejectReason::Empty,
+        RejectReason::Oversized,
+        RejectReason::WrongContentType,
+        RejectReason::NotDecodable,
+        RejectReason::MissingId,
+        RejectReason::InvalidId,
+        RejectReason::UnknownEnum,
+        RejectReason::MissingCategory,
+        RejectReason::OutOfRange,
+        RejectReason::NegativeMoney,
+        RejectReason::FutureTimestamp,
+        RejectReason::InvalidField,
+        RejectReason::BadSubject,
+        RejectReason::ShopMismatch,
+        RejectReason::UnknownInquiry,
+    ];
+
+    /// The metric label and header prefix.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectReason::Empty => "empty",
+            RejectReason::Oversized => "oversized",
+            RejectReason::WrongContentType => "wrong_content_type",
+            RejectReason::NotDecodable => "not_decodable",
+            RejectReason::MissingId => "missing_id",
+            RejectReason::InvalidId => "invalid_id",
+            RejectReason::UnknownEnum => "unknown_enum",
+            RejectReason::MissingCategory => "missing_category",
+            RejectReason::OutOfRange => "out_of_range",
+            RejectReason::NegativeMoney => "negative_money",
+            RejectReason::FutureTimestamp => "future_timestamp",
+            RejectReason::InvalidField => "invalid_field",
+            RejectReason::BadSubject => "bad_subject",
+            RejectReason::ShopMismatch => "shop_mismatch",
+            RejectReason::UnknownInquiry => "unknown_inquiry",
+        }
+    }
+}
+
+/// A rejected message: the reason and a sentence for the publisher.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejection {
+    pub reason: RejectReason,
+    pub message: String,
+}
+
+impl Rejection {
+    fn new(reason: RejectReason, message: impl Into<String>) -> Rejection {
+        Rejection { reason, message: message.into() }
+    }
+}
+
+impl fmt::Display for Rejection {
+    /// The `Ticket-Router-Error` header value: `reason: message`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.reason.as_str(), self.message)
+    }
+}
+
+/// The payload format named by a `Content-Type` header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Json,
+    Protobuf,
+}
+
+/// JSON unless the header says protobuf; any other type is refused.
+pub fn format_of(content_type: Option<&str>) -> Result<Format, Rejection> {
+    let Some(raw) = content_type else { return Ok(Format::Json) };
+    let essence = raw.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    match essence.as_str() {
+        "" | "application/json" | "text/json" => Ok(Format::Json),
+        "application/protobuf" | "application/x-protobuf" => Ok(Format::Protobuf),
+        _ => Err(Rejection::new(
+            RejectReason::WrongContentType,
+            format!("Content-Type `{raw}` is not supported; send application/json or application/protobuf"),
+        )),
+    }
+}
+
+fn decode<T: Message + Default + serde::de::DeserializeOwned>(format: Format, body: &[u8]) -> Result<T, Rejection> {
+    if body.is_empty() {
+        return Err(Rejection::new(RejectReason::Empty, "the message body is empty"));
+    }
+    if body.len() > MAX_PAYLOAD {
+        return Err(Rejection::new(
+            RejectReason::Oversized,
+            format!("the body has {} bytes; the limit is {MAX_PAYLOAD}", body.len()),
+        ));
+    }
+    match format {
+        Format::Protobuf => T::decode(body)
+            .map_err(|e| Rejection::new(RejectReason::NotDecodable, format!("not a valid protobuf message ({e})"))),
+        Format::Json => serde_json::from_slice(body).map_err(|e| {
+            let text = e.to_string();
+            let reason = if text.contains("unknown variant") || text.contains("invalid enum") {
+                RejectReason::UnknownEnum
+            } else {
+                RejectReason::NotDecodable
+            };
+            Rejection::new(reason, format!("not a valid JSON payload ({text})"))
+        }),
+    }
+}
+
+/// The shop id of `<prefix>.<kind>.<shop_id>`.
+pub fn shop_of_subject<'a>(subject: &'a str, prefix: &str, kind: &str) -> Result<&'a str, Rejection> {
+    let shop = subject
+        .strip_prefix(prefix)
+        .and_then(|rest| rest.strip_prefix('.'))
+        .and_then(|rest| rest.strip_prefix(kind))
+        .and_then(|rest| rest.strip_prefix('.'))
+        .filter(|shop| !shop.is_empty() && !shop.contains('.'));
+    shop.ok_or_else(|| {
+        Rejection::new(
+            RejectReason::BadSubject,
+            format!("subject `{subject}` has no shop id; publish on {prefix}.{kind}.<shop_id>"),
+        )
+    })
+}
+
+/// Whether `id` is 1-128 characters of `[A-Za-z0-9._:-]`.
+pub fn valid_id(id: &str) -> bool {
+    (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
+}
+
+fn check_id(id: &str, field: &str) -> Result<(), Rejection> {
+    if id.is_empty() {
+        return Err(Rejection::new(RejectReason::MissingId, format!("`{field}` is missing")));
+    }
+    if !valid_id(id) {
+        return Err(Rejection::new(
+            RejectReason::InvalidId,
+            format!(
+                "`{field}` must be 1-128 characters of A-Z a-z 0-9 . _ : - (got {} characters)",
+                id.chars().count()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn check_text(value: &str, field: &str, max: usize) -> Result<(), Rejection> {
+    if value.chars().count() > max {
+        return Err(Rejection::new(RejectReason::InvalidField, format!("`{field}` is longer than {max} characters")));
+    }
+    Ok(())
+}
+
+/// Decodes and checks an inquiry published on `subject` at `now`.
+pub fn decode_inquiry(
+    subject_shop: &str,
+    format: Format,
+    body: &[u8],
+    now: Millis,
+) -> Result<core::Inquiry, Rejection> {
+    let wire: proto::Inquiry = decode(format, body)?;
+    inquiry_from_proto(wire, subject_shop, now)
+}
+
+/// Checks a wire inquiry and turns it into the core's.
+pub fn inquiry_from_proto(wire: proto::Inquiry, subject_shop: &str, now: Millis) -> Result<core::Inquiry, Rejection> {
+    check_id(&wire.id, "id")?;
+    if !wire.shop_id.is_empty() && wire.shop_id != subject_shop {
+        return Err(Rejection::new(
+            RejectReason::ShopMismatch,
+            format!("shop_id `{}` differs from the subject's shop `{subject_shop}`", wire.shop_id),
+        ));
+    }
+    let category = match proto::Category::try_from(wire.category) {
+        Ok(proto::Category::Unspecified) => {
+            return Err(Rejection::new(RejectReason::MissingCategory, "`category` is missing; use e.g. \"ORDER\""))
+        }
+        Ok(c) => category_from_proto(c),
+        Err(_) => {
+            return Err(Rejection::new(RejectReason::UnknownEnum, format!("category {} is unknown", wire.category)))
+        }
+    };
+    let channel = match proto::Channel::try_from(wire.channel) {
+        Ok(proto::Channel::Chat) => Channel::Chat,
+        Ok(proto::Channel::Phone) => Channel::Phone,
+        Ok(proto::Channel::Email) => Channel::Email,
+        Err(_) => {
+            return Err(Rejection::new(RejectReason::UnknownEnum, format!("channel {} is unknown", wire.channel)))
+        }
+    };
+    let customer = wire.customer.unwrap_or_default();
+    if customer.vip_tier > 5 {
+        return Err(Rejection::new(
+            RejectReason::OutOfRange,
+            format!("customer.vip_tier {} is not 0-5", customer.vip_tier),
+        ));
+    }
+    if customer.lifetime_value_cents < 0 || wire.order_value_cents < 0 {
+        return Err(Rejection::new(RejectReason::NegativeMoney, "money amounts (…_cents) must not be negative"));
+    }
+    if wire.created_at_ms < 0 || wire.created_at_ms as u64 > now + MAX_CLOCK_SKEW_MS {
+        return Err(Rejection::new(
+            RejectReason::FutureTimestamp,
+            "created_at_ms is negative or more than 5 minutes in the future; send milliseconds since the epoch",
+        ));
+    }
+    check_text(&customer.id, "customer.id", 128)?;
+    check_text(&wire.platform, "platform", 64)?;
+    check_text(&wire.subject, "subject", 1024)?;
+    if wire.language.len() > 35 || !wire.language.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        return Err(Rejection::new(RejectReason::InvalidField, "`language` must be a BCP-47 tag such as \"zh-CN\""));
+    }
+    if wire.required_skills.len() > 16 || wire.required_skills.iter().any(|s| s.is_empty() || s.len() > 64) {
+        return Err(Rejection::new(
+            RejectReason::InvalidField,
+            "`required_skills`: at most 16 names of 1-64 characters",
+        ));
+    }
+    Ok(core::Inquiry {
+        id: wire.id.into(),
+        shop_id: subject_shop.into(),
+        platform: wire.platform.into(),
+        customer: Customer {
+            id: customer.id,
+            vip_tier: customer.vip_tier as u8,
+            is_fan: customer.is_fan,
+            lifetime_value_cents: customer.lifetime_value_cents,
+        },
+        category,
+        channel,
+        language: if wire.language.is_empty() { "zh".into() } else { wire.language.into() },
+        required_skills: wire.required_skills,
+        order_value_cents: wire.order_value_cents,
+        subject: (!wire.subject.is_empty()).then(|| wire.subject.into_boxed_str()),
+        created_at_ms: wire.created_at_ms as u64,
+        bot_attempted: wire.bot_attempted,
+    })
+}
+
+/// Decodes and checks a cancellation; returns the inquiry id.
+pub fn decode_cancellation(format: Format, body: &[u8]) -> Result<String, Rejection> {
+    let wire: proto::Cancellation = decode(format, body)?;
+    check_id(&wire.inquiry_id, "inquiry_id")?;
+    Ok(wire.inquiry_id)
+}
+
+/// The core category of a wire category (not `Unspecified`).
+pub fn category_from_proto(c: proto::Category) -> Category {
+    match c {
+        proto::Category::PreSales | proto::Category::Unspecified => Category::PreSales,
+        proto::Category::Order => Category::Order,
+        proto::Category::Logistics => Category::Logistics,
+        proto::Category::AfterSalesRefund => Category::AfterSalesRefund,
+        proto::Category::AfterSalesExchange => Category::AfterSalesExchange,
+        proto::Category::AfterSalesRepair => Category::AfterSalesRepair,
+        proto::Category::Complaint => Category::Complaint,
+        proto::Category::Other => Category::Other,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,91 @@
+use super::*;
+
+const NOW: Millis = 1_700_000_000_000;
+
+fn json(body: &str) -> Result<core::Inquiry, Rejection> {
+    decode_inquiry("shop-1", Format::Json, body.as_bytes(), NOW)
+}
+
+fn reason(body: &str) -> RejectReason {
+    json(body).expect_err("rejected").reason
+}
+
+#[test]
+fn a_full_json_inquiry_decodes_with_spec_names() {
+    let inquiry = json(
+        r#"{"id":"q-1","shop_id":"shop-1","platform":"douyin","customer":{"id":"c9","vip_tier":3,"is_fan":true,
+            "lifetime_value_cents":"120000"},"category":"AFTER_SALES_REFUND","channel":"PHONE","language":"zh-CN",
+            "required_skills":["refund"],"order_value_cents":5999,"subject":"where is my refund",
+            "created_at_ms":1700000000000,"bot_attempted":true,"some_future_field":1}"#,
+    )
+    .unwrap();
+    assert_eq!(inquiry.category, Category::AfterSalesRefund);
+    assert_eq!(inquiry.channel, Channel::Phone);
+    assert_eq!(inquiry.customer.vip_tier, 3);
+    assert_eq!(inquiry.customer.lifetime_value_cents, 120_000);
+    assert!(inquiry.bot_attempted);
+    assert_eq!(&*inquiry.language, "zh-CN");
+}
+
+#[test]
+fn defaults_fill_optional_fields_and_the_shop_comes_from_the_subject() {
+    let inquiry = json(r#"{"id":"q1","category":"ORDER"}"#).unwrap();
+    assert_eq!((&*inquiry.shop_id, &*inquiry.language, inquiry.channel), ("shop-1", "zh", Channel::Chat));
+}
+
+#[test]
+fn protobuf_round_trips() {
+    let wire = proto::Inquiry { id: "q1".into(), category: proto::Category::Complaint as i32, ..Default::default() };
+    let inquiry = decode_inquiry("s", Format::Protobuf, &wire.encode_to_vec(), NOW).unwrap();
+    assert_eq!(inquiry.category, Category::Complaint);
+    let bad = decode_inquiry("s", Format::Protobuf, b"\xff\xff\xff", NOW).unwrap_err();
+    assert_eq!(bad.reason, RejectReason::NotDecodable);
+}
+
+#[test]
+fn every_bad_input_has_its_own_reason() {
+    assert_eq!(reason(""), RejectReason::Empty);
+    assert_eq!(reason("not json"), RejectReason::NotDecodable);
+    assert_eq!(reason(r#"{"category":"ORDER"}"#), RejectReason::MissingId);
+    assert_eq!(reason(r#"{"id":"a b","category":"ORDER"}"#), RejectReason::InvalidId);
+    assert_eq!(reason(&format!(r#"{{"id":"{}","category":"ORDER"}}"#, "x".repeat(129))), RejectReason::InvalidId);
+    assert_eq!(reason(r#"{"id":"q","category":"BANANA"}"#), RejectReason::UnknownEnum);
+    assert_eq!(reason(r#"{"id":"q"}"#), RejectReason::MissingCategory);
+    assert_eq!(reason(r#"{"id":"q","category":"ORDER","customer":{"vip_tier":6}}"#), RejectReason::OutOfRange);
+    assert_eq!(reason(r#"{"id":"q","category":"ORDER","order_value_cents":-1}"#), RejectReason::NegativeMoney);
+    let future = format!(r#"{{"id":"q","category":"ORDER","created_at_ms":{}}}"#, NOW + 3_600_000);
+    assert_eq!(reason(&future), RejectReason::FutureTimestamp);
+    assert_eq!(reason(r#"{"id":"q","shop_id":"other","category":"ORDER"}"#), RejectReason::ShopMismatch);
+    assert_eq!(reason(r#"{"id":"q","category":"ORDER","language":"zh CN"}"#), RejectReason::InvalidField);
+    let big = format!(r#"{{"id":"q","category":"ORDER","subject":"{}"}}"#, "x".repeat(MAX_PAYLOAD));
+    assert_eq!(reason(&big), RejectReason::Oversized);
+}
+
+#[test]
+fn content_types_choose_the_format() {
+    assert_eq!(format_of(None), Ok(Format::Json));
+    assert_eq!(format_of(Some("application/json; charset=utf-8")), Ok(Format::Json));
+    assert_eq!(format_of(Some("application/protobuf")), Ok(Format::Protobuf));
+    assert_eq!(format_of(Some("text/xml")).unwrap_err().reason, RejectReason::WrongContentType);
+}
+
+#[test]
+fn subjects_must_name_one_shop() {
+    assert_eq!(shop_of_subject("support.inquiries.shop-7", "support", "inquiries"), Ok("shop-7"));
+    assert_eq!(shop_of_subject("acme.support.inquiries.s", "acme.support", "inquiries"), Ok("s"));
+    for bad in ["support.inquiries", "support.inquiries.", "support.inquiries.a.b", "other.inquiries.s"] {
+        assert_eq!(shop_of_subject(bad, "support", "inquiries").unwrap_err().reason, RejectReason::BadSubject, "{bad}");
+    }
+}
+
+#[test]
+fn cancellations_need_a_valid_id() {
+    assert_eq!(decode_cancellation(Format::Json, br#"{"inquiry_id":"q1"}"#), Ok("q1".to_string()));
+    assert_eq!(decode_cancellation(Format::Json, b"{}").unwrap_err().reason, RejectReason::MissingId);
+}
+
+#[test]
+fn the_header_value_names_the_reason_first() {
+    let r = json("{").unwrap_err();
+    assert!(r.to_string().starts_with("not_decodable: "), "{r}");
+}

@@ -1,0 +1,175 @@
+//! The one task that owns the routing core.
+//!
+//! Every adapter talks to the core through an [`EngineHandle`]: commands and
+//! read-only queries travel over a channel, so the core stays single-threaded
+//! and synchronous. After each command the engine hands the effects to its
+//! [`EffectSink`]s (NATS publisher, desktop streams, metrics), and a tick loop
+//! drives the core's timers — no per-inquiry timer tasks.
+
+use crate::core::{Command, CoreError, Effect, Millis, Router};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+/// How often the engine ticks the core's timers.
+pub const TICK_EVERY: Duration = Duration::from_millis(100);
+
+/// Wall-clock milliseconds since the epoch; the only clock read of the service.
+pub fn now_ms() -> Millis {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as Millis)
+}
+
+/// Receives the effects of every command, in order, with read access to the
+/// router as it is right after the command (to look up inquiry details).
+pub trait EffectSink: Send {
+    /// Called after each command that produced effects.
+    fn deliver(&mut self, now: Millis, effects: &[Effect], router: &Router);
+
+    /// Called after every tick, for state that is sampled rather than evented.
+    fn refresh(&mut self, _now: Millis, _router: &Router) {}
+}
+
+/// Why the engine could not carry out a request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Core(#[from] CoreError),
+    #[error("the router is shutting down; retry against a running instance")]
+    Stopped,
+}
+
+type Query = Box<dyn FnOnce(&Router, Millis) + Send>;
+
+enum Job {
+    Command(Command, Option<oneshot::Sender<Result<(), CoreError>>>),
+    Query(Query),
+}
+
+/// Cheap to clone; talks to the engine task.
+#[derive(Clone)]
+pub struct EngineHandle {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl EngineHandle {
+    /// Applies a command and waits for the core's answer.
+    pub async fn execute(&self, command: Command) -> Result<(), EngineError> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs.send(Job::Command(command, Some(reply))).await.map_err(|_| EngineError::Stopped)?;
+        Ok(answer.await.map_err(|_| EngineError::Stopped)??)
+    }
+
+    /// Applies a command without waiting for its outcome.
+    pub async fn submit(&self, command: Command) -> Result<(), EngineError> {
+        self.jobs.send(Job::Command(command, None)).await.map_err(|_| EngineError::Stopped)
+    }
+
+    /// Applies a command from synchronous code (e.g. a `Drop`); false when full or stopped.
+    pub fn try_submit(&self, command: Command) -> bool {
+        self.jobs.try_send(Job::Command(command, None)).is_ok()
+    }
+
+    /// Runs `read` against the router at the engine's current time.
+    pub async fn query<R, F>(&self, read: F) -> Result<R, EngineError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Router, Millis) -> R + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job: Query = Box::new(move |router, now| {
+            let _ = reply.send(read(router, now));
+        });
+        self.jobs.send(Job::Query(job)).await.map_err(|_| EngineError::Stopped)?;
+        answer.await.map_err(|_| EngineError::Stopped)
+    }
+}
+
+/// The engine task's state.
+pub struct Engine {
+    router: Router,
+    sinks: Vec<Box<dyn EffectSink>>,
+    jobs: mpsc::Receiver<Job>,
+    effects: Vec<Effect>,
+    clock: fn() -> Millis,
+    on_decision: Option<Box<dyn FnMut(Duration) + Send>>,
+}
+
+impl Engine {
+    /// An engine around `router` and the handle to reach it.
+    pub fn new(router: Router, sinks: Vec<Box<dyn EffectSink>>) -> (Engine, EngineHandle) {
+        let (tx, rx) = mpsc::channel(4096);
+        let engine =
+            Engine { router, sinks, jobs: rx, effects: Vec::with_capacity(64), clock: now_ms, on_decision: None };
+        (engine, EngineHandle { jobs: tx })
+    }
+
+    /// Called with the duration of every inquiry arrival the core decided
+    /// (for the routing-duration histogram).
+    pub fn on_decision(mut self, observe: impl FnMut(Duration) + Send + 'static) -> Engine {
+        self.on_decision = Some(Box::new(observe));
+        self
+    }
+
+    /// Runs until `shutdown` is cancelled and every handle's queued job is
+    /// done, or every handle is dropped.
+    pub async fn run(mut self, shutdown: CancellationToken) -> Router {
+        let mut ticks = tokio::time::interval(TICK_EVERY);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                job = self.jobs.recv() => match job {
+                    Some(job) => self.run_job(job),
+                    None => break,
+                },
+                _ = ticks.tick() => self.tick(),
+                _ = shutdown.cancelled() => {
+                    self.jobs.close();
+                    while let Some(job) = self.jobs.recv().await {
+                        self.run_job(job);
+                    }
+                    break;
+                }
+            }
+        }
+        self.router
+    }
+
+    fn run_job(&mut self, job: Job) {
+        let now = (self.clock)();
+        match job {
+            Job::Query(read) => read(&self.router, now),
+            Job::Command(command, reply) => {
+                let timed = matches!(command, Command::Arrive(_)) && self.on_decision.is_some();
+                let started = timed.then(std::time::Instant::now);
+                let result = self.router.handle(now, command, &mut self.effects);
+                if let (Some(started), Some(observe)) = (started, self.on_decision.as_mut()) {
+                    observe(started.elapsed());
+                }
+                self.flush(now);
+                if let Some(reply) = reply {
+                    let _ = reply.send(result);
+                }
+            }
+        }
+    }
+
+    fn tick(&mut self) {
+        let now = (self.clock)();
+        let _ = self.router.handle(now, Command::Tick, &mut self.effects);
+        self.flush(now);
+        for sink in &mut self.sinks {
+            sink.refresh(now, &self.router);
+        }
+    }
+
+    fn flush(&mut self, now: Millis) {
+        if self.effects.is_empty() {
+            return;
+        }
+        for sink in &mut self.sinks {
+            sink.deliver(now, &self.effects, &self.router);
+        }
+        self.effects.clear();
+    }
+}

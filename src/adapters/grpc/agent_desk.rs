@@ -1,0 +1,184 @@
+//! `AgentDesk`: presence, the offer stream and the actions on an offer.
+//!
+//! Converts requests to core commands (rejecting bad fields with
+//! INVALID_ARGUMENT before anything changes) and answers from the router's
+//! views. Routing decisions, ownership and state transitions are the core's.
+
+use super::auth::desk_actor;
+use super::offers::{Heartbeat, OfferHub, OfferStream, DESKTOP_BUFFER};
+use super::required;
+use crate::adapters::convert;
+use crate::adapters::engine::EngineHandle;
+use crate::core::{Actor, AgentStatus, Command, Id, Presence};
+use crate::proto::{self, agent_desk_server::AgentDesk};
+use tokio::sync::mpsc;
+use tonic::{Request, Response, Status};
+
+/// The `AgentDesk` service.
+pub struct AgentDeskService {
+    engine: EngineHandle,
+    hub: OfferHub,
+}
+
+impl AgentDeskService {
+    /// The service over `engine`, streaming offers from `hub` (the same hub
+    /// the engine delivers effects to).
+    pub fn new(engine: EngineHandle, hub: OfferHub) -> AgentDeskService {
+        AgentDeskService { engine, hub }
+    }
+
+    /// Runs an action command, then answers with the inquiry's new state.
+    async fn act(
+        &self,
+        request: Request<proto::InquiryAction>,
+        command: fn(Actor, Id) -> Command,
+    ) -> Result<Response<proto::ActionResponse>, Status> {
+        let agent_id = required("agent_id", &request.get_ref().agent_id)?;
+        let actor = desk_actor(&request, agent_id)?;
+        let inquiry: Id = required("inquiry_id", &request.get_ref().inquiry_id)?.into();
+        self.engine.execute(command(actor, inquiry.clone())).await?;
+        action_response(&self.engine, inquiry).await
+    }
+}
+
+/// The state of `inquiry` as an `ActionResponse`.
+pub(super) async fn action_response(
+    engine: &EngineHandle,
+    inquiry: Id,
+) -> Result<Response<proto::ActionResponse>, Status> {
+    let state = engine.query(move |router, _| router.inquiry_state(&inquiry)).await?;
+    let state = state.map_or(proto::InquiryState::Unspecified, convert::inquiry_state);
+    Ok(Response::new(proto::ActionResponse { state: state as i32 }))
+}
+
+/// A presence request as the core's `Presence`, or INVALID_ARGUMENT.
+pub fn presence_from_proto(req: &proto::SetPresenceRequest) -> Result<Presence, Status> {
+    let agent = required("agent_id", &req.agent_id)?;
+    let wire = proto::AgentStatus::try_from(req.status)
+        .map_err(|_| Status::invalid_argument(format!("status {} is not a known AgentStatus", req.status)))?;
+    let status = convert::agent_status_from_proto(wire)
+        .ok_or_else(|| Status::invalid_argument("status is required: AVAILABLE, AWAY, BREAK or OFFLINE"))?;
+    let mut groups = Vec::with_capacity(req.groups.len());
+    for m in &req.groups {
+        let group = required("groups.group", &m.group)?;
+        let proficiency = u8::try_from(m.proficiency).ok().filter(|p| (1..=5).contains(p)).ok_or_else(|| {
+            Status::invalid_argument(format!(
+                "proficiency {} in group `{group}` is out of range; use 1 (learning) to 5 (expert)",
+                m.proficiency
+            ))
+        })?;
+        groups.push((group.to_string(), proficiency));
+    }
+    if status == AgentStatus::Available && groups.is_empty() {
+        return Err(Status::invalid_argument(
+            "an AVAILABLE agent needs at least one group in `groups` (group id and proficiency 1-5)",
+        ));
+    }
+    Ok(Presence {
+        agent: agent.into(),
+        status,
+        groups,
+        max_concurrent: (req.max_concurrent != 0).then_some(req.max_concurrent),
+        languages: req.languages.clone(),
+        skills: req.skills.clone(),
+    })
+}
+
+#[tonic::async_trait]
+impl AgentDesk for AgentDeskService {
+    async fn set_presence(
+        &self,
+        request: Request<proto::SetPresenceRequest>,
+    ) -> Result<Response<proto::SetPresenceResponse>, Status> {
+        let presence = presence_from_proto(request.get_ref())?;
+        let actor = desk_actor(&request, &presence.agent)?;
+        let agent = presence.agent.clone();
+        self.engine.execute(Command::SetPresence { actor, presence }).await?;
+        let view = self.engine.query(move |router, _| router.agent(&agent)).await?;
+        let view = view.ok_or_else(|| Status::internal("agent vanished right after SetPresence"))?;
+        Ok(Response::new(proto::SetPresenceResponse {
+            status: convert::agent_status(view.status) as i32,
+            load: view.load,
+            capacity: view.capacity,
+        }))
+    }
+
+    type SubscribeStream = OfferStream;
+
+    async fn subscribe(&self, request: Request<proto::SubscribeRequest>) -> Result<Response<OfferStream>, Status> {
+        let agent_id = required("agent_id", &request.get_ref().agent_id)?;
+        desk_actor(&request, agent_id)?;
+        let agent: Id = agent_id.into();
+        self.engine.execute(Command::DesktopConnected { agent: agent.clone() }).await?;
+        // From here on, dropping the stream (or failing below) reports the disconnect.
+        let heartbeat = Heartbeat { agent: agent.clone(), engine: self.engine.clone(), hub: self.hub.clone() };
+        let (tx, rx) = mpsc::channel(DESKTOP_BUFFER);
+        let (hub, id) = (self.hub.clone(), agent.clone());
+        // Registered on the engine task: offers held now are re-sent first,
+        // later ones arrive through the hub, none twice.
+        let registered = self.engine.query(move |router, now| hub.register(router, now, &id, tx)).await?;
+        if !registered {
+            return Err(Status::unavailable("the server is shutting down; reconnect to a running instance"));
+        }
+        tracing::info!(agent_id = %agent, "desktop subscribed");
+        Ok(Response::new(OfferStream::new(rx, heartbeat)))
+    }
+
+    async fn accept(&self, request: Request<proto::InquiryAction>) -> Result<Response<proto::ActionResponse>, Status> {
+        self.act(request, |actor, inquiry| Command::Accept { actor, inquiry }).await
+    }
+
+    async fn decline(&self, request: Request<proto::InquiryAction>) -> Result<Response<proto::ActionResponse>, Status> {
+        // The reason is for the desktop's own records; the core keeps no free text
+        // from agents outside handoff notes.
+        self.act(request, |actor, inquiry| Command::Decline { actor, inquiry }).await
+    }
+
+    async fn complete(
+        &self,
+        request: Request<proto::InquiryAction>,
+    ) -> Result<Response<proto::ActionResponse>, Status> {
+        self.act(request, |actor, inquiry| Command::Complete { actor, inquiry }).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tonic::Code;
+
+    fn request(status: proto::AgentStatus, groups: &[(&str, u32)]) -> proto::SetPresenceRequest {
+        proto::SetPresenceRequest {
+            agent_id: "a1".into(),
+            status: status as i32,
+            groups: groups.iter().map(|&(g, p)| proto::GroupMembership { group: g.into(), proficiency: p }).collect(),
+            ..proto::SetPresenceRequest::default()
+        }
+    }
+
+    #[test]
+    fn presence_converts_and_zero_max_concurrent_means_default() {
+        let p = presence_from_proto(&request(proto::AgentStatus::Available, &[("orders", 4)])).unwrap();
+        assert_eq!(p.groups, vec![("orders".to_string(), 4)]);
+        assert_eq!(p.max_concurrent, None);
+        assert_eq!(p.status, AgentStatus::Available);
+    }
+
+    #[test]
+    fn bad_presence_fields_are_invalid_arguments() {
+        let cases = [
+            request(proto::AgentStatus::Unspecified, &[("orders", 3)]),
+            request(proto::AgentStatus::Available, &[]),
+            request(proto::AgentStatus::Available, &[("orders", 0)]),
+            request(proto::AgentStatus::Available, &[("orders", 6)]),
+            request(proto::AgentStatus::Available, &[("", 3)]),
+            proto::SetPresenceRequest { status: 42, ..request(proto::AgentStatus::Away, &[]) },
+            proto::SetPresenceRequest { agent_id: String::new(), ..request(proto::AgentStatus::Away, &[]) },
+        ];
+        for case in cases {
+            let err = presence_from_proto(&case).unwrap_err();
+            assert_eq!(err.code(), Code::InvalidArgument, "{case:?}: {}", err.message());
+        }
+        assert!(presence_from_proto(&request(proto::AgentStatus::Away, &[])).is_ok());
+    }
+}

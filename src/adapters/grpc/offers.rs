@@ -1,0 +1,278 @@
+//! Offers to connected desktops: the [`OfferHub`] is an [`EffectSink`] that
+//! forwards each `Offer` and `Withdraw` effect to the `Subscribe` streams of
+//! the agent concerned, and the [`OfferStream`] that a `Subscribe` call
+//! returns, whose drop is the desktop's lost heartbeat.
+//!
+//! The hub must never block the engine: it only `try_send`s. A desktop whose
+//! buffer is full misses that message (it is logged); the offer still goes
+//! out on NATS and times out normally.
+
+use crate::adapters::convert;
+use crate::adapters::engine::{EffectSink, EngineHandle};
+use crate::core::{Command, Effect, EventKind, Id, InquiryState, Millis, Offer, Router};
+use crate::proto;
+use futures::Stream;
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll};
+use tokio::sync::mpsc;
+use tonic::Status;
+
+/// Messages buffered per desktop before further ones are dropped.
+pub const DESKTOP_BUFFER: usize = 128;
+
+type Desk = mpsc::Sender<Result<proto::Assignment, Status>>;
+
+#[derive(Default)]
+struct Desks {
+    by_agent: HashMap<Id, Vec<Desk>>,
+    /// Set at shutdown: streams end and no new ones open.
+    closed: bool,
+}
+
+/// The open desktop streams per agent id. Cheap to clone; one clone goes into
+/// the engine as a sink, another serves `Subscribe`.
+#[derive(Clone, Default)]
+pub struct OfferHub {
+    desks: Arc<Mutex<Desks>>,
+}
+
+impl OfferHub {
+    /// A hub with no desktops.
+    pub fn new() -> OfferHub {
+        OfferHub::default()
+    }
+
+    /// How many desktop streams agent `agent` has open.
+    pub fn connections(&self, agent: &str) -> usize {
+        self.lock().by_agent.get(agent).map_or(0, |d| d.iter().filter(|d| !d.is_closed()).count())
+    }
+
+    /// Ends every stream and refuses new ones, so a graceful server
+    /// shutdown is not held open by desktops.
+    pub fn close(&self) {
+        let mut desks = self.lock();
+        desks.closed = true;
+        desks.by_agent.clear();
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Desks> {
+        self.desks.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Registers a desktop of `agent`, first queueing the offers it already
+    /// holds. Runs on the engine task (inside a query) so that no offer made
+    /// meanwhile is lost or sent twice. False once the hub is closed.
+    pub(super) fn register(&self, router: &Router, now: Millis, agent: &Id, desk: Desk) -> bool {
+        let mut desks = self.lock();
+        if desks.closed {
+            return false;
+        }
+        for assignment in held_offers(router, now, agent) {
+            if desk.try_send(Ok(assignment)).is_err() {
+                tracing::warn!(agent_id = %agent, "desktop buffer full while re-sending held offers");
+            }
+        }
+        desks.by_agent.entry(agent.clone()).or_default().push(desk);
+        true
+    }
+
+    /// Forgets the closed streams of `agent`.
+    fn prune(&self, agent: &str) {
+        let mut desks = self.lock();
+        if let Some(list) = desks.by_agent.get_mut(agent) {
+            list.retain(|d| !d.is_closed());
+            if list.is_empty() {
+                desks.by_agent.remove(agent);
+            }
+        }
+    }
+
+    fn send(&self, agent: &str, assignment: proto::Assignment) {
+        let mut desks = self.lock();
+        let Some(list) = desks.by_agent.get_mut(agent) else { return };
+        list.retain(|desk| match desk.try_send(Ok(assignment.clone())) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::warn!(
+                    agent_id = %agent,
+                    inquiry_id = assignment.inquiry.as_ref().map_or("", |i| i.id.as_str()),
+                    withdrawn = assignment.withdrawn,
+                    "desktop stream buffer full; message not delivered on this stream (NATS still carries it)"
+                );
+                true
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        });
+        if list.is_empty() {
+            desks.by_agent.remove(agent);
+        }
+    }
+}
+
+impl EffectSink for OfferHub {
+    fn deliver(&mut self, now: Millis, effects: &[Effect], router: &Router) {
+        for effect in effects {
+            match effect {
+                Effect::Offer(offer) => {
+                    let inquiry = router.inquiry(now, &offer.inquiry).map(|v| v.inquiry);
+                    self.send(&offer.agent, convert::assignment(offer, inquiry));
+                }
+                Effect::Withdraw { inquiry, agent, .. } => self.send(agent, withdrawal(inquiry, agent)),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// The message that tells a desktop to drop an earlier offer.
+fn withdrawal(inquiry: &str, agent: &str) -> proto::Assignment {
+    proto::Assignment {
+        inquiry: Some(proto::Inquiry { id: inquiry.to_string(), ..proto::Inquiry::default() }),
+        agent_id: agent.to_string(),
+        withdrawn: true,
+        ..proto::Assignment::default()
+    }
+}
+
+/// The offers `agent` holds now and has not accepted, rebuilt from the
+/// router's views, oldest first.
+fn held_offers(router: &Router, now: Millis, agent: &str) -> Vec<proto::Assignment> {
+    let Some(view) = router.agent(agent) else { return Vec::new() };
+    view.offered.iter().filter_map(|id| held_offer(router, now, agent, id)).collect()
+}
+
+fn held_offer(router: &Router, now: Millis, agent: &str, id: &str) -> Option<proto::Assignment> {
+    let v = router.inquiry(now, id)?;
+    if v.state != InquiryState::Offered || v.owner.as_deref() != Some(agent) {
+        return None;
+    }
+    let offered = v.timeline.iter().rev().find(|t| t.kind == EventKind::Offered)?;
+    let group = router.settings().groups.iter().find(|g| *g.id == *v.group);
+    let timeout = group.map_or(0, |g| g.accept_timeout.as_millis() as Millis);
+    let offer = Offer {
+        inquiry: v.inquiry.id.clone(),
+        shop: v.inquiry.shop_id.clone(),
+        agent: agent.into(),
+        group: v.group.clone(),
+        at: offered.at,
+        expires_at: offered.at + timeout,
+        attempt: v.attempts,
+        trace: offered.trace.as_deref().cloned().unwrap_or_default(),
+        note: v.note.cloned(),
+    };
+    Some(convert::assignment(&offer, Some(v.inquiry)))
+}
+
+/// The server stream of one `Subscribe` call. Dropping it (the desktop went
+/// away, or the server is stopping) reports the lost heartbeat.
+pub struct OfferStream {
+    // Declared before `heartbeat` so the receiver is closed when the
+    // heartbeat's `Drop` prunes the hub.
+    rx: mpsc::Receiver<Result<proto::Assignment, Status>>,
+    _heartbeat: Heartbeat,
+}
+
+impl OfferStream {
+    pub(super) fn new(rx: mpsc::Receiver<Result<proto::Assignment, Status>>, heartbeat: Heartbeat) -> OfferStream {
+        OfferStream { rx, _heartbeat: heartbeat }
+    }
+}
+
+impl Stream for OfferStream {
+    type Item = Result<proto::Assignment, Status>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.rx.poll_recv(cx)
+    }
+}
+
+/// Sends `DesktopDisconnected` for its agent when dropped.
+pub(super) struct Heartbeat {
+    pub(super) agent: Id,
+    pub(super) engine: EngineHandle,
+    pub(super) hub: OfferHub,
+}
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.hub.prune(&self.agent);
+        if self.engine.try_submit(Command::DesktopDisconnected { agent: self.agent.clone() }) {
+            tracing::info!(agent_id = %self.agent, "desktop stream closed; heartbeat grace started");
+        } else {
+            tracing::warn!(agent_id = %self.agent, "desktop stream closed but the engine did not take the disconnect");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::testkit::{self, Bench};
+    use crate::core::{Category, RoutingSettings};
+
+    type Rx = mpsc::Receiver<Result<proto::Assignment, Status>>;
+
+    fn desk(hub: &OfferHub, bench: &Bench, agent: &str, buffer: usize) -> Rx {
+        let (tx, rx) = mpsc::channel(buffer);
+        assert!(hub.register(&bench.router, bench.now, &agent.into(), tx));
+        rx
+    }
+
+    fn next(rx: &mut Rx) -> proto::Assignment {
+        rx.try_recv().expect("a message").expect("not an error")
+    }
+
+    #[test]
+    fn offers_and_withdrawals_reach_the_agents_desktops() {
+        let (mut hub, mut bench) = (OfferHub::new(), Bench::new(RoutingSettings::default()));
+        bench.agent(testkit::presence("a1", &[("orders", 3)], 5));
+        let mut rx = desk(&hub, &bench, "a1", 8);
+        let mut other = desk(&hub, &bench, "a2", 8);
+        let fx = bench.arrive(testkit::inquiry("q1", Category::Order));
+        hub.deliver(bench.now, &fx, &bench.router);
+        let offer = next(&mut rx);
+        assert_eq!((offer.inquiry.as_ref().unwrap().id.as_str(), offer.withdrawn), ("q1", false));
+        assert_eq!(offer.inquiry.as_ref().unwrap().shop_id, "shop-1", "the offer carries the inquiry");
+        assert!(other.try_recv().is_err());
+
+        // A second desktop of the same agent first gets the offer it holds, unchanged.
+        let mut late = desk(&hub, &bench, "a1", 8);
+        assert_eq!(next(&mut late), offer);
+
+        let withdraw = [Effect::Withdraw { inquiry: "q1".into(), agent: "a1".into(), reason: "timeout" }];
+        hub.deliver(bench.now, &withdraw, &bench.router);
+        for rx in [&mut rx, &mut late] {
+            let w = next(rx);
+            assert!(w.withdrawn);
+            assert_eq!(w.inquiry.unwrap().id, "q1");
+        }
+    }
+
+    #[test]
+    fn a_full_desktop_is_skipped_and_a_closed_one_forgotten() {
+        let (mut hub, mut bench) = (OfferHub::new(), Bench::new(RoutingSettings::default()));
+        bench.agent(testkit::presence("a1", &[("orders", 3)], 5));
+        let mut full = desk(&hub, &bench, "a1", 1);
+        let closed = desk(&hub, &bench, "a1", 8);
+        drop(closed);
+        for id in ["q1", "q2"] {
+            let fx = bench.arrive(testkit::inquiry(id, Category::Order));
+            hub.deliver(bench.now, &fx, &bench.router);
+        }
+        assert_eq!(next(&mut full).inquiry.unwrap().id, "q1");
+        assert!(full.try_recv().is_err(), "the second offer was dropped, not waited for");
+        assert_eq!(hub.connections("a1"), 1);
+    }
+
+    #[test]
+    fn closing_ends_the_streams_and_refuses_new_ones() {
+        let (hub, bench) = (OfferHub::new(), Bench::new(RoutingSettings::default()));
+        let mut rx = desk(&hub, &bench, "a1", 8);
+        hub.close();
+        assert!(matches!(rx.try_recv(), Err(mpsc::error::TryRecvError::Disconnected)));
+        let (tx, _rx) = mpsc::channel(1);
+        assert!(!hub.register(&bench.router, bench.now, &"a1".into(), tx));
+    }
+}

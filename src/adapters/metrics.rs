@@ -1,0 +1,202 @@
+//! Prometheus metrics (SPEC section 8): the names, the recorder, the `/metrics`
+//! endpoint, and the sink that turns the core's effects and views into counts
+//! and gauges. The core itself emits nothing.
+//!
+//! Labels are bounded: groups and reasons come from the configuration and
+//! fixed enums, never from inquiries, customers or shops.
+
+use super::codec::RejectReason;
+use super::engine::EffectSink;
+use crate::core::{AgentStatus, Effect, EventKind, Level, Millis, Router};
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+pub const QUEUE_LENGTH: &str = "ticket_router_queue_length";
+pub const QUEUE_OLDEST_WAIT: &str = "ticket_router_queue_oldest_wait_seconds";
+pub const LOAD_LEVEL: &str = "ticket_router_load_level";
+pub const INQUIRIES: &str = "ticket_router_inquiries_total";
+pub const WAIT: &str = "ticket_router_wait_seconds";
+pub const ROUTING_DURATION: &str = "ticket_router_routing_duration_seconds";
+pub const AGENTS: &str = "ticket_router_agents";
+pub const OCCUPANCY: &str = "ticket_router_occupancy_ratio";
+pub const RESERVED_CAPACITY: &str = "ticket_router_reserved_capacity_ratio";
+pub const RECOMMENDED_AGENTS: &str = "ticket_router_recommended_agents";
+pub const HANDOFFS: &str = "ticket_router_handoffs_total";
+pub const OFFER_TIMEOUTS: &str = "ticket_router_offer_timeouts_total";
+pub const DEADLETTER: &str = "ticket_router_deadletter_total";
+
+/// Seconds-scale waits: the 30 s first-response target and the 3 min alert sit on bucket edges.
+const WAIT_BUCKETS: &[f64] = &[1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0, 600.0];
+/// One routing decision takes microseconds.
+const ROUTING_BUCKETS: &[f64] = &[1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 5e-3, 2.5e-2];
+
+/// Outcomes of `ticket_router_inquiries_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Received,
+    Assigned,
+    Deflected,
+    Cancelled,
+    Duplicate,
+    Rejected,
+}
+
+impl Outcome {
+    const ALL: [Outcome; 6] = [
+        Outcome::Received,
+        Outcome::Assigned,
+        Outcome::Deflected,
+        Outcome::Cancelled,
+        Outcome::Duplicate,
+        Outcome::Rejected,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Outcome::Received => "received",
+            Outcome::Assigned => "assigned",
+            Outcome::Deflected => "deflected",
+            Outcome::Cancelled => "cancelled",
+            Outcome::Duplicate => "duplicate",
+            Outcome::Rejected => "rejected",
+        }
+    }
+}
+
+/// Counts one inquiry outcome.
+pub fn count(outcome: Outcome) {
+    counter!(INQUIRIES, "outcome" => outcome.label()).increment(1);
+}
+
+/// Counts one dead-lettered message (and its inquiry as rejected).
+pub fn count_deadletter(reason: RejectReason) {
+    counter!(DEADLETTER, "reason" => reason.as_str()).increment(1);
+    count(Outcome::Rejected);
+}
+
+/// Observes the duration of one routing decision.
+pub fn observe_decision(took: Duration) {
+    histogram!(ROUTING_DURATION).record(took.as_secs_f64());
+}
+
+/// Installs the process-wide recorder with our buckets. Call once.
+pub fn install() -> Result<PrometheusHandle, metrics_exporter_prometheus::BuildError> {
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Full(WAIT.into()), WAIT_BUCKETS)?
+        .set_buckets_for_metric(Matcher::Full(ROUTING_DURATION.into()), ROUTING_BUCKETS)?
+        .install_recorder()?;
+    describe();
+    for outcome in Outcome::ALL {
+        counter!(INQUIRIES, "outcome" => outcome.label()).absolute(0);
+    }
+    for reason in RejectReason::ALL {
+        counter!(DEADLETTER, "reason" => reason.as_str()).absolute(0);
+    }
+    Ok(handle)
+}
+
+/// Help texts, so every series documents itself (and `promtool check metrics` is clean).
+fn describe() {
+    describe_gauge!(QUEUE_LENGTH, "Inquiries waiting in a group's queue, by priority band.");
+    describe_gauge!(QUEUE_OLDEST_WAIT, Unit::Seconds, "How long the longest-waiting inquiry of a group has waited.");
+    describe_gauge!(LOAD_LEVEL, "Load level in force: 0 normal, 1 peak, 2 surge; scope is the router or a group.");
+    describe_counter!(
+        INQUIRIES,
+        "Inquiries by outcome: received, assigned, deflected, cancelled, duplicate, rejected."
+    );
+    describe_histogram!(WAIT, Unit::Seconds, "Time from receipt to an accepted offer, by group.");
+    describe_histogram!(ROUTING_DURATION, Unit::Seconds, "Time the core took to decide one arriving inquiry.");
+    describe_gauge!(AGENTS, "Agents who are members of a group, by status.");
+    describe_gauge!(OCCUPANCY, "Load over capacity of a group's agents who can take work.");
+    describe_gauge!(RESERVED_CAPACITY, "Share of a group's capacity held back for HIGH band work (the headroom).");
+    describe_gauge!(
+        RECOMMENDED_AGENTS,
+        "Erlang C agents needed for the service level, plus the level's standby reserve."
+    );
+    describe_counter!(HANDOFFS, "Transfers and escalations, by kind and groups.");
+    describe_counter!(OFFER_TIMEOUTS, "Offers not accepted within the group's accept timeout.");
+    describe_counter!(DEADLETTER, "Inbound messages rejected to the dead-letter subject, by reason.");
+}
+
+/// Serves `GET /metrics` on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    handle: PrometheusHandle,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let handle = handle.clone();
+            async move {
+                handle.run_upkeep();
+                ([("content-type", "text/plain; version=0.0.4")], handle.render())
+            }
+        }),
+    );
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}
+
+fn status_label(status: AgentStatus) -> &'static str {
+    match status {
+        AgentStatus::Available => "available",
+        AgentStatus::Away => "away",
+        AgentStatus::Break => "break",
+        AgentStatus::Offline => "offline",
+    }
+}
+
+fn level_value(level: Level) -> f64 {
+    level.index() as f64
+}
+
+/// Counts effects and samples the router's gauges after every tick.
+#[derive(Default)]
+pub struct MetricsSink;
+
+impl EffectSink for MetricsSink {
+    fn deliver(&mut self, _now: Millis, effects: &[Effect], _router: &Router) {
+        for effect in effects {
+            match effect {
+                Effect::Deflect { .. } => count(Outcome::Deflected),
+                Effect::Event(e) => match e.kind {
+                    EventKind::Accepted => {
+                        count(Outcome::Assigned);
+                        let waited = e.waited_ms.unwrap_or(0) as f64 / 1000.0;
+                        histogram!(WAIT, "group" => e.group.to_string()).record(waited);
+                    }
+                    EventKind::Cancelled => count(Outcome::Cancelled),
+                    EventKind::TimedOut => counter!(OFFER_TIMEOUTS, "group" => e.group.to_string()).increment(1),
+                    EventKind::Transferred | EventKind::Escalated => {
+                        let kind = if e.kind == EventKind::Transferred { "transfer" } else { "escalation" };
+                        let from = e.from_group.as_deref().unwrap_or_default().to_string();
+                        counter!(HANDOFFS, "kind" => kind, "from_group" => from, "to_group" => e.group.to_string())
+                            .increment(1);
+                    }
+                    _ => {}
+                },
+                _ => {}
+            }
+        }
+    }
+
+    fn refresh(&mut self, now: Millis, router: &Router) {
+        gauge!(LOAD_LEVEL, "scope" => "router").set(level_value(router.router_level()));
+        for g in router.groups(now) {
+            let group = g.id.to_string();
+            for (band, waiting) in ["high", "normal", "low"].into_iter().zip(g.waiting) {
+                gauge!(QUEUE_LENGTH, "group" => group.clone(), "band" => band).set(f64::from(waiting));
+            }
+            gauge!(QUEUE_OLDEST_WAIT, "group" => group.clone()).set(g.oldest_wait_ms as f64 / 1000.0);
+            gauge!(LOAD_LEVEL, "scope" => group.clone()).set(level_value(g.level));
+            for (status, n) in AgentStatus::ALL.into_iter().zip(g.agents) {
+                gauge!(AGENTS, "group" => group.clone(), "status" => status_label(status)).set(f64::from(n));
+            }
+            gauge!(OCCUPANCY, "group" => group.clone()).set(g.occupancy);
+            gauge!(RESERVED_CAPACITY, "group" => group.clone()).set(g.reserve_ratio);
+            gauge!(RECOMMENDED_AGENTS, "group" => group).set(f64::from(g.recommended_agents));
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! The inbound loop: each message from the durable consumer is decoded,
+//! handed to the engine, and then acknowledged — or dead-lettered with its
+//! original bytes and a `Ticket-Router-Error` header, then acknowledged.
+//! A message is only left unacknowledged (and so redelivered) when the router
+//! could not take a decision about it.
+
+use super::Subjects;
+use crate::adapters::codec::{self, RejectReason, Rejection};
+use crate::adapters::engine::{now_ms, EngineError, EngineHandle};
+use crate::adapters::metrics::{self, Outcome};
+use crate::core::{Command, CoreError};
+use async_nats::jetstream::consumer::PullConsumer;
+use async_nats::HeaderMap;
+use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+/// Header naming why a message was dead-lettered.
+pub const ERROR_HEADER: &str = "Ticket-Router-Error";
+/// Header carrying the subject a dead-lettered message was published on.
+pub const SUBJECT_HEADER: &str = "Ticket-Router-Subject";
+
+/// What became of one inbound message.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Disposition {
+    /// The core decided; acknowledge.
+    Decided,
+    /// A duplicate or a no-op (cancelling a finished inquiry); acknowledge.
+    Ignored,
+    /// Bad input: dead-letter, then acknowledge.
+    Rejected(Rejection),
+    /// No decision was taken (router stopping): leave it for redelivery.
+    Retry,
+}
+
+/// Decodes one message into a command for the core.
+pub fn command_for(
+    subjects: &Subjects,
+    subject: &str,
+    headers: Option<&HeaderMap>,
+    body: &[u8],
+) -> Result<Command, Rejection> {
+    let content_type = headers.and_then(|h| h.get("Content-Type")).map(|v| v.as_str());
+    let format = codec::format_of(content_type)?;
+    let prefix = &subjects.prefix;
+    if subject.starts_with(&format!("{prefix}.cancellations")) {
+        codec::shop_of_subject(subject, prefix, "cancellations")?;
+        let id = codec::decode_cancellation(format, body)?;
+        return Ok(Command::Cancel { inquiry: id.into() });
+    }
+    let shop = codec::shop_of_subject(subject, prefix, "inquiries")?;
+    let inquiry = codec::decode_inquiry(shop, format, body, now_ms())?;
+    Ok(Command::Arrive(Box::new(inquiry)))
+}
+
+/// Hands one decoded command to the engine and classifies the answer.
+pub async fn decide(engine: &EngineHandle, command: Command) -> Disposition {
+    let is_arrival = matches!(command, Command::Arrive(_));
+    match engine.execute(command).await {
+        Ok(()) => {
+            if is_arrival {
+                metrics::count(Outcome::Received);
+            }
+            Disposition::Decided
+        }
+        Err(EngineError::Core(CoreError::Duplicate(_))) => {
+            metrics::count(Outcome::Duplicate);
+            Disposition::Ignored
+        }
+        Err(EngineError::Core(CoreError::AlreadyFinished(..))) => Disposition::Ignored,
+        Err(EngineError::Core(CoreError::UnknownInquiry(id))) => Disposition::Rejected(Rejection {
+            reason: RejectReason::UnknownInquiry,
+            message: format!("no inquiry `{id}` is known; cancel only inquiries that were published"),
+        }),
+        Err(EngineError::Core(e)) => {
+            Disposition::Rejected(Rejection { reason: RejectReason::InvalidField, message: e.to_string() })
+        }
+        Err(EngineError::Stopped) => Disposition::Retry,
+    }
+}
+
+/// One-line header value (NATS headers cannot hold line breaks).
+fn header_value(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { ' ' } else { c }).take(1000).collect()
+}
+
+/// Publishes a rejected message to the dead-letter subject and waits until
+/// the server has it, so acknowledging the original cannot lose it.
+pub async fn dead_letter(
+    client: &async_nats::Client,
+    subjects: &Subjects,
+    subject: &str,
+    headers: Option<&HeaderMap>,
+    body: bytes::Bytes,
+    rejection: &Rejection,
+) -> Result<(), async_nats::Error> {
+    let mut out = HeaderMap::new();
+    if let Some(ct) = headers.and_then(|h| h.get("Content-Type")) {
+        out.insert("Content-Type", ct.as_str());
+    }
+    out.insert(ERROR_HEADER, header_value(&rejection.to_string()).as_str());
+    out.insert(SUBJECT_HEADER, header_value(subject).as_str());
+    client.publish_with_headers(subjects.deadletter(), out, body).await?;
+    client.flush().await?;
+    Ok(())
+}
+
+/// Consumes until `shutdown`; the message in hand is finished first.
+pub async fn run(
+    consumer: PullConsumer,
+    client: async_nats::Client,
+    engine: EngineHandle,
+    subjects: Subjects,
+    shutdown: CancellationToken,
+) -> Result<(), async_nats::Error> {
+    let mut messages = std::pin::pin!(consumer.messages().await?.take_until(shutdown.cancelled_owned()));
+    while let Some(message) = messages.next().await {
+        let message = match message {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, "error from the inbound consumer; continuing");
+                continue;
+            }
+        };
+        let disposition = match command_for(&subjects, &message.subject, message.headers.as_ref(), &message.payload) {
+            Ok(command) => decide(&engine, command).await,
+            Err(rejection) => Disposition::Rejected(rejection),
+        };
+        match disposition {
+            Disposition::Decided | Disposition::Ignored => ack(&message).await,
+            Disposition::Rejected(rejection) => {
+                tracing::warn!(subject = %message.subject, reason = rejection.reason.as_str(), "inbound message dead-lettered");
+                let sent = dead_letter(
+                    &client,
+                    &subjects,
+                    &message.subject,
+                    message.headers.as_ref(),
+                    message.payload.clone(),
+                    &rejection,
+                )
+                .await;
+                match sent {
+                    Ok(()) => {
+                        metrics::count_deadletter(rejection.reason);
+                        ack(&message).await;
+                    }
+                    Err(e) => tracing::error!(error = %e, "could not dead-letter a message; it will be redelivered"),
+                }
+            }
+            Disposition::Retry => break,
+        }
+    }
+    Ok(())
+}
+
+async fn ack(message: &async_nats::jetstream::Message) {
+    if let Err(e) = message.ack().await {
+        tracing::warn!(error = %e, "could not acknowledge an inbound message; it may be redelivered and counted as a duplicate");
+    }
+}

@@ -1,0 +1,157 @@
+//! NATS: the connection, the JetStream stream and durable consumer for inbound
+//! inquiries and cancellations, and the subjects of SPEC section 5.
+//!
+//! * [`inbound`] — consume, decode, feed the engine, ack or dead-letter.
+//! * [`outbound`] — the effect sink that publishes offers, events,
+//!   deflections and level changes.
+
+pub mod inbound;
+pub mod outbound;
+
+use crate::config::NatsSettings;
+use async_nats::jetstream::{self, consumer, stream};
+use std::time::Duration;
+
+/// How long an inbound message may stay unacknowledged before redelivery.
+const ACK_WAIT: Duration = Duration::from_secs(30);
+/// Unacknowledged messages in flight at once.
+const MAX_ACK_PENDING: i64 = 20_000;
+
+/// Why NATS could not be set up; each says what to check.
+#[derive(Debug, thiserror::Error)]
+pub enum NatsError {
+    #[error("cannot read NATS credentials `{path}`: {source}; check nats.credentials_file / nats.nkey_seed_file")]
+    Credentials { path: String, source: std::io::Error },
+    #[error("cannot connect to NATS at {url}: {source}; check nats.url and that nats-server is running with JetStream (-js)")]
+    Connect { url: String, source: async_nats::ConnectError },
+    #[error("cannot create or update JetStream stream `{stream}`: {detail}; the server must run with JetStream enabled (-js), version 2.10.23 or newer")]
+    Stream { stream: String, detail: String },
+    #[error("cannot create durable consumer `{consumer}` on `{stream}`: {detail}")]
+    Consumer { stream: String, consumer: String, detail: String },
+}
+
+/// The subjects of one tenant prefix.
+#[derive(Clone, Debug)]
+pub struct Subjects {
+    pub prefix: String,
+}
+
+impl Subjects {
+    /// Subjects under `prefix` (e.g. `support`).
+    pub fn new(prefix: &str) -> Subjects {
+        Subjects { prefix: prefix.to_string() }
+    }
+
+    /// What the inbound stream captures; the bare subjects too, so a message
+    /// without a shop id is dead-lettered rather than never seen.
+    pub fn inbound(&self) -> Vec<String> {
+        let p = &self.prefix;
+        vec![
+            format!("{p}.inquiries"),
+            format!("{p}.inquiries.>"),
+            format!("{p}.cancellations"),
+            format!("{p}.cancellations.>"),
+        ]
+    }
+
+    pub fn inquiries(&self, shop: &str) -> String {
+        format!("{}.inquiries.{shop}", self.prefix)
+    }
+
+    pub fn cancellations(&self, shop: &str) -> String {
+        format!("{}.cancellations.{shop}", self.prefix)
+    }
+
+    pub fn assignments(&self, agent: &str) -> String {
+        format!("{}.assignments.{agent}", self.prefix)
+    }
+
+    pub fn events(&self, shop: &str) -> String {
+        format!("{}.events.{shop}", self.prefix)
+    }
+
+    pub fn deflections(&self, shop: &str) -> String {
+        format!("{}.deflections.{shop}", self.prefix)
+    }
+
+    pub fn levels(&self) -> String {
+        format!("{}.levels", self.prefix)
+    }
+
+    pub fn deadletter(&self) -> String {
+        format!("{}.deadletter", self.prefix)
+    }
+}
+
+/// Connects with the configured credentials and TLS. Reconnects forever
+/// after the first connection.
+pub async fn connect(settings: &NatsSettings) -> Result<async_nats::Client, NatsError> {
+    let mut options = async_nats::ConnectOptions::new()
+        .name("ticket-router")
+        .connection_timeout(Duration::from_secs(5))
+        .max_reconnects(None)
+        .retry_on_initial_connect();
+    if let Some(path) = &settings.credentials_file {
+        options = options
+            .credentials_file(path)
+            .await
+            .map_err(|source| NatsError::Credentials { path: path.display().to_string(), source })?;
+    }
+    if let Some(path) = &settings.nkey_seed_file {
+        let seed = std::fs::read_to_string(path)
+            .map_err(|source| NatsError::Credentials { path: path.display().to_string(), source })?;
+        options = options.nkey(seed.trim().to_string());
+    }
+    if let Some(token) = &settings.token {
+        options = options.token(token.expose().to_string());
+    }
+    let tls = &settings.tls;
+    if let Some(ca) = &tls.ca_file {
+        options = options.add_root_certificates(ca.clone());
+    }
+    if let (Some(cert), Some(key)) = (&tls.cert_file, &tls.key_file) {
+        options = options.add_client_certificate(cert.clone(), key.clone());
+    }
+    options = options.require_tls(tls.required);
+    options
+        .connect(settings.url.as_str())
+        .await
+        .map_err(|source| NatsError::Connect { url: settings.url.clone(), source })
+}
+
+/// Creates or updates the inbound stream and its durable pull consumer.
+pub async fn setup_inbound(
+    js: &jetstream::Context,
+    settings: &NatsSettings,
+) -> Result<consumer::PullConsumer, NatsError> {
+    let subjects = Subjects::new(&settings.prefix);
+    let config = stream::Config {
+        name: settings.stream.clone(),
+        subjects: subjects.inbound(),
+        retention: stream::RetentionPolicy::WorkQueue,
+        storage: stream::StorageType::File,
+        duplicate_window: Duration::from_secs(120),
+        description: Some("ticket-router inbound inquiries and cancellations".into()),
+        ..Default::default()
+    };
+    let stream = js
+        .create_or_update_stream(config)
+        .await
+        .map_err(|e| NatsError::Stream { stream: settings.stream.clone(), detail: e.to_string() })?;
+    let name = stream.config.name.clone();
+    let stream =
+        js.get_stream(&name).await.map_err(|e| NatsError::Stream { stream: name.clone(), detail: e.to_string() })?;
+    stream
+        .get_or_create_consumer(
+            &settings.consumer,
+            consumer::pull::Config {
+                durable_name: Some(settings.consumer.clone()),
+                ack_policy: consumer::AckPolicy::Explicit,
+                ack_wait: ACK_WAIT,
+                max_ack_pending: MAX_ACK_PENDING,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| NatsError::Consumer { stream: name, consumer: settings.consumer.clone(), detail: e.to_string() })
+}

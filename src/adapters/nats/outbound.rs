@@ -1,0 +1,112 @@
+//! Publishes the core's effects on the subjects of SPEC section 5, as JSON
+//! with the proto field names (`Content-Type: application/json`).
+//!
+//! The sink only encodes and queues; one publisher task sends in order, so
+//! the engine never waits on the network.
+
+use super::Subjects;
+use crate::adapters::convert;
+use crate::adapters::engine::EffectSink;
+use crate::core::{Effect, Millis, Router};
+use crate::proto;
+use async_nats::HeaderMap;
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+/// One message to publish.
+#[derive(Debug)]
+pub struct Outgoing {
+    pub subject: String,
+    pub headers: HeaderMap,
+    pub payload: Bytes,
+}
+
+fn json_headers() -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert("Content-Type", "application/json");
+    headers
+}
+
+fn encode<T: serde::Serialize>(subject: String, message: &T) -> Outgoing {
+    let payload = serde_json::to_vec(message).expect("wire messages always serialize");
+    Outgoing { subject, headers: json_headers(), payload: payload.into() }
+}
+
+/// The effect sink side: encodes effects into a queue for the publisher task.
+pub struct NatsPublisher {
+    subjects: Subjects,
+    queue: mpsc::UnboundedSender<Outgoing>,
+}
+
+impl NatsPublisher {
+    /// A sink and the receiving end the publisher task drains.
+    pub fn new(subjects: Subjects) -> (NatsPublisher, mpsc::UnboundedReceiver<Outgoing>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (NatsPublisher { subjects, queue: tx }, rx)
+    }
+
+    fn send(&self, message: Outgoing) {
+        if self.queue.send(message).is_err() {
+            tracing::warn!("NATS publisher has stopped; an outbound message was not sent");
+        }
+    }
+}
+
+impl EffectSink for NatsPublisher {
+    fn deliver(&mut self, now: Millis, effects: &[Effect], router: &Router) {
+        let s = &self.subjects;
+        for effect in effects {
+            match effect {
+                Effect::Offer(offer) => {
+                    let inquiry = router.inquiry(now, &offer.inquiry).map(|v| v.inquiry);
+                    self.send(encode(s.assignments(&offer.agent), &convert::assignment(offer, inquiry)));
+                    self.send(encode(s.events(&offer.shop), &convert::offered_event(offer)));
+                }
+                Effect::Withdraw { inquiry, agent, reason } => {
+                    let withdrawn = proto::Assignment {
+                        inquiry: Some(proto::Inquiry { id: inquiry.to_string(), ..Default::default() }),
+                        agent_id: agent.to_string(),
+                        withdrawn: true,
+                        note: Some(proto::HandoffNote { summary: reason.to_string(), ..Default::default() }),
+                        ..Default::default()
+                    };
+                    self.send(encode(s.assignments(agent), &withdrawn));
+                }
+                Effect::Event(event) => self.send(encode(s.events(&event.shop), &convert::event(event))),
+                Effect::Deflect { inquiry, shop, group, at } => {
+                    if let Some(view) = router.inquiry(now, inquiry) {
+                        self.send(encode(s.deflections(shop), &convert::inquiry(view.inquiry)));
+                    }
+                    let event = proto::InquiryEvent {
+                        inquiry_id: inquiry.to_string(),
+                        shop_id: shop.to_string(),
+                        kind: proto::inquiry_event::Kind::Deflected as i32,
+                        group: group.to_string(),
+                        at_ms: *at as i64,
+                        detail: "handed to the self-service bot first".into(),
+                        ..Default::default()
+                    };
+                    self.send(encode(s.events(shop), &event));
+                }
+                Effect::LevelChanged(change) => self.send(encode(s.levels(), &convert::level_changed(change))),
+                Effect::AgentStatusChanged { agent, status, reason } => {
+                    tracing::info!(agent_id = %agent, ?status, reason, "agent status changed by the router");
+                }
+            }
+        }
+    }
+}
+
+/// Sends queued messages in order until the queue closes, then flushes.
+pub async fn run_publisher(client: async_nats::Client, mut queue: mpsc::UnboundedReceiver<Outgoing>) {
+    while let Some(message) = queue.recv().await {
+        // Publishing only fails once the client is closed; async-nats buffers
+        // across reconnects.
+        if let Err(e) = client.publish_with_headers(message.subject, message.headers, message.payload).await {
+            tracing::error!(error = %e, "could not publish an outbound message");
+        }
+    }
+    if let Err(e) = client.flush().await {
+        tracing::warn!(error = %e, "could not flush outbound messages at shutdown");
+    }
+}

@@ -1,0 +1,180 @@
+//! Runs the real `ticket-router serve` binary against a test NATS, with a
+//! configuration written for the test, and stops it when dropped.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// A running router process.
+pub struct RouterProcess {
+    child: Option<Child>,
+    pub grpc_addr: String,
+    pub metrics_addr: String,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// The configuration used by tests: the demo file's groups, auth off,
+/// ephemeral ports, short timers; `extra` is appended (TOML).
+pub fn test_config(nats_url: &str, prefix: &str, extra: &str) -> String {
+    format!(
+        r#"
+[nats]
+url = "{nats_url}"
+prefix = "{prefix}"
+stream = "{stream}"
+
+[grpc]
+listen = "127.0.0.1:0"
+
+{auth}
+[metrics]
+listen = "127.0.0.1:0"
+
+{extra}
+"#,
+        stream = format!("{}_INQUIRIES", prefix.to_uppercase().replace('.', "_")),
+        auth = if extra.contains("[grpc.auth]") { "" } else { "[grpc.auth]\nmode = \"none\"\n" },
+    )
+}
+
+impl RouterProcess {
+    /// Starts the router with `config` (TOML text) and waits until it reports ready.
+    pub fn start(config: &str) -> RouterProcess {
+        Self::start_with_env(config, &[])
+    }
+
+    /// Like [`start`](Self::start), with extra environment variables.
+    pub fn start_with_env(config: &str, env: &[(&str, &str)]) -> RouterProcess {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let file = dir.path().join("router.toml");
+        std::fs::write(&file, config).expect("write config");
+        let log = dir.path().join("router.log");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ticket-router"));
+        command
+            .arg("serve")
+            .arg("--config")
+            .arg(&file)
+            .env("RUST_LOG", "info,ticket_router=debug")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).expect("log file"));
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().expect("start ticket-router serve");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(rest) = line.strip_prefix("ticket-router ready: ") {
+                    let _ = tx.send(rest.to_string());
+                }
+            }
+        });
+        let mut process =
+            RouterProcess { child: Some(child), grpc_addr: String::new(), metrics_addr: String::new(), log, _dir: dir };
+        let ready = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) => line,
+            Err(_) => panic!("router did not become ready; its log:\n{}", process.log_text()),
+        };
+        for part in ready.split_whitespace() {
+            if let Some(addr) = part.strip_prefix("grpc=") {
+                process.grpc_addr = addr.to_string();
+            } else if let Some(addr) = part.strip_prefix("metrics=") {
+                process.metrics_addr = addr.to_string();
+            }
+        }
+        process
+    }
+
+    /// `http://<grpc addr>` for tonic clients.
+    pub fn grpc_url(&self) -> String {
+        format!("http://{}", self.grpc_addr)
+    }
+
+    /// The text of `GET /metrics`.
+    pub async fn scrape(&self) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(&self.metrics_addr).await.expect("connect to /metrics");
+        let request = format!("GET /metrics HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", self.metrics_addr);
+        stream.write_all(request.as_bytes()).await.expect("send request");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.expect("read response");
+        let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+        dechunk(&body)
+    }
+
+    /// The router's log so far (for failure messages).
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends SIGKILL, as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self) -> Option<ExitStatus> {
+        let mut child = self.child.take()?;
+        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        child.wait().ok()
+    }
+}
+
+impl Drop for RouterProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Undoes HTTP/1.1 chunked transfer encoding when present.
+fn dechunk(body: &str) -> String {
+    let mut out = String::new();
+    let mut rest = body;
+    loop {
+        let Some((size_line, after)) = rest.split_once("\r\n") else { return body.to_string() };
+        let Ok(size) = usize::from_str_radix(size_line.trim(), 16) else { return body.to_string() };
+        if size == 0 {
+            return out;
+        }
+        if after.len() < size {
+            return body.to_string();
+        }
+        out.push_str(&after[..size]);
+        rest = after[size..].trim_start_matches("\r\n");
+    }
+}
+
+/// The value of the sample `name{labels}` in a scrape, if present.
+pub fn sample(scrape: &str, name_and_labels: &str) -> Option<f64> {
+    scrape
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| l.strip_prefix(name_and_labels).and_then(|v| v.trim().parse().ok()))
+}
+
+/// The demo's six groups with one accept timeout and one baseline for all.
+pub fn groups_toml(accept_timeout: &str, baseline_per_min: f64) -> String {
+    let groups = [
+        ("pre_sales", "\"PRE_SALES\", \"OTHER\"", "\"orders\""),
+        ("orders", "\"ORDER\", \"LOGISTICS\"", "\"after_sales\""),
+        ("after_sales", "\"AFTER_SALES_REFUND\", \"AFTER_SALES_EXCHANGE\", \"AFTER_SALES_REPAIR\"", "\"orders\""),
+        ("complaints", "\"COMPLAINT\"", "\"supervisors\""),
+        ("fans", "", "\"pre_sales\""),
+        ("supervisors", "", ""),
+    ];
+    groups
+        .iter()
+        .map(|(id, categories, overflow)| {
+            format!(
+                "[[groups]]\nid = \"{id}\"\ncategories = [{categories}]\noverflow = [{overflow}]\naccept_timeout = \"{accept_timeout}\"\nbaseline_per_min = {baseline_per_min:.1}\n\n"
+            )
+        })
+        .collect()
+}
