@@ -49,22 +49,36 @@ ensure_nats_server() {
     fi
 }
 
-#   ensure_promtool     exports PROMTOOL_BIN: Prometheus' promtool, from
-#                       Debian's `prometheus` package when it is missing.
+#   ensure_promtool     exports PROMTOOL_BIN and PROMETHEUS_BIN: Prometheus'
+#                       promtool and the Prometheus server itself (the ops-kit
+#                       test runs a real one), from Debian's `prometheus` package
+#                       (it ships both) when either is missing. The server is
+#                       looked for in PROMETHEUS_BIN, next to promtool, on PATH.
 ensure_promtool() {
-    local candidate
+    local promtool="" prometheus="" candidate
     for candidate in "${PROMTOOL_BIN:-}" "$(command -v promtool 2>/dev/null || true)"; do
         if [ -n "$candidate" ] && "$candidate" --version >/dev/null 2>&1; then
-            export PROMTOOL_BIN="$candidate"
-            return 0
+            promtool="$candidate"
+            break
         fi
     done
-    echo "tools: installing promtool (Debian package prometheus)" >&2
-    local sudo=""
-    [ "$(id -u)" = 0 ] || sudo="sudo"
-    { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends prometheus; } >&2 || {
-        echo "tools: could not install the prometheus package; install promtool or set PROMTOOL_BIN" >&2
-        return 1
-    }
-    export PROMTOOL_BIN="$(command -v promtool)"
+    for candidate in "${PROMETHEUS_BIN:-}" "${promtool:+$(dirname "$promtool")/prometheus}" \
+        "$(command -v prometheus 2>/dev/null || true)"; do
+        if [ -n "$candidate" ] && "$candidate" --version >/dev/null 2>&1; then
+            prometheus="$candidate"
+            break
+        fi
+    done
+    if [ -z "$promtool" ] || [ -z "$prometheus" ]; then
+        echo "tools: installing promtool and prometheus (Debian package prometheus)" >&2
+        local sudo=""
+        [ "$(id -u)" = 0 ] || sudo="sudo"
+        { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends prometheus; } >&2 || {
+            echo "tools: could not install the prometheus package; install it or set PROMTOOL_BIN and PROMETHEUS_BIN" >&2
+            return 1
+        }
+        [ -n "$promtool" ] || promtool="$(command -v promtool)"
+        [ -n "$prometheus" ] || prometheus="$(command -v prometheus)"
+    fi
+    export PROMTOOL_BIN="$promtool" PROMETHEUS_BIN="$prometheus"
 }

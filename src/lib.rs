@@ -8,10 +8,16 @@
 //! * [`cli`] — the subcommands of the binary.
 //! * [`config`] — the TOML configuration file, environment overrides and
 //!   `check-config` validation.
+//! * [`loadgen`] — `ticket-router loadgen`: realistic traffic to a real NATS
+//!   and simulated agents over gRPC, live status, and the benchmark mode.
 //! * [`proto`] — code generated from `proto/ticketrouter/v1`.
+//! * [`simulate`] — `ticket-router simulate`: a promotion day replayed offline
+//!   through the same core, with simulated agents, reported as a table and chart.
 
 pub mod adapters;
 pub mod cli;
 pub mod config;
 pub mod core;
+pub mod loadgen;
 pub mod proto;
+pub mod simulate;

@@ -28,11 +28,46 @@ enum Commands {
         /// The TOML configuration file, e.g. deploy/ticket-router.toml.
         file: PathBuf,
     },
+    /// Replay a promotion day offline through the routing core and report
+    /// service levels per group and load level.
+    Simulate {
+        /// The scenario, e.g. scenarios/double11.toml; with --recorded it
+        /// supplies the roster, handle times and time window.
+        #[arg(long)]
+        scenario: PathBuf,
+        /// Replay recorded inquiries (JSONL, one Inquiry per line) instead of
+        /// the scenario's arrivals.
+        #[arg(long, value_name = "FILE.jsonl")]
+        recorded: Option<PathBuf>,
+        /// The configuration to try; without it, the defaults and
+        /// TICKET_ROUTER_* environment overrides.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// A second configuration to run on the same inquiries, shown side by side.
+        #[arg(long, value_name = "OTHER.toml")]
+        compare: Option<PathBuf>,
+        /// Write an SVG chart of arrivals, queue, level, wait and agents.
+        #[arg(long, value_name = "out.svg")]
+        chart: Option<PathBuf>,
+        /// Seed of the random draws (default: the scenario's, else 1).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Customers leave after waiting this long, e.g. 120s (overrides the scenario).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        patience: Option<std::time::Duration>,
+    },
+    /// Publish realistic traffic to a real NATS and drive simulated agents
+    /// over gRPC, with a live status; `loadgen bench` measures the router.
+    Loadgen(cli::LoadgenCommand),
 }
 
 fn main() -> ExitCode {
     match Cli::parse().command {
         Commands::Serve { config } => cli::serve(config.as_deref()),
         Commands::CheckConfig { file } => cli::check_config(&file),
+        Commands::Loadgen(command) => cli::loadgen(command),
+        Commands::Simulate { scenario, recorded, config, compare, chart, seed, patience } => {
+            cli::simulate(&cli::SimulateArgs { scenario, recorded, config, compare, chart, seed, patience })
+        }
     }
 }

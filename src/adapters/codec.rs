@@ -294,3 +294,6 @@ pub fn category_from_proto(c: proto::Category) -> Category {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod fuzz;

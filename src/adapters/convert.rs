@@ -188,6 +188,7 @@ pub fn assignment(offer: &core::Offer, inquiry_data: Option<&core::Inquiry>) -> 
         trace: Some(trace(&offer.trace)),
         note: offer.note.as_ref().map(note),
         withdrawn: false,
+        active: false,
     }
 }
 

@@ -2,10 +2,16 @@
 //!
 //! Every adapter talks to the core through an [`EngineHandle`]: commands and
 //! read-only queries travel over a channel, so the core stays single-threaded
-//! and synchronous. After each command the engine hands the effects to its
-//! [`EffectSink`]s (NATS publisher, desktop streams, metrics), and a tick loop
-//! drives the core's timers — no per-inquiry timer tasks.
+//! and synchronous. After each command the engine lets its [`EffectSink`]s
+//! (NATS publisher, desktop streams, metrics) prepare what the effects need,
+//! and a tick loop drives the core's timers — no per-inquiry timer tasks.
+//!
+//! With a journal, a command's recorded changes go to it first: what the
+//! sinks prepared is released, and the caller answered, only once the
+//! journal has the changes durably. Nobody hears of a decision that a crash
+//! could still undo.
 
+use crate::core::snapshot::Change;
 use crate::core::{Command, CoreError, Effect, Millis, Router};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot};
@@ -19,14 +25,40 @@ pub fn now_ms() -> Millis {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as Millis)
 }
 
+/// What a sink does once the decision behind it is recorded.
+pub type Release = Box<dyn FnOnce() + Send>;
+
+/// The answer to a command, sent once its changes are recorded.
+pub type Reply = oneshot::Sender<Result<(), CoreError>>;
+
 /// Receives the effects of every command, in order, with read access to the
 /// router as it is right after the command (to look up inquiry details).
 pub trait EffectSink: Send {
-    /// Called after each command that produced effects.
-    fn deliver(&mut self, now: Millis, effects: &[Effect], router: &Router);
+    /// Builds what to send for `effects`; the returned action sends it, and
+    /// runs after the changes of the same command are recorded.
+    fn prepare(&mut self, now: Millis, effects: &[Effect], router: &Router) -> Option<Release>;
 
     /// Called after every tick, for state that is sampled rather than evented.
     fn refresh(&mut self, _now: Millis, _router: &Router) {}
+}
+
+/// One command's (or tick's) outcome on its way through the journal.
+pub struct Batch {
+    pub changes: Vec<Change>,
+    pub releases: Vec<Release>,
+    pub reply: Option<(Reply, Result<(), CoreError>)>,
+}
+
+impl Batch {
+    /// Sends what was prepared and answers the caller.
+    pub fn complete(self) {
+        for release in self.releases {
+            release();
+        }
+        if let Some((reply, result)) = self.reply {
+            let _ = reply.send(result);
+        }
+    }
 }
 
 /// Why the engine could not carry out a request.
@@ -41,8 +73,18 @@ pub enum EngineError {
 type Query = Box<dyn FnOnce(&Router, Millis) + Send>;
 
 enum Job {
-    Command(Command, Option<oneshot::Sender<Result<(), CoreError>>>),
+    Command(Command, Option<Reply>),
     Query(Query),
+}
+
+/// A command sent to the engine whose answer has not arrived yet.
+pub struct Pending(oneshot::Receiver<Result<(), CoreError>>);
+
+impl Pending {
+    /// Waits for the answer (after the decision is recorded).
+    pub async fn outcome(self) -> Result<(), EngineError> {
+        Ok(self.0.await.map_err(|_| EngineError::Stopped)??)
+    }
 }
 
 /// Cheap to clone; talks to the engine task.
@@ -54,9 +96,15 @@ pub struct EngineHandle {
 impl EngineHandle {
     /// Applies a command and waits for the core's answer.
     pub async fn execute(&self, command: Command) -> Result<(), EngineError> {
+        self.start(command).await?.outcome().await
+    }
+
+    /// Queues a command in order and returns its answer to wait for later,
+    /// so a caller can keep many commands in flight.
+    pub async fn start(&self, command: Command) -> Result<Pending, EngineError> {
         let (reply, answer) = oneshot::channel();
         self.jobs.send(Job::Command(command, Some(reply))).await.map_err(|_| EngineError::Stopped)?;
-        Ok(answer.await.map_err(|_| EngineError::Stopped)??)
+        Ok(Pending(answer))
     }
 
     /// Applies a command without waiting for its outcome.
@@ -92,15 +140,31 @@ pub struct Engine {
     effects: Vec<Effect>,
     clock: fn() -> Millis,
     on_decision: Option<Box<dyn FnMut(Duration) + Send>>,
+    journal: Option<mpsc::UnboundedSender<Batch>>,
 }
 
 impl Engine {
     /// An engine around `router` and the handle to reach it.
     pub fn new(router: Router, sinks: Vec<Box<dyn EffectSink>>) -> (Engine, EngineHandle) {
         let (tx, rx) = mpsc::channel(4096);
-        let engine =
-            Engine { router, sinks, jobs: rx, effects: Vec::with_capacity(64), clock: now_ms, on_decision: None };
+        let engine = Engine {
+            router,
+            sinks,
+            jobs: rx,
+            effects: Vec::with_capacity(64),
+            clock: now_ms,
+            on_decision: None,
+            journal: None,
+        };
         (engine, EngineHandle { jobs: tx })
+    }
+
+    /// Records every command's changes through `journal` before releasing its
+    /// effects and answering (see the module docs). The router must track
+    /// changes (`Router::track_changes`).
+    pub fn with_journal(mut self, journal: mpsc::UnboundedSender<Batch>) -> Engine {
+        self.journal = Some(journal);
+        self
     }
 
     /// Called with the duration of every inquiry arrival the core decided
@@ -146,10 +210,7 @@ impl Engine {
                 if let (Some(started), Some(observe)) = (started, self.on_decision.as_mut()) {
                     observe(started.elapsed());
                 }
-                self.flush(now);
-                if let Some(reply) = reply {
-                    let _ = reply.send(result);
-                }
+                self.flush(now, reply.map(|r| (r, result)));
             }
         }
     }
@@ -157,19 +218,32 @@ impl Engine {
     fn tick(&mut self) {
         let now = (self.clock)();
         let _ = self.router.handle(now, Command::Tick, &mut self.effects);
-        self.flush(now);
+        self.flush(now, None);
         for sink in &mut self.sinks {
             sink.refresh(now, &self.router);
         }
     }
 
-    fn flush(&mut self, now: Millis) {
-        if self.effects.is_empty() {
-            return;
+    /// Prepares the effects and passes them, with the changes and the answer,
+    /// to the journal — or completes them at once without one.
+    fn flush(&mut self, now: Millis, reply: Option<(Reply, Result<(), CoreError>)>) {
+        let mut releases = Vec::new();
+        if !self.effects.is_empty() {
+            for sink in &mut self.sinks {
+                releases.extend(sink.prepare(now, &self.effects, &self.router));
+            }
+            self.effects.clear();
         }
-        for sink in &mut self.sinks {
-            sink.deliver(now, &self.effects, &self.router);
+        let changes = if self.journal.is_some() { self.router.take_changes() } else { Vec::new() };
+        let batch = Batch { changes, releases, reply };
+        match &self.journal {
+            Some(journal) if !batch.changes.is_empty() || !batch.releases.is_empty() => {
+                if let Err(mpsc::error::SendError(batch)) = journal.send(batch) {
+                    tracing::error!("the journal has stopped; a decision was not recorded");
+                    drop(batch);
+                }
+            }
+            _ => batch.complete(),
         }
-        self.effects.clear();
     }
 }

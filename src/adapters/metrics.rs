@@ -157,7 +157,7 @@ fn level_value(level: Level) -> f64 {
 pub struct MetricsSink;
 
 impl EffectSink for MetricsSink {
-    fn deliver(&mut self, _now: Millis, effects: &[Effect], _router: &Router) {
+    fn prepare(&mut self, _now: Millis, effects: &[Effect], _router: &Router) -> Option<super::engine::Release> {
         for effect in effects {
             match effect {
                 Effect::Deflect { .. } => count(Outcome::Deflected),
@@ -180,6 +180,7 @@ impl EffectSink for MetricsSink {
                 _ => {}
             }
         }
+        None
     }
 
     fn refresh(&mut self, now: Millis, router: &Router) {

@@ -7,6 +7,7 @@
 //! * [`convert`] — core values to wire messages.
 //! * [`grpc`] — the agent-desktop, handoff and ops gRPC server.
 //! * [`nats`] — the inbound consumer and the outbound publisher.
+//! * [`persistence`] — routing state in a JetStream key-value bucket, and the journal.
 //! * [`metrics`] — Prometheus names, recorder, `/metrics` and the counting sink.
 //! * [`serve`] — `ticket-router serve`: wiring and ordered shutdown.
 
@@ -16,4 +17,5 @@ pub mod engine;
 pub mod grpc;
 pub mod metrics;
 pub mod nats;
+pub mod persistence;
 pub mod serve;

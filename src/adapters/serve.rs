@@ -1,15 +1,22 @@
-//! `ticket-router serve`: wires the engine, NATS, gRPC and metrics together
-//! and shuts them down in order. Takes already-bound listeners and a
-//! cancellation token, so tests and the binary drive it the same way.
+//! `ticket-router serve`: wires the engine, the journal, NATS, gRPC and
+//! metrics together and shuts them down in order. Takes already-bound
+//! listeners and a cancellation token, so tests and the binary drive it the
+//! same way.
+//!
+//! Start: connect, read the recorded state and rebuild the core (timers go on
+//! from the recorded times), record what that catch-up changed, then serve.
+//! Stop: no new input, the last decisions recorded, their effects flushed.
 
-use super::engine::{Engine, EngineHandle};
+use super::engine::{now_ms, Batch, EffectSink, Engine, EngineHandle};
 use super::grpc::{self, OfferHub};
 use super::metrics::{self, MetricsSink};
 use super::nats::{self, inbound, outbound::NatsPublisher, Subjects};
+use super::persistence::{journal, StateStore, StoreError};
 use crate::config::Config;
 use crate::core::Router;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -24,6 +31,8 @@ pub enum ServeError {
     Nats(#[from] nats::NatsError),
     #[error(transparent)]
     Grpc(#[from] grpc::GrpcError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// The sockets the service answers on.
@@ -43,46 +52,115 @@ pub async fn run(
     on_ready: OnReady,
 ) -> Result<(), ServeError> {
     let prometheus = metrics::install()?;
-    let router = Router::new(config.routing())?;
     let subjects = Subjects::new(&config.nats.prefix);
-    let client = nats::connect(&config.nats).await?;
+    let (client, connected) = nats::connect(&config.nats).await?;
+    let js = async_nats::jetstream::new(client.clone());
+    let Some(store) = retry("open the state bucket", &shutdown, || StateStore::open(js.clone(), &config.nats)).await
+    else {
+        return Ok(());
+    };
+    let Some((router, catch_up)) = restore(&config, &store, &shutdown).await? else { return Ok(()) };
+
     let hub = OfferHub::new();
     let (publisher, outgoing) = NatsPublisher::new(subjects.clone());
-    let sinks: Vec<Box<dyn super::engine::EffectSink>> =
-        vec![Box::new(hub.clone()), Box::new(publisher), Box::new(MetricsSink)];
+    let mut sinks: Vec<Box<dyn EffectSink>> = vec![Box::new(hub.clone()), Box::new(publisher), Box::new(MetricsSink)];
+    let (journal_tx, journal_rx) = mpsc::unbounded_channel();
+    let mut router = router;
+    let first = Batch {
+        changes: router.take_changes(),
+        releases: sinks.iter_mut().filter_map(|s| s.prepare(now_ms(), &catch_up, &router)).collect(),
+        reply: None,
+    };
+    journal_tx.send(first).expect("journal queue open");
     let (engine, handle) = Engine::new(router, sinks);
-    let engine = engine.on_decision(metrics::observe_decision);
+    let engine = engine.on_decision(metrics::observe_decision).with_journal(journal_tx);
     // Unusable keys or certificates stop the start, before anything runs.
     let grpc_server = grpc::GrpcServer::new(handle.clone(), hub.clone(), &config.grpc)?;
 
     let tasks = TaskTracker::new();
     let engine_stop = CancellationToken::new();
     let engine_task = tasks.spawn(engine.run(engine_stop.clone()));
+    let journal_task = tasks.spawn(journal::run(store, journal_rx));
     let publisher_task = tasks.spawn(nats::outbound::run_publisher(client.clone(), outgoing));
     let front_stop = CancellationToken::new();
     let health = grpc::Health::new().await;
     tasks.spawn(grpc_task(grpc_server, listeners.grpc, health.clone(), front_stop.clone()));
     tasks.spawn(metrics_task(listeners.metrics, prometheus, front_stop.clone()));
 
-    consume(&config, client.clone(), handle.clone(), subjects, &health, &shutdown, on_ready).await;
+    consume(&config, client.clone(), connected, handle.clone(), subjects, &health, &shutdown, on_ready).await;
 
-    // Order: no new input, then the last decisions, then their effects.
+    // Order: no new input, then the last decisions recorded, then their effects.
+    tracing::debug!("inbound stopped");
     health.set_serving(false).await;
     front_stop.cancel();
     hub.close();
     engine_stop.cancel();
     let _ = engine_task.await;
+    tracing::debug!("engine stopped");
     drop(handle);
+    let _ = journal_task.await;
+    tracing::debug!("journal flushed");
     let _ = publisher_task.await;
+    tracing::debug!("publisher flushed");
     tasks.close();
-    tasks.wait().await;
+    // Everything is recorded and sent; callers still connected get a moment.
+    if tokio::time::timeout(Duration::from_secs(2), tasks.wait()).await.is_err() {
+        tracing::info!("closing the remaining client connections");
+    }
     Ok(())
 }
 
-/// Sets up the stream and consumes until shutdown, retrying while NATS is away.
+/// Reads the recorded state and rebuilds the core from it.
+async fn restore(
+    config: &Config,
+    store: &StateStore,
+    shutdown: &CancellationToken,
+) -> Result<Option<(Router, Vec<crate::core::Effect>)>, ServeError> {
+    let started = Instant::now();
+    let Some(restored) = retry("read the recorded state", shutdown, || store.load()).await else { return Ok(None) };
+    let (inquiries, agents) = (restored.inquiries.len(), restored.agents.len());
+    let (router, catch_up) = Router::restore(config.routing(), restored, now_ms())?;
+    let counts = router.state_counts();
+    tracing::info!(
+        inquiries,
+        agents,
+        waiting = counts.waiting,
+        offered = counts.offered,
+        active = counts.active,
+        took_ms = started.elapsed().as_millis() as u64,
+        "restored the routing state"
+    );
+    Ok(Some((router, catch_up)))
+}
+
+/// Retries `attempt` with backoff until it succeeds or shutdown (None).
+async fn retry<T, E, F, Fut>(what: &str, shutdown: &CancellationToken, mut attempt: F) -> Option<T>
+where
+    E: std::fmt::Display,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        match attempt().await {
+            Ok(value) => return Some(value),
+            Err(e) => tracing::warn!(error = %e, retry_in = ?backoff, "cannot {what} yet; retrying"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = shutdown.cancelled() => return None,
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// Sets up the stream and consumes until shutdown, retrying while NATS is
+/// away; health follows the connection.
+#[allow(clippy::too_many_arguments)]
 async fn consume(
     config: &Config,
     client: async_nats::Client,
+    mut connected: tokio::sync::watch::Receiver<bool>,
     engine: EngineHandle,
     subjects: Subjects,
     health: &grpc::Health,
@@ -91,30 +169,38 @@ async fn consume(
 ) {
     let js = async_nats::jetstream::new(client.clone());
     let mut on_ready = Some(on_ready);
-    let mut backoff = Duration::from_millis(200);
     while !shutdown.is_cancelled() {
-        let consumer = match nats::setup_inbound(&js, &config.nats).await {
-            Ok(consumer) => consumer,
-            Err(e) => {
-                tracing::warn!(error = %e, retry_in = ?backoff, "NATS is not ready; retrying");
-                health.set_serving(false).await;
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
-                    _ = shutdown.cancelled() => break,
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-                continue;
-            }
+        let Some(consumer) =
+            retry("set up the inbound stream", shutdown, || nats::setup_inbound(&js, &config.nats)).await
+        else {
+            break;
         };
-        backoff = Duration::from_millis(200);
         health.set_serving(true).await;
         if let Some(ready) = on_ready.take() {
             ready();
         }
-        if let Err(e) = inbound::run(consumer, client.clone(), engine.clone(), subjects.clone(), shutdown.clone()).await
-        {
+        let stop = shutdown.child_token();
+        let watch = {
+            let (stop, health) = (stop.clone(), health.clone());
+            let mut connected = connected.clone();
+            tokio::spawn(async move {
+                while connected.changed().await.is_ok() {
+                    let up = *connected.borrow();
+                    health.set_serving(up).await;
+                    if !up {
+                        tracing::warn!("lost the connection to NATS; health is NOT_SERVING until it is back");
+                    }
+                }
+                let _ = stop;
+            })
+        };
+        if let Err(e) = inbound::run(consumer, client.clone(), engine.clone(), subjects.clone(), stop.clone()).await {
             tracing::warn!(error = %e, "inbound consumer stopped; setting it up again");
+        }
+        watch.abort();
+        if !shutdown.is_cancelled() {
             health.set_serving(false).await;
+            let _ = connected.wait_for(|up| *up).await;
         }
     }
 }

@@ -1,8 +1,12 @@
 //! The subcommands of the binary, each a function the thin `main` calls.
 
+mod loadgen;
 mod serve;
+mod simulate;
 
+pub use loadgen::{loadgen, LoadgenCommand};
 pub use serve::{load_config, serve};
+pub use simulate::{simulate, SimulateArgs};
 
 use crate::config::{check_config as check, Report, StdEnv};
 use std::path::Path;
@@ -30,7 +34,8 @@ pub fn check_config(file: &Path) -> ExitCode {
 pub fn init_tracing() {
     use tracing_subscriber::{fmt, EnvFilter};
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     if std::env::var("LOG_FORMAT").is_ok_and(|f| f == "json") {
         builder.json().init();
     } else {

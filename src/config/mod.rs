@@ -143,6 +143,8 @@ pub struct NatsSettings {
     pub consumer: String,
     /// Key-value bucket where routing state is recorded.
     pub state_bucket: String,
+    /// Replicas of the stream and the state bucket (3 in a production cluster).
+    pub replicas: usize,
 }
 
 impl Default for NatsSettings {
@@ -157,6 +159,7 @@ impl Default for NatsSettings {
             stream: "SUPPORT_INQUIRIES".into(),
             consumer: "ticket-router".into(),
             state_bucket: "ticket_router_state".into(),
+            replicas: 1,
         }
     }
 }

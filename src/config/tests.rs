@@ -117,8 +117,7 @@ fn deploy_file_writes_out_every_key() {
 
 #[test]
 fn configuration_md_names_every_key() {
-    let doc =
-        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let doc = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
     for (_, path) in env_var_names() {
         let last = path.rsplit('.').next().unwrap();
         assert!(doc.contains(&format!("`{last}`")), "README.md does not document {path}");
@@ -328,8 +327,7 @@ fn summary_names_groups_and_thresholds() {
 /// The example output in README.md is what the code prints.
 #[test]
 fn configuration_md_examples_are_real_output() {
-    let doc =
-        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let doc = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
     let broken = Config::from_toml(BROKEN, &no_env()).unwrap_err();
     let mut reports = vec![Report::new(std::path::Path::new("broken.toml"), &broken).to_string()];
     let cases = [

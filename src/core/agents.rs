@@ -49,6 +49,8 @@ pub struct Agent {
     pub class: Class,
     /// `(occupancy, last_offer_at)` under which the agent is in ready indexes.
     pub indexed: Option<(u32, Millis)>,
+    /// Recorded fields changed since the last `take_changes`.
+    pub dirty: bool,
 }
 
 impl Agent {
@@ -156,12 +158,18 @@ pub struct GroupAgents {
 impl GroupAgents {
     /// Puts an agent in (`add`) or takes it out of this group's structures.
     pub fn update(&mut self, group: GroupIx, ix: AgentIx, agent: &Agent, add: bool) {
-        self.census.count(agent, if add { 1 } else { -1 });
         if add {
             self.members.insert(ix);
         } else {
             self.members.remove(&ix);
         }
+        self.update_counts(group, ix, agent, add);
+    }
+
+    /// [`GroupAgents::update`] except `members`: for taking an agent out
+    /// while its state changes and its groups stay the same.
+    pub fn update_counts(&mut self, group: GroupIx, ix: AgentIx, agent: &Agent, add: bool) {
+        self.census.count(agent, if add { 1 } else { -1 });
         let Some((occupancy_ppm, last_offer_at)) = agent.indexed else { return };
         let proficiency = agent.proficiency_in(group).unwrap_or(1);
         let key = AgentKey {

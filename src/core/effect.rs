@@ -4,7 +4,8 @@ use super::types::{AgentStatus, DecisionTrace, HandoffNote, Id, Level, Millis};
 
 /// Lifecycle steps published on `events.<shop_id>`. An `Offer` effect stands
 /// for OFFERED and a `Deflect` effect for DEFLECTED.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum EventKind {
     Queued,
     Offered,

@@ -83,7 +83,7 @@ pub fn raw_level(settings: &LevelSettings, baseline_per_min: f64, obs: Observati
 }
 
 /// Hysteresis: up at once, down only after the lower level held for `cooldown`.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LevelTracker {
     level: Level,
     /// `at_most_since[l]`: start of the current run of raw levels `<= l`.
@@ -94,6 +94,16 @@ impl LevelTracker {
     /// The measured level (before overrides).
     pub fn level(&self) -> Level {
         self.level
+    }
+
+    /// Start of the current run of raw levels at or below each level.
+    pub fn at_most_since(&self) -> [Option<Millis>; 3] {
+        self.at_most_since
+    }
+
+    /// A tracker as recorded before a restart.
+    pub fn restored(level: Level, at_most_since: [Option<Millis>; 3]) -> LevelTracker {
+        LevelTracker { level, at_most_since }
     }
 
     /// Feeds one raw level; returns the new level when it changed.

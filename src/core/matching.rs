@@ -5,7 +5,9 @@
 //! Up to 63 distinct languages and 63 skills are told apart; bit 63 stands for
 //! "one the router could not intern", which no agent ever has.
 
-use rustc_hash::FxHashMap;
+use super::types::Id;
+use rustc_hash::{FxHashMap, FxHashSet};
+use std::borrow::Cow;
 
 const OVERFLOW_BIT: u8 = 63;
 
@@ -42,13 +44,45 @@ impl BitNames {
     }
 }
 
+/// Most distinct strings [`SharedNames`] keeps one copy of.
+const MAX_SHARED: usize = 4096;
+
+/// One copy of the strings that repeat across inquiries (shop, platform,
+/// language), so that each inquiry does not keep its own. Up to
+/// `MAX_SHARED` strings are shared; past that, strings are kept as they come.
+#[derive(Clone, Debug, Default)]
+pub struct SharedNames {
+    names: FxHashSet<Id>,
+}
+
+impl SharedNames {
+    /// The shared copy of `name`, which becomes the shared copy if new.
+    pub fn share(&mut self, name: Id) -> Id {
+        if let Some(known) = self.names.get(&*name) {
+            return known.clone();
+        }
+        if self.names.len() < MAX_SHARED {
+            self.names.insert(name.clone());
+        }
+        name
+    }
+}
+
 /// Lower-cased primary subtag: agents with `zh` serve `zh-CN` and `zh-TW`.
 pub fn language_key(tag: &str) -> String {
+    primary_language(tag).into_owned()
+}
+
+/// [`language_key`] without allocating when the subtag is already lower case
+/// (every arrival goes through it).
+pub fn primary_language(tag: &str) -> Cow<'_, str> {
     let primary = tag.split(['-', '_']).next().unwrap_or("").trim();
     if primary.is_empty() {
-        "zh".to_string()
+        Cow::Borrowed("zh")
+    } else if primary.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(primary.to_ascii_lowercase())
     } else {
-        primary.to_ascii_lowercase()
+        Cow::Borrowed(primary)
     }
 }
 
@@ -95,6 +129,7 @@ mod tests {
         assert_eq!(language_key("zh-CN"), "zh");
         assert_eq!(language_key("EN_us"), "en");
         assert_eq!(language_key(""), "zh");
+        assert!(matches!(primary_language("zh-CN"), Cow::Borrowed("zh")));
     }
 
     #[test]
@@ -103,6 +138,15 @@ mod tests {
         assert_eq!(offer.check(Need { language: 0, skills: 0b010 }), Ok(()));
         assert_eq!(offer.check(Need { language: 1, skills: 0 }), Err(Mismatch::Language));
         assert_eq!(offer.check(Need { language: 0, skills: 0b001 }), Err(Mismatch::Skill));
+    }
+
+    #[test]
+    fn shared_names_keep_one_copy_of_each_string() {
+        let mut shared = SharedNames::default();
+        let first = shared.share("shop-1".into());
+        let again = shared.share("shop-1".into());
+        assert!(std::sync::Arc::ptr_eq(&first, &again));
+        assert_eq!(&*shared.share("shop-2".into()), "shop-2");
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub mod priority;
 pub mod queue;
 pub mod router;
 pub mod settings;
+pub mod snapshot;
 pub mod staffing;
 pub mod testkit;
 pub mod types;

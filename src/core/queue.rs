@@ -49,6 +49,7 @@ pub struct GroupQueue {
     pub overflowed: FxHashMap<Need, Lanes>,
     /// Waiting inquiries not yet overflowed, by wait start.
     pub clock: BTreeMap<(Millis, u64), InqIx>,
+    /// Wait starts of the waiting inquiries that are not in `clock`.
     by_age: BTreeSet<(Millis, u64)>,
     by_band: [u32; 3],
 }
@@ -79,12 +80,15 @@ impl GroupQueue {
     /// lanes, `clocked` starts its overflow clock (groups with overflow targets).
     pub fn insert(&mut self, ix: InqIx, slot: &Slot, overflowed: bool, clocked: bool) {
         insert_lane(&mut self.lanes, slot, ix);
+        let age = (slot.since, slot.key.1);
         if overflowed {
             insert_lane(&mut self.overflowed, slot, ix);
+            self.by_age.insert(age);
         } else if clocked {
-            self.clock.insert((slot.since, slot.key.1), ix);
+            self.clock.insert(age, ix);
+        } else {
+            self.by_age.insert(age);
         }
-        self.by_age.insert((slot.since, slot.key.1));
         self.by_band[band_index(slot.band)] += 1;
     }
 
@@ -92,14 +96,19 @@ impl GroupQueue {
     pub fn remove(&mut self, slot: &Slot) {
         remove_lane(&mut self.lanes, slot);
         remove_lane(&mut self.overflowed, slot);
-        self.clock.remove(&(slot.since, slot.key.1));
-        self.by_age.remove(&(slot.since, slot.key.1));
+        let age = (slot.since, slot.key.1);
+        if self.clock.remove(&age).is_none() {
+            self.by_age.remove(&age);
+        }
         self.by_band[band_index(slot.band)] -= 1;
     }
 
     /// Moves an inquiry whose overflow clock ran out into the overflow lanes.
     pub fn mark_overflowed(&mut self, ix: InqIx, slot: &Slot) {
-        self.clock.remove(&(slot.since, slot.key.1));
+        let age = (slot.since, slot.key.1);
+        if self.clock.remove(&age).is_some() {
+            self.by_age.insert(age);
+        }
         insert_lane(&mut self.overflowed, slot, ix);
     }
 
@@ -120,6 +129,35 @@ impl GroupQueue {
 
     /// Wait start of the longest-waiting inquiry.
     pub fn oldest_since(&self) -> Option<Millis> {
-        self.by_age.first().map(|&(since, _)| since)
+        let clocked = self.clock.first_key_value().map(|(&age, _)| age);
+        let unclocked = self.by_age.first().copied();
+        clocked.into_iter().chain(unclocked).min().map(|(since, _)| since)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slot(since: Millis, seq: u64) -> Slot {
+        Slot { need: Need::default(), band: Band::Normal, key: (-(since as i64), seq), since }
+    }
+
+    #[test]
+    fn oldest_wait_covers_clocked_overflowed_and_unclocked_inquiries() {
+        let mut q = GroupQueue::default();
+        let (a, b, c) = (slot(100, 1), slot(50, 2), slot(200, 3));
+        q.insert(1, &a, false, true);
+        q.insert(2, &b, false, false);
+        q.insert(3, &c, false, true);
+        assert_eq!((q.len(), q.oldest_since()), (3, Some(50)));
+        q.remove(&b);
+        assert_eq!(q.oldest_since(), Some(100));
+        q.mark_overflowed(1, &a);
+        assert_eq!(q.oldest_since(), Some(100));
+        q.remove(&a);
+        assert_eq!(q.oldest_since(), Some(200));
+        q.remove(&c);
+        assert_eq!((q.len(), q.oldest_since()), (0, None));
     }
 }

@@ -36,11 +36,20 @@ pub fn erlang_c(agents: u32, traffic: f64) -> f64 {
     if f64::from(agents) <= traffic {
         return 1.0;
     }
-    // Erlang B by the stable recurrence, then C from B.
-    let mut b = 1.0;
-    for n in 1..=agents {
-        b = traffic * b / (f64::from(n) + traffic * b);
-    }
+    erlang_c_from_b(agents, traffic, erlang_b(agents, traffic))
+}
+
+/// Erlang B by the stable recurrence over 1..=`agents` servers.
+fn erlang_b(agents: u32, traffic: f64) -> f64 {
+    (1..=agents).fold(1.0, |b, n| erlang_b_next(b, n, traffic))
+}
+
+/// One step of the recurrence: Erlang B of `n` servers from that of `n - 1`.
+fn erlang_b_next(b: f64, n: u32, traffic: f64) -> f64 {
+    traffic * b / (f64::from(n) + traffic * b)
+}
+
+fn erlang_c_from_b(agents: u32, traffic: f64, b: f64) -> f64 {
     let n = f64::from(agents);
     n * b / (n - traffic * (1.0 - b))
 }
@@ -50,7 +59,10 @@ pub fn service_level(agents: u32, traffic: f64, service_secs: f64, within: f64) 
     if traffic <= 0.0 {
         return 1.0;
     }
-    let c = erlang_c(agents, traffic);
+    service_level_from_c(agents, traffic, erlang_c(agents, traffic), service_secs, within)
+}
+
+fn service_level_from_c(agents: u32, traffic: f64, c: f64, service_secs: f64, within: f64) -> f64 {
     if c >= 1.0 {
         return 0.0;
     }
@@ -64,11 +76,23 @@ pub fn advise(input: StaffingInput) -> StaffingAdvice {
     if !(traffic > 0.0) || !service_secs.is_finite() {
         return StaffingAdvice::default();
     }
+    // The smallest team above the traffic that meets the target. Erlang B is
+    // carried from one team size to the next instead of recomputed, so each
+    // candidate costs O(1) rather than O(agents).
     let mut agents = (traffic.floor() as u32).saturating_add(1);
-    while agents < MAX_AGENTS
-        && service_level(agents, traffic, service_secs, input.answer_within_secs) < input.service_level
-    {
-        agents += 1;
+    if agents < MAX_AGENTS {
+        let mut b = erlang_b(agents, traffic);
+        let level = |agents, b| {
+            let c = erlang_c_from_b(agents, traffic, b);
+            service_level_from_c(agents, traffic, c, service_secs, input.answer_within_secs)
+        };
+        while level(agents, b) < input.service_level {
+            agents += 1;
+            if agents >= MAX_AGENTS {
+                break;
+            }
+            b = erlang_b_next(b, agents, traffic);
+        }
     }
     let recommended = (f64::from(agents) * (1.0 + input.standby_reserve.max(0.0))).ceil() as u32;
     StaffingAdvice { erlang_agents: agents, recommended }
@@ -100,6 +124,29 @@ mod tests {
         });
         assert_eq!(advice.erlang_agents, 14);
         assert_eq!(advice.recommended, 14);
+    }
+
+    #[test]
+    fn advice_is_the_smallest_team_meeting_the_target() {
+        for (arrivals_per_sec, handle_secs, concurrency) in
+            [(0.05, 180.0, 1.0), (2.0, 240.0, 4.0), (37.0, 300.0, 3.5), (200.0, 240.0, 5.0)]
+        {
+            let input = StaffingInput {
+                arrivals_per_sec,
+                handle_secs,
+                concurrency,
+                service_level: 0.8,
+                answer_within_secs: 30.0,
+                standby_reserve: 0.0,
+            };
+            let service_secs = handle_secs / concurrency;
+            let traffic = arrivals_per_sec * service_secs;
+            let mut naive = traffic.floor() as u32 + 1;
+            while service_level(naive, traffic, service_secs, 30.0) < 0.8 {
+                naive += 1;
+            }
+            assert_eq!(advise(input).erlang_agents, naive, "{input:?}");
+        }
     }
 
     #[test]

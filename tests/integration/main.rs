@@ -2,6 +2,9 @@
 //! One test binary, one module per area, so linking stays cheap.
 
 mod check_config;
+mod durability;
 mod grpc;
+mod ops_kit;
 mod serve;
+mod simulate;
 mod support;

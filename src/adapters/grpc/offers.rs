@@ -8,7 +8,7 @@
 //! out on NATS and times out normally.
 
 use crate::adapters::convert;
-use crate::adapters::engine::{EffectSink, EngineHandle};
+use crate::adapters::engine::{EffectSink, EngineHandle, Release};
 use crate::core::{Command, Effect, EventKind, Id, InquiryState, Millis, Offer, Router};
 use crate::proto;
 use futures::Stream;
@@ -112,17 +112,27 @@ impl OfferHub {
 }
 
 impl EffectSink for OfferHub {
-    fn deliver(&mut self, now: Millis, effects: &[Effect], router: &Router) {
+    fn prepare(&mut self, now: Millis, effects: &[Effect], router: &Router) -> Option<Release> {
+        let mut outgoing = Vec::new();
         for effect in effects {
             match effect {
                 Effect::Offer(offer) => {
                     let inquiry = router.inquiry(now, &offer.inquiry).map(|v| v.inquiry);
-                    self.send(&offer.agent, convert::assignment(offer, inquiry));
+                    outgoing.push((offer.agent.clone(), convert::assignment(offer, inquiry)));
                 }
-                Effect::Withdraw { inquiry, agent, .. } => self.send(agent, withdrawal(inquiry, agent)),
+                Effect::Withdraw { inquiry, agent, .. } => outgoing.push((agent.clone(), withdrawal(inquiry, agent))),
                 _ => {}
             }
         }
+        if outgoing.is_empty() {
+            return None;
+        }
+        let hub = self.clone();
+        Some(Box::new(move || {
+            for (agent, assignment) in outgoing {
+                hub.send(&agent, assignment);
+            }
+        }))
     }
 }
 
@@ -136,11 +146,24 @@ fn withdrawal(inquiry: &str, agent: &str) -> proto::Assignment {
     }
 }
 
-/// The offers `agent` holds now and has not accepted, rebuilt from the
-/// router's views, oldest first.
+/// What `agent` holds now, rebuilt from the router's views: its active
+/// chats (`active: true`), then its open offers, oldest first — so a desktop
+/// that reconnects, even after a router restart, sees all of its work again.
 fn held_offers(router: &Router, now: Millis, agent: &str) -> Vec<proto::Assignment> {
     let Some(view) = router.agent(agent) else { return Vec::new() };
-    view.offered.iter().filter_map(|id| held_offer(router, now, agent, id)).collect()
+    let active = view.active.iter().filter_map(|id| {
+        let v = router.inquiry(now, id)?;
+        Some(proto::Assignment {
+            inquiry: Some(convert::inquiry(v.inquiry)),
+            agent_id: agent.to_string(),
+            group: v.group.to_string(),
+            attempt: v.attempts,
+            note: v.note.map(convert::note),
+            active: true,
+            ..proto::Assignment::default()
+        })
+    });
+    active.chain(view.offered.iter().filter_map(|id| held_offer(router, now, agent, id))).collect()
 }
 
 fn held_offer(router: &Router, now: Millis, agent: &str, id: &str) -> Option<proto::Assignment> {
@@ -231,7 +254,9 @@ mod tests {
         let mut rx = desk(&hub, &bench, "a1", 8);
         let mut other = desk(&hub, &bench, "a2", 8);
         let fx = bench.arrive(testkit::inquiry("q1", Category::Order));
-        hub.deliver(bench.now, &fx, &bench.router);
+        if let Some(release) = hub.prepare(bench.now, &fx, &bench.router) {
+            release();
+        }
         let offer = next(&mut rx);
         assert_eq!((offer.inquiry.as_ref().unwrap().id.as_str(), offer.withdrawn), ("q1", false));
         assert_eq!(offer.inquiry.as_ref().unwrap().shop_id, "shop-1", "the offer carries the inquiry");
@@ -242,7 +267,9 @@ mod tests {
         assert_eq!(next(&mut late), offer);
 
         let withdraw = [Effect::Withdraw { inquiry: "q1".into(), agent: "a1".into(), reason: "timeout" }];
-        hub.deliver(bench.now, &withdraw, &bench.router);
+        if let Some(release) = hub.prepare(bench.now, &withdraw, &bench.router) {
+            release();
+        }
         for rx in [&mut rx, &mut late] {
             let w = next(rx);
             assert!(w.withdrawn);
@@ -259,7 +286,9 @@ mod tests {
         drop(closed);
         for id in ["q1", "q2"] {
             let fx = bench.arrive(testkit::inquiry(id, Category::Order));
-            hub.deliver(bench.now, &fx, &bench.router);
+            if let Some(release) = hub.prepare(bench.now, &fx, &bench.router) {
+                release();
+            }
         }
         assert_eq!(next(&mut full).inquiry.unwrap().id, "q1");
         assert!(full.try_recv().is_err(), "the second offer was dropped, not waited for");

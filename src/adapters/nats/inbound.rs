@@ -10,7 +10,9 @@ use crate::adapters::engine::{now_ms, EngineError, EngineHandle};
 use crate::adapters::metrics::{self, Outcome};
 use crate::core::{Command, CoreError};
 use async_nats::jetstream::consumer::PullConsumer;
+use async_nats::jetstream::Message as JsMessage;
 use async_nats::HeaderMap;
+use futures::stream::FuturesOrdered;
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
@@ -52,12 +54,11 @@ pub fn command_for(
     Ok(Command::Arrive(Box::new(inquiry)))
 }
 
-/// Hands one decoded command to the engine and classifies the answer.
-pub async fn decide(engine: &EngineHandle, command: Command) -> Disposition {
-    let is_arrival = matches!(command, Command::Arrive(_));
-    match engine.execute(command).await {
+/// What the engine's answer means for the message (`arrival`: it was an inquiry).
+fn classify(arrival: bool, outcome: Result<(), EngineError>) -> Disposition {
+    match outcome {
         Ok(()) => {
-            if is_arrival {
+            if arrival {
                 metrics::count(Outcome::Received);
             }
             Disposition::Decided
@@ -104,7 +105,14 @@ pub async fn dead_letter(
     Ok(())
 }
 
-/// Consumes until `shutdown`; the message in hand is finished first.
+/// Messages handed to the engine whose answers are awaited at once.
+const IN_FLIGHT: usize = 512;
+
+type InFlight = std::pin::Pin<Box<dyn std::future::Future<Output = (JsMessage, Disposition)> + Send>>;
+
+/// Consumes until `shutdown`, keeping up to [`IN_FLIGHT`] messages in the
+/// engine at once and finishing them in order; those in hand at shutdown are
+/// finished first.
 pub async fn run(
     consumer: PullConsumer,
     client: async_nats::Client,
@@ -113,46 +121,78 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), async_nats::Error> {
     let mut messages = std::pin::pin!(consumer.messages().await?.take_until(shutdown.cancelled_owned()));
-    while let Some(message) = messages.next().await {
-        let message = match message {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::warn!(error = %e, "error from the inbound consumer; continuing");
-                continue;
-            }
-        };
-        let disposition = match command_for(&subjects, &message.subject, message.headers.as_ref(), &message.payload) {
-            Ok(command) => decide(&engine, command).await,
-            Err(rejection) => Disposition::Rejected(rejection),
-        };
-        match disposition {
-            Disposition::Decided | Disposition::Ignored => ack(&message).await,
-            Disposition::Rejected(rejection) => {
-                tracing::warn!(subject = %message.subject, reason = rejection.reason.as_str(), "inbound message dead-lettered");
-                let sent = dead_letter(
-                    &client,
-                    &subjects,
-                    &message.subject,
-                    message.headers.as_ref(),
-                    message.payload.clone(),
-                    &rejection,
-                )
-                .await;
-                match sent {
-                    Ok(()) => {
-                        metrics::count_deadletter(rejection.reason);
-                        ack(&message).await;
-                    }
-                    Err(e) => tracing::error!(error = %e, "could not dead-letter a message; it will be redelivered"),
+    let mut in_flight: FuturesOrdered<InFlight> = FuturesOrdered::new();
+    let mut open = true;
+    while open || !in_flight.is_empty() {
+        tokio::select! {
+            next = messages.next(), if open && in_flight.len() < IN_FLIGHT => match next {
+                Some(Ok(message)) => in_flight.push_back(admit(&engine, &subjects, message).await),
+                Some(Err(e)) => tracing::warn!(error = %e, "error from the inbound consumer; continuing"),
+                None => open = false,
+            },
+            Some((message, disposition)) = in_flight.next() => {
+                if finish(&client, &subjects, message, disposition).await {
+                    return Ok(());
                 }
             }
-            Disposition::Retry => break,
         }
     }
     Ok(())
 }
 
-async fn ack(message: &async_nats::jetstream::Message) {
+/// Decodes a message and, when it is usable, queues its command in the
+/// engine now (keeping the order) with the answer to await later.
+async fn admit(engine: &EngineHandle, subjects: &Subjects, message: JsMessage) -> InFlight {
+    match command_for(subjects, &message.subject, message.headers.as_ref(), &message.payload) {
+        Err(rejection) => Box::pin(async move { (message, Disposition::Rejected(rejection)) }),
+        Ok(command) => {
+            let arrival = matches!(command, Command::Arrive(_));
+            match engine.start(command).await {
+                Ok(pending) => Box::pin(async move {
+                    let outcome = pending.outcome().await;
+                    (message, classify(arrival, outcome))
+                }),
+                Err(e) => Box::pin(async move { (message, classify(arrival, Err(e))) }),
+            }
+        }
+    }
+}
+
+/// Acknowledges, dead-letters or leaves a message; true when the router is
+/// stopping and consumption should end.
+async fn finish(
+    client: &async_nats::Client,
+    subjects: &Subjects,
+    message: JsMessage,
+    disposition: Disposition,
+) -> bool {
+    match disposition {
+        Disposition::Decided | Disposition::Ignored => ack(&message).await,
+        Disposition::Rejected(rejection) => {
+            tracing::warn!(subject = %message.subject, reason = rejection.reason.as_str(), "inbound message dead-lettered");
+            let sent = dead_letter(
+                client,
+                subjects,
+                &message.subject,
+                message.headers.as_ref(),
+                message.payload.clone(),
+                &rejection,
+            )
+            .await;
+            match sent {
+                Ok(()) => {
+                    metrics::count_deadletter(rejection.reason);
+                    ack(&message).await;
+                }
+                Err(e) => tracing::error!(error = %e, "could not dead-letter a message; it will be redelivered"),
+            }
+        }
+        Disposition::Retry => return true,
+    }
+    false
+}
+
+async fn ack(message: &JsMessage) {
     if let Err(e) = message.ack().await {
         tracing::warn!(error = %e, "could not acknowledge an inbound message; it may be redelivered and counted as a duplicate");
     }

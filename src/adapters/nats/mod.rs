@@ -11,6 +11,7 @@ pub mod outbound;
 use crate::config::NatsSettings;
 use async_nats::jetstream::{self, consumer, stream};
 use std::time::Duration;
+use tokio::sync::watch;
 
 /// How long an inbound message may stay unacknowledged before redelivery.
 const ACK_WAIT: Duration = Duration::from_secs(30);
@@ -83,14 +84,32 @@ impl Subjects {
     }
 }
 
-/// Connects with the configured credentials and TLS. Reconnects forever
-/// after the first connection.
-pub async fn connect(settings: &NatsSettings) -> Result<async_nats::Client, NatsError> {
+/// Connects with the configured credentials and TLS, and reconnects forever
+/// with backoff; the watch says whether the connection is up now.
+pub async fn connect(settings: &NatsSettings) -> Result<(async_nats::Client, watch::Receiver<bool>), NatsError> {
+    let (up_tx, up_rx) = watch::channel(false);
     let mut options = async_nats::ConnectOptions::new()
         .name("ticket-router")
         .connection_timeout(Duration::from_secs(5))
         .max_reconnects(None)
-        .retry_on_initial_connect();
+        .reconnect_delay_callback(|attempts| {
+            Duration::from_millis((100 * 2u64.saturating_pow(attempts.min(6) as u32)).min(5_000))
+        })
+        .retry_on_initial_connect()
+        .event_callback(move |event| {
+            let up_tx = up_tx.clone();
+            async move {
+                match event {
+                    async_nats::Event::Connected => {
+                        let _ = up_tx.send(true);
+                    }
+                    async_nats::Event::Disconnected => {
+                        let _ = up_tx.send(false);
+                    }
+                    other => tracing::debug!(event = %other, "NATS connection event"),
+                }
+            }
+        });
     if let Some(path) = &settings.credentials_file {
         options = options
             .credentials_file(path)
@@ -113,10 +132,11 @@ pub async fn connect(settings: &NatsSettings) -> Result<async_nats::Client, Nats
         options = options.add_client_certificate(cert.clone(), key.clone());
     }
     options = options.require_tls(tls.required);
-    options
+    let client = options
         .connect(settings.url.as_str())
         .await
-        .map_err(|source| NatsError::Connect { url: settings.url.clone(), source })
+        .map_err(|source| NatsError::Connect { url: settings.url.clone(), source })?;
+    Ok((client, up_rx))
 }
 
 /// Creates or updates the inbound stream and its durable pull consumer.
@@ -131,6 +151,7 @@ pub async fn setup_inbound(
         retention: stream::RetentionPolicy::WorkQueue,
         storage: stream::StorageType::File,
         duplicate_window: Duration::from_secs(120),
+        num_replicas: settings.replicas,
         description: Some("ticket-router inbound inquiries and cancellations".into()),
         ..Default::default()
     };

@@ -6,7 +6,7 @@
 
 use super::Subjects;
 use crate::adapters::convert;
-use crate::adapters::engine::EffectSink;
+use crate::adapters::engine::{EffectSink, Release};
 use crate::core::{Effect, Millis, Router};
 use crate::proto;
 use async_nats::HeaderMap;
@@ -44,23 +44,27 @@ impl NatsPublisher {
         let (tx, rx) = mpsc::unbounded_channel();
         (NatsPublisher { subjects, queue: tx }, rx)
     }
+}
 
-    fn send(&self, message: Outgoing) {
-        if self.queue.send(message).is_err() {
-            tracing::warn!("NATS publisher has stopped; an outbound message was not sent");
-        }
+/// Messages of one command, sent together once it is recorded.
+struct Prepared(Vec<Outgoing>);
+
+impl Prepared {
+    fn send(&mut self, message: Outgoing) {
+        self.0.push(message);
     }
 }
 
 impl EffectSink for NatsPublisher {
-    fn deliver(&mut self, now: Millis, effects: &[Effect], router: &Router) {
+    fn prepare(&mut self, now: Millis, effects: &[Effect], router: &Router) -> Option<Release> {
         let s = &self.subjects;
+        let mut out = Prepared(Vec::new());
         for effect in effects {
             match effect {
                 Effect::Offer(offer) => {
                     let inquiry = router.inquiry(now, &offer.inquiry).map(|v| v.inquiry);
-                    self.send(encode(s.assignments(&offer.agent), &convert::assignment(offer, inquiry)));
-                    self.send(encode(s.events(&offer.shop), &convert::offered_event(offer)));
+                    out.send(encode(s.assignments(&offer.agent), &convert::assignment(offer, inquiry)));
+                    out.send(encode(s.events(&offer.shop), &convert::offered_event(offer)));
                 }
                 Effect::Withdraw { inquiry, agent, reason } => {
                     let withdrawn = proto::Assignment {
@@ -70,12 +74,12 @@ impl EffectSink for NatsPublisher {
                         note: Some(proto::HandoffNote { summary: reason.to_string(), ..Default::default() }),
                         ..Default::default()
                     };
-                    self.send(encode(s.assignments(agent), &withdrawn));
+                    out.send(encode(s.assignments(agent), &withdrawn));
                 }
-                Effect::Event(event) => self.send(encode(s.events(&event.shop), &convert::event(event))),
+                Effect::Event(event) => out.send(encode(s.events(&event.shop), &convert::event(event))),
                 Effect::Deflect { inquiry, shop, group, at } => {
                     if let Some(view) = router.inquiry(now, inquiry) {
-                        self.send(encode(s.deflections(shop), &convert::inquiry(view.inquiry)));
+                        out.send(encode(s.deflections(shop), &convert::inquiry(view.inquiry)));
                     }
                     let event = proto::InquiryEvent {
                         inquiry_id: inquiry.to_string(),
@@ -86,14 +90,25 @@ impl EffectSink for NatsPublisher {
                         detail: "handed to the self-service bot first".into(),
                         ..Default::default()
                     };
-                    self.send(encode(s.events(shop), &event));
+                    out.send(encode(s.events(shop), &event));
                 }
-                Effect::LevelChanged(change) => self.send(encode(s.levels(), &convert::level_changed(change))),
+                Effect::LevelChanged(change) => out.send(encode(s.levels(), &convert::level_changed(change))),
                 Effect::AgentStatusChanged { agent, status, reason } => {
                     tracing::info!(agent_id = %agent, ?status, reason, "agent status changed by the router");
                 }
             }
         }
+        if out.0.is_empty() {
+            return None;
+        }
+        let queue = self.queue.clone();
+        Some(Box::new(move || {
+            for message in out.0 {
+                if queue.send(message).is_err() {
+                    tracing::warn!("NATS publisher has stopped; an outbound message was not sent");
+                }
+            }
+        }))
     }
 }
 

@@ -27,6 +27,12 @@ pub(super) fn check_nats(nats: &NatsSettings, out: &mut Vec<Problem>) {
             format!("{:?} {why}; write dot-separated tokens such as \"support\" or \"acme.support\"", nats.prefix),
         );
     }
+    if !(1..=5).contains(&nats.replicas) {
+        out.push(Problem::new(
+            "nats.replicas",
+            format!("is {}; write 1 for a single server or 3 for a production cluster (at most 5)", nats.replicas),
+        ));
+    }
     for (key, name) in [("stream", &nats.stream), ("consumer", &nats.consumer), ("state_bucket", &nats.state_bucket)] {
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
             push(

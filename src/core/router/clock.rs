@@ -24,6 +24,7 @@ impl Router {
         }
         self.expire_heartbeats(now, fx);
         self.expire_fatigue(now);
+        self.expire_exclusions(now, fx);
         self.overflow(now, fx);
         if now >= self.next_level_eval {
             self.evaluate_levels(now, fx);
@@ -61,7 +62,9 @@ impl Router {
     /// Measures every group, applies hysteresis and overrides, reports level
     /// changes, and re-applies the playbook where a level moved.
     pub(super) fn evaluate_levels(&mut self, now: Millis, fx: &mut Vec<Effect>) {
+        let overrides = self.overrides.len();
         self.overrides.retain(|o| o.until > now);
+        self.levels_dirty |= overrides != self.overrides.len();
         let mut changed = Vec::new();
         for g in 0..self.groups.len() as GroupIx {
             let (measured, reason) = self.measure(now, g);
@@ -69,6 +72,7 @@ impl Router {
             let group = &mut self.groups[g as usize];
             let level = measured.max(pinned);
             if level != group.level {
+                self.levels_dirty = true;
                 let reason =
                     if pinned > measured { format!("ops override to at least {}", pinned.name()) } else { reason };
                 let scope = Scope::Group(group.id.clone());
@@ -81,6 +85,7 @@ impl Router {
         let router_level =
             self.groups.iter().map(|g| g.level).max().unwrap_or_default().max(self.pinned_level(now, None));
         if router_level != self.router_level {
+            self.levels_dirty = true;
             let reason = "highest group level".to_string();
             fx.push(Effect::LevelChanged(LevelChange {
                 scope: Scope::Router,
@@ -108,8 +113,12 @@ impl Router {
         group.arrivals_per_min = obs.arrivals_per_min;
         let (raw, reason) = raw_level(&self.settings.levels, group.settings.baseline_per_min, obs);
         let before = group.tracker.level();
+        let tracked = group.tracker.clone();
         group.tracker.observe(now, raw, cooldown);
         let after = group.tracker.level();
+        if group.tracker != tracked {
+            self.levels_dirty = true;
+        }
         let reason = if after < before {
             format!("{} held for the {}s cooldown", after.name(), cooldown / 1000)
         } else {
@@ -185,6 +194,7 @@ impl Router {
         }
         self.overrides.retain(|o| o.group != g);
         self.overrides.push(Override { group: g, level, from, until });
+        self.levels_dirty = true;
         self.evaluate_levels(now, fx);
         Ok(())
     }
@@ -199,6 +209,7 @@ impl Router {
         require_admin(actor, "clear a level override")?;
         let g = group.as_deref().map(|name| self.group_by_name(name)).transpose()?;
         self.overrides.retain(|o| o.group != g);
+        self.levels_dirty = true;
         self.evaluate_levels(now, fx);
         Ok(())
     }
@@ -214,6 +225,9 @@ impl Router {
             if let Some(rec) = self.records[ix as usize].take() {
                 self.inquiry_ix.remove(&rec.inquiry.id);
                 self.free_records.push(ix);
+                if self.tracking {
+                    self.forgotten.push(rec.inquiry.id);
+                }
             }
         }
         let window = self.settings.agents.sticky_window.as_millis() as u64;

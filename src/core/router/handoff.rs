@@ -96,7 +96,7 @@ impl Router {
         let from = self.current_group(ix);
         self.detach_inquiry(ix, holder, fx);
         let note = HandoffNote { author: actor.id.to_string(), at: now, ..note };
-        self.move_to_group(now, ix, to_group, Rule::TransferTarget);
+        self.move_to_group(now, ix, to_group, Rule::TransferTarget, holder);
         let text = match &target {
             TransferTarget::Agent(a) => format!("to agent {a}"),
             TransferTarget::Group(g) => format!("to group {g}"),
@@ -161,7 +161,7 @@ impl Router {
         self.detach_inquiry(ix, holder, fx);
         let note = HandoffNote { author: actor.id.to_string(), at: now, ..note };
         self.rec_mut(ix).escalated = true;
-        self.move_to_group(now, ix, target, Rule::Escalation);
+        self.move_to_group(now, ix, target, Rule::Escalation, holder);
         self.record_handoff(now, ix, EventKind::Escalated, from, holder, note, "to the supervisors".into(), fx);
         self.route(now, ix, EventKind::Queued, fx);
         if let Some(ax) = holder {
@@ -177,8 +177,9 @@ impl Router {
         }
     }
 
-    /// Re-homes an inquiry in `g` as a new wait, with its score recomputed.
-    fn move_to_group(&mut self, now: Millis, ix: InqIx, g: GroupIx, rule: Rule) {
+    /// Re-homes an inquiry in `g` as a new wait, with its score recomputed;
+    /// the agent handing it off (`holder`) is avoided like one who declined.
+    fn move_to_group(&mut self, now: Millis, ix: InqIx, g: GroupIx, rule: Rule, holder: Option<AgentIx>) {
         let aging = self.aging_ms();
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -202,9 +203,9 @@ impl Router {
         rec.rank = priority::rank(standing.score, now, aging);
         rec.overflowed = false;
         rec.via_dedicated = false;
-        rec.excluded = None;
         rec.accepted_at = None;
         rec.next_rule = Some(rule);
+        self.exclude(now, ix, holder);
     }
 
     #[allow(clippy::too_many_arguments)]

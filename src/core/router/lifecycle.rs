@@ -8,7 +8,7 @@ use crate::core::agents::{AgentIx, InqIx};
 use crate::core::command::{Actor, Role};
 use crate::core::effect::{Effect, EventKind};
 use crate::core::error::CoreError;
-use crate::core::matching::{language_key, Need};
+use crate::core::matching::{primary_language, Need};
 use crate::core::priority::{self, PriorityInput};
 use crate::core::types::{AgentStatus, Band, Category, HandoffNote, Inquiry, InquiryState, Millis, Rule};
 
@@ -42,8 +42,11 @@ impl Router {
         Ok(())
     }
 
-    fn insert_record(&mut self, now: Millis, inquiry: Inquiry) -> InqIx {
-        let language = self.languages.need(&language_key(&inquiry.language));
+    fn insert_record(&mut self, now: Millis, mut inquiry: Inquiry) -> InqIx {
+        inquiry.shop_id = self.shared.share(inquiry.shop_id);
+        inquiry.platform = self.shared.share(inquiry.platform);
+        inquiry.language = self.shared.share(inquiry.language);
+        let language = self.languages.need(&primary_language(&inquiry.language));
         let skills = inquiry.required_skills.iter().fold(0u64, |acc, s| acc | 1u64 << self.skills.need(s));
         let standing = priority::standing(
             &self.settings.priority,
@@ -73,9 +76,11 @@ impl Router {
             via_dedicated: false,
             next_rule: None,
             excluded: None,
+            excluded_until: 0,
             accepted_at: None,
             note: None,
             timeline: Vec::new(),
+            dirty: false,
         };
         let id = record.inquiry.id.clone();
         let ix = match self.free_records.pop() {
@@ -84,11 +89,17 @@ impl Router {
                 ix
             }
             None => {
+                if self.records.len() == self.records.capacity() {
+                    // Grow by an eighth rather than double: a record is ~300
+                    // bytes, and a large table would otherwise sit half empty.
+                    self.records.reserve_exact(self.records.len() / 8 + 1024);
+                }
                 self.records.push(Some(record));
                 (self.records.len() - 1) as InqIx
             }
         };
         self.inquiry_ix.insert(id, ix);
+        self.rec_mut(ix);
         ix
     }
 
@@ -177,7 +188,10 @@ impl Router {
         let (ix, ax) = self.held_by_actor(actor, id, false, "accept")?;
         let Place::Offered { group, deadline, .. } = self.rec(ix).place else { unreachable!() };
         self.offer_deadlines.remove(&(deadline, ix));
-        self.agents[ax as usize].consecutive_timeouts = 0;
+        if self.agents[ax as usize].consecutive_timeouts != 0 {
+            self.agents[ax as usize].consecutive_timeouts = 0;
+            self.touch_agent(ax);
+        }
         let rec = self.rec_mut(ix);
         rec.place = Place::Active { agent: ax, group };
         rec.accepted_at = Some(now);
@@ -256,6 +270,7 @@ impl Router {
     pub(super) fn time_out(&mut self, now: Millis, ix: InqIx, fx: &mut Vec<Effect>) {
         let Place::Offered { agent: ax, .. } = self.rec(ix).place else { return };
         self.take_back(now, ix, ax, EventKind::TimedOut, None, fx);
+        self.touch_agent(ax);
         let agent = &mut self.agents[ax as usize];
         agent.consecutive_timeouts += 1;
         if agent.consecutive_timeouts >= self.settings.agents.timeouts_before_away
@@ -264,6 +279,56 @@ impl Router {
             self.set_status(now, ax, AgentStatus::Away, "consecutive offer timeouts", fx);
         } else {
             self.fill_agent(now, ax, Some(ix), fx);
+        }
+    }
+
+    /// Avoids agent `ax` for inquiry `ix` for one accept timeout, so that
+    /// another agent gets the chance first; after that it may be offered to
+    /// `ax` again (see `expire_exclusions`).
+    pub(super) fn exclude(&mut self, now: Millis, ix: InqIx, ax: Option<AgentIx>) {
+        let until = now + self.groups[self.rec(ix).home as usize].settings.accept_timeout.as_millis() as u64;
+        let rec = self.rec_mut(ix);
+        rec.excluded = ax;
+        rec.excluded_until = until;
+        if ax.is_some() {
+            self.exclusion_deadlines.insert((until, ix));
+        }
+    }
+
+    /// Ends exclusions that ran their time; a waiting inquiry whose only
+    /// eligible agent was the excluded one is offered now.
+    pub(super) fn expire_exclusions(&mut self, now: Millis, fx: &mut Vec<Effect>) {
+        while let Some(&(until, ix)) = self.exclusion_deadlines.first() {
+            if until > now {
+                break;
+            }
+            self.exclusion_deadlines.pop_first();
+            let live = self.records[ix as usize].as_ref().is_some_and(|r| r.excluded.is_some() && r.excluded_until == until);
+            if !live {
+                continue;
+            }
+            self.rec_mut(ix).excluded = None;
+            if self.rec(ix).place == Place::Waiting {
+                self.place_waiting(now, ix, fx);
+            }
+        }
+    }
+
+    /// Offers a waiting inquiry if an agent of its group (or, once
+    /// overflowed, of an overflow group) may take it now.
+    fn place_waiting(&mut self, now: Millis, ix: InqIx, fx: &mut Vec<Effect>) {
+        let home = self.rec(ix).home;
+        let overflow = if self.rec(ix).overflowed { self.groups[home as usize].overflow_to.clone() } else { Vec::new() };
+        for (g, rule) in std::iter::once((home, None)).chain(overflow.into_iter().map(|t| (t, Some(Rule::Overflow)))) {
+            let mut choice = self.choose_agent(now, g, ix);
+            if let Some((ax, _)) = choice.agent {
+                if rule.is_some() {
+                    choice.trace.rule = rule;
+                }
+                self.dequeue(ix);
+                self.offer(now, ix, ax, g, choice.trace, fx);
+                return;
+            }
         }
     }
 
@@ -291,9 +356,9 @@ impl Router {
         self.release(ax, ix);
         let detail = EventDetail { agent: Some(ax), note: note.clone(), ..EventDetail::default() };
         self.emit(now, ix, why, Some(detail), fx);
+        self.exclude(now, ix, Some(ax));
         let rec = self.rec_mut(ix);
         rec.place = Place::Waiting;
-        rec.excluded = Some(ax);
         rec.accepted_at = None;
         if let Some(note) = note {
             rec.note = Some(Box::new(note));

@@ -8,6 +8,7 @@ mod clock;
 mod handoff;
 mod invariants;
 mod lifecycle;
+mod persist;
 mod placement;
 mod presence;
 mod record;
@@ -21,7 +22,7 @@ use super::command::Command;
 use super::effect::Effect;
 use super::error::CoreError;
 use super::levels::{ArrivalWindow, LevelTracker};
-use super::matching::BitNames;
+use super::matching::{BitNames, SharedNames};
 use super::queue::GroupQueue;
 use super::settings::{GroupSettings, Playbook, RoutingSettings};
 use super::staffing::StaffingAdvice;
@@ -73,16 +74,28 @@ pub struct Router {
     inquiry_ix: FxHashMap<Id, InqIx>,
     languages: BitNames,
     skills: BitNames,
+    shared: SharedNames,
     next_seq: u64,
     offer_deadlines: BTreeSet<(Millis, InqIx)>,
     grace_deadlines: BTreeSet<(Millis, AgentIx)>,
     fatigue_deadlines: BTreeSet<(Millis, AgentIx)>,
+    exclusion_deadlines: BTreeSet<(Millis, InqIx)>,
     finished: VecDeque<(Millis, InqIx)>,
     sticky: FxHashMap<String, (AgentIx, Millis)>,
     sticky_expiry: VecDeque<(Millis, String)>,
     overrides: Vec<Override>,
     router_level: Level,
     next_level_eval: Millis,
+    /// Groups whose reserve let NORMAL and LOW work through again during
+    /// the current command (see `with_agent`).
+    reopened: Vec<GroupIx>,
+    /// Records changed since the last `take_changes`, for persistence.
+    dirty_inquiries: Vec<InqIx>,
+    dirty_agents: Vec<AgentIx>,
+    forgotten: Vec<Id>,
+    levels_dirty: bool,
+    /// Whether changes are collected at all (only a persisting service asks).
+    tracking: bool,
 }
 
 /// Settings the router cannot run with.
@@ -162,23 +175,31 @@ impl Router {
             inquiry_ix: FxHashMap::default(),
             languages: BitNames::default(),
             skills: BitNames::default(),
+            shared: SharedNames::default(),
             next_seq: 0,
             offer_deadlines: BTreeSet::new(),
             grace_deadlines: BTreeSet::new(),
             fatigue_deadlines: BTreeSet::new(),
+            exclusion_deadlines: BTreeSet::new(),
             finished: VecDeque::new(),
             sticky: FxHashMap::default(),
             sticky_expiry: VecDeque::new(),
             overrides: Vec::new(),
             router_level: Level::Normal,
             next_level_eval: 0,
+            reopened: Vec::new(),
+            dirty_inquiries: Vec::new(),
+            dirty_agents: Vec::new(),
+            forgotten: Vec::new(),
+            levels_dirty: false,
+            tracking: false,
         })
     }
 
     /// Applies one command at `now`, appending the effects to `effects`.
     /// On error nothing changed and nothing was appended.
     pub fn handle(&mut self, now: Millis, command: Command, effects: &mut Vec<Effect>) -> Result<(), CoreError> {
-        match command {
+        let result = match command {
             Command::Arrive(inquiry) => self.arrive(now, *inquiry, effects),
             Command::Cancel { inquiry } => self.cancel(now, &inquiry, effects),
             Command::SetPresence { actor, presence } => self.set_presence(now, &actor, presence, effects),
@@ -199,7 +220,9 @@ impl Router {
                 self.tick(now, effects);
                 Ok(())
             }
-        }
+        };
+        self.fill_reopened(now, effects);
+        result
     }
 
     /// The settings the router runs with.
@@ -227,8 +250,23 @@ impl Router {
         self.records[ix as usize].as_ref().expect("live inquiry index")
     }
 
+    /// The record, marked changed (it will be part of the next `take_changes`).
     fn rec_mut(&mut self, ix: InqIx) -> &mut Record {
-        self.records[ix as usize].as_mut().expect("live inquiry index")
+        let rec = self.records[ix as usize].as_mut().expect("live inquiry index");
+        if self.tracking && !rec.dirty {
+            rec.dirty = true;
+            self.dirty_inquiries.push(ix);
+        }
+        rec
+    }
+
+    /// Marks an agent's recorded fields (presence, fatigue, timeouts) changed.
+    fn touch_agent(&mut self, ax: AgentIx) {
+        let agent = &mut self.agents[ax as usize];
+        if self.tracking && !agent.dirty {
+            agent.dirty = true;
+            self.dirty_agents.push(ax);
+        }
     }
 
     fn aging_ms(&self) -> u64 {
@@ -243,5 +281,9 @@ impl Router {
     }
 }
 
+#[cfg(test)]
+mod persist_tests;
+#[cfg(test)]
+mod properties;
 #[cfg(test)]
 mod tests;

@@ -5,14 +5,11 @@ use super::record::{Place, TimelineEntry};
 use super::Router;
 use crate::core::agents::{AgentIx, AgentKey, Class, GroupIx, InqIx};
 use crate::core::effect::{Effect, Event, EventKind, Offer};
-use crate::core::matching::Mismatch;
+use crate::core::matching::{Mismatch, Need};
 use crate::core::priority;
 use crate::core::queue::{LaneKey, Lanes};
 use crate::core::types::{Band, DecisionTrace, Level, Millis, Rule};
 use rustc_hash::FxHashMap;
-
-/// How deep a lane is searched past inquiries the agent just declined.
-const EXCLUSION_SCAN: usize = 8;
 
 /// The agent chosen for an inquiry in one group, or why none was.
 pub(super) struct Choice {
@@ -31,7 +28,16 @@ impl Router {
     pub(super) fn detach_agent(&mut self, ax: AgentIx) {
         let agent = &self.agents[ax as usize];
         for &(g, _) in &agent.groups {
-            self.groups[g as usize].agents.update(g, ax, agent, false);
+            self.groups[g as usize].agents.update_counts(g, ax, agent, false);
+        }
+    }
+
+    /// Takes the agent off the member lists of its groups, before a presence
+    /// changes them. (`detach_agent` leaves membership alone, so that the
+    /// detach and attach around every offer and release keep it as it is.)
+    pub(super) fn leave_groups(&mut self, ax: AgentIx) {
+        for &(g, _) in &self.agents[ax as usize].groups {
+            self.groups[g as usize].agents.members.remove(&ax);
         }
     }
 
@@ -48,11 +54,69 @@ impl Router {
         }
     }
 
-    /// Changes an agent with its indexes kept right.
+    /// Changes an agent with its indexes kept right. Groups whose reserve
+    /// held NORMAL and LOW work back before and lets it through after are
+    /// noted in `reopened`, for their other agents to be filled.
     pub(super) fn with_agent(&mut self, ax: AgentIx, change: impl FnOnce(&mut crate::core::agents::Agent)) {
+        let mut closed = self.reserve_closed(ax);
         self.detach_agent(ax);
         change(&mut self.agents[ax as usize]);
+        closed.extend(self.reserve_closed(ax));
         self.attach_agent(ax);
+        for g in closed {
+            if self.reserve_allows(g, Band::Normal) && !self.reopened.contains(&g) {
+                self.reopened.push(g);
+            }
+        }
+    }
+
+    /// Groups of agent `ax` whose reserve holds NORMAL and LOW work back now.
+    fn reserve_closed(&self, ax: AgentIx) -> Vec<GroupIx> {
+        let groups = self.agents[ax as usize].groups.iter().map(|&(g, _)| g);
+        groups.filter(|&g| !self.reserve_allows(g, Band::Normal)).collect()
+    }
+
+    /// Fills the ready agents of every group in `reopened`, best agent first.
+    ///
+    /// Work is conserved between commands, so all a reopened reserve can let
+    /// through is NORMAL and LOW work waiting in the group's queue or
+    /// overflowed from the groups that overflow into it. Only agents whose
+    /// languages and skills fit such work are visited, and the walk ends once
+    /// the reserve closes again or no such work is left: the other agents
+    /// could take nothing they could not take before.
+    pub(super) fn fill_reopened(&mut self, now: Millis, fx: &mut Vec<Effect>) {
+        while let Some(g) = self.reopened.pop() {
+            let mut visited: Vec<AgentIx> = Vec::new();
+            while self.reserve_allows(g, Band::Normal) {
+                let needs = self.held_back_needs(g);
+                // Filling an agent changes no other agent's key, so the best
+                // agent not yet visited is the next in the order at the start.
+                let next = self.groups[g as usize]
+                    .agents
+                    .ready
+                    .iter()
+                    .filter(|(offering, _)| needs.iter().any(|&need| offering.check(need).is_ok()))
+                    .filter_map(|(_, set)| set.iter().find(|k| !visited.contains(&k.ix)))
+                    .min()
+                    .map(|k| k.ix);
+                let Some(ax) = next else { break };
+                visited.push(ax);
+                self.fill_agent(now, ax, None, fx);
+            }
+        }
+    }
+
+    /// Needs of the NORMAL and LOW work whose way group `g`'s reserve
+    /// decides: waiting in its queue, or overflowed into it.
+    fn held_back_needs(&self, g: GroupIx) -> Vec<Need> {
+        let group = &self.groups[g as usize];
+        let sources = group.overflow_from.iter().map(|&s| &self.groups[s as usize].queue.overflowed);
+        std::iter::once(&group.queue.lanes)
+            .chain(sources)
+            .flat_map(|lanes| lanes.iter())
+            .filter(|(_, lanes)| !lanes.rest.is_empty())
+            .map(|(&need, _)| need)
+            .collect()
     }
 
     /// Frees the slot `ix` holds at agent `ax`.
@@ -195,7 +259,12 @@ impl Router {
         let group = &mut self.groups[home as usize];
         let clocked = !group.overflow_to.is_empty();
         group.queue.insert(ix, &slot, overflowed, clocked);
-        self.rec_mut(ix).place = Place::Waiting;
+        let rec = self.rec_mut(ix);
+        rec.place = Place::Waiting;
+        if rec.timeline.is_empty() {
+            // Room for just the QUEUED entry: most waiting inquiries have no other.
+            rec.timeline.reserve_exact(1);
+        }
         self.emit(now, ix, kind, None, fx);
     }
 
@@ -207,14 +276,24 @@ impl Router {
         self.groups[home as usize].queue.remove(&slot);
     }
 
-    /// Offers `ix` in its home group if an agent may take it, else queues it.
+    /// Offers `ix` in its home group if an agent may take it, else (once
+    /// overflowed) in an overflow group, else queues it.
     pub(super) fn route(&mut self, now: Millis, ix: InqIx, queued: EventKind, fx: &mut Vec<Effect>) {
         let home = self.rec(ix).home;
         let choice = self.choose_agent(now, home, ix);
-        match choice.agent {
-            Some((ax, _)) => self.offer(now, ix, ax, home, choice.trace, fx),
-            None => self.enqueue(now, ix, queued, fx),
+        if let Some((ax, _)) = choice.agent {
+            return self.offer(now, ix, ax, home, choice.trace, fx);
         }
+        if self.rec(ix).overflowed {
+            for target in self.groups[home as usize].overflow_to.clone() {
+                let mut choice = self.choose_agent(now, target, ix);
+                if let Some((ax, _)) = choice.agent {
+                    choice.trace.rule = Some(Rule::Overflow);
+                    return self.offer(now, ix, ax, target, choice.trace, fx);
+                }
+            }
+        }
+        self.enqueue(now, ix, queued, fx);
     }
 
     /// Fills agent `ax`'s free slots with the best waiting work it may take,
@@ -274,7 +353,8 @@ impl Router {
                 continue;
             }
             let mut consider = |lane: &std::collections::BTreeMap<LaneKey, InqIx>| {
-                let found = lane.iter().take(EXCLUSION_SCAN).find(|(_, &ix)| usable(ix));
+                // Every inquiry the agent is avoiding is passed over, however many.
+                let found = lane.iter().find(|(_, &ix)| usable(ix));
                 if let Some((&key, &ix)) = found {
                     if best.is_none_or(|(b, _)| key < b) {
                         best = Some((key, ix));
@@ -348,7 +428,12 @@ pub(super) struct EventDetail {
 
 /// Key of the sticky-agent memory: the customer within a shop.
 pub(super) fn sticky_key(shop: &str, customer: &str) -> String {
-    format!("{shop}\u{1f}{customer}")
+    // Not `format!`: this runs on every offer decision and every accept.
+    let mut key = String::with_capacity(shop.len() + 1 + customer.len());
+    key.push_str(shop);
+    key.push('\u{1f}');
+    key.push_str(customer);
+    key
 }
 
 /// Which criterion put `best` ahead of the runner-up.

@@ -32,11 +32,13 @@ impl Router {
             Some(&ax) => ax,
             None => self.add_agent(&p),
         };
+        self.leave_groups(ax);
         self.with_agent(ax, |a| {
             a.groups = groups;
             a.offering = offering;
             a.max_concurrent = max_concurrent;
         });
+        self.touch_agent(ax);
         if self.agents[ax as usize].status != p.status || p.status == AgentStatus::Available {
             self.set_status(now, ax, p.status, "set by the desktop", fx);
         }
@@ -44,7 +46,7 @@ impl Router {
     }
 
     /// Validates a presence and turns names into indexes and bits.
-    fn parse_presence(&mut self, p: &Presence) -> Result<(Vec<(GroupIx, u8)>, Offering, u32), CoreError> {
+    pub(super) fn parse_presence(&mut self, p: &Presence) -> Result<(Vec<(GroupIx, u8)>, Offering, u32), CoreError> {
         let mut groups = Vec::with_capacity(p.groups.len());
         for (name, proficiency) in &p.groups {
             let g = self.group_by_name(name)?;
@@ -80,7 +82,7 @@ impl Router {
         Ok((groups, offering, max_concurrent))
     }
 
-    fn add_agent(&mut self, p: &Presence) -> AgentIx {
+    pub(super) fn add_agent(&mut self, p: &Presence) -> AgentIx {
         let ax = self.agents.len() as AgentIx;
         self.agents.push(Agent {
             id: p.agent.clone(),
@@ -99,6 +101,7 @@ impl Router {
             grace_deadline: None,
             class: Class::NotAvailable,
             indexed: None,
+            dirty: false,
         });
         self.agent_ix.insert(p.agent.clone(), ax);
         ax
@@ -119,6 +122,7 @@ impl Router {
         let (max_continuous, min_break) =
             (fatigue.max_continuous.as_millis() as u64, fatigue.min_break.as_millis() as u64);
         let mut fatigue_at = None;
+        self.touch_agent(ax);
         self.with_agent(ax, |a| {
             a.status = status;
             if status == AgentStatus::Available {
@@ -205,6 +209,7 @@ impl Router {
             self.fatigue_deadlines.pop_first();
             // Also while paused: only a break of `min_break` clears it.
             self.with_agent(ax, |a| a.fatigued = true);
+            self.touch_agent(ax);
         }
     }
 }

@@ -74,9 +74,13 @@ pub struct Record {
     pub next_rule: Option<Rule>,
     /// Agent who just declined or let the offer time out.
     pub excluded: Option<AgentIx>,
+    /// When the exclusion ends.
+    pub excluded_until: Millis,
     pub accepted_at: Option<Millis>,
     pub note: Option<Box<HandoffNote>>,
     pub timeline: Vec<TimelineEntry>,
+    /// Changed since the last `take_changes`.
+    pub dirty: bool,
 }
 
 impl Record {

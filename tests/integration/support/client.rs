@@ -105,7 +105,7 @@ pub async fn next_offer(stream: &mut tonic::Streaming<proto::Assignment>) -> pro
             .expect("an offer within 20 s")
             .expect("stream open")
             .expect("stream not ended");
-        if !message.withdrawn {
+        if !message.withdrawn && !message.active {
             return message;
         }
     }

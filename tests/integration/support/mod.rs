@@ -1,8 +1,10 @@
 //! Real servers for the integration tests: a `nats-server -js` on a free port
 //! with its own store, and the `ticket-router serve` binary itself.
 
+pub mod agents;
 pub mod client;
 pub mod nats_server;
+pub mod prometheus;
 pub mod promtool;
 pub mod router;
 

@@ -106,9 +106,16 @@ impl RouterProcess {
         dechunk(&body)
     }
 
-    /// The router's log so far (for failure messages).
+    /// Where the router writes its log.
+    pub fn log_path(&self) -> PathBuf {
+        self.log.clone()
+    }
+
+    /// The last lines of the router's log (for failure messages).
     pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(60)..].join("\n")
     }
 
     /// Sends SIGKILL, as a crash would.
@@ -177,4 +184,17 @@ pub fn groups_toml(accept_timeout: &str, baseline_per_min: f64) -> String {
             )
         })
         .collect()
+}
+
+/// Prints the warnings and errors of a router log if the test panics.
+pub struct DumpLogOnPanic(pub PathBuf);
+
+impl Drop for DumpLogOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let text = std::fs::read_to_string(&self.0).unwrap_or_default();
+            let notable: Vec<&str> = text.lines().filter(|l| l.contains("WARN") || l.contains("ERROR")).collect();
+            eprintln!("router log, warnings and errors (last 40):\n{}", notable[notable.len().saturating_sub(40)..].join("\n"));
+        }
+    }
 }

@@ -1,0 +1,183 @@
+//! Recording and restoring: a router rebuilt from its records holds every
+//! inquiry in the same place, and a crash between writes is repaired.
+
+use crate::core::command::{Actor, Command, Role, TransferTarget};
+use crate::core::effect::Effect;
+use crate::core::router::Router;
+use crate::core::settings::RoutingSettings;
+use crate::core::snapshot::{Change, Restored};
+use crate::core::testkit::{inquiry, offers, presence, Bench};
+use crate::core::types::{AgentStatus, Category, HandoffNote, InquiryState, Level};
+use std::collections::BTreeMap;
+
+/// A key-value store of records, as the persistence adapter keeps them.
+#[derive(Default)]
+struct Store {
+    inquiries: BTreeMap<String, crate::core::snapshot::InquiryRecord>,
+    agents: BTreeMap<String, crate::core::snapshot::AgentRecord>,
+    levels: Option<crate::core::snapshot::LevelsRecord>,
+}
+
+impl Store {
+    fn apply(&mut self, changes: Vec<Change>) {
+        for change in changes {
+            match change {
+                Change::Inquiry(r) => {
+                    self.inquiries.insert(r.inquiry.id.to_string(), *r);
+                }
+                Change::Forget(id) => {
+                    self.inquiries.remove(&*id);
+                }
+                Change::Agent(a) => {
+                    self.agents.insert(a.id.to_string(), a);
+                }
+                Change::Levels(l) => self.levels = Some(l),
+            }
+        }
+    }
+
+    fn restored(&self) -> Restored {
+        Restored {
+            inquiries: self.inquiries.values().cloned().collect(),
+            agents: self.agents.values().cloned().collect(),
+            levels: self.levels.clone(),
+        }
+    }
+}
+
+fn recorded_bench() -> Bench {
+    let mut b = Bench::new(RoutingSettings::default());
+    b.router.track_changes();
+    b
+}
+
+fn sync(b: &mut Bench, store: &mut Store) {
+    store.apply(b.router.take_changes());
+}
+
+fn places(router: &Router, ids: &[&str]) -> Vec<(InquiryState, Option<String>, String)> {
+    ids.iter()
+        .map(|id| {
+            let v = router.inquiry(0, id).expect("known");
+            (v.state, v.owner.map(|o| o.to_string()), v.group.to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn a_restored_router_holds_every_inquiry_where_it_was() {
+    let mut b = recorded_bench();
+    let mut store = Store::default();
+    b.agent(presence("a", &[("orders", 3)], 2));
+    b.agent(presence("b", &[("pre_sales", 3), ("orders", 2)], 1));
+    for (id, c) in [
+        ("o1", Category::Order),
+        ("o2", Category::Order),
+        ("o3", Category::Logistics),
+        ("p1", Category::PreSales),
+        ("r1", Category::AfterSalesRefund),
+    ] {
+        b.arrive(inquiry(id, c));
+    }
+    b.accept("a", "o1");
+    b.apply(Command::Transfer {
+        actor: Actor::agent("a"),
+        inquiry: "o1".into(),
+        target: TransferTarget::Group("after_sales".into()),
+        note: HandoffNote { summary: "refund instead".into(), ..HandoffNote::default() },
+    });
+    b.apply(Command::Cancel { inquiry: "o3".into() });
+    let admin = Actor { id: "ops".into(), role: Role::Admin };
+    let (from, until) = (b.now, b.now + 600_000);
+    b.apply(Command::SetLevelOverride { actor: admin, group: Some("orders".into()), level: Level::Peak, from, until });
+    sync(&mut b, &mut store);
+
+    let ids = ["o1", "o2", "o3", "p1", "r1"];
+    let (restored, fx) = Router::restore(RoutingSettings::default(), store.restored(), b.now).unwrap();
+    assert!(offers(&fx).is_empty(), "nothing was due: {fx:?}");
+    restored.check_invariants().unwrap();
+    assert_eq!(places(&restored, &ids), places(&b.router, &ids));
+    assert_eq!(restored.state_counts(), b.router.state_counts());
+    assert_eq!(restored.agent("a").unwrap().load, b.router.agent("a").unwrap().load);
+    assert_eq!(restored.router_level(), Level::Peak);
+    let note = restored.inquiry(0, "o1").unwrap().note.cloned().unwrap();
+    assert_eq!(note.summary, "refund instead");
+    assert_eq!(restored.inquiry(0, "o1").unwrap().timeline.len(), b.router.inquiry(0, "o1").unwrap().timeline.len());
+    // Ids stay known: a redelivered arrival is a duplicate.
+    let mut fx = Vec::new();
+    let mut restored = restored;
+    assert!(restored.handle(b.now, Command::Arrive(Box::new(inquiry("o3", Category::Order))), &mut fx).is_err());
+}
+
+#[test]
+fn offers_that_expired_while_down_time_out_at_restore_and_move_on() {
+    let mut b = recorded_bench();
+    let mut store = Store::default();
+    b.agent(presence("a", &[("orders", 3)], 2));
+    b.agent(presence("b", &[("orders", 1)], 2));
+    b.arrive(inquiry("o1", Category::Order));
+    sync(&mut b, &mut store);
+    let later = b.now + 31_000;
+    let (mut restored, fx) = Router::restore(RoutingSettings::default(), store.restored(), later).unwrap();
+    restored.check_invariants().unwrap();
+    assert!(fx.iter().any(|e| matches!(e, Effect::Event(ev) if ev.kind == crate::core::effect::EventKind::TimedOut)));
+    assert_eq!(offers(&fx)[0].attempt, 2, "offered again, the attempt counted");
+    assert_eq!(offers(&fx)[0].agent.as_ref(), "b");
+    // The catch-up is itself recorded.
+    assert!(restored
+        .take_changes()
+        .iter()
+        .any(|c| matches!(c, Change::Inquiry(r) if r.inquiry.id.as_ref() == "o1" && r.attempts == 2)));
+}
+
+#[test]
+fn work_held_by_an_agent_whose_record_was_lost_goes_back_to_the_queue() {
+    let mut b = recorded_bench();
+    let mut store = Store::default();
+    b.agent(presence("a", &[("orders", 3)], 2));
+    b.arrive(inquiry("o1", Category::Order));
+    b.accept("a", "o1");
+    sync(&mut b, &mut store);
+    store.agents.clear(); // as if the crash came between the two writes
+    let (restored, _) = Router::restore(RoutingSettings::default(), store.restored(), b.now).unwrap();
+    restored.check_invariants().unwrap();
+    assert_eq!(restored.inquiry_state("o1"), Some(InquiryState::Waiting));
+}
+
+#[test]
+fn an_offline_agent_keeps_nothing_and_an_away_one_keeps_its_chats() {
+    let mut b = recorded_bench();
+    let mut store = Store::default();
+    b.agent(presence("a", &[("orders", 3)], 3));
+    b.arrive(inquiry("o1", Category::Order));
+    b.accept("a", "o1");
+    b.arrive(inquiry("o2", Category::Order));
+    sync(&mut b, &mut store);
+    let mut away = store.agents["a"].clone();
+    away.status = AgentStatus::Away;
+    store.agents.insert("a".into(), away);
+    let (restored, _) = Router::restore(RoutingSettings::default(), store.restored(), b.now).unwrap();
+    assert_eq!(restored.inquiry_state("o1"), Some(InquiryState::Active));
+    assert_eq!(restored.inquiry_state("o2"), Some(InquiryState::Waiting), "an offer to a non-AVAILABLE agent returns");
+    restored.check_invariants().unwrap();
+}
+
+#[test]
+fn a_desktop_that_does_not_come_back_after_a_restart_is_set_away() {
+    let mut b = recorded_bench();
+    let mut store = Store::default();
+    b.agent(presence("a", &[("orders", 3)], 3));
+    sync(&mut b, &mut store);
+    let (mut restored, _) = Router::restore(RoutingSettings::default(), store.restored(), b.now).unwrap();
+    let mut fx = Vec::new();
+    restored.handle(b.now + 30_000, Command::Tick, &mut fx).unwrap();
+    assert_eq!(restored.agent("a").unwrap().status, AgentStatus::Away);
+}
+
+#[test]
+fn unrecorded_routers_collect_nothing() {
+    let mut b = Bench::new(RoutingSettings::default());
+    b.agent(presence("a", &[("orders", 3)], 3));
+    b.arrive(inquiry("o1", Category::Order));
+    assert!(b.router.take_changes().is_empty());
+}

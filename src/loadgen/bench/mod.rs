@@ -1,0 +1,176 @@
+//! Benchmark mode: in one run on one NATS server,
+//!
+//! 1. the raw ceiling ([`raw`]): JetStream publish, consume and ack of the
+//!    same payloads with no router;
+//! 2. fixed offered rates: inquiries published evenly at each rate to the
+//!    router, each timestamped as it leaves, and the publish → offer latency
+//!    measured when the offer reaches an agent's desktop stream;
+//! 3. router saturation: published as fast as a bounded backlog allows, with
+//!    agents that accept and complete at once (capacity is never the limit),
+//!    counting offers per second at the agents.
+//!
+//! Inquiries use the shop mix with pre-sales marked as already tried by the
+//! bot (at SURGE they would be deflected, not offered). [`report`] prints the
+//! table and writes the JSON.
+
+pub mod raw;
+pub mod report;
+
+use super::agents::{AgentPool, AgentSpec, Behaviour, OnOffer};
+use super::latency::{summarize, LatencyBook};
+use super::publisher::{along, flat_out, wall_ms, Sender};
+use super::run::wait_for;
+use super::traffic::{Format, InquiryMaker, Mix, Profile, Schedule};
+use super::{connect_nats, router_groups, Counters, LoadgenError};
+use report::{BenchReport, FixedRate};
+use serde::Serialize;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// What to measure.
+#[derive(Clone, Debug)]
+pub struct BenchOptions {
+    pub nats_url: String,
+    pub grpc_url: String,
+    pub prefix: String,
+    /// Fixed offered rates, inquiries per second.
+    pub rates: Vec<u32>,
+    /// How long each fixed rate runs.
+    pub step: Duration,
+    /// How long the two saturation measurements run (after `warmup`).
+    pub saturation: Duration,
+    pub warmup: Duration,
+    pub agents: usize,
+    pub max_concurrent: u32,
+    pub format: Format,
+    /// Most inquiries published but not yet consumed (offered) at saturation.
+    pub backlog: u64,
+    pub seed: u64,
+}
+
+/// A measured rate.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Throughput {
+    pub per_sec: f64,
+    pub messages: u64,
+    pub seconds: f64,
+}
+
+/// Counts with `count` over `duration` after `warmup`.
+pub async fn measure(warmup: Duration, duration: Duration, count: impl Fn() -> u64) -> Throughput {
+    tokio::time::sleep(warmup).await;
+    let (first, started) = (count(), Instant::now());
+    tokio::time::sleep(duration).await;
+    let messages = count().saturating_sub(first);
+    let seconds = started.elapsed().as_secs_f64();
+    Throughput { per_sec: messages as f64 / seconds, messages, seconds }
+}
+
+/// Routes each offer to the latency book of the step in progress.
+#[derive(Clone, Default)]
+struct Tap(Arc<Mutex<Option<Arc<LatencyBook>>>>);
+
+impl Tap {
+    fn set(&self, book: Option<Arc<LatencyBook>>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = book;
+    }
+
+    fn callback(&self) -> OnOffer {
+        let tap = self.0.clone();
+        Arc::new(move |offer| {
+            let book = tap.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            if let (Some(book), Some(inquiry)) = (book, offer.inquiry.as_ref()) {
+                book.observe(&inquiry.id);
+            }
+        })
+    }
+}
+
+/// Runs the whole benchmark and returns its report.
+pub async fn run(options: BenchOptions) -> Result<BenchReport, LoadgenError> {
+    let client = connect_nats(&options.nats_url, "ticket-router-bench").await?;
+    let mut report = BenchReport::new(&options, &client.server_info().version);
+    let run = format!("b{}", wall_ms());
+    eprintln!("bench: raw JetStream ceiling ({:?} after {:?} warm-up)", options.saturation, options.warmup);
+    report.raw_ceiling = raw::ceiling(&client, &options, &run).await?;
+    eprintln!("bench: raw ceiling {:.0}/s", report.raw_ceiling.per_sec);
+
+    let groups = router_groups(&options.grpc_url, Duration::from_secs(30)).await?;
+    let specs: Vec<AgentSpec> = (1..=options.agents)
+        .map(|i| AgentSpec {
+            id: format!("{run}-agent-{i:03}"),
+            groups: groups.iter().map(|g| (g.clone(), 3)).collect(),
+            max_concurrent: options.max_concurrent,
+        })
+        .collect();
+    let (counters, tap) = (Counters::shared(), Tap::default());
+    let pool =
+        AgentPool::start(&options.grpc_url, specs, Behaviour::instant(), counters.clone(), Some(tap.callback()), 7);
+    wait_for(Duration::from_secs(10), || Counters::get(&counters.online) >= options.agents as u64).await;
+    let js = async_nats::jetstream::new(client.clone());
+    for &rate in &options.rates {
+        eprintln!("bench: router at {rate}/s for {:?}", options.step);
+        let step = fixed_rate(&js, &options, &run, rate, &tap).await;
+        eprintln!("bench: {}", step.line());
+        report.fixed_rates.push(step);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    eprintln!("bench: router at saturation ({:?} after {:?} warm-up)", options.saturation, options.warmup);
+    report.router_saturation = saturate(&js, &options, &run, &counters).await;
+    eprintln!("bench: router saturation {:.0}/s", report.router_saturation.per_sec);
+    report.agent_errors = counters.errors();
+    pool.stop().await;
+    report.finish();
+    Ok(report)
+}
+
+fn sender(js: &async_nats::jetstream::Context, options: &BenchOptions, run: &str, counters: Arc<Counters>) -> Sender {
+    let maker = InquiryMaker::new(run, Mix::NoDeflection, options.seed);
+    Sender::new(js.clone(), &format!("{}.inquiries", options.prefix), options.format, maker, counters)
+}
+
+/// One fixed rate: evenly spaced publishes, latency per offer.
+async fn fixed_rate(js: &async_nats::jetstream::Context, options: &BenchOptions, run: &str, rate: u32, tap: &Tap) -> FixedRate {
+    let id_run = format!("{run}-r{rate}");
+    let capacity = (f64::from(rate) * options.step.as_secs_f64() * 1.05) as usize + 1_000;
+    let book = Arc::new(LatencyBook::new(&id_run, capacity));
+    tap.set(Some(book.clone()));
+    let counters = Counters::shared();
+    let mut sender = sender(js, options, &id_run, counters.clone());
+    let schedule = Schedule::new(&Profile::steady(f64::from(rate), options.step), false, options.seed);
+    let started = Instant::now();
+    along(&mut sender, schedule, &CancellationToken::new(), |inquiry| book.mark(&inquiry.id)).await;
+    let seconds = started.elapsed().as_secs_f64();
+    let sent = sender.sent();
+    sender.finish().await;
+    wait_for(Duration::from_secs(20), || book.seen() as u64 >= sent).await;
+    tap.set(None);
+    let samples = book.take();
+    FixedRate {
+        target_per_sec: rate,
+        published_per_sec: sent as f64 / seconds,
+        published: sent,
+        offered: samples.len() as u64,
+        publish_errors: counters.errors(),
+        latency: summarize(samples),
+    }
+}
+
+/// Offers per second at the agents with the router always having a backlog.
+async fn saturate(js: &async_nats::jetstream::Context, options: &BenchOptions, run: &str, counters: &Arc<Counters>) -> Throughput {
+    let first = Counters::get(&counters.offered);
+    let offered = || Counters::get(&counters.offered) - first;
+    let mut sender = sender(js, options, &format!("{run}-sat"), Counters::shared());
+    let backlog = options.backlog;
+    let full = |sent: u64| sent.saturating_sub(offered()) > backlog;
+    let stop = CancellationToken::new();
+    let publishing = flat_out(&mut sender, options.warmup + options.saturation, &stop, full);
+    let (_, throughput) = tokio::join!(publishing, measure(options.warmup, options.saturation, offered));
+    let sent = sender.sent();
+    sender.finish().await;
+    if !wait_for(Duration::from_secs(60), || offered() >= sent).await {
+        eprintln!("bench: {} of {sent} inquiries were not offered within 60 s", sent - offered());
+    }
+    throughput
+}

@@ -1,0 +1,188 @@
+//! The benchmark's result: the machine it ran on, the raw ceiling, the
+//! router's saturation rate and their ratio, and each fixed rate's latency —
+//! printed as a table and written as JSON (`bench/results/`).
+
+use super::{BenchOptions, Throughput};
+use crate::loadgen::latency::LatencySummary;
+use crate::loadgen::LoadgenError;
+use serde::Serialize;
+use std::fmt;
+use std::path::Path;
+use std::time::SystemTime;
+
+/// The targets of the issue: the router reaches at least this share of the raw ceiling…
+pub const TARGET_RATIO: f64 = 0.5;
+/// …and answers within this p99 at [`TARGET_RATE`].
+pub const TARGET_P99_MS: f64 = 20.0;
+pub const TARGET_RATE: u32 = 5_000;
+
+/// Where and how the benchmark ran.
+#[derive(Clone, Debug, Serialize)]
+pub struct Machine {
+    pub nproc: usize,
+    pub cpu: String,
+    pub os: String,
+    pub arch: String,
+    pub build_profile: String,
+    /// `/proc/loadavg` (1, 5, 15 min) at start and end: high values mean noisy figures.
+    pub loadavg_start: String,
+    pub loadavg_end: String,
+}
+
+/// One fixed offered rate.
+#[derive(Clone, Debug, Serialize)]
+pub struct FixedRate {
+    pub target_per_sec: u32,
+    pub published_per_sec: f64,
+    pub published: u64,
+    pub offered: u64,
+    pub publish_errors: u64,
+    /// Publish → offer at the agent; `None` when nothing was offered.
+    pub latency: Option<LatencySummary>,
+}
+
+impl FixedRate {
+    /// A one-line account for progress output.
+    pub fn line(&self) -> String {
+        let latency = self.latency.as_ref().map_or("no offers".to_string(), |l| {
+            format!("p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms", l.p50_ms, l.p99_ms, l.p999_ms)
+        });
+        format!("{}/s: {} published, {} offered, {latency}", self.target_per_sec, self.published, self.offered)
+    }
+}
+
+/// Everything one benchmark run measured.
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchReport {
+    pub started_at: String,
+    pub machine: Machine,
+    pub nats_server_version: String,
+    pub router_version: String,
+    pub format: String,
+    pub agents: usize,
+    pub max_concurrent: u32,
+    pub warmup_seconds: f64,
+    pub backlog: u64,
+    pub raw_ceiling: Throughput,
+    pub router_saturation: Throughput,
+    /// Router saturation / raw ceiling.
+    pub ratio: f64,
+    pub fixed_rates: Vec<FixedRate>,
+    pub agent_errors: u64,
+    pub target_ratio: f64,
+    pub target_p99_ms_at_5000: f64,
+    pub ratio_met: bool,
+    /// `None` when 5000/s was not among the rates.
+    pub p99_at_5000_met: Option<bool>,
+}
+
+fn loadavg() -> String {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    text.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+}
+
+fn cpu_model() -> String {
+    let text = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = text.lines().find_map(|l| l.strip_prefix("model name").and_then(|r| r.split(':').nth(1)));
+    model.map_or("unknown".to_string(), |m| m.trim().to_string())
+}
+
+impl BenchReport {
+    /// An empty report for `options`, started now.
+    pub fn new(options: &BenchOptions, nats_version: &str) -> BenchReport {
+        BenchReport {
+            started_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+            machine: Machine {
+                nproc: std::thread::available_parallelism().map_or(1, |n| n.get()),
+                cpu: cpu_model(),
+                os: std::env::consts::OS.to_string(),
+                arch: std::env::consts::ARCH.to_string(),
+                build_profile: if cfg!(debug_assertions) { "debug" } else { "release" }.to_string(),
+                loadavg_start: loadavg(),
+                loadavg_end: String::new(),
+            },
+            nats_server_version: nats_version.to_string(),
+            router_version: env!("CARGO_PKG_VERSION").to_string(),
+            format: options.format.as_str().to_string(),
+            agents: options.agents,
+            max_concurrent: options.max_concurrent,
+            warmup_seconds: options.warmup.as_secs_f64(),
+            backlog: options.backlog,
+            raw_ceiling: Throughput::default(),
+            router_saturation: Throughput::default(),
+            ratio: 0.0,
+            fixed_rates: Vec::new(),
+            agent_errors: 0,
+            target_ratio: TARGET_RATIO,
+            target_p99_ms_at_5000: TARGET_P99_MS,
+            ratio_met: false,
+            p99_at_5000_met: None,
+        }
+    }
+
+    /// Computes the ratio and the verdicts once everything is measured.
+    pub fn finish(&mut self) {
+        self.machine.loadavg_end = loadavg();
+        self.ratio = self.router_saturation.per_sec / self.raw_ceiling.per_sec.max(f64::MIN_POSITIVE);
+        self.ratio_met = self.ratio >= TARGET_RATIO;
+        self.p99_at_5000_met = self
+            .fixed_rates
+            .iter()
+            .find(|s| s.target_per_sec == TARGET_RATE)
+            .map(|s| s.latency.as_ref().is_some_and(|l| l.p99_ms < TARGET_P99_MS && s.offered == s.published));
+    }
+
+    /// Writes the report as pretty JSON, creating the directory.
+    pub fn write(&self, path: &Path) -> Result<(), LoadgenError> {
+        let error = |e: &dyn fmt::Display| LoadgenError::Write { path: path.display().to_string(), detail: e.to_string() };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| error(&e))?;
+        }
+        let json = serde_json::to_string_pretty(self).map_err(|e| error(&e))?;
+        std::fs::write(path, json + "\n").map_err(|e| error(&e))
+    }
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met {
+        "met"
+    } else {
+        "MISSED"
+    }
+}
+
+impl fmt::Display for BenchReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let m = &self.machine;
+        writeln!(
+            f,
+            "ticket-router bench: nats-server {}, {} CPUs ({}), {} build, {} payloads, {} agents x {} chats, load {} -> {}",
+            self.nats_server_version, m.nproc, m.cpu, m.build_profile, self.format, self.agents,
+            self.max_concurrent, m.loadavg_start, m.loadavg_end
+        )?;
+        writeln!(f, "{:<28} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8}", "", "rate/s", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "lost")?;
+        writeln!(f, "{:<28} {:>9.0}", "raw JetStream ceiling", self.raw_ceiling.per_sec)?;
+        writeln!(f, "{:<28} {:>9.0}", "router at saturation", self.router_saturation.per_sec)?;
+        for s in &self.fixed_rates {
+            let label = format!("router at {}/s offered", s.target_per_sec);
+            match &s.latency {
+                Some(l) => writeln!(
+                    f,
+                    "{label:<28} {:>9.0} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>8}",
+                    s.published_per_sec, l.p50_ms, l.p99_ms, l.p999_ms, l.max_ms, s.published - s.offered.min(s.published)
+                )?,
+                None => writeln!(f, "{label:<28} {:>9.0}   (no offers received)", s.published_per_sec)?,
+            }
+        }
+        writeln!(
+            f,
+            "ratio router/raw: {:.2} (target >= {TARGET_RATIO}: {})",
+            self.ratio,
+            verdict(self.ratio_met)
+        )?;
+        match self.p99_at_5000_met {
+            Some(met) => write!(f, "p99 at {TARGET_RATE}/s < {TARGET_P99_MS} ms, nothing lost: {}", verdict(met)),
+            None => write!(f, "p99 at {TARGET_RATE}/s: not measured (add {TARGET_RATE} to --rates)"),
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! Recorded inquiries: a JSONL file, one `Inquiry` per line in the JSON form of
+//! the NATS contract (SPEC section 5), checked exactly like the service checks
+//! them (`adapters::codec::inquiry_from_proto`).
+//!
+//! `created_at_ms` is each inquiry's arrival time. A recording of another date
+//! is moved by whole days, keeping the time of day, so that its first inquiry
+//! falls within the first 24 hours of the scenario's window: last year's
+//! Double 11 replays against this year's roster. Bad lines
+//! are reported with their number and skipped; they never stop the replay.
+
+use super::plan::Plan;
+use super::rng::Rng;
+use super::traffic::Arrival;
+use crate::adapters::codec::inquiry_from_proto;
+use crate::proto;
+use std::collections::HashMap;
+use std::path::Path;
+
+/// A line that was skipped, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LineProblem {
+    pub line: usize,
+    pub reason: String,
+}
+
+/// The usable inquiries of a recording, placed in the scenario's window.
+#[derive(Clone, Debug)]
+pub struct Recording {
+    pub arrivals: Vec<Arrival>,
+    pub skipped: Vec<LineProblem>,
+    /// Good inquiries that fall outside the window after the day shift.
+    pub outside: usize,
+    /// Whole days the recording was moved by (positive: later).
+    pub shifted_days: i64,
+}
+
+/// Shop id for lines that carry none.
+pub const DEFAULT_SHOP: &str = "recorded";
+
+/// Reads `path` and places its inquiries in `plan`'s window. Fails only when
+/// the file cannot be read or holds no usable inquiry in the window.
+pub fn read(path: &Path, plan: &Plan) -> Result<Recording, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read the file: {e}", path.display()))?;
+    let (mut good, skipped) = parse(&text);
+    good.sort_by_key(|(_, inquiry)| inquiry.created_at_ms);
+    let Some(first) = good.first().map(|(_, i)| i.created_at_ms) else {
+        let hint = skipped.first().map_or(String::new(), |p| format!("; line {}: {}", p.line, p.reason));
+        return Err(format!("{}: no usable inquiry ({} line(s) skipped{hint})", path.display(), skipped.len()));
+    };
+    // Whole days that bring the first inquiry into the window's first day.
+    let day = super::clock::DAY;
+    let shifted_days = (plan.start.at as i64 - first as i64).div_euclid(day)
+        + i64::from((plan.start.at as i64 - first as i64).rem_euclid(day) != 0);
+    let shift = shifted_days * day;
+    let mut rng = Rng::new(plan.seed);
+    let mut arrivals = Vec::with_capacity(good.len());
+    let mut outside = 0;
+    for (_, inquiry) in good {
+        let at = inquiry.created_at_ms as i64 + shift;
+        if at < plan.start.at as i64 || at >= plan.end as i64 {
+            outside += 1;
+            continue;
+        }
+        let handle_ms = plan.handle.sample(&mut rng, inquiry.category);
+        arrivals.push(Arrival { at: at as u64, inquiry, handle_ms });
+    }
+    if arrivals.is_empty() {
+        return Err(format!(
+            "{}: none of the {outside} inquiries falls within the scenario's window ({} to {}); set `start` and `duration` in the scenario to cover the recording",
+            path.display(),
+            plan.start.format(plan.start.at),
+            plan.start.format(plan.end)
+        ));
+    }
+    Ok(Recording { arrivals, skipped, outside, shifted_days })
+}
+
+/// Every line decoded and checked: `(line, inquiry)` and the problems.
+pub fn parse(text: &str) -> (Vec<(usize, crate::core::Inquiry)>, Vec<LineProblem>) {
+    let mut good = Vec::new();
+    let mut skipped = Vec::new();
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for (i, line) in text.lines().enumerate() {
+        let n = i + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        match decode(line) {
+            Ok(inquiry) => match seen.get(&*inquiry.id) {
+                Some(first) => skipped.push(LineProblem {
+                    line: n,
+                    reason: format!("duplicate id `{}` (first on line {first}); ids must be unique", inquiry.id),
+                }),
+                None => {
+                    seen.insert(inquiry.id.to_string(), n);
+                    good.push((n, inquiry));
+                }
+            },
+            Err(reason) => skipped.push(LineProblem { line: n, reason }),
+        }
+    }
+    (good, skipped)
+}
+
+fn decode(line: &str) -> Result<crate::core::Inquiry, String> {
+    let wire: proto::Inquiry =
+        serde_json::from_str(line).map_err(|e| format!("not an Inquiry in JSON ({e}); see SPEC section 5"))?;
+    if wire.created_at_ms <= 0 {
+        return Err("`created_at_ms` is missing; a recording needs each inquiry's arrival time".into());
+    }
+    let shop = if wire.shop_id.is_empty() { DEFAULT_SHOP.to_string() } else { wire.shop_id.clone() };
+    let now = wire.created_at_ms as u64;
+    inquiry_from_proto(wire, &shop, now).map_err(|rejection| rejection.to_string())
+}

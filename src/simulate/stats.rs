@@ -1,0 +1,216 @@
+//! What a simulation measured: per group and per level at receipt (counts,
+//! waits, longest queue, staffing), and a per-minute series for the chart.
+//!
+//! Only arithmetic on numbers the engine hands in; no routing knowledge.
+
+use crate::core::{Id, Level, Millis};
+
+/// The first-response target of SPEC section 2.
+pub const ANSWER_TARGET_MS: u64 = 30_000;
+
+/// Measurements of one group at one level (or a sum of several).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Cell {
+    pub arrivals: u64,
+    pub deflected: u64,
+    pub abandoned: u64,
+    pub answered: u64,
+    pub within_target: u64,
+    pub wait_sum_ms: u64,
+    /// Every answered inquiry's wait, for percentiles.
+    pub waits_ms: Vec<u32>,
+    pub max_queue: u32,
+    /// Highest recommended agents while at this level, and agents on shift then.
+    pub need_peak: u32,
+    pub have_at_peak: u32,
+    /// Time the group spent at this level.
+    pub time_ms: u64,
+}
+
+impl Cell {
+    /// Adds `other` in (maxima stay maxima; staffing keeps the larger need).
+    pub fn absorb(&mut self, other: &Cell) {
+        self.arrivals += other.arrivals;
+        self.deflected += other.deflected;
+        self.abandoned += other.abandoned;
+        self.answered += other.answered;
+        self.within_target += other.within_target;
+        self.wait_sum_ms += other.wait_sum_ms;
+        self.waits_ms.extend_from_slice(&other.waits_ms);
+        self.max_queue = self.max_queue.max(other.max_queue);
+        if other.need_peak > self.need_peak {
+            (self.need_peak, self.have_at_peak) = (other.need_peak, other.have_at_peak);
+        }
+        self.time_ms += other.time_ms;
+    }
+
+    /// Inquiries that reached an agent's queue (not deflected to the bot).
+    pub fn queued(&self) -> u64 {
+        self.arrivals - self.deflected
+    }
+
+    /// Share of queued inquiries answered within 30 s; `None` when none queued.
+    pub fn within_share(&self) -> Option<f64> {
+        (self.queued() > 0).then(|| self.within_target as f64 / self.queued() as f64)
+    }
+
+    /// Average wait of answered inquiries, in seconds.
+    pub fn avg_wait_s(&self) -> Option<f64> {
+        (self.answered > 0).then(|| self.wait_sum_ms as f64 / self.answered as f64 / 1000.0)
+    }
+
+    /// 95th-percentile wait (nearest rank) of answered inquiries, in seconds.
+    pub fn p95_wait_s(&self) -> Option<f64> {
+        if self.waits_ms.is_empty() {
+            return None;
+        }
+        let mut waits = self.waits_ms.clone();
+        let rank = ((waits.len() as f64 * 0.95).ceil() as usize).clamp(1, waits.len()) - 1;
+        let (_, p95, _) = waits.select_nth_unstable(rank);
+        Some(f64::from(*p95) / 1000.0)
+    }
+}
+
+/// One minute of the whole router, for the chart.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Minute {
+    pub arrivals: u32,
+    pub deflected: u32,
+    pub abandoned: u32,
+    pub answered: u32,
+    pub wait_sum_ms: u64,
+    /// Largest total queue (all groups) seen in the minute.
+    pub max_queue: u32,
+    /// Highest router level in the minute.
+    pub level: Level,
+    pub agents_on_shift: u32,
+    /// Sum over groups of the recommended agents, at its highest in the minute.
+    pub agents_needed: u32,
+}
+
+/// One group's state at a sampling tick.
+#[derive(Clone, Copy, Debug)]
+pub struct GroupSample {
+    pub level: Level,
+    pub queue: u32,
+    pub recommended: u32,
+    pub on_shift: u32,
+}
+
+/// Everything measured in one run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Stats {
+    pub groups: Vec<Id>,
+    /// `cells[group][level]`, level at receipt.
+    pub cells: Vec<[Cell; 3]>,
+    pub minutes: Vec<Minute>,
+    pub start: Millis,
+    /// Router-wide time per level.
+    pub router_time_ms: [u64; 3],
+    /// Deflected inquiries the bot handed back (counted again as arrivals).
+    pub bot_returned: u64,
+    /// Inquiries still waiting when the run stopped.
+    pub unfinished: u64,
+    /// Per router level: the highest total recommended agents, and agents on shift then.
+    pub router_peak: [(u32, u32); 3],
+}
+
+impl Stats {
+    /// Empty statistics for `groups`, minutes counted from `start`.
+    pub fn new(groups: Vec<Id>, start: Millis) -> Stats {
+        let cells = vec![Default::default(); groups.len()];
+        Stats {
+            groups,
+            cells,
+            minutes: Vec::new(),
+            start,
+            router_time_ms: [0; 3],
+            bot_returned: 0,
+            unfinished: 0,
+            router_peak: [(0, 0); 3],
+        }
+    }
+
+    fn minute(&mut self, at: Millis) -> &mut Minute {
+        let i = (at.saturating_sub(self.start) / 60_000) as usize;
+        if self.minutes.len() <= i {
+            self.minutes.resize(i + 1, Minute::default());
+        }
+        &mut self.minutes[i]
+    }
+
+    /// An inquiry was received by `group` at `level`.
+    pub fn arrived(&mut self, group: usize, level: Level, at: Millis) {
+        self.cells[group][level.index()].arrivals += 1;
+        self.minute(at).arrivals += 1;
+    }
+
+    /// An inquiry was handed to the bot.
+    pub fn deflected(&mut self, group: usize, level: Level, at: Millis) {
+        self.cells[group][level.index()].deflected += 1;
+        self.minute(at).deflected += 1;
+    }
+
+    /// A customer left before being answered.
+    pub fn abandoned(&mut self, group: usize, level: Level, at: Millis) {
+        self.cells[group][level.index()].abandoned += 1;
+        self.minute(at).abandoned += 1;
+    }
+
+    /// An agent accepted an inquiry after `wait_ms`.
+    pub fn answered(&mut self, group: usize, level: Level, at: Millis, wait_ms: u64) {
+        let cell = &mut self.cells[group][level.index()];
+        cell.answered += 1;
+        cell.within_target += u64::from(wait_ms <= ANSWER_TARGET_MS);
+        cell.wait_sum_ms += wait_ms;
+        cell.waits_ms.push(wait_ms.min(u64::from(u32::MAX)) as u32);
+        let minute = self.minute(at);
+        minute.answered += 1;
+        minute.wait_sum_ms += wait_ms;
+    }
+
+    /// The state of every group after a tick covering `step_ms`, with the
+    /// number of agents on shift.
+    pub fn sample(&mut self, at: Millis, step_ms: u64, router_level: Level, groups: &[GroupSample], on_shift: u32) {
+        self.router_time_ms[router_level.index()] += step_ms;
+        for (g, s) in groups.iter().enumerate() {
+            let cell = &mut self.cells[g][s.level.index()];
+            cell.time_ms += step_ms;
+            cell.max_queue = cell.max_queue.max(s.queue);
+            if s.recommended > cell.need_peak {
+                (cell.need_peak, cell.have_at_peak) = (s.recommended, s.on_shift);
+            }
+        }
+        let queue = groups.iter().map(|s| s.queue).sum();
+        let needed = groups.iter().map(|s| s.recommended).sum();
+        let peak = &mut self.router_peak[router_level.index()];
+        if needed > peak.0 {
+            *peak = (needed, on_shift);
+        }
+        let minute = self.minute(at);
+        minute.max_queue = minute.max_queue.max(queue);
+        minute.level = minute.level.max(router_level);
+        minute.agents_needed = minute.agents_needed.max(needed);
+        minute.agents_on_shift = minute.agents_on_shift.max(on_shift);
+    }
+
+    /// All levels of one group summed.
+    pub fn group_total(&self, group: usize) -> Cell {
+        let mut total = Cell::default();
+        for cell in &self.cells[group] {
+            total.absorb(cell);
+        }
+        total
+    }
+
+    /// All groups at one level summed (`None`: every level).
+    pub fn level_total(&self, level: Option<Level>) -> Cell {
+        let mut total = Cell::default();
+        for group in &self.cells {
+            for l in Level::ALL.into_iter().filter(|l| level.is_none_or(|x| x == *l)) {
+                total.absorb(&group[l.index()]);
+            }
+        }
+        total
+    }
+}

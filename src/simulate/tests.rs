@@ -1,0 +1,186 @@
+//! Simulations of short scenarios: determinism, service levels with ample and
+//! with too few agents, abandonment, recordings with bad lines, and the
+//! scenario file's error messages.
+
+use super::engine::{run, Outcome};
+use super::plan::{compile, Plan};
+use super::recorded;
+use super::report::{self, Run};
+use super::scenario::Scenario;
+use super::{chart, stats::Stats};
+use crate::core::{Level, RoutingSettings};
+
+/// A scenario of `minutes` at `per_min` arrivals with `agents` generalists.
+fn scenario(per_min: f64, agents: u32, minutes: u32, extra: &str) -> String {
+    format!(
+        r#"
+name = "test"
+start = "2024-11-11T10:00:00+08:00"
+duration = "{minutes}m"
+{extra}
+[arrivals]
+curve = [{{ at = "10:00", per_min = {per_min} }}]
+
+[handle]
+mean = "3m"
+
+[[roster]]
+name = "all"
+groups = {{ pre_sales = 4, orders = 4, after_sales = 4, complaints = 4, fans = 4, supervisors = 4 }}
+count = {agents}
+start = "09:00"
+end = "12:00"
+"#
+    )
+}
+
+fn plan(text: &str, seed: u64) -> Plan {
+    let scenario = Scenario::parse(text).expect("scenario parses");
+    compile(&scenario, seed, true).expect("scenario is valid")
+}
+
+fn simulate(text: &str) -> Outcome {
+    run(&plan(text, 7), RoutingSettings::default()).expect("runs")
+}
+
+fn all(stats: &Stats) -> super::stats::Cell {
+    stats.level_total(None)
+}
+
+#[test]
+fn the_same_seed_gives_the_same_result_and_another_seed_does_not() {
+    let text = scenario(20.0, 10, 20, "");
+    let (a, b) = (simulate(&text), simulate(&text));
+    assert_eq!(a.stats, b.stats);
+    assert_eq!(a.commands, b.commands);
+    let other = run(&plan(&text, 8), RoutingSettings::default()).unwrap();
+    assert_ne!(a.stats, other.stats);
+    let p = plan(&text, 7);
+    let strip = |s: String| s.lines().filter(|l| !l.contains("core commands")).collect::<Vec<_>>().join("\n");
+    let table = |o: &Outcome| strip(report::table(&p, &Run { config: "defaults", outcome: o }));
+    assert_eq!(table(&a), table(&b));
+}
+
+#[test]
+fn ample_agents_answer_nearly_everyone_within_30_seconds() {
+    let outcome = simulate(&scenario(10.0, 20, 30, ""));
+    let total = all(&outcome.stats);
+    assert!(total.arrivals > 200, "{total:?}");
+    assert_eq!(total.answered, total.arrivals);
+    assert!(total.within_share().unwrap() >= 0.99, "{:?}", total.within_share());
+    assert!(total.avg_wait_s().unwrap() < 8.0);
+    assert_eq!(total.deflected, 0);
+    assert_eq!(outcome.stats.router_time_ms[Level::Surge.index()], 0);
+}
+
+#[test]
+fn too_few_agents_bring_surge_deflections_and_long_waits() {
+    let outcome = simulate(&scenario(120.0, 3, 20, ""));
+    let s = &outcome.stats;
+    let total = all(s);
+    assert!(s.router_time_ms[Level::Surge.index()] > 0, "{:?}", s.router_time_ms);
+    assert!(total.deflected > 0, "{total:?}");
+    assert!(s.bot_returned > 0);
+    assert!(total.within_share().unwrap() < 0.5, "{:?}", total.within_share());
+    let surge = s.level_total(Some(Level::Surge));
+    assert!(surge.arrivals > 0 && surge.max_queue > 20, "{surge:?}");
+    let (need, have) = s.router_peak[Level::Surge.index()];
+    assert!(need > have, "need {need}, have {have}");
+}
+
+#[test]
+fn patience_makes_waiting_customers_leave() {
+    let impatient = simulate(&scenario(60.0, 3, 20, r#"patience = "45s""#));
+    let patient = simulate(&scenario(60.0, 3, 20, ""));
+    assert!(all(&impatient.stats).abandoned > 0);
+    assert_eq!(all(&patient.stats).abandoned, 0);
+}
+
+#[test]
+fn agents_breaks_and_shift_ends_are_followed() {
+    let text = scenario(10.0, 4, 60, "")
+        .replace("end = \"12:00\"", "end = \"10:30\"\nbreaks = { every = \"20m\", length = \"5m\" }");
+    let outcome = simulate(&text);
+    let minutes = &outcome.stats.minutes;
+    assert_eq!(minutes[0].agents_on_shift, 4);
+    assert_eq!(minutes[45].agents_on_shift, 0, "the shift ended at 10:30");
+    assert!(all(&outcome.stats).answered > 0);
+}
+
+#[test]
+fn a_recording_replays_its_good_lines_and_reports_the_bad_ones() {
+    // 2023-11-11T10:00:00+08:00: last year's recording, 366 days before the scenario.
+    let at = 1_731_290_400_000u64 - 366 * 86_400_000;
+    let line = |id: &str, category: &str, offset: u64| {
+        format!(
+            r#"{{"id":"{id}","shop_id":"shop-9","category":"{category}","customer":{{"id":"c-{id}","vip_tier":1}},"created_at_ms":{}}}"#,
+            at + offset
+        )
+    };
+    let text = [
+        line("r-1", "ORDER", 1_000),
+        "{not json".to_string(),
+        line("r-2", "PRE_SALES", 5_000),
+        line("r-3", "NO_SUCH_CATEGORY", 6_000),
+        String::new(),
+        line("r-1", "ORDER", 7_000),
+        line("r-4", "COMPLAINT", 9_000).replace(r#""created_at_ms":"#, r#""x":"#),
+        line("r-5", "AFTER_SALES_REFUND", 3 * 3_600_000),
+    ]
+    .join("\n");
+    let (good, skipped) = recorded::parse(&text);
+    assert_eq!(good.len(), 3);
+    let lines: Vec<usize> = skipped.iter().map(|p| p.line).collect();
+    assert_eq!(lines, [2, 4, 6, 7]);
+    assert!(skipped[2].reason.contains("duplicate id `r-1` (first on line 1)"), "{skipped:?}");
+    assert!(skipped[3].reason.contains("created_at_ms"), "{skipped:?}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("day.jsonl");
+    std::fs::write(&file, &text).unwrap();
+    let scenario = Scenario::parse(&scenario(0.0, 2, 10, "")).unwrap();
+    let mut p = compile(&scenario, 1, false).unwrap();
+    let recording = recorded::read(&file, &p).unwrap();
+    assert_eq!((recording.arrivals.len(), recording.skipped.len(), recording.outside), (2, 4, 1));
+    assert_eq!(recording.shifted_days, 366, "moved onto the scenario's date");
+    assert_eq!(&*recording.arrivals[0].inquiry.shop_id, "shop-9");
+    p.arrivals = recording.arrivals;
+    let outcome = run(&p, RoutingSettings::default()).unwrap();
+    assert_eq!(all(&outcome.stats).answered, 2);
+}
+
+#[test]
+fn scenario_problems_are_reported_together_with_their_keys() {
+    let unknown = Scenario::parse(&scenario(5.0, 1, 10, "colour = \"blue\"")).unwrap_err();
+    assert!(unknown.contains("colour") && unknown.contains("line 5"), "{unknown}");
+    let text = scenario(5.0, 1, 10, "")
+        .replace("at = \"10:00\"", "at = \"10am\"")
+        .replace("start = \"09:00\"", "start = \"13:00\"")
+        .replace("mean = \"3m\"", "mean = \"3m\"\nby_category = { REFUNDS = \"5m\" }");
+    let problems = compile(&Scenario::parse(&text).unwrap(), 1, true).unwrap_err();
+    let joined = problems.join("\n");
+    for expected in ["arrivals.curve[0].at", "roster[0].end", "handle.by_category.REFUNDS"] {
+        assert!(joined.contains(expected), "missing {expected} in\n{joined}");
+    }
+    let roster = scenario(5.0, 1, 10, "").replace("fans = 4", "vips = 4");
+    let p = plan(&roster, 1);
+    let problems = run(&p, RoutingSettings::default()).unwrap_err();
+    assert!(problems.contains("group `vips` is not in the configuration"), "{problems}");
+}
+
+#[test]
+fn compare_and_chart_show_both_runs() {
+    let text = scenario(40.0, 4, 20, "");
+    let p = plan(&text, 3);
+    let a = run(&p, RoutingSettings::default()).unwrap();
+    let mut calmer = RoutingSettings::default();
+    calmer.levels.surge_playbook.deflect_low_pre_sales = false;
+    let b = run(&p, calmer).unwrap();
+    let text = report::compare(&p, &Run { config: "a.toml", outcome: &a }, &Run { config: "b.toml", outcome: &b });
+    assert!(text.contains("A = configuration a.toml") && text.contains("B = configuration b.toml"), "{text}");
+    assert!(text.contains("delta") && text.contains("pre_sales") && text.contains("all groups"), "{text}");
+    let svg =
+        chart::svg(&p, &[chart::Series { label: "a", stats: &a.stats }, chart::Series { label: "b", stats: &b.stats }]);
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+    assert!(svg.matches("<path").count() >= 8);
+}

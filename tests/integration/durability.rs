@@ -1,0 +1,299 @@
+//! Nothing lost: crashes, broker restarts, hostile input and graceful
+//! shutdown, against real `nats-server` processes and the real binary.
+
+use crate::support::agents::{AgentPool, Ledger};
+use crate::support::client::{connect, inquiry_json, publish};
+use crate::support::eventually;
+use crate::support::nats_server::NatsServer;
+use crate::support::router::{groups_toml, sample, test_config, RouterProcess};
+use futures::StreamExt;
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+use ticket_router::proto;
+
+const SETTLE: Duration = Duration::from_secs(60);
+
+fn config(nats: &NatsServer) -> String {
+    let extra = format!("{}\n[agents]\nheartbeat_grace = \"10s\"\n", groups_toml("5s", 10.0));
+    test_config(&nats.url(), "support", &extra)
+}
+
+/// Publishes `ids` through JetStream (each acknowledged by the server, so
+/// none is lost by the test itself), retrying while NATS is away.
+async fn publish_all(js: &async_nats::jetstream::Context, ids: &[String]) {
+    for id in ids {
+        let body = inquiry_json(id, if id.ends_with('7') { "AFTER_SALES_REFUND" } else { "ORDER" }, 0, false);
+        loop {
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert("Nats-Msg-Id", id.as_str());
+            if let Ok(ack) = js.publish_with_headers("support.inquiries.shop-1", headers, body.clone().into()).await {
+                if ack.await.is_ok() {
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+/// Every id is COMPLETED, and no inquiry was accepted by two agents.
+async fn assert_all_completed(router: &RouterProcess, ids: &[String], ledger: &Ledger) {
+    let mut c = connect(&router.grpc_url(), None).await;
+    let mut states: BTreeMap<i32, usize> = BTreeMap::new();
+    for id in ids {
+        let detail = c.handoff.get_inquiry(proto::GetInquiryRequest { inquiry_id: id.clone() }).await;
+        let state = detail.unwrap_or_else(|e| panic!("inquiry {id} is missing: {e}")).into_inner().state;
+        *states.entry(state).or_default() += 1;
+    }
+    assert_eq!(states.get(&(proto::InquiryState::Completed as i32)), Some(&ids.len()), "states: {states:?}");
+    assert_eq!(ledger.double_owners(), Vec::<String>::new(), "accepted by two agents");
+}
+
+async fn wait_all_completed(router: &RouterProcess, ids: &[String]) {
+    let _guard = crate::support::router::DumpLogOnPanic(router.log_path());
+    let deadline = std::time::Instant::now() + SETTLE;
+    loop {
+        let mut c = connect(&router.grpc_url(), None).await;
+        let mut open = Vec::new();
+        for id in ids {
+            let detail = c.handoff.get_inquiry(proto::GetInquiryRequest { inquiry_id: id.clone() }).await;
+            match detail {
+                Ok(d) if d.get_ref().state == proto::InquiryState::Completed as i32 => {}
+                Ok(d) => open.push((id.clone(), Some(d.into_inner()))),
+                Err(_) => open.push((id.clone(), None)),
+            }
+        }
+        if open.is_empty() {
+            return;
+        }
+        if std::time::Instant::now() > deadline {
+            let sample: Vec<String> = open
+                .iter()
+                .take(5)
+                .map(|(id, d)| match d {
+                    None => format!("{id}: unknown"),
+                    Some(d) => format!(
+                        "{id}: state {} owner {:?} timeline {:?}",
+                        d.state,
+                        d.owner_agent_id,
+                        d.timeline.iter().map(|e| (e.kind, e.agent_id.clone(), e.at_ms)).collect::<Vec<_>>()
+                    ),
+                })
+                .collect();
+            panic!("{} of {} inquiries not completed, e.g.\n{}", open.len(), ids.len(), sample.join("\n"));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+fn ids(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}-{i}")).collect()
+}
+
+#[tokio::test]
+async fn a_router_killed_mid_stream_loses_nothing_and_offers_nothing_twice() {
+    let nats = NatsServer::start();
+    let mut router = RouterProcess::start(&config(&nats));
+    let bus = async_nats::connect(nats.url()).await.unwrap();
+    let js = async_nats::jetstream::new(bus.clone());
+    let ledger = Ledger::default();
+    let pool = AgentPool::start(router.grpc_url(), &[("orders", 12), ("after_sales", 4)], ledger.clone()).await;
+
+    let all = ids("crash", 5_000);
+    publish_all(&js, &all[..2_500]).await;
+    eventually("work under way", SETTLE, || async { (ledger.accepted() > 200).then_some(()) }).await;
+    router.kill();
+    publish_all(&js, &all[2_500..]).await;
+    let router = RouterProcess::start(&config(&nats));
+    pool.reconnect(router.grpc_url()).await;
+
+    wait_all_completed(&router, &all).await;
+    assert_all_completed(&router, &all, &ledger).await;
+    let scrape = router.scrape().await;
+    let waiting: f64 = ["high", "normal", "low"]
+        .iter()
+        .filter_map(|b| sample(&scrape, &format!("ticket_router_queue_length{{group=\"orders\",band=\"{b}\"}}")))
+        .sum();
+    assert_eq!(waiting, 0.0, "/metrics agrees that nothing waits");
+    pool.stop().await;
+}
+
+#[tokio::test]
+async fn a_broker_restart_during_traffic_loses_nothing() {
+    let mut nats = NatsServer::start();
+    let router = RouterProcess::start(&config(&nats));
+    let bus = async_nats::connect(nats.url()).await.unwrap();
+    let js = async_nats::jetstream::new(bus.clone());
+    let ledger = Ledger::default();
+    let pool = AgentPool::start(router.grpc_url(), &[("orders", 8), ("after_sales", 3)], ledger.clone()).await;
+
+    let all = ids("outage", 1_500);
+    publish_all(&js, &all[..700]).await;
+    nats.stop();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    nats.restart();
+    publish_all(&js, &all[700..]).await;
+
+    wait_all_completed(&router, &all).await;
+    assert_all_completed(&router, &all, &ledger).await;
+    pool.stop().await;
+}
+
+#[tokio::test]
+async fn every_bad_input_is_dead_lettered_with_its_reason_while_good_traffic_flows() {
+    let nats = NatsServer::start();
+    let router = RouterProcess::start(&config(&nats));
+    let bus = async_nats::connect(nats.url()).await.unwrap();
+    let mut dead = bus.subscribe("support.deadletter").await.unwrap();
+    let mut c = connect(&router.grpc_url(), None).await;
+    c.desk.set_presence(crate::support::client::presence("a", &[("orders", 3)], 50)).await.unwrap();
+
+    let long_id = "x".repeat(129);
+    let future = format!(r#"{{"id":"f1","category":"ORDER","created_at_ms":{}}}"#, 4_102_444_800_000u64);
+    let big = format!(r#"{{"id":"big","category":"ORDER","subject":"{}"}}"#, "x".repeat(70 * 1024));
+    let cases: Vec<(&str, String, Option<&str>, &str)> = vec![
+        ("support.inquiries.shop-1", "not json at all".into(), None, "not_decodable"),
+        ("support.inquiries.shop-1", "\u{8}\u{1}garbage".into(), Some("application/protobuf"), "not_decodable"),
+        (
+            "support.inquiries.shop-1",
+            r#"{"id":"ct","category":"ORDER"}"#.into(),
+            Some("text/xml"),
+            "wrong_content_type",
+        ),
+        ("support.inquiries.shop-1", String::new(), None, "empty"),
+        ("support.inquiries.shop-1", big, None, "oversized"),
+        ("support.inquiries.shop-1", r#"{"category":"ORDER"}"#.into(), None, "missing_id"),
+        ("support.inquiries.shop-1", r#"{"id":"bad id!","category":"ORDER"}"#.into(), None, "invalid_id"),
+        ("support.inquiries.shop-1", format!(r#"{{"id":"{long_id}","category":"ORDER"}}"#), None, "invalid_id"),
+        ("support.inquiries.shop-1", r#"{"id":"u1","category":"BANANAS"}"#.into(), None, "unknown_enum"),
+        (
+            "support.inquiries.shop-1",
+            r#"{"id":"v1","category":"ORDER","customer":{"vip_tier":9}}"#.into(),
+            None,
+            "out_of_range",
+        ),
+        (
+            "support.inquiries.shop-1",
+            r#"{"id":"m1","category":"ORDER","order_value_cents":-5}"#.into(),
+            None,
+            "negative_money",
+        ),
+        ("support.inquiries.shop-1", future, None, "future_timestamp"),
+        ("support.cancellations.shop-1", r#"{"inquiry_id":"never-seen"}"#.into(), None, "unknown_inquiry"),
+        ("support.inquiries", r#"{"id":"ns","category":"ORDER"}"#.into(), None, "bad_subject"),
+    ];
+    let mut good = Vec::new();
+    for (i, (subject, body, content_type, _)) in cases.iter().enumerate() {
+        let mut headers = async_nats::HeaderMap::new();
+        if let Some(ct) = content_type {
+            headers.insert("Content-Type", *ct);
+        }
+        bus.publish_with_headers(subject.to_string(), headers, body.clone().into()).await.unwrap();
+        let id = format!("good-{i}");
+        publish(&bus, "support.inquiries.shop-1".into(), inquiry_json(&id, "ORDER", 0, false)).await;
+        good.push(id);
+    }
+    let mut reasons = Vec::new();
+    let mut originals = Vec::new();
+    while reasons.len() < cases.len() {
+        let message = tokio::time::timeout(Duration::from_secs(30), dead.next()).await.expect("dead letters").unwrap();
+        let header = message.headers.as_ref().and_then(|h| h.get("Ticket-Router-Error")).expect("error header");
+        reasons.push(header.as_str().split(':').next().unwrap().to_string());
+        originals.push(message.payload.len());
+    }
+    let expected: Vec<String> = cases.iter().map(|c| c.3.to_string()).collect();
+    assert_eq!(reasons, expected);
+    let sizes: Vec<usize> = cases.iter().map(|c| c.1.len()).collect();
+    assert_eq!(originals, sizes, "dead letters carry the original bytes");
+    for id in &good {
+        let state = c
+            .handoff
+            .get_inquiry(proto::GetInquiryRequest { inquiry_id: id.clone() })
+            .await
+            .unwrap()
+            .into_inner()
+            .state;
+        assert_eq!(state, proto::InquiryState::Offered as i32, "{id}");
+    }
+    let scrape = router.scrape().await;
+    for reason in ["not_decodable", "invalid_id"] {
+        assert_eq!(
+            sample(&scrape, &format!("ticket_router_deadletter_total{{reason=\"{reason}\"}}")),
+            Some(2.0),
+            "{reason}"
+        );
+    }
+    assert_eq!(sample(&scrape, "ticket_router_deadletter_total{reason=\"empty\"}"), Some(1.0));
+    let unique: HashSet<&String> = reasons.iter().collect();
+    assert!(unique.len() >= 12);
+}
+
+#[tokio::test]
+async fn sigterm_under_load_exits_cleanly_and_a_restart_goes_on() {
+    let nats = NatsServer::start();
+    let mut router = RouterProcess::start(&config(&nats));
+    let bus = async_nats::connect(nats.url()).await.unwrap();
+    let js = async_nats::jetstream::new(bus.clone());
+    let ledger = Ledger::default();
+    let pool = AgentPool::start(router.grpc_url(), &[("orders", 8), ("after_sales", 3)], ledger.clone()).await;
+    let all = ids("term", 1_500);
+    let publisher = {
+        let (js, first) = (js.clone(), all[..1_000].to_vec());
+        tokio::spawn(async move { publish_all(&js, &first).await })
+    };
+    eventually("work under way", SETTLE, || async { (ledger.accepted() > 100).then_some(()) }).await;
+    let status = router.terminate().expect("exit status");
+    assert!(status.success(), "SIGTERM exit: {status:?}\n{}", router.log_text());
+    publisher.await.unwrap();
+    publish_all(&js, &all[1_000..]).await;
+    let router = RouterProcess::start(&config(&nats));
+    pool.reconnect(router.grpc_url()).await;
+    wait_all_completed(&router, &all).await;
+    assert_all_completed(&router, &all, &ledger).await;
+    pool.stop().await;
+}
+
+/// Measures recovery of 100,000 waiting inquiries (run on purpose:
+/// `cargo test --release --test integration recovery -- --ignored --nocapture`).
+#[tokio::test]
+#[ignore = "a measurement, not a check: takes minutes"]
+async fn recovery_of_100k_waiting_inquiries() {
+    let nats = NatsServer::start();
+    let mut router = RouterProcess::start(&config(&nats));
+    let bus = async_nats::connect(nats.url()).await.unwrap();
+    let js = async_nats::jetstream::new(bus.clone());
+    let n = 100_000;
+    let mut acks = std::collections::VecDeque::new();
+    for i in 0..n {
+        let id = format!("rec-{i}");
+        let body = inquiry_json(&id, "ORDER", (i % 4) as u32, i % 10 == 0);
+        acks.push_back(js.publish("support.inquiries.shop-1", body.into()).await.unwrap());
+        if acks.len() > 1_000 {
+            acks.pop_front().unwrap().await.unwrap();
+        }
+    }
+    for ack in acks {
+        ack.await.unwrap();
+    }
+    let mut c = connect(&router.grpc_url(), None).await;
+    eventually("all waiting", Duration::from_secs(600), || {
+        let mut ops = c.ops.clone();
+        async move {
+            let q = ops.get_queues(proto::GetQueuesRequest {}).await.ok()?.into_inner();
+            let waiting: u32 = q.groups.iter().map(|g| g.waiting_high + g.waiting_normal + g.waiting_low).sum();
+            (waiting == n).then_some(())
+        }
+    })
+    .await;
+    router.kill();
+    let started = std::time::Instant::now();
+    let router = RouterProcess::start(&config(&nats));
+    let ready = started.elapsed();
+    c = connect(&router.grpc_url(), None).await;
+    let q = c.ops.get_queues(proto::GetQueuesRequest {}).await.unwrap().into_inner();
+    let waiting: u32 = q.groups.iter().map(|g| g.waiting_high + g.waiting_normal + g.waiting_low).sum();
+    let log = std::fs::read_to_string(router.log_path()).unwrap();
+    let line = log.lines().find(|l| l.contains("restored the routing state")).unwrap_or_default().to_string();
+    println!("recovery: {waiting} waiting after restart; process start to ready {ready:?}; {line}");
+    assert_eq!(waiting, n, "none lost");
+}
