@@ -47,7 +47,7 @@ stack_start() {
     cp deploy/ticket-router.toml "$STACK_DIR/ticket-router.toml"
     env TICKET_ROUTER_NATS_URL="$STACK_NATS_URL" TICKET_ROUTER_GRPC_LISTEN=127.0.0.1:0 \
         TICKET_ROUTER_METRICS_LISTEN=127.0.0.1:0 "$@" \
-        setsid target/release/ticket-router serve --config "$STACK_DIR/ticket-router.toml" \
+        setsid "${ROUTER_BIN:-target/release/ticket-router}" serve --config "$STACK_DIR/ticket-router.toml" \
         >"$STACK_DIR/router.out" 2>"$STACK_DIR/router.log" </dev/null &
     STACK_ROUTER_PID=$!
     line=$(stack_wait_for "$STACK_DIR/router.out" "^ticket-router ready: " 60 "$STACK_ROUTER_PID") || {

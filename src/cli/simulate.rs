@@ -7,7 +7,7 @@ use crate::core::RoutingSettings;
 use crate::simulate::chart::{self, Series};
 use crate::simulate::report::{self, Run};
 use crate::simulate::scenario::Span;
-use crate::simulate::{compile, recorded, run, Outcome, Plan, Scenario};
+use crate::simulate::{compile, recorded, run, Outcome, Plan, Scenario, SimError};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -73,18 +73,14 @@ fn execute(args: &SimulateArgs) -> Result<String, String> {
 
 /// The scenario compiled, with the recording's inquiries when one is given.
 fn plan(args: &SimulateArgs) -> Result<Plan, String> {
-    let mut scenario = Scenario::load(&args.scenario)?;
+    let mut scenario = Scenario::load(&args.scenario).map_err(|e| e.to_string())?;
     if let Some(patience) = args.patience {
         scenario.patience = Some(Span(patience));
     }
     let seed = args.seed.or(scenario.seed).unwrap_or(1);
-    let mut plan = compile(&scenario, seed, args.recorded.is_none()).map_err(|problems| {
-        let file = args.scenario.display();
-        let lines: Vec<String> = problems.iter().map(|p| format!("{file}: {p}")).collect();
-        format!("{}\n{file}: {} problem(s); fix them and run again", lines.join("\n"), problems.len())
-    })?;
+    let mut plan = compile(&scenario, seed, args.recorded.is_none()).map_err(|e| in_file(&args.scenario, e))?;
     if let Some(path) = &args.recorded {
-        let recording = recorded::read(path, &plan)?;
+        let recording = recorded::read(path, &plan).map_err(|e| e.to_string())?;
         for skipped in &recording.skipped {
             eprintln!("{}:{}: skipped: {}", path.display(), skipped.line, skipped.reason);
         }
@@ -116,7 +112,7 @@ fn simulate_with(plan: &Plan, config: Option<&Path>, scenario: &Path) -> Result<
     let settings = load_routing(config).map_err(|report| {
         format!("{report}\nthe configuration has problems; fix them (check-config lists them all)")
     })?;
-    run(plan, settings).map_err(|e| format!("{}: {e}", scenario.display()))
+    run(plan, settings).map_err(|e| in_file(scenario, e))
 }
 
 /// The process environment with gRPC authentication switched off: a
@@ -145,6 +141,18 @@ fn load_routing(file: Option<&Path>) -> Result<RoutingSettings, String> {
             .map_err(|problems| Report::new(Path::new("(defaults)"), &problems).to_string())?,
     };
     Ok(config.routing())
+}
+
+/// Every problem on its own line, prefixed with the file, and what to do.
+fn in_file(file: &Path, error: SimError) -> String {
+    match error {
+        SimError::Invalid(problems) | SimError::Configuration(problems) => {
+            let file = file.display();
+            let lines: Vec<String> = problems.iter().map(|p| format!("{file}: {p}")).collect();
+            format!("{}\n{file}: {} problem(s); fix them and run again", lines.join("\n"), problems.len())
+        }
+        other => other.to_string(),
+    }
 }
 
 fn config_name(config: Option<&Path>) -> String {

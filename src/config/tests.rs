@@ -346,3 +346,19 @@ fn configuration_md_examples_are_real_output() {
         assert!(doc.contains(&report), "README.md should show:\n{report}");
     }
 }
+
+#[test]
+fn a_partial_level_table_keeps_the_defaults_of_its_own_level() {
+    let config = Config::from_toml(
+        "[grpc.auth]\nmode = \"none\"\n[levels.surge]\nqueue_length = 150\n[levels.surge_playbook]\nreserve_ratio = 0.15\n",
+        &std::collections::BTreeMap::<String, String>::new(),
+    )
+    .expect("valid");
+    let levels = &config.levels;
+    assert_eq!(levels.surge.queue_length, 150);
+    assert_eq!(levels.surge.arrival_ratio, 5.0, "SURGE's own 5x, not PEAK's 2x");
+    assert_eq!(levels.surge.oldest_wait, std::time::Duration::from_secs(180));
+    assert_eq!(levels.surge_playbook.reserve_ratio, 0.15);
+    assert!(levels.surge_playbook.deflect_low_pre_sales, "SURGE still deflects");
+    assert_eq!(levels.surge_playbook.extra_concurrent, 2);
+}

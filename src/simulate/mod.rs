@@ -34,5 +34,22 @@ pub mod traffic;
 mod tests;
 
 pub use engine::{run, Outcome};
+
+/// Why a simulation cannot run. Every message says what to fix.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SimError {
+    /// The scenario file cannot be read or parsed; the text names the file, key and line.
+    #[error("{0}")]
+    Scenario(String),
+    /// The scenario parsed but has bad values: every problem, each `key.path: message`.
+    #[error("{}", .0.join("\n"))]
+    Invalid(Vec<String>),
+    /// The recording cannot be read or has no usable inquiry in the window.
+    #[error("{0}")]
+    Recording(String),
+    /// The scenario does not fit the routing configuration (e.g. unknown groups).
+    #[error("{}", .0.join("\n"))]
+    Configuration(Vec<String>),
+}
 pub use plan::{compile, Plan};
 pub use scenario::Scenario;

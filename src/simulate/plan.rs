@@ -5,6 +5,7 @@
 use super::clock::{clock_time, parse_start, Start};
 use super::scenario::{Breaks, Scenario, Shift};
 use super::traffic::{Arrival, Curve, CustomerModel, HandleModel, Mix, SpikeShape, Traffic};
+use super::SimError;
 use crate::core::{AgentStatus, Category, Level, Millis, Presence, RoutingSettings};
 
 /// What a simulated agent does at one moment.
@@ -64,7 +65,7 @@ pub type Problems = Vec<String>;
 
 /// Compiles a scenario with `seed`; `draw` false skips drawing arrivals
 /// (the inquiries come from a recording).
-pub fn compile(s: &Scenario, seed: u64, draw: bool) -> Result<Plan, Problems> {
+pub fn compile(s: &Scenario, seed: u64, draw: bool) -> Result<Plan, SimError> {
     let mut p = Problems::new();
     let start = parse_start(&s.start).map_err(|e| p.push(format!("start: {e}"))).ok();
     let at = |text: &str, key: String, p: &mut Problems| -> Millis {
@@ -84,7 +85,7 @@ pub fn compile(s: &Scenario, seed: u64, draw: bool) -> Result<Plan, Problems> {
     let handle = handle(s, &mut p);
     let agents = roster(&s.roster, &mut p, &at);
     let pins = pins(s, &mut p, &at);
-    let Some(start) = start.filter(|_| p.is_empty()) else { return Err(p) };
+    let Some(start) = start.filter(|_| p.is_empty()) else { return Err(SimError::Invalid(p)) };
     let end = start.at + s.duration.ms();
     let traffic = Traffic {
         curve: &curve,

@@ -11,6 +11,7 @@
 use super::plan::Plan;
 use super::rng::Rng;
 use super::traffic::Arrival;
+use super::SimError;
 use crate::adapters::codec::inquiry_from_proto;
 use crate::proto;
 use std::collections::HashMap;
@@ -39,18 +40,22 @@ pub const DEFAULT_SHOP: &str = "recorded";
 
 /// Reads `path` and places its inquiries in `plan`'s window. Fails only when
 /// the file cannot be read or holds no usable inquiry in the window.
-pub fn read(path: &Path, plan: &Plan) -> Result<Recording, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read the file: {e}", path.display()))?;
+pub fn read(path: &Path, plan: &Plan) -> Result<Recording, SimError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| SimError::Recording(format!("{}: cannot read the file: {e}", path.display())))?;
     let (mut good, skipped) = parse(&text);
     good.sort_by_key(|(_, inquiry)| inquiry.created_at_ms);
     let Some(first) = good.first().map(|(_, i)| i.created_at_ms) else {
         let hint = skipped.first().map_or(String::new(), |p| format!("; line {}: {}", p.line, p.reason));
-        return Err(format!("{}: no usable inquiry ({} line(s) skipped{hint})", path.display(), skipped.len()));
+        return Err(SimError::Recording(format!(
+            "{}: no usable inquiry ({} line(s) skipped{hint})",
+            path.display(),
+            skipped.len()
+        )));
     };
     // Whole days that bring the first inquiry into the window's first day.
     let day = super::clock::DAY;
-    let shifted_days = (plan.start.at as i64 - first as i64).div_euclid(day)
-        + i64::from((plan.start.at as i64 - first as i64).rem_euclid(day) != 0);
+    let shifted_days = (plan.start.at as i64 - first as i64 + day - 1).div_euclid(day);
     let shift = shifted_days * day;
     let mut rng = Rng::new(plan.seed);
     let mut arrivals = Vec::with_capacity(good.len());
@@ -65,12 +70,12 @@ pub fn read(path: &Path, plan: &Plan) -> Result<Recording, String> {
         arrivals.push(Arrival { at: at as u64, inquiry, handle_ms });
     }
     if arrivals.is_empty() {
-        return Err(format!(
+        return Err(SimError::Recording(format!(
             "{}: none of the {outside} inquiries falls within the scenario's window ({} to {}); set `start` and `duration` in the scenario to cover the recording",
             path.display(),
             plan.start.format(plan.start.at),
             plan.start.format(plan.end)
-        ));
+        )));
     }
     Ok(Recording { arrivals, skipped, outside, shifted_days })
 }

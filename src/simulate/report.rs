@@ -120,7 +120,7 @@ fn header(plan: &Plan, runs: &[&Run]) -> String {
     let total = s.level_total(None);
     let source = plan.recorded.as_ref().map_or(String::new(), |file| format!(" replayed from {file}"));
     out.push_str(&format!(
-        "{} inquiries{source} ({} handed back by the bot); waits from receipt to an agent's accept; level = the group's level at receipt\n",
+        "{} inquiries{source} ({} handed back by the bot)\n",
         count(total.arrivals),
         count(s.bot_returned)
     ));
@@ -140,7 +140,11 @@ fn header(plan: &Plan, runs: &[&Run]) -> String {
 }
 
 fn footer(runs: &[&Run]) -> String {
-    let mut out = String::from("\n<=30s: share of queued (not deflected) inquiries an agent accepted within 30 s. need/on: the router's highest\nrecommended agents (Erlang C + standby reserve) at that level, and the agents on shift at that moment.\n");
+    let mut out = String::from(concat!(
+        "\nlevel: the group's level when the inquiry arrived. wait: from receipt to an agent's accept.\n",
+        "<=30s: share of queued (not deflected) inquiries accepted within 30 s. need/on: the router's highest\n",
+        "recommended agents (Erlang C + standby reserve) at that level, and the agents on shift at that moment.\n",
+    ));
     for run in runs {
         let s = &run.outcome.stats;
         if s.unfinished > 0 {

@@ -6,6 +6,7 @@
 //! and syntax or type errors reported with line and key path. Turning a parsed
 //! scenario into timed events (and checking its values) is `plan.rs`.
 
+use super::SimError;
 use crate::core::settings::duration_text;
 use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
@@ -254,10 +255,10 @@ pub struct LevelPin {
 
 impl Scenario {
     /// Reads and parses a scenario file; the error names the file, line and key.
-    pub fn load(path: &Path) -> Result<Scenario, String> {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read the file: {e}", path.display()))?;
-        let mut scenario = Scenario::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    pub fn load(path: &Path) -> Result<Scenario, SimError> {
+        let failed = |e: String| SimError::Scenario(format!("{}: {e}", path.display()));
+        let text = std::fs::read_to_string(path).map_err(|e| failed(format!("cannot read the file: {e}")))?;
+        let mut scenario = Scenario::parse(&text).map_err(|e| failed(e.to_string()))?;
         if scenario.name.is_empty() {
             scenario.name = path.file_stem().map_or_else(String::new, |s| s.to_string_lossy().into_owned());
         }
@@ -265,17 +266,14 @@ impl Scenario {
     }
 
     /// Parses scenario text; the error gives the key path and line.
-    pub fn parse(text: &str) -> Result<Scenario, String> {
-        let de = toml::Deserializer::parse(text).map_err(|e| located(text, e.span(), e.message()))?;
+    pub fn parse(text: &str) -> Result<Scenario, SimError> {
+        let de =
+            toml::Deserializer::parse(text).map_err(|e| SimError::Scenario(located(text, e.span(), e.message())))?;
         serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
             let inner = e.into_inner();
             let message = located(text, inner.span(), inner.message());
-            if path == "." {
-                message
-            } else {
-                format!("{path}: {message}")
-            }
+            SimError::Scenario(if path == "." { message } else { format!("{path}: {message}") })
         })
     }
 }

@@ -151,20 +151,21 @@ fn a_recording_replays_its_good_lines_and_reports_the_bad_ones() {
 
 #[test]
 fn scenario_problems_are_reported_together_with_their_keys() {
-    let unknown = Scenario::parse(&scenario(5.0, 1, 10, "colour = \"blue\"")).unwrap_err();
+    let unknown = Scenario::parse(&scenario(5.0, 1, 10, "colour = \"blue\"")).unwrap_err().to_string();
     assert!(unknown.contains("colour") && unknown.contains("line 5"), "{unknown}");
     let text = scenario(5.0, 1, 10, "")
         .replace("at = \"10:00\"", "at = \"10am\"")
         .replace("start = \"09:00\"", "start = \"13:00\"")
         .replace("mean = \"3m\"", "mean = \"3m\"\nby_category = { REFUNDS = \"5m\" }");
     let problems = compile(&Scenario::parse(&text).unwrap(), 1, true).unwrap_err();
-    let joined = problems.join("\n");
+    assert!(matches!(&problems, super::SimError::Invalid(p) if p.len() == 3), "{problems:?}");
+    let joined = problems.to_string();
     for expected in ["arrivals.curve[0].at", "roster[0].end", "handle.by_category.REFUNDS"] {
         assert!(joined.contains(expected), "missing {expected} in\n{joined}");
     }
     let roster = scenario(5.0, 1, 10, "").replace("fans = 4", "vips = 4");
     let p = plan(&roster, 1);
-    let problems = run(&p, RoutingSettings::default()).unwrap_err();
+    let problems = run(&p, RoutingSettings::default()).unwrap_err().to_string();
     assert!(problems.contains("group `vips` is not in the configuration"), "{problems}");
 }
 

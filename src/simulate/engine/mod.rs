@@ -10,6 +10,7 @@ mod react;
 
 use super::plan::{Plan, Step};
 use super::stats::Stats;
+use super::SimError;
 use crate::core::{Actor, Command, Effect, Id, Inquiry, Level, Millis, Role, Router, RoutingSettings};
 use rustc_hash::FxHashMap;
 use std::cmp::Reverse;
@@ -32,13 +33,13 @@ pub struct Outcome {
 }
 
 /// Runs `plan` through a router with `settings`.
-pub fn run(plan: &Plan, settings: RoutingSettings) -> Result<Outcome, String> {
+pub fn run(plan: &Plan, settings: RoutingSettings) -> Result<Outcome, SimError> {
     let problems = plan.check_against(&settings);
     if !problems.is_empty() {
-        return Err(problems.join("\n"));
+        return Err(SimError::Configuration(problems));
     }
     let started = Instant::now();
-    let router = Router::new(settings).map_err(|e| e.to_string())?;
+    let router = Router::new(settings).map_err(|e| SimError::Configuration(vec![e.to_string()]))?;
     let mut sim = Sim::new(plan, router);
     sim.run();
     Ok(Outcome { stats: sim.stats, commands: sim.commands, elapsed: started.elapsed() })
