@@ -286,4 +286,6 @@ mod persist_tests;
 #[cfg(test)]
 mod properties;
 #[cfg(test)]
+mod regressions;
+#[cfg(test)]
 mod tests;
