@@ -58,14 +58,14 @@ enum Commands {
     },
     /// Publish realistic traffic to a real NATS and drive simulated agents
     /// over gRPC, with a live status; `loadgen bench` measures the router.
-    Loadgen(cli::LoadgenCommand),
+    Loadgen(Box<cli::LoadgenCommand>),
 }
 
 fn main() -> ExitCode {
     match Cli::parse().command {
         Commands::Serve { config } => cli::serve(config.as_deref()),
         Commands::CheckConfig { file } => cli::check_config(&file),
-        Commands::Loadgen(command) => cli::loadgen(command),
+        Commands::Loadgen(command) => cli::loadgen(*command),
         Commands::Simulate { scenario, recorded, config, compare, chart, seed, patience } => {
             cli::simulate(&cli::SimulateArgs { scenario, recorded, config, compare, chart, seed, patience })
         }

@@ -2,7 +2,7 @@
 //! `ticket-router loadgen bench` (the benchmark): the options, the runtime,
 //! Ctrl-C, and what is printed. The work is in [`crate::loadgen`].
 
-use crate::loadgen::bench::{self, BenchOptions};
+use crate::loadgen::bench::{self, BenchOptions, Processes};
 use crate::loadgen::traffic::{Format, Profile};
 use crate::loadgen::{self, RunOptions};
 use std::path::PathBuf;
@@ -127,6 +127,9 @@ pub struct BenchArgs {
     /// Concurrent chats per agent (1-50).
     #[arg(long, default_value_t = 50)]
     pub max_concurrent: u32,
+    /// HTTP/2 connections the agents share; 0 gives each agent its own.
+    #[arg(long, default_value_t = 0)]
+    pub connections: usize,
     /// Payload encoding.
     #[arg(long, value_enum, default_value = "json")]
     pub format: FormatArg,
@@ -138,11 +141,18 @@ pub struct BenchArgs {
     /// Where to write the JSON result (default bench/results/bench-<time>.json).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// The router's process id, to report its CPU time per message.
+    #[arg(long)]
+    pub router_pid: Option<u32>,
+    /// nats-server's process id, to report its CPU time per message.
+    #[arg(long)]
+    pub nats_pid: Option<u32>,
 }
 
 /// Runs `loadgen` or `loadgen bench`.
 pub fn loadgen(command: LoadgenCommand) -> ExitCode {
-    super::init_tracing();
+    // Warnings only: the live status owns the terminal.
+    super::init_tracing_at("warn");
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     match command.mode {
         Some(LoadgenMode::Bench(args)) => runtime.block_on(run_bench(args)),
@@ -212,9 +222,16 @@ async fn run_bench(args: BenchArgs) -> ExitCode {
         warmup: args.warmup,
         agents: args.agents.max(1),
         max_concurrent: args.max_concurrent,
+        connections: args.connections,
         format: args.format.into(),
         backlog: args.backlog,
         seed: args.seed,
+        processes: Processes(
+            [("loadgen", Some(std::process::id())), ("router", args.router_pid), ("nats-server", args.nats_pid)]
+                .into_iter()
+                .filter_map(|(name, pid)| Some((name.to_string(), pid?)))
+                .collect(),
+        ),
     };
     match bench::run(options).await {
         Ok(report) => {

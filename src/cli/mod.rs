@@ -32,8 +32,13 @@ pub fn check_config(file: &Path) -> ExitCode {
 /// `LOG_FORMAT=json` switches to JSON lines. (`TICKET_ROUTER_*` names are
 /// reserved for configuration overrides.)
 pub fn init_tracing() {
+    init_tracing_at("info");
+}
+
+/// [`init_tracing`] with another default level when `RUST_LOG` is unset.
+pub fn init_tracing_at(default: &str) {
     use tracing_subscriber::{fmt, EnvFilter};
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     if std::env::var("LOG_FORMAT").is_ok_and(|f| f == "json") {

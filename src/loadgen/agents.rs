@@ -3,6 +3,7 @@
 //! every offer after a short read, handles the chat for a lognormal time
 //! and completes it; when the router or the stream goes away it reconnects
 //! with backoff, and a resubscribed stream's active chats are finished.
+//! When the run ends each agent signs off (OFFLINE).
 //!
 //! Agents never decide routing; an accept that loses the race with a
 //! withdrawal (timeout, cancellation) is counted, not an error.
@@ -38,11 +39,7 @@ pub struct Behaviour {
 impl Behaviour {
     /// People: 0.3-2 s to accept, chats of `handle_mean` on average.
     pub fn people(handle_mean: Duration) -> Behaviour {
-        Behaviour {
-            accept_delay: (Duration::from_millis(300), Duration::from_secs(2)),
-            handle_mean,
-            handle_sigma: 0.5,
-        }
+        Behaviour { accept_delay: (Duration::from_millis(300), Duration::from_secs(2)), handle_mean, handle_sigma: 0.5 }
     }
 
     /// Machines: accept and complete at once (the benchmark's agents).
@@ -76,11 +73,11 @@ const GROUP_SHARES: [(&str, f64); 6] = [
 /// Spreads `total` agents (at least one per group) over `groups` by share,
 /// named `<prefix>-<group>-<n>`, with proficiencies 2-5.
 pub fn roster(groups: &[String], total: usize, max_concurrent: u32, prefix: &str) -> Vec<AgentSpec> {
-    let share =
-        |g: &str| GROUP_SHARES.iter().find(|(id, _)| *id == g).map_or(0.1, |(_, s)| *s);
+    let share = |g: &str| GROUP_SHARES.iter().find(|(id, _)| *id == g).map_or(0.1, |(_, s)| *s);
     let sum: f64 = groups.iter().map(|g| share(g)).sum();
     let total = total.max(groups.len());
-    let mut counts: Vec<usize> = groups.iter().map(|g| ((share(g) / sum) * total as f64).floor().max(1.0) as usize).collect();
+    let mut counts: Vec<usize> =
+        groups.iter().map(|g| ((share(g) / sum) * total as f64).floor().max(1.0) as usize).collect();
     // Hand out what rounding left, largest remainder first.
     let mut order: Vec<usize> = (0..groups.len()).collect();
     order.sort_by(|&a, &b| {
@@ -112,29 +109,42 @@ pub struct AgentPool {
     tasks: TaskTracker,
 }
 
+/// How a pool runs its agents.
+#[derive(Clone, Copy, Debug)]
+pub struct PoolOptions {
+    pub behaviour: Behaviour,
+    /// 0: each agent has its own connection, as desktops do; n: the agents
+    /// share n HTTP/2 connections (the benchmark, to spend less CPU on the
+    /// load generator).
+    pub connections: usize,
+    pub seed: u64,
+}
+
 impl AgentPool {
     /// Starts every agent of `specs` against the router at `url`.
     pub fn start(
         url: &str,
         specs: Vec<AgentSpec>,
-        behaviour: Behaviour,
+        options: PoolOptions,
         counters: Arc<Counters>,
         on_offer: Option<OnOffer>,
-        seed: u64,
     ) -> AgentPool {
         let stop = CancellationToken::new();
         let tasks = TaskTracker::new();
+        let lazy = || Channel::from_shared(url.to_string()).ok().map(|c| c.tcp_nodelay(true).connect_lazy());
+        let shared: Vec<Option<Channel>> = (0..options.connections).map(|_| lazy()).collect();
         for (i, spec) in specs.into_iter().enumerate() {
             let agent = Agent {
                 spec,
                 url: url.to_string(),
-                behaviour,
+                channel: shared.get(i % shared.len().max(1)).cloned().flatten(),
+                behaviour: options.behaviour,
                 counters: counters.clone(),
                 on_offer: on_offer.clone(),
                 stop: stop.clone(),
                 chats: tasks.clone(),
             };
-            tasks.spawn(agent.run(Rng::new(seed.wrapping_add(i as u64))));
+            tasks.spawn(agent.run(Rng::new(options.seed.wrapping_add(i as u64))));
         }
         AgentPool { stop, tasks }
     }
@@ -150,6 +160,8 @@ impl AgentPool {
 struct Agent {
     spec: AgentSpec,
     url: String,
+    /// A connection shared with other agents, if any.
+    channel: Option<Channel>,
     behaviour: Behaviour,
     counters: Arc<Counters>,
     on_offer: Option<OnOffer>,
@@ -179,7 +191,11 @@ impl Agent {
     /// One desktop session: presence, then offers until the stream ends.
     async fn session(&self, rng: &mut Rng) -> Result<(), LoadgenError> {
         let grpc = |e: tonic::Status| LoadgenError::Grpc { url: self.url.clone(), detail: e.message().to_string() };
-        let mut desk = AgentDeskClient::new(connect_grpc(&self.url).await?);
+        let channel = match &self.channel {
+            Some(shared) => shared.clone(),
+            None => connect_grpc(&self.url).await?,
+        };
+        let mut desk = AgentDeskClient::new(channel);
         desk.set_presence(presence(&self.spec)).await.map_err(grpc)?;
         let request = proto::SubscribeRequest { agent_id: self.spec.id.clone() };
         let mut stream = desk.subscribe(request).await.map_err(grpc)?.into_inner();
@@ -187,7 +203,10 @@ impl Agent {
         loop {
             let message = tokio::select! {
                 message = stream.message() => message.map_err(grpc)?,
-                _ = self.stop.cancelled() => return Ok(()),
+                _ = self.stop.cancelled() => {
+                    self.sign_off(&mut desk).await;
+                    return Ok(());
+                }
             };
             let Some(offer) = message else { return Ok(()) };
             let Some(inquiry) = offer.inquiry.as_ref().map(|i| i.id.clone()) else { continue };
@@ -201,10 +220,21 @@ impl Agent {
                 }
                 Counters::bump(&self.counters.offered);
             }
-            let chat = Chat { agent: self.spec.id.clone(), inquiry, desk: desk.clone(), counters: self.counters.clone() };
+            let chat =
+                Chat { agent: self.spec.id.clone(), inquiry, desk: desk.clone(), counters: self.counters.clone() };
             let accept_after = (!offer.active).then_some(accept_after);
             self.chats.spawn(chat.run(accept_after, handle, self.stop.clone()));
         }
+    }
+}
+
+impl Agent {
+    /// Goes OFFLINE, so the router stops offering work to a desktop that is
+    /// gone instead of waiting out the heartbeat grace.
+    async fn sign_off(&self, desk: &mut AgentDeskClient<Channel>) {
+        let mut request = presence(&self.spec);
+        request.status = proto::AgentStatus::Offline as i32;
+        let _ = tokio::time::timeout(Duration::from_secs(2), desk.set_presence(request)).await;
     }
 }
 

@@ -43,7 +43,9 @@ use tonic::transport::Channel;
 pub enum LoadgenError {
     #[error("cannot connect to NATS at {url}: {detail}; is nats-server running (with -js) and is --nats right?")]
     Nats { url: String, detail: String },
-    #[error("cannot reach the router's gRPC at {url}: {detail}; is `ticket-router serve` running and is --grpc right?")]
+    #[error(
+        "cannot reach the router's gRPC at {url}: {detail}; is `ticket-router serve` running and is --grpc right?"
+    )]
     Grpc { url: String, detail: String },
     #[error("JetStream: {0}")]
     JetStream(String),

@@ -39,7 +39,13 @@ pub struct Sender {
 
 impl Sender {
     /// A sender to `<subject_root>.<shop_id>` (e.g. `support.inquiries`).
-    pub fn new(js: Context, subject_root: &str, format: Format, maker: InquiryMaker, counters: Arc<Counters>) -> Sender {
+    pub fn new(
+        js: Context,
+        subject_root: &str,
+        format: Format,
+        maker: InquiryMaker,
+        counters: Arc<Counters>,
+    ) -> Sender {
         let (acks, rx) = mpsc::channel(16_384);
         let collector = tokio::spawn(collect_acks(rx, counters.clone()));
         Sender { js, subject_root: subject_root.to_string(), format, maker, acks, collector, counters, sent: 0 }

@@ -2,13 +2,14 @@
 //! along the rate curve, the live status every second, and a summary when
 //! the curve ends or the run is stopped (Ctrl-C).
 
-use super::agents::{roster, AgentPool, Behaviour};
+use super::agents::{roster, AgentPool, Behaviour, PoolOptions};
 use super::publisher::{self, wall_ms, Sender};
 use super::status::{self, LevelEvent, LevelLog, Screen, Snapshot};
 use super::traffic::{Format, InquiryMaker, Mix, Profile, Schedule};
 use super::{connect_grpc, connect_nats, router_groups, Counters, LoadgenError};
 use crate::proto::{ops_client::OpsClient, LoadLevel};
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
@@ -76,7 +77,11 @@ impl fmt::Display for Summary {
             .iter()
             .map(|e| format!("{} at {:.0}s", e.to.as_str_name(), e.at.as_secs_f64()))
             .collect();
-        writeln!(f, "  router level: NORMAL -> {}", if path.is_empty() { "(no change)".into() } else { path.join(" -> ") })?;
+        writeln!(
+            f,
+            "  router level: NORMAL -> {}",
+            if path.is_empty() { "(no change)".into() } else { path.join(" -> ") }
+        )?;
         write!(f, "  highest {}, now {}", self.highest.as_str_name(), self.final_level.as_str_name())
     }
 }
@@ -93,21 +98,11 @@ pub async fn run(options: RunOptions, stop: CancellationToken) -> Result<Summary
         .map_err(|e| LoadgenError::Nats { url: options.nats_url.clone(), detail: e.to_string() })?;
     let specs = roster(&groups, options.agents, options.max_concurrent, "lg");
     let staffed = specs.len() as u64;
-    let behaviour = Behaviour::people(options.handle_time);
-    let pool = AgentPool::start(&options.grpc_url, specs, behaviour, counters.clone(), None, options.seed);
+    let pool_options = PoolOptions { behaviour: Behaviour::people(options.handle_time), connections: 0, seed: options.seed };
+    let pool = AgentPool::start(&options.grpc_url, specs, pool_options, counters.clone(), None);
     wait_for(Duration::from_secs(5), || Counters::get(&counters.online) >= staffed).await;
 
-    let js = async_nats::jetstream::new(client.clone());
-    let maker = InquiryMaker::new(&format!("lg{}", wall_ms()), Mix::Shop, options.seed);
-    let mut sender = Sender::new(js, &format!("{}.inquiries", options.prefix), options.format, maker, counters.clone());
-    let schedule = Schedule::new(&options.profile, true, options.seed);
-    let publishing = {
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            publisher::along(&mut sender, schedule, &stop, |_| {}).await;
-            sender.finish().await;
-        })
-    };
+    let publishing = publish_in_background(&client, &options, counters.clone(), stop.clone());
     let mut ops = OpsClient::new(connect_grpc(&options.grpc_url).await?);
     let mut screen = Screen::stdout();
     let mut snapshot = Snapshot {
@@ -132,6 +127,24 @@ pub async fn run(options: RunOptions, stop: CancellationToken) -> Result<Summary
     pool.stop().await;
     watcher.abort();
     Ok(summarize(&snapshot, &counters, &log, started.elapsed(), stop.is_cancelled()))
+}
+
+/// Publishes along the profile (Poisson arrivals, the shop mix) until it
+/// ends or `stop`, then waits for the last acknowledgements.
+fn publish_in_background(
+    client: &async_nats::Client,
+    options: &RunOptions,
+    counters: Arc<Counters>,
+    stop: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    let js = async_nats::jetstream::new(client.clone());
+    let maker = InquiryMaker::new(&format!("lg{}", wall_ms()), Mix::Shop, options.seed);
+    let mut sender = Sender::new(js, &format!("{}.inquiries", options.prefix), options.format, maker, counters);
+    let schedule = Schedule::new(&options.profile, true, options.seed);
+    tokio::spawn(async move {
+        publisher::along(&mut sender, schedule, &stop, |_| {}).await;
+        sender.finish().await;
+    })
 }
 
 async fn refresh(

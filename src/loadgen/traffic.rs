@@ -100,6 +100,8 @@ pub struct Schedule {
     poisson: bool,
     rng: Rng,
     t: f64,
+    /// Even spacing: arrivals so far in the current phase.
+    k: u64,
 }
 
 impl Schedule {
@@ -112,23 +114,31 @@ impl Schedule {
         });
         let ends = ends.collect();
         let rates = profile.phases.iter().map(|p| p.per_sec).collect();
-        Schedule { ends, rates, poisson, rng: Rng::new(seed), t: 0.0 }
+        Schedule { ends, rates, poisson, rng: Rng::new(seed), t: 0.0, k: 0 }
     }
 
     /// Seconds from the start to the next arrival; `None` once the curve is over.
     pub fn next_arrival(&mut self) -> Option<f64> {
+        const EPSILON: f64 = 1e-9;
         loop {
-            let i = self.ends.iter().position(|&end| end > self.t)?;
-            let rate = self.rates[i];
+            let i = self.ends.iter().position(|&end| end > self.t + EPSILON)?;
+            let (start, rate) = (if i == 0 { 0.0 } else { self.ends[i - 1] }, self.rates[i]);
             if rate > 0.0 {
-                let gap = if self.poisson { self.rng.exponential(1.0 / rate) } else { 1.0 / rate };
-                if self.t + gap < self.ends[i] {
-                    self.t += gap;
-                    return Some(self.t);
+                // Even arrivals are counted from the phase start, so no error accumulates.
+                let next = if self.poisson {
+                    self.t + self.rng.exponential(1.0 / rate)
+                } else {
+                    start + (self.k + 1) as f64 / rate
+                };
+                if next < self.ends[i] - EPSILON {
+                    self.t = next;
+                    self.k += 1;
+                    return Some(next);
                 }
             }
             // Exponential gaps are memoryless: start afresh at the next phase.
             self.t = self.ends[i];
+            self.k = 0;
         }
     }
 }

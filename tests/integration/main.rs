@@ -4,6 +4,7 @@
 mod check_config;
 mod durability;
 mod grpc;
+mod loadgen;
 mod ops_kit;
 mod serve;
 mod simulate;

@@ -7,8 +7,9 @@
 //! with backoff until it succeeds — a decision is never dropped; while NATS is
 //! away, decisions wait here and nothing is announced that is not recorded.
 
-use super::{encode, StateStore, Write};
+use super::{key_of, value_of, StateStore, Write};
 use crate::adapters::engine::Batch;
+use crate::core::snapshot::Change;
 use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -36,22 +37,24 @@ pub async fn run(store: StateStore, mut batches: mpsc::UnboundedReceiver<Batch>)
 }
 
 /// The writes of a group, in order, each key once with its last value.
+/// Only that last value is encoded: under load one agent's record changes
+/// with every offer, accept and complete of a group, but is written once.
 fn coalesce(group: &mut [Batch]) -> Vec<Write> {
-    let mut writes: Vec<Write> = Vec::new();
+    let mut last: Vec<(String, Change)> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
     for batch in group.iter_mut() {
         for change in batch.changes.drain(..) {
-            let (key, value) = encode(&change);
+            let key = key_of(&change);
             match index.get(&key) {
-                Some(&i) => writes[i].1 = value,
+                Some(&i) => last[i].1 = change,
                 None => {
-                    index.insert(key.clone(), writes.len());
-                    writes.push((key, value));
+                    index.insert(key.clone(), last.len());
+                    last.push((key, change));
                 }
             }
         }
     }
-    writes
+    last.into_iter().map(|(key, change)| (key, value_of(&change))).collect()
 }
 
 async fn write_until_done(store: &StateStore, writes: &[Write]) {

@@ -54,18 +54,33 @@ pub fn key_token(id: &str) -> String {
     out
 }
 
-/// The key and encoded value of a change.
-pub fn encode(change: &Change) -> Write {
+/// The key a change is recorded under.
+pub fn key_of(change: &Change) -> String {
+    match change {
+        Change::Inquiry(r) => format!("inq.{}", key_token(&r.inquiry.id)),
+        Change::Forget(id) => format!("inq.{}", key_token(id)),
+        Change::Agent(a) => format!("agent.{}", key_token(&a.id)),
+        Change::Levels(_) => "levels".to_string(),
+    }
+}
+
+/// The encoded value of a change (`None`: delete the key).
+pub fn value_of(change: &Change) -> Option<Bytes> {
     fn json<T: serde::Serialize>(value: &T) -> Option<Bytes> {
         Some(serde_json::to_vec(value).expect("records always serialise").into())
     }
     match change {
-        Change::Inquiry(r) => (format!("inq.{}", key_token(&r.inquiry.id)), json(r.as_ref())),
-        Change::Forget(id) => (format!("inq.{}", key_token(id)), None),
-        Change::Agent(a) => (format!("agent.{}", key_token(&a.id)), json(a)),
-        Change::Levels(l) => ("levels".to_string(), json(l)),
+        Change::Inquiry(r) => json(r.as_ref()),
+        Change::Forget(_) => None,
+        Change::Agent(a) => json(a),
+        Change::Levels(l) => json(l),
     }
 }
+
+/// Most writes whose acknowledgements are awaited at once. The JetStream
+/// context lends 5,000 ack permits and a publish waits for a free one, so a
+/// group larger than that must not hold all its acks before awaiting any.
+const ACK_WINDOW: usize = 2_048;
 
 impl StateStore {
     /// Opens the bucket named in `settings`, creating it when absent.
@@ -87,8 +102,16 @@ impl StateStore {
         Ok(StateStore { js, bucket })
     }
 
-    /// Publishes every write and waits until the server has stored them all.
+    /// Publishes every write and waits until the server has stored them all,
+    /// at most [`ACK_WINDOW`] acknowledgements outstanding at a time.
     pub async fn write(&self, writes: &[Write]) -> Result<(), async_nats::Error> {
+        for window in writes.chunks(ACK_WINDOW) {
+            self.write_window(window).await?;
+        }
+        Ok(())
+    }
+
+    async fn write_window(&self, writes: &[Write]) -> Result<(), async_nats::Error> {
         let mut acks = Vec::with_capacity(writes.len());
         for (key, value) in writes {
             let subject = format!("$KV.{}.{key}", self.bucket);

@@ -303,7 +303,8 @@ impl Router {
                 break;
             }
             self.exclusion_deadlines.pop_first();
-            let live = self.records[ix as usize].as_ref().is_some_and(|r| r.excluded.is_some() && r.excluded_until == until);
+            let live =
+                self.records[ix as usize].as_ref().is_some_and(|r| r.excluded.is_some() && r.excluded_until == until);
             if !live {
                 continue;
             }
@@ -318,7 +319,8 @@ impl Router {
     /// overflowed, of an overflow group) may take it now.
     fn place_waiting(&mut self, now: Millis, ix: InqIx, fx: &mut Vec<Effect>) {
         let home = self.rec(ix).home;
-        let overflow = if self.rec(ix).overflowed { self.groups[home as usize].overflow_to.clone() } else { Vec::new() };
+        let overflow =
+            if self.rec(ix).overflowed { self.groups[home as usize].overflow_to.clone() } else { Vec::new() };
         for (g, rule) in std::iter::once((home, None)).chain(overflow.into_iter().map(|t| (t, Some(Rule::Overflow)))) {
             let mut choice = self.choose_agent(now, g, ix);
             if let Some((ax, _)) = choice.agent {

@@ -16,7 +16,7 @@
 pub mod raw;
 pub mod report;
 
-use super::agents::{AgentPool, AgentSpec, Behaviour, OnOffer};
+use super::agents::{AgentPool, AgentSpec, Behaviour, OnOffer, PoolOptions};
 use super::latency::{summarize, LatencyBook};
 use super::publisher::{along, flat_out, wall_ms, Sender};
 use super::run::wait_for;
@@ -24,6 +24,7 @@ use super::traffic::{Format, InquiryMaker, Mix, Profile, Schedule};
 use super::{connect_nats, router_groups, Counters, LoadgenError};
 use report::{BenchReport, FixedRate};
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -43,28 +44,68 @@ pub struct BenchOptions {
     pub warmup: Duration,
     pub agents: usize,
     pub max_concurrent: u32,
+    /// HTTP/2 connections the agents share (0: one each).
+    pub connections: usize,
     pub format: Format,
     /// Most inquiries published but not yet consumed (offered) at saturation.
     pub backlog: u64,
     pub seed: u64,
+    /// Other processes to account CPU time to (e.g. the router, nats-server).
+    pub processes: Processes,
 }
 
-/// A measured rate.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+/// A measured rate, and the CPU time each process spent per message.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Throughput {
     pub per_sec: f64,
     pub messages: u64,
     pub seconds: f64,
+    /// Microseconds of CPU (user + system) per message, by process.
+    pub cpu_us_per_message: BTreeMap<String, f64>,
 }
 
-/// Counts with `count` over `duration` after `warmup`.
-pub async fn measure(warmup: Duration, duration: Duration, count: impl Fn() -> u64) -> Throughput {
+/// Processes whose CPU time is measured: loadgen itself and those given.
+#[derive(Clone, Debug, Default)]
+pub struct Processes(pub Vec<(String, u32)>);
+
+impl Processes {
+    /// CPU seconds used so far by each process (absent when unreadable).
+    fn cpu_seconds(&self) -> Vec<Option<f64>> {
+        self.0.iter().map(|(_, pid)| cpu_seconds(*pid)).collect()
+    }
+}
+
+/// User + system CPU seconds of `pid` so far, from `/proc/<pid>/stat`
+/// (fields 14 and 15, in USER_HZ = 100 ticks per second on Linux).
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
+    Some((ticks(11)? + ticks(12)?) / 100.0)
+}
+
+/// Counts with `count` over `duration` after `warmup`, and the CPU time of
+/// `processes` over the same window.
+pub async fn measure(
+    warmup: Duration,
+    duration: Duration,
+    count: impl Fn() -> u64,
+    processes: &Processes,
+) -> Throughput {
     tokio::time::sleep(warmup).await;
-    let (first, started) = (count(), Instant::now());
+    let (first, cpu_before, started) = (count(), processes.cpu_seconds(), Instant::now());
     tokio::time::sleep(duration).await;
     let messages = count().saturating_sub(first);
     let seconds = started.elapsed().as_secs_f64();
-    Throughput { per_sec: messages as f64 / seconds, messages, seconds }
+    let cpu_us_per_message = processes
+        .0
+        .iter()
+        .zip(cpu_before.into_iter().zip(processes.cpu_seconds()))
+        .filter_map(|((name, _), (before, after))| {
+            Some((name.clone(), (after? - before?) * 1e6 / messages.max(1) as f64))
+        })
+        .collect();
+    Throughput { per_sec: messages as f64 / seconds, messages, seconds, cpu_us_per_message }
 }
 
 /// Routes each offer to the latency book of the step in progress.
@@ -105,8 +146,8 @@ pub async fn run(options: BenchOptions) -> Result<BenchReport, LoadgenError> {
         })
         .collect();
     let (counters, tap) = (Counters::shared(), Tap::default());
-    let pool =
-        AgentPool::start(&options.grpc_url, specs, Behaviour::instant(), counters.clone(), Some(tap.callback()), 7);
+    let pool_options = PoolOptions { behaviour: Behaviour::instant(), connections: options.connections, seed: 7 };
+    let pool = AgentPool::start(&options.grpc_url, specs, pool_options, counters.clone(), Some(tap.callback()));
     wait_for(Duration::from_secs(10), || Counters::get(&counters.online) >= options.agents as u64).await;
     let js = async_nats::jetstream::new(client.clone());
     for &rate in &options.rates {
@@ -131,7 +172,13 @@ fn sender(js: &async_nats::jetstream::Context, options: &BenchOptions, run: &str
 }
 
 /// One fixed rate: evenly spaced publishes, latency per offer.
-async fn fixed_rate(js: &async_nats::jetstream::Context, options: &BenchOptions, run: &str, rate: u32, tap: &Tap) -> FixedRate {
+async fn fixed_rate(
+    js: &async_nats::jetstream::Context,
+    options: &BenchOptions,
+    run: &str,
+    rate: u32,
+    tap: &Tap,
+) -> FixedRate {
     let id_run = format!("{run}-r{rate}");
     let capacity = (f64::from(rate) * options.step.as_secs_f64() * 1.05) as usize + 1_000;
     let book = Arc::new(LatencyBook::new(&id_run, capacity));
@@ -158,7 +205,12 @@ async fn fixed_rate(js: &async_nats::jetstream::Context, options: &BenchOptions,
 }
 
 /// Offers per second at the agents with the router always having a backlog.
-async fn saturate(js: &async_nats::jetstream::Context, options: &BenchOptions, run: &str, counters: &Arc<Counters>) -> Throughput {
+async fn saturate(
+    js: &async_nats::jetstream::Context,
+    options: &BenchOptions,
+    run: &str,
+    counters: &Arc<Counters>,
+) -> Throughput {
     let first = Counters::get(&counters.offered);
     let offered = || Counters::get(&counters.offered) - first;
     let mut sender = sender(js, options, &format!("{run}-sat"), Counters::shared());
@@ -166,7 +218,8 @@ async fn saturate(js: &async_nats::jetstream::Context, options: &BenchOptions, r
     let full = |sent: u64| sent.saturating_sub(offered()) > backlog;
     let stop = CancellationToken::new();
     let publishing = flat_out(&mut sender, options.warmup + options.saturation, &stop, full);
-    let (_, throughput) = tokio::join!(publishing, measure(options.warmup, options.saturation, offered));
+    let measuring = measure(options.warmup, options.saturation, offered, &options.processes);
+    let (_, throughput) = tokio::join!(publishing, measuring);
     let sent = sender.sent();
     sender.finish().await;
     if !wait_for(Duration::from_secs(60), || offered() >= sent).await {

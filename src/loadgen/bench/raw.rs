@@ -21,7 +21,11 @@ pub const STREAM: &str = "BENCH_RAW";
 pub const SUBJECT_ROOT: &str = "benchraw.inquiries";
 
 /// Measures publish → consume → ack throughput for `options.saturation`.
-pub async fn ceiling(client: &async_nats::Client, options: &BenchOptions, run: &str) -> Result<Throughput, LoadgenError> {
+pub async fn ceiling(
+    client: &async_nats::Client,
+    options: &BenchOptions,
+    run: &str,
+) -> Result<Throughput, LoadgenError> {
     let js = jetstream::new(client.clone());
     let consumer = setup(&js).await?;
     let consumed = Arc::new(AtomicU64::new(0));
@@ -38,7 +42,8 @@ pub async fn ceiling(client: &async_nats::Client, options: &BenchOptions, run: &
         flat_out(&mut sender, options.warmup + options.saturation, &stop, full).await;
     };
     let count = || consumed.load(Ordering::Relaxed);
-    let (_, throughput) = tokio::join!(publishing, measure(options.warmup, options.saturation, count));
+    let measuring = measure(options.warmup, options.saturation, count, &options.processes);
+    let (_, throughput) = tokio::join!(publishing, measuring);
     sender.finish().await;
     stop.cancel();
     let _ = consuming.await;

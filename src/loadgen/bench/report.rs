@@ -61,6 +61,8 @@ pub struct BenchReport {
     pub format: String,
     pub agents: usize,
     pub max_concurrent: u32,
+    /// HTTP/2 connections the agents shared (0: one each).
+    pub connections: usize,
     pub warmup_seconds: f64,
     pub backlog: u64,
     pub raw_ceiling: Throughput,
@@ -106,6 +108,7 @@ impl BenchReport {
             format: options.format.as_str().to_string(),
             agents: options.agents,
             max_concurrent: options.max_concurrent,
+            connections: options.connections,
             warmup_seconds: options.warmup.as_secs_f64(),
             backlog: options.backlog,
             raw_ceiling: Throughput::default(),
@@ -134,7 +137,8 @@ impl BenchReport {
 
     /// Writes the report as pretty JSON, creating the directory.
     pub fn write(&self, path: &Path) -> Result<(), LoadgenError> {
-        let error = |e: &dyn fmt::Display| LoadgenError::Write { path: path.display().to_string(), detail: e.to_string() };
+        let error =
+            |e: &dyn fmt::Display| LoadgenError::Write { path: path.display().to_string(), detail: e.to_string() };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| error(&e))?;
         }
@@ -160,7 +164,11 @@ impl fmt::Display for BenchReport {
             self.nats_server_version, m.nproc, m.cpu, m.build_profile, self.format, self.agents,
             self.max_concurrent, m.loadavg_start, m.loadavg_end
         )?;
-        writeln!(f, "{:<28} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8}", "", "rate/s", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "lost")?;
+        writeln!(
+            f,
+            "{:<28} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8}",
+            "", "rate/s", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "lost"
+        )?;
         writeln!(f, "{:<28} {:>9.0}", "raw JetStream ceiling", self.raw_ceiling.per_sec)?;
         writeln!(f, "{:<28} {:>9.0}", "router at saturation", self.router_saturation.per_sec)?;
         for s in &self.fixed_rates {
@@ -169,17 +177,26 @@ impl fmt::Display for BenchReport {
                 Some(l) => writeln!(
                     f,
                     "{label:<28} {:>9.0} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>8}",
-                    s.published_per_sec, l.p50_ms, l.p99_ms, l.p999_ms, l.max_ms, s.published - s.offered.min(s.published)
+                    s.published_per_sec,
+                    l.p50_ms,
+                    l.p99_ms,
+                    l.p999_ms,
+                    l.max_ms,
+                    s.published - s.offered.min(s.published)
                 )?,
                 None => writeln!(f, "{label:<28} {:>9.0}   (no offers received)", s.published_per_sec)?,
             }
         }
-        writeln!(
-            f,
-            "ratio router/raw: {:.2} (target >= {TARGET_RATIO}: {})",
-            self.ratio,
-            verdict(self.ratio_met)
-        )?;
+        let cpu = |t: &Throughput| {
+            let parts: Vec<String> = t.cpu_us_per_message.iter().map(|(p, us)| format!("{p} {us:.0}")).collect();
+            if parts.is_empty() {
+                "-".to_string()
+            } else {
+                parts.join(", ")
+            }
+        };
+        writeln!(f, "CPU us per message: raw: {}; router: {}", cpu(&self.raw_ceiling), cpu(&self.router_saturation))?;
+        writeln!(f, "ratio router/raw: {:.2} (target >= {TARGET_RATIO}: {})", self.ratio, verdict(self.ratio_met))?;
         match self.p99_at_5000_met {
             Some(met) => write!(f, "p99 at {TARGET_RATE}/s < {TARGET_P99_MS} ms, nothing lost: {}", verdict(met)),
             None => write!(f, "p99 at {TARGET_RATE}/s: not measured (add {TARGET_RATE} to --rates)"),

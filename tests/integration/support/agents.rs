@@ -117,7 +117,8 @@ async fn serve_desk(agent: &str, group: &str, url: &str, ledger: &Ledger, active
         let Some(inquiry) = offer.inquiry.map(|i| i.id) else { continue };
         if offer.active {
             active.insert(inquiry.clone());
-            let action = proto::InquiryAction { agent_id: agent.into(), inquiry_id: inquiry.clone(), reason: String::new() };
+            let action =
+                proto::InquiryAction { agent_id: agent.into(), inquiry_id: inquiry.clone(), reason: String::new() };
             match c.desk.complete(action).await {
                 Err(e) if router_gone(&e) => return,
                 _ => {

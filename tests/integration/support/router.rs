@@ -194,7 +194,10 @@ impl Drop for DumpLogOnPanic {
         if std::thread::panicking() {
             let text = std::fs::read_to_string(&self.0).unwrap_or_default();
             let notable: Vec<&str> = text.lines().filter(|l| l.contains("WARN") || l.contains("ERROR")).collect();
-            eprintln!("router log, warnings and errors (last 40):\n{}", notable[notable.len().saturating_sub(40)..].join("\n"));
+            eprintln!(
+                "router log, warnings and errors (last 40):\n{}",
+                notable[notable.len().saturating_sub(40)..].join("\n")
+            );
         }
     }
 }
