@@ -98,7 +98,8 @@ pub async fn run(options: RunOptions, stop: CancellationToken) -> Result<Summary
         .map_err(|e| LoadgenError::Nats { url: options.nats_url.clone(), detail: e.to_string() })?;
     let specs = roster(&groups, options.agents, options.max_concurrent, "lg");
     let staffed = specs.len() as u64;
-    let pool_options = PoolOptions { behaviour: Behaviour::people(options.handle_time), connections: 0, seed: options.seed };
+    let pool_options =
+        PoolOptions { behaviour: Behaviour::people(options.handle_time), connections: 0, seed: options.seed };
     let pool = AgentPool::start(&options.grpc_url, specs, pool_options, counters.clone(), None);
     wait_for(Duration::from_secs(5), || Counters::get(&counters.online) >= staffed).await;
 
