@@ -164,21 +164,7 @@ pub fn render_table(s: &Snapshot, color: bool) -> Vec<String> {
         "{:<12} {:<6} {:>7}  {:>11}  {:>6}  {:>9}  {:>4}  {:>5}  {:>6}",
         "group", "level", "arr/min", "wait H/N/L", "oldest", "reserve", "occ", "avail", "advice"
     ));
-    for g in &s.groups {
-        lines.push(format!(
-            "{:<12} {} {:>7.1}  {:>11}  {:>5.0}s  {:>4.0}% ({:>2})  {:>4.2}  {:>5}  {:>6}",
-            g.group,
-            level_name(g.level, color),
-            g.arrivals_per_min,
-            format!("{}/{}/{}", g.waiting[0], g.waiting[1], g.waiting[2]),
-            g.oldest_wait_s,
-            g.reserve_ratio * 100.0,
-            g.reserved_slots,
-            g.occupancy,
-            g.available,
-            g.recommended,
-        ));
-    }
+    lines.extend(s.groups.iter().map(|g| group_line(g, color)));
     let t = s.totals;
     lines.push(String::new());
     lines.push(format!(
@@ -200,6 +186,22 @@ pub fn render_table(s: &Snapshot, color: bool) -> Vec<String> {
         ));
     }
     lines
+}
+
+fn group_line(g: &GroupRow, color: bool) -> String {
+    format!(
+        "{:<12} {} {:>7.1}  {:>11}  {:>5.0}s  {:>4.0}% ({:>2})  {:>4.2}  {:>5}  {:>6}",
+        g.group,
+        level_name(g.level, color),
+        g.arrivals_per_min,
+        format!("{}/{}/{}", g.waiting[0], g.waiting[1], g.waiting[2]),
+        g.oldest_wait_s,
+        g.reserve_ratio * 100.0,
+        g.reserved_slots,
+        g.occupancy,
+        g.available,
+        g.recommended,
+    )
 }
 
 /// One plain line: time, phase, levels per group and the totals.

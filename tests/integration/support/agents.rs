@@ -110,6 +110,19 @@ async fn serve_desk(agent: &str, group: &str, url: &str, ledger: &Ledger, active
     }
     let Ok(stream) = c.desk.subscribe(proto::SubscribeRequest { agent_id: agent.into() }).await else { return };
     let mut stream = stream.into_inner();
+    // Like a person at the desktop: back to AVAILABLE whenever the router set
+    // us AWAY (offers that timed out while NATS was away, for instance).
+    let mut desk = c.desk.clone();
+    let (me, team) = (agent.to_string(), group.to_string());
+    let keep_available = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            if desk.set_presence(presence(&me, &[(&team, 3)], 5)).await.is_err() {
+                return;
+            }
+        }
+    });
+    let _stop_keeping = AbortOnDrop(keep_available);
     while let Ok(Some(offer)) = stream.message().await {
         if offer.withdrawn {
             continue;
@@ -164,4 +177,13 @@ fn router_gone(e: &tonic::Status) -> bool {
             | tonic::Code::NotFound
             | tonic::Code::InvalidArgument
     )
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
