@@ -9,12 +9,14 @@
 //! * [`matching`], [`agents`], [`queue`] — the indexes that keep a decision
 //!   at O(log n): agents ready for work by proficiency, occupancy and idle
 //!   time; waiting inquiries by fixed rank.
+//! * [`id_index`] — records by string id at 4 bytes per entry.
 //! * [`router`] — the state machine tying them together.
 
 pub mod agents;
 pub mod command;
 pub mod effect;
 pub mod error;
+pub mod id_index;
 pub mod levels;
 pub mod matching;
 pub mod priority;

@@ -222,12 +222,12 @@ impl Router {
                 break;
             }
             self.finished.pop_front();
-            if let Some(rec) = self.records[ix as usize].take() {
-                self.inquiry_ix.remove(&rec.inquiry.id);
-                self.free_records.push(ix);
-                if self.tracking {
-                    self.forgotten.push(rec.inquiry.id);
-                }
+            let Some(id) = self.records[ix as usize].as_ref().map(|r| r.inquiry.id.clone()) else { continue };
+            self.inquiry_ix.remove(&id, super::record_id(&self.records));
+            self.records[ix as usize] = None;
+            self.free_records.push(ix);
+            if self.tracking {
+                self.forgotten.push(id);
             }
         }
         let window = self.settings.agents.sticky_window.as_millis() as u64;

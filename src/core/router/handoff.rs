@@ -33,7 +33,7 @@ impl Router {
                 )))
             }
             Place::Waiting => (None, rec.home),
-            Place::Offered { agent, group, .. } | Place::Active { agent, group } => (Some(agent), group),
+            Place::Offered { agent, group, .. } | Place::Active { agent, group, .. } => (Some(agent), group),
         };
         let is_holder = holder.is_some_and(|h| *self.agents[h as usize].id == *actor.id);
         let allowed = match actor.role {
@@ -180,6 +180,7 @@ impl Router {
     /// Re-homes an inquiry in `g` as a new wait, with its score recomputed;
     /// the agent handing it off (`holder`) is avoided like one who declined.
     fn move_to_group(&mut self, now: Millis, ix: InqIx, g: GroupIx, rule: Rule, holder: Option<AgentIx>) {
+        self.tell_queued(ix);
         let aging = self.aging_ms();
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -203,7 +204,6 @@ impl Router {
         rec.rank = priority::rank(standing.score, now, aging);
         rec.overflowed = false;
         rec.via_dedicated = false;
-        rec.accepted_at = None;
         rec.next_rule = Some(rule);
         self.exclude(now, ix, holder);
     }

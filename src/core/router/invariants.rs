@@ -21,7 +21,7 @@ impl Router {
             let Some(rec) = rec else { continue };
             let ix = ix as u32;
             let id = &rec.inquiry.id;
-            if self.inquiry_ix.get(id) != Some(&ix) {
+            if self.find_inquiry(id) != Some(ix) {
                 return Err(format!("inquiry {id} is not indexed by id"));
             }
             let holders = self.agents.iter().filter(|a| a.holding.contains(&ix)).count();
@@ -104,7 +104,7 @@ impl Router {
     /// group (or, once overflowed, of an overflow group) may take it, it has been.
     fn check_work_conserving(&self) -> Result<(), String> {
         for rec in self.records.iter().flatten().filter(|r| r.place == Place::Waiting) {
-            let ix = self.inquiry_ix[&rec.inquiry.id];
+            let ix = self.find_inquiry(&rec.inquiry.id).expect("indexed");
             let home = rec.home;
             let overflow = if rec.overflowed { self.groups[home as usize].overflow_to.clone() } else { Vec::new() };
             for g in std::iter::once(home).chain(overflow) {

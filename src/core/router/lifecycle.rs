@@ -14,7 +14,7 @@ use crate::core::types::{AgentStatus, Band, Category, HandoffNote, Inquiry, Inqu
 
 impl Router {
     pub(super) fn arrive(&mut self, now: Millis, inquiry: Inquiry, fx: &mut Vec<Effect>) -> Result<(), CoreError> {
-        if self.inquiry_ix.contains_key(&inquiry.id) {
+        if self.find_inquiry(&inquiry.id).is_some() {
             return Err(CoreError::Duplicate(inquiry.id));
         }
         if inquiry.customer.vip_tier > 5 {
@@ -77,12 +77,11 @@ impl Router {
             next_rule: None,
             excluded: None,
             excluded_until: 0,
-            accepted_at: None,
             note: None,
             timeline: Vec::new(),
+            queued_untold: false,
             dirty: false,
         };
-        let id = record.inquiry.id.clone();
         let ix = match self.free_records.pop() {
             Some(ix) => {
                 self.records[ix as usize] = Some(record);
@@ -98,7 +97,7 @@ impl Router {
                 (self.records.len() - 1) as InqIx
             }
         };
-        self.inquiry_ix.insert(id, ix);
+        self.index_inquiry(ix);
         self.rec_mut(ix);
         ix
     }
@@ -193,11 +192,10 @@ impl Router {
             self.touch_agent(ax);
         }
         let rec = self.rec_mut(ix);
-        rec.place = Place::Active { agent: ax, group };
-        rec.accepted_at = Some(now);
+        rec.place = Place::Active { agent: ax, group, accepted_at: now };
         let waited = now.saturating_sub(rec.received_at);
         let key = sticky_key(&rec.inquiry.shop_id, &rec.inquiry.customer.id);
-        self.sticky.insert(key.clone(), (ax, now));
+        self.sticky.insert(key, (ax, now));
         self.sticky_expiry.push_back((now, key));
         let detail = EventDetail { agent: Some(ax), waited_ms: Some(waited), ..EventDetail::default() };
         self.emit(now, ix, EventKind::Accepted, Some(detail), fx);
@@ -227,7 +225,7 @@ impl Router {
         let (ix, ax) = self.held_by_actor(actor, id, true, "complete")?;
         let Place::Active { group, .. } = self.rec(ix).place else { unreachable!() };
         self.release(ax, ix);
-        let handled = now.saturating_sub(self.rec(ix).accepted_at.unwrap_or(now));
+        let handled = now.saturating_sub(self.rec(ix).accepted_at().unwrap_or(now));
         let avg = &mut self.groups[group as usize].handle_ms_avg;
         *avg = 0.9 * *avg + 0.1 * handled as f64; // EWMA: recent handle times weigh most
         let detail = EventDetail { agent: Some(ax), handled_ms: Some(handled), ..EventDetail::default() };
@@ -361,7 +359,6 @@ impl Router {
         self.exclude(now, ix, Some(ax));
         let rec = self.rec_mut(ix);
         rec.place = Place::Waiting;
-        rec.accepted_at = None;
         if let Some(note) = note {
             rec.note = Some(Box::new(note));
         }

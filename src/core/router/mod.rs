@@ -21,6 +21,7 @@ use super::agents::{Agent, AgentIx, GroupAgents, GroupIx, InqIx};
 use super::command::Command;
 use super::effect::Effect;
 use super::error::CoreError;
+use super::id_index::IdIndex;
 use super::levels::{ArrivalWindow, LevelTracker};
 use super::matching::{BitNames, SharedNames};
 use super::queue::GroupQueue;
@@ -71,7 +72,7 @@ pub struct Router {
     agent_ix: FxHashMap<Id, AgentIx>,
     records: Vec<Option<Record>>,
     free_records: Vec<InqIx>,
-    inquiry_ix: FxHashMap<Id, InqIx>,
+    inquiry_ix: IdIndex,
     languages: BitNames,
     skills: BitNames,
     shared: SharedNames,
@@ -81,8 +82,9 @@ pub struct Router {
     fatigue_deadlines: BTreeSet<(Millis, AgentIx)>,
     exclusion_deadlines: BTreeSet<(Millis, InqIx)>,
     finished: VecDeque<(Millis, InqIx)>,
-    sticky: FxHashMap<String, (AgentIx, Millis)>,
-    sticky_expiry: VecDeque<(Millis, String)>,
+    /// Last agent per customer, by `placement::sticky_key`.
+    sticky: FxHashMap<u64, (AgentIx, Millis)>,
+    sticky_expiry: VecDeque<(Millis, u64)>,
     overrides: Vec<Override>,
     router_level: Level,
     next_level_eval: Millis,
@@ -96,6 +98,11 @@ pub struct Router {
     levels_dirty: bool,
     /// Whether changes are collected at all (only a persisting service asks).
     tracking: bool,
+}
+
+/// The id of the record at an index, for [`IdIndex`].
+fn record_id<'r>(records: &'r [Option<Record>]) -> impl Fn(InqIx) -> &'r str {
+    |ix| &records[ix as usize].as_ref().expect("indexed inquiries are live").inquiry.id
 }
 
 /// Settings the router cannot run with.
@@ -172,7 +179,7 @@ impl Router {
             agent_ix: FxHashMap::default(),
             records: Vec::new(),
             free_records: Vec::new(),
-            inquiry_ix: FxHashMap::default(),
+            inquiry_ix: IdIndex::default(),
             languages: BitNames::default(),
             skills: BitNames::default(),
             shared: SharedNames::default(),
@@ -243,7 +250,18 @@ impl Router {
     }
 
     fn inquiry_by_id(&self, id: &str) -> Result<InqIx, CoreError> {
-        self.inquiry_ix.get(id).copied().ok_or_else(|| CoreError::UnknownInquiry(id.into()))
+        self.find_inquiry(id).ok_or_else(|| CoreError::UnknownInquiry(id.into()))
+    }
+
+    /// The index of the known inquiry `id`.
+    fn find_inquiry(&self, id: &str) -> Option<InqIx> {
+        self.inquiry_ix.get(id, record_id(&self.records))
+    }
+
+    /// Indexes the record at `ix` by its id (not yet indexed).
+    fn index_inquiry(&mut self, ix: InqIx) {
+        let id = &self.records[ix as usize].as_ref().expect("live inquiry index").inquiry.id;
+        self.inquiry_ix.insert(id, ix, record_id(&self.records));
     }
 
     fn rec(&self, ix: InqIx) -> &Record {

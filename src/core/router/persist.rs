@@ -74,7 +74,7 @@ impl Router {
             Place::Offered { agent, group, deadline } => {
                 (Some(agent_id(agent)), Some(self.group_name(group)), Some(deadline), None)
             }
-            Place::Active { agent, group } => (Some(agent_id(agent)), Some(self.group_name(group)), None, None),
+            Place::Active { agent, group, .. } => (Some(agent_id(agent)), Some(self.group_name(group)), None, None),
             Place::Finished { at, .. } => (None, None, None, Some(at)),
         };
         InquiryRecord {
@@ -96,9 +96,9 @@ impl Router {
             overflowed: rec.overflowed,
             via_dedicated: rec.via_dedicated,
             next_rule: rec.next_rule,
-            accepted_at: rec.accepted_at,
+            accepted_at: rec.accepted_at(),
             note: rec.note.as_deref().cloned(),
-            timeline: rec.timeline.iter().map(timeline_record).collect(),
+            timeline: self.timeline(rec).iter().map(timeline_record).collect(),
         }
     }
 
@@ -170,7 +170,7 @@ impl Router {
         let mut fx = Vec::new();
         let mut displaced = Vec::new();
         for record in records {
-            if router.inquiry_ix.contains_key(&record.inquiry.id) {
+            if router.find_inquiry(&record.inquiry.id).is_some() {
                 continue;
             }
             if let Some(ix) = router.restore_inquiry(record) {
@@ -263,13 +263,12 @@ impl Router {
                 Place::Offered { agent: ax, group: serving, deadline: r.deadline.unwrap_or(0) }
             }
             (InquiryState::Active, Some(ax)) if self.agents[ax as usize].status != AgentStatus::Offline => {
-                Place::Active { agent: ax, group: serving }
+                Place::Active { agent: ax, group: serving, accepted_at: r.accepted_at.unwrap_or(r.received_at) }
             }
             (InquiryState::Offered | InquiryState::Active | InquiryState::Waiting, _) => Place::Waiting,
             (state, _) => Place::Finished { state, at: r.finished_at.unwrap_or(r.received_at) },
         };
         let displaced = place == Place::Waiting && r.state != InquiryState::Waiting;
-        let id = r.inquiry.id.clone();
         let record = Record {
             inquiry: r.inquiry,
             place,
@@ -288,14 +287,14 @@ impl Router {
             next_rule: r.next_rule,
             excluded: None,
             excluded_until: 0,
-            accepted_at: if matches!(place, Place::Active { .. }) { r.accepted_at } else { None },
             note: r.note.map(Box::new),
             timeline: r.timeline.into_iter().map(timeline_entry).collect(),
+            queued_untold: false,
             dirty: false,
         };
         let ix = self.records.len() as InqIx;
         self.records.push(Some(record));
-        self.inquiry_ix.insert(id, ix);
+        self.index_inquiry(ix);
         self.next_seq = self.next_seq.max(r.seq + 1);
         match place {
             Place::Waiting if !displaced => {

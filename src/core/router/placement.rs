@@ -230,7 +230,7 @@ impl Router {
         rec.attempts += 1;
         rec.excluded = None;
         rec.next_rule = None;
-        rec.timeline.push(TimelineEntry {
+        let step = TimelineEntry {
             kind: EventKind::Offered,
             at: now,
             group: group_id.clone(),
@@ -238,7 +238,9 @@ impl Router {
             trace: Some(Box::new(trace.clone())),
             note: None,
             detail: None,
-        });
+        };
+        self.push_step(ix, step);
+        let rec = self.rec(ix);
         fx.push(Effect::Offer(Offer {
             inquiry: rec.inquiry.id.clone(),
             shop: rec.inquiry.shop_id.clone(),
@@ -259,12 +261,7 @@ impl Router {
         let group = &mut self.groups[home as usize];
         let clocked = !group.overflow_to.is_empty();
         group.queue.insert(ix, &slot, overflowed, clocked);
-        let rec = self.rec_mut(ix);
-        rec.place = Place::Waiting;
-        if rec.timeline.is_empty() {
-            // Room for just the QUEUED entry: most waiting inquiries have no other.
-            rec.timeline.reserve_exact(1);
-        }
+        self.rec_mut(ix).place = Place::Waiting;
         self.emit(now, ix, kind, None, fx);
     }
 
@@ -402,16 +399,63 @@ impl Router {
             note: detail.note.clone(),
             detail: detail.text.clone(),
         };
-        self.rec_mut(ix).timeline.push(TimelineEntry {
-            kind,
-            at: now,
-            group: group_id,
-            agent,
-            trace: None,
-            note: detail.note.map(Box::new),
-            detail: detail.text.map(String::into_boxed_str),
-        });
+        let rec = self.rec_mut(ix);
+        if kind == EventKind::Queued && rec.timeline.is_empty() && !rec.queued_untold && now == rec.received_at {
+            rec.queued_untold = true; // see `Record::queued_untold`
+        } else {
+            let step = TimelineEntry {
+                kind,
+                at: now,
+                group: group_id,
+                agent,
+                trace: None,
+                note: detail.note.map(Box::new),
+                detail: detail.text.map(String::into_boxed_str),
+            };
+            self.push_step(ix, step);
+        }
         fx.push(Effect::Event(event));
+    }
+
+    /// Appends a step to the timeline, storing the untold QUEUED entry first.
+    fn push_step(&mut self, ix: InqIx, step: TimelineEntry) {
+        self.tell_queued(ix);
+        self.rec_mut(ix).timeline.push(step);
+    }
+
+    /// Stores the untold QUEUED entry, if any; before the home group changes.
+    pub(super) fn tell_queued(&mut self, ix: InqIx) {
+        if self.rec(ix).queued_untold {
+            let queued = self.untold_queued(self.rec(ix));
+            let rec = self.rec_mut(ix);
+            rec.timeline.reserve_exact(2);
+            rec.timeline.push(queued);
+            rec.queued_untold = false;
+        }
+    }
+
+    /// The QUEUED entry a record keeps out of its timeline.
+    fn untold_queued(&self, rec: &super::record::Record) -> TimelineEntry {
+        TimelineEntry {
+            kind: EventKind::Queued,
+            at: rec.received_at,
+            group: self.groups[rec.home as usize].id.clone(),
+            agent: None,
+            trace: None,
+            note: None,
+            detail: None,
+        }
+    }
+
+    /// An inquiry's whole timeline.
+    pub(super) fn timeline<'a>(&self, rec: &'a super::record::Record) -> std::borrow::Cow<'a, [TimelineEntry]> {
+        if rec.queued_untold {
+            let mut all = vec![self.untold_queued(rec)];
+            all.extend(rec.timeline.iter().cloned());
+            std::borrow::Cow::Owned(all)
+        } else {
+            std::borrow::Cow::Borrowed(&rec.timeline)
+        }
     }
 }
 
@@ -426,14 +470,17 @@ pub(super) struct EventDetail {
     pub text: Option<String>,
 }
 
-/// Key of the sticky-agent memory: the customer within a shop.
-pub(super) fn sticky_key(shop: &str, customer: &str) -> String {
-    // Not `format!`: this runs on every offer decision and every accept.
-    let mut key = String::with_capacity(shop.len() + 1 + customer.len());
-    key.push_str(shop);
-    key.push('\u{1f}');
-    key.push_str(customer);
-    key
+/// Key of the sticky-agent memory: the customer within a shop, as a 64-bit
+/// SipHash rather than the strings, so that remembering a customer costs
+/// no allocation. Two customers sharing a key (about one chance in 10^8 with
+/// a million remembered) would at worst be offered the other's last agent
+/// first. The memory is not persisted, so the hash need only be stable
+/// within one process.
+pub(super) fn sticky_key(shop: &str, customer: &str) -> u64 {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut h = DefaultHasher::new();
+    (shop, customer).hash(&mut h);
+    h.finish()
 }
 
 /// Which criterion put `best` ahead of the runner-up.

@@ -150,11 +150,11 @@ impl Router {
             .holding
             .iter()
             .copied()
-            .filter(|&ix| status == AgentStatus::Offline || self.rec(ix).accepted_at.is_none())
+            .filter(|&ix| status == AgentStatus::Offline || self.rec(ix).accepted_at().is_none())
             .collect();
         if status != AgentStatus::Available {
             for ix in give_back {
-                let note = (status == AgentStatus::Offline && self.rec(ix).accepted_at.is_some())
+                let note = (status == AgentStatus::Offline && self.rec(ix).accepted_at().is_some())
                     .then(|| system_note(now, &self.agents[ax as usize].id));
                 self.take_back(now, ix, ax, EventKind::Requeued, note, fx);
             }

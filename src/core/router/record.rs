@@ -11,7 +11,7 @@ use crate::core::types::{Band, DecisionTrace, HandoffNote, Id, Inquiry, InquiryS
 pub enum Place {
     Waiting,
     Offered { agent: AgentIx, group: GroupIx, deadline: Millis },
-    Active { agent: AgentIx, group: GroupIx },
+    Active { agent: AgentIx, group: GroupIx, accepted_at: Millis },
     Finished { state: InquiryState, at: Millis },
 }
 
@@ -76,16 +76,33 @@ pub struct Record {
     pub excluded: Option<AgentIx>,
     /// When the exclusion ends.
     pub excluded_until: Millis,
-    pub accepted_at: Option<Millis>,
     pub note: Option<Box<HandoffNote>>,
+    /// Every step but a leading QUEUED entry while `queued_untold`.
     pub timeline: Vec<TimelineEntry>,
+    /// The timeline starts with QUEUED at `received_at` in `home`, kept out
+    /// of `timeline` until a second step comes: most waiting inquiries have
+    /// no other, and storing it would cost each a heap block of its own.
+    pub queued_untold: bool,
     /// Changed since the last `take_changes`.
     pub dirty: bool,
 }
 
 impl Record {
+    /// When the agent now serving it accepted it.
+    pub fn accepted_at(&self) -> Option<Millis> {
+        match self.place {
+            Place::Active { accepted_at, .. } => Some(accepted_at),
+            _ => None,
+        }
+    }
+
     /// Its position in its home queue while waiting.
     pub fn slot(&self) -> Slot {
         Slot { need: self.need, band: self.band, key: (-self.rank, self.seq), since: self.since }
     }
+}
+#[cfg(test)]
+#[test]
+fn print_sizes() {
+    eprintln!("Record {} Inquiry {} Place {} Need {} Customer {} Timeline {}", std::mem::size_of::<Record>(), std::mem::size_of::<Inquiry>(), std::mem::size_of::<Place>(), std::mem::size_of::<Need>(), std::mem::size_of::<crate::core::types::Customer>(), std::mem::size_of::<TimelineEntry>());
 }

@@ -3,6 +3,7 @@
 
 use super::record::{Place, TimelineEntry};
 use super::Router;
+use std::borrow::Cow;
 use crate::core::agents::status_index;
 use crate::core::priority;
 use crate::core::types::{AgentStatus, Band, HandoffNote, Id, Inquiry, InquiryState, Level, Millis};
@@ -21,7 +22,7 @@ pub struct InquiryView<'a> {
     pub attempts: u32,
     pub received_at: Millis,
     pub note: Option<&'a HandoffNote>,
-    pub timeline: &'a [TimelineEntry],
+    pub timeline: Cow<'a, [TimelineEntry]>,
 }
 
 /// One group as `GetQueues`, `GetStaffing` and the metrics show it.
@@ -84,9 +85,9 @@ pub struct WaitingView {
 impl Router {
     /// The inquiry `id`, while the router still knows it.
     pub fn inquiry(&self, now: Millis, id: &str) -> Option<InquiryView<'_>> {
-        let rec = self.rec(*self.inquiry_ix.get(id)?);
+        let rec = self.rec(self.find_inquiry(id)?);
         let (owner, group) = match rec.place {
-            Place::Offered { agent, group, .. } | Place::Active { agent, group } => {
+            Place::Offered { agent, group, .. } | Place::Active { agent, group, .. } => {
                 (Some(self.agents[agent as usize].id.clone()), group)
             }
             _ => (None, rec.home),
@@ -102,13 +103,13 @@ impl Router {
             attempts: rec.attempts,
             received_at: rec.received_at,
             note: rec.note.as_deref(),
-            timeline: &rec.timeline,
+            timeline: self.timeline(rec),
         })
     }
 
     /// The state of inquiry `id`, if known.
     pub fn inquiry_state(&self, id: &str) -> Option<InquiryState> {
-        self.inquiry_ix.get(id).map(|&ix| self.rec(ix).place.state())
+        self.find_inquiry(id).map(|ix| self.rec(ix).place.state())
     }
 
     /// Every group, in configuration order.
@@ -225,8 +226,8 @@ impl Router {
 
     /// Whether agent `agent` has the language and skills inquiry `inquiry` needs.
     pub fn can_serve(&self, agent: &str, inquiry: &str) -> bool {
-        match (self.agent_ix.get(agent), self.inquiry_ix.get(inquiry)) {
-            (Some(&ax), Some(&ix)) => self.agents[ax as usize].offering.check(self.rec(ix).need).is_ok(),
+        match (self.agent_ix.get(agent), self.find_inquiry(inquiry)) {
+            (Some(&ax), Some(ix)) => self.agents[ax as usize].offering.check(self.rec(ix).need).is_ok(),
             _ => false,
         }
     }
