@@ -211,7 +211,7 @@ pub struct LevelThresholds {
 }
 
 /// What changes at one level: the headroom.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Playbook {
     /// Share of the group's capacity held back for the HIGH band.

@@ -91,6 +91,8 @@ pub struct Router {
     /// Groups whose reserve let NORMAL and LOW work through again during
     /// the current command (see `with_agent`).
     reopened: Vec<GroupIx>,
+    /// Reused by `with_agent`.
+    closed_scratch: Vec<GroupIx>,
     /// Records changed since the last `take_changes`, for persistence.
     dirty_inquiries: Vec<InqIx>,
     dirty_agents: Vec<AgentIx>,
@@ -195,6 +197,7 @@ impl Router {
             router_level: Level::Normal,
             next_level_eval: 0,
             reopened: Vec::new(),
+            closed_scratch: Vec::new(),
             dirty_inquiries: Vec::new(),
             dirty_agents: Vec::new(),
             forgotten: Vec::new(),

@@ -43,7 +43,7 @@ impl Router {
 
     /// Recomputes capacity and class, and puts the agent back in its groups.
     pub(super) fn attach_agent(&mut self, ax: AgentIx) {
-        let playbook = self.playbook(self.agent_level(ax)).clone();
+        let playbook = *self.playbook(self.agent_level(ax));
         let agent = &mut self.agents[ax as usize];
         agent.capacity = agent.max_concurrent + playbook.extra_concurrent;
         agent.class = agent.classify(playbook.enforce_fatigue);
@@ -58,22 +58,26 @@ impl Router {
     /// held NORMAL and LOW work back before and lets it through after are
     /// noted in `reopened`, for their other agents to be filled.
     pub(super) fn with_agent(&mut self, ax: AgentIx, change: impl FnOnce(&mut crate::core::agents::Agent)) {
-        let mut closed = self.reserve_closed(ax);
+        // A scratch list rather than a new one: this runs on every offer and release.
+        let mut closed = std::mem::take(&mut self.closed_scratch);
+        closed.clear();
+        self.reserve_closed(ax, &mut closed);
         self.detach_agent(ax);
         change(&mut self.agents[ax as usize]);
-        closed.extend(self.reserve_closed(ax));
+        self.reserve_closed(ax, &mut closed);
         self.attach_agent(ax);
-        for g in closed {
+        for &g in &closed {
             if self.reserve_allows(g, Band::Normal) && !self.reopened.contains(&g) {
                 self.reopened.push(g);
             }
         }
+        self.closed_scratch = closed;
     }
 
-    /// Groups of agent `ax` whose reserve holds NORMAL and LOW work back now.
-    fn reserve_closed(&self, ax: AgentIx) -> Vec<GroupIx> {
+    /// Adds the groups of agent `ax` whose reserve holds NORMAL and LOW work back now.
+    fn reserve_closed(&self, ax: AgentIx, closed: &mut Vec<GroupIx>) {
         let groups = self.agents[ax as usize].groups.iter().map(|&(g, _)| g);
-        groups.filter(|&g| !self.reserve_allows(g, Band::Normal)).collect()
+        closed.extend(groups.filter(|&g| !self.reserve_allows(g, Band::Normal)));
     }
 
     /// Fills the ready agents of every group in `reopened`, best agent first.
