@@ -6,6 +6,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use ticket_router::cli;
 
+// The router allocates for every message it decodes, routes, records and
+// publishes; mimalloc spends markedly less of the CPU on that than glibc's
+// allocator under this many small, short-lived blocks.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Routes customer-service inquiries from NATS to skill groups and agents.
 #[derive(Parser)]
 #[command(name = "ticket-router", version, about)]

@@ -8,4 +8,5 @@ mod loadgen;
 mod ops_kit;
 mod serve;
 mod simulate;
+mod state_store;
 mod support;

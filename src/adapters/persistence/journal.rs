@@ -1,26 +1,72 @@
-//! The journal task: writes the changes of each batch to the state bucket,
-//! then completes the batches in order (their effects go out, callers are
-//! answered, inbound messages get acknowledged).
+//! The journal task: appends the changes of each group of batches to the
+//! journal stream, then completes the batches in order (their effects go out,
+//! callers are answered, inbound messages get acknowledged). Meanwhile,
+//! checkpoints carry the latest value of every changed key into the bucket.
 //!
-//! Batches that queue up while a write is in flight are written together
-//! (group commit), with repeated keys written once. A failed write is retried
-//! with backoff until it succeeds — a decision is never dropped; while NATS is
-//! away, decisions wait here and nothing is announced that is not recorded.
+//! Batches that queue up while an append is in flight are appended together
+//! (group commit), with repeated keys written once. A failed append is
+//! retried with backoff until it succeeds — a decision is never dropped;
+//! while NATS is away, decisions wait here and nothing is announced that is
+//! not recorded. Checkpoints only shorten recovery: a failed one is retried,
+//! and until it succeeds the journal simply keeps more.
 
-use super::{key_of, value_of, StateStore, Write};
+use super::{frame, key_of, value_of, StateStore, Write};
 use crate::adapters::engine::Batch;
 use crate::core::snapshot::Change;
+use bytes::Bytes;
 use std::collections::HashMap;
+use std::future::Future;
 use std::time::Duration;
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
-/// Most batches written in one group commit.
+/// Most batches appended in one group commit.
 const MAX_GROUP: usize = 1024;
+/// A checkpoint starts at least this often while changes come in...
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+/// ...or as soon as this many keys changed since the last one.
+const CHECKPOINT_KEYS: usize = 50_000;
+/// Journal messages stay below this (the server's default `max_payload` is 1 MiB).
+const FRAME_LIMIT: usize = 512 * 1024;
+/// How long stopping waits for the last checkpoint; the journal holds
+/// everything anyway, the checkpoint only makes the next start quicker.
+const LAST_CHECKPOINT_WAIT: Duration = Duration::from_secs(5);
+
+/// Keys changed since the last checkpoint started, with their latest value,
+/// and the journal sequence that holds them.
+#[derive(Default)]
+struct Unchecked {
+    latest: HashMap<String, Option<Bytes>>,
+    through: u64,
+}
+
+impl Unchecked {
+    fn add(&mut self, writes: Vec<Write>, through: u64) {
+        self.latest.extend(writes);
+        self.through = through;
+    }
+
+    fn take(&mut self) -> (Vec<Write>, u64) {
+        (std::mem::take(&mut self.latest).into_iter().collect(), self.through)
+    }
+}
 
 /// Runs until every sender is gone and the queue is empty.
 pub async fn run(store: StateStore, mut batches: mpsc::UnboundedReceiver<Batch>) {
     let mut group = Vec::with_capacity(MAX_GROUP);
-    while let Some(first) = batches.recv().await {
+    let mut unchecked = Unchecked::default();
+    let mut checkpoint: Option<JoinHandle<()>> = None;
+    let mut ticks = tokio::time::interval(CHECKPOINT_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        let first = tokio::select! {
+            first = batches.recv() => first,
+            _ = ticks.tick() => {
+                start_checkpoint(&store, &mut unchecked, &mut checkpoint);
+                continue;
+            }
+        };
+        let Some(first) = first else { break };
         group.push(first);
         while group.len() < MAX_GROUP {
             match batches.try_recv() {
@@ -29,11 +75,43 @@ pub async fn run(store: StateStore, mut batches: mpsc::UnboundedReceiver<Batch>)
             }
         }
         let writes = coalesce(&mut group);
-        write_until_done(&store, &writes).await;
+        if !writes.is_empty() {
+            let frames = frame::encode(&writes, FRAME_LIMIT);
+            let through = until_done("cannot record routing state", || store.append(&frames)).await;
+            unchecked.add(writes, through);
+        }
         for batch in group.drain(..) {
             batch.complete();
         }
+        if unchecked.latest.len() >= CHECKPOINT_KEYS {
+            start_checkpoint(&store, &mut unchecked, &mut checkpoint);
+        }
     }
+    let last = async {
+        if let Some(running) = checkpoint.take() {
+            let _ = running.await;
+        }
+        start_checkpoint(&store, &mut unchecked, &mut checkpoint);
+        if let Some(running) = checkpoint.take() {
+            let _ = running.await;
+        }
+    };
+    if tokio::time::timeout(LAST_CHECKPOINT_WAIT, last).await.is_err() {
+        tracing::info!("stopping before the last checkpoint; the next start replays the journal");
+    }
+}
+
+/// Hands the unchecked keys to a new checkpoint, unless one still runs (its
+/// successor then takes everything changed meanwhile).
+fn start_checkpoint(store: &StateStore, unchecked: &mut Unchecked, running: &mut Option<JoinHandle<()>>) {
+    if unchecked.latest.is_empty() || running.as_ref().is_some_and(|r| !r.is_finished()) {
+        return;
+    }
+    let (writes, through) = unchecked.take();
+    let store = store.clone();
+    *running = Some(tokio::spawn(async move {
+        until_done("cannot checkpoint routing state", || store.checkpoint(&writes, through)).await;
+    }));
 }
 
 /// The writes of a group, in order, each key once with its last value.
@@ -57,16 +135,18 @@ fn coalesce(group: &mut [Batch]) -> Vec<Write> {
     last.into_iter().map(|(key, change)| (key, value_of(&change))).collect()
 }
 
-async fn write_until_done(store: &StateStore, writes: &[Write]) {
-    if writes.is_empty() {
-        return;
-    }
+/// Retries `attempt` with backoff (0.1 s doubling to 5 s) until it succeeds.
+async fn until_done<T, F, Fut>(what: &str, mut attempt: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, async_nats::Error>>,
+{
     let mut backoff = Duration::from_millis(100);
     loop {
-        match store.write(writes).await {
-            Ok(()) => return,
+        match attempt().await {
+            Ok(value) => return value,
             Err(e) => {
-                tracing::warn!(error = %e, writes = writes.len(), retry_in = ?backoff, "cannot record routing state; retrying");
+                tracing::warn!(error = %e, retry_in = ?backoff, "{what}; retrying");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }

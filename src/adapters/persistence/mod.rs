@@ -1,13 +1,23 @@
-//! Durable routing state in a JetStream key-value bucket.
+//! Durable routing state: a journal stream and a key-value bucket.
 //!
-//! One key per inquiry (`inq.<id>`), per agent (`agent.<id>`) and one for
-//! levels and overrides (`levels`), each holding the core's JSON record
-//! (`crate::core::snapshot`). The [`journal`] writes every command's changes
-//! before the command's effects go out; at start [`StateStore::load`] reads
-//! the last value of every key and the core rebuilds itself from them.
+//! Every group of decisions is appended to the journal stream
+//! (`JOURNAL_<bucket>`) as one message holding all the records it changed
+//! ([`frame`]) before the decisions' effects go out. In the background the
+//! latest value of each changed record is checkpointed into the bucket — one
+//! key per inquiry (`inq.<id>`), per agent (`agent.<id>`) and one for levels
+//! and overrides (`levels`), each the core's JSON record
+//! (`crate::core::snapshot`) — then the key `checkpoint` records the journal
+//! sequence the bucket now covers and the journal is purged up to it. So a
+//! record that changes five times in a second costs the server one journal
+//! share and one key write, not five key writes. At start [`StateStore::load`]
+//! reads the bucket, replays the journal after the checkpoint over it, and the
+//! core rebuilds itself from the result.
 //!
-//! * [`journal`] — the task that writes batches with group commit and retries.
+//! * [`journal`] — the task that appends with group commit and retries, and
+//!   hands changes to the checkpoints.
+//! * [`frame`] — the journal's message format.
 
+pub mod frame;
 pub mod journal;
 
 use crate::config::NatsSettings;
@@ -15,6 +25,7 @@ use crate::core::snapshot::{Change, Restored};
 use async_nats::jetstream::{self, consumer, kv, stream};
 use bytes::Bytes;
 use futures::StreamExt;
+use std::collections::HashMap;
 use std::time::Duration;
 
 /// Why the state bucket could not be opened or read.
@@ -31,15 +42,20 @@ pub enum StoreError {
 /// Header marking a deleted key (the KV protocol's own).
 const KV_OPERATION: &str = "KV-Operation";
 
-/// The bucket and the JetStream context to write it with.
+/// The bucket, the journal stream, and the JetStream context to write them with.
 #[derive(Clone)]
 pub struct StateStore {
     js: jetstream::Context,
     bucket: String,
+    journal: String,
+    journal_subject: String,
 }
 
 /// One write: a key and its new value, or `None` to delete it.
 pub type Write = (String, Option<Bytes>);
+
+/// Key of the journal sequence the bucket covers.
+const CHECKPOINT_KEY: &str = "checkpoint";
 
 /// Escapes an id into a key token: `[A-Za-z0-9_-]` stay, anything else is `=XX`.
 pub fn key_token(id: &str) -> String {
@@ -83,9 +99,10 @@ pub fn value_of(change: &Change) -> Option<Bytes> {
 const ACK_WINDOW: usize = 2_048;
 
 impl StateStore {
-    /// Opens the bucket named in `settings`, creating it when absent.
+    /// Opens the bucket named in `settings` and its journal, creating them when absent.
     pub async fn open(js: jetstream::Context, settings: &NatsSettings) -> Result<StateStore, StoreError> {
         let bucket = settings.state_bucket.clone();
+        let open_error = |e: &dyn std::fmt::Display| StoreError::Open { bucket: bucket.clone(), detail: e.to_string() };
         if js.get_key_value(&bucket).await.is_err() {
             let config = kv::Config {
                 bucket: bucket.clone(),
@@ -95,18 +112,51 @@ impl StateStore {
                 num_replicas: settings.replicas,
                 ..Default::default()
             };
-            js.create_key_value(config)
-                .await
-                .map_err(|e| StoreError::Open { bucket: bucket.clone(), detail: e.to_string() })?;
+            js.create_key_value(config).await.map_err(|e| open_error(&e))?;
         }
-        Ok(StateStore { js, bucket })
+        let journal = format!("JOURNAL_{bucket}");
+        let journal_subject = format!("ticket_router.journal.{bucket}");
+        let config = stream::Config {
+            name: journal.clone(),
+            description: Some(format!("ticket-router decisions not yet checkpointed into `{bucket}`")),
+            subjects: vec![journal_subject.clone()],
+            storage: stream::StorageType::File,
+            num_replicas: settings.replicas,
+            ..Default::default()
+        };
+        js.get_or_create_stream(config).await.map_err(|e| open_error(&e))?;
+        Ok(StateStore { js, bucket, journal, journal_subject })
     }
 
-    /// Publishes every write and waits until the server has stored them all,
-    /// at most [`ACK_WINDOW`] acknowledgements outstanding at a time.
-    pub async fn write(&self, writes: &[Write]) -> Result<(), async_nats::Error> {
+    /// Appends messages to the journal and waits until the server has stored
+    /// them all; returns the sequence of the last.
+    pub async fn append(&self, frames: &[Bytes]) -> Result<u64, async_nats::Error> {
+        let mut last = 0;
+        for window in frames.chunks(ACK_WINDOW) {
+            let mut acks = Vec::with_capacity(window.len());
+            for frame in window {
+                acks.push(self.js.publish(self.journal_subject.clone(), frame.clone()).await?);
+            }
+            for ack in acks {
+                last = ack.await?.sequence;
+            }
+        }
+        Ok(last)
+    }
+
+    /// Writes the latest value of every key changed up to journal sequence
+    /// `through`, records that the bucket covers it, and purges the journal
+    /// up to it (a failed purge is left to the next checkpoint).
+    pub async fn checkpoint(&self, writes: &[Write], through: u64) -> Result<(), async_nats::Error> {
         for window in writes.chunks(ACK_WINDOW) {
             self.write_window(window).await?;
+        }
+        let marker = Bytes::from(through.to_string());
+        self.write_window(&[(CHECKPOINT_KEY.to_string(), Some(marker))]).await?;
+        let purged: Result<_, async_nats::Error> =
+            async { Ok(self.js.get_stream(&self.journal).await?.purge().sequence(through + 1).await?) }.await;
+        if let Err(e) = purged {
+            tracing::warn!(error = %e, "cannot purge the checkpointed journal; the next checkpoint will");
         }
         Ok(())
     }
@@ -131,44 +181,91 @@ impl StateStore {
         Ok(())
     }
 
-    /// Reads the last value of every key.
+    /// Reads the recorded state: the bucket, then the journal after its checkpoint.
     pub async fn load(&self) -> Result<Restored, StoreError> {
         let read_error =
             |e: &dyn std::fmt::Display| StoreError::Read { bucket: self.bucket.clone(), detail: e.to_string() };
-        let mut stream = self.js.get_stream(format!("KV_{}", self.bucket)).await.map_err(|e| read_error(&e))?;
-        let mut restored = Restored::default();
-        if stream.info().await.map_err(|e| read_error(&e))?.state.messages == 0 {
-            return Ok(restored);
-        }
-        let consumer = stream
-            .create_consumer(consumer::pull::OrderedConfig {
-                deliver_policy: consumer::DeliverPolicy::LastPerSubject,
-                filter_subject: format!("$KV.{}.>", self.bucket),
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| read_error(&e))?;
-        let mut messages = consumer.messages().await.map_err(|e| read_error(&e))?;
+        let mut latest: HashMap<String, Bytes> = HashMap::new();
+        let mut through = 0;
         let prefix = format!("$KV.{}.", self.bucket);
-        loop {
-            let next = tokio::time::timeout(Duration::from_secs(30), messages.next()).await;
-            let message = match next {
-                Ok(Some(Ok(m))) => m,
-                Ok(Some(Err(e))) => return Err(read_error(&e)),
-                Ok(None) => break,
-                Err(_) => return Err(read_error(&"no answer from the server for 30 s")),
-            };
-            let pending = message.info().map(|i| i.pending).map_err(|e| read_error(&e))?;
-            let deleted = message.headers.as_ref().is_some_and(|h| h.get(KV_OPERATION).is_some());
-            if !deleted {
-                let key = message.subject.strip_prefix(prefix.as_str()).unwrap_or_default();
-                decode_into(&mut restored, key, &message.payload);
+        let bucket = consumer::pull::OrderedConfig {
+            deliver_policy: consumer::DeliverPolicy::LastPerSubject,
+            filter_subject: format!("{prefix}>"),
+            ..Default::default()
+        };
+        read_stream(&self.js, &format!("KV_{}", self.bucket), bucket, 0, |message| {
+            let key = message.subject.strip_prefix(prefix.as_str()).unwrap_or_default();
+            if message.headers.as_ref().is_some_and(|h| h.get(KV_OPERATION).is_some()) {
+                latest.remove(key);
+            } else if key == CHECKPOINT_KEY {
+                through = std::str::from_utf8(&message.payload).ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+            } else {
+                latest.insert(key.to_string(), message.payload.clone());
             }
-            if pending == 0 {
-                break;
+        })
+        .await
+        .map_err(|e| read_error(&e))?;
+        let journal = consumer::pull::OrderedConfig {
+            deliver_policy: consumer::DeliverPolicy::ByStartSequence { start_sequence: through + 1 },
+            ..Default::default()
+        };
+        let mut frames = 0;
+        read_stream(&self.js, &self.journal, journal, through, |message| {
+            frames += 1;
+            match frame::decode(message.payload.clone()) {
+                Ok(writes) => replay(&mut latest, writes),
+                Err(e) => tracing::error!(error = %e, "a journal message cannot be read; it is skipped"),
             }
+        })
+        .await
+        .map_err(|e| read_error(&e))?;
+        tracing::debug!(keys = latest.len(), checkpoint = through, journal_messages = frames, "recorded state read");
+        let mut restored = Restored::default();
+        for (key, payload) in &latest {
+            decode_into(&mut restored, key, payload);
         }
         Ok(restored)
+    }
+}
+
+/// Applies journal writes over the values read so far.
+fn replay(latest: &mut HashMap<String, Bytes>, writes: Vec<Write>) {
+    for (key, value) in writes {
+        match value {
+            Some(v) => latest.insert(key, v),
+            None => latest.remove(&key),
+        };
+    }
+}
+
+/// Delivers every message of `stream` the consumer selects, if the stream
+/// holds any after sequence `after`.
+async fn read_stream(
+    js: &jetstream::Context,
+    stream: &str,
+    config: consumer::pull::OrderedConfig,
+    after: u64,
+    mut each: impl FnMut(&jetstream::Message),
+) -> Result<(), String> {
+    let mut stream = js.get_stream(stream).await.map_err(|e| e.to_string())?;
+    let state = stream.info().await.map_err(|e| e.to_string())?.state.clone();
+    if state.messages == 0 || state.last_sequence <= after {
+        return Ok(());
+    }
+    let consumer = stream.create_consumer(config).await.map_err(|e| e.to_string())?;
+    let mut messages = consumer.messages().await.map_err(|e| e.to_string())?;
+    loop {
+        let next = tokio::time::timeout(Duration::from_secs(30), messages.next()).await;
+        let message = match next {
+            Ok(Some(Ok(m))) => m,
+            Ok(Some(Err(e))) => return Err(e.to_string()),
+            Ok(None) => return Ok(()),
+            Err(_) => return Err("no answer from the server for 30 s".into()),
+        };
+        each(&message);
+        if message.info().map_err(|e| e.to_string())?.pending == 0 {
+            return Ok(());
+        }
     }
 }
 
