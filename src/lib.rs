@@ -11,6 +11,7 @@
 //! * [`loadgen`] — `ticket-router loadgen`: realistic traffic to a real NATS
 //!   and simulated agents over gRPC, live status, and the benchmark mode.
 //! * [`proto`] — code generated from `proto/ticketrouter/v1`.
+//! * [`rng`] — the seeded random source of `simulate` and `loadgen`.
 //! * [`simulate`] — `ticket-router simulate`: a promotion day replayed offline
 //!   through the same core, with simulated agents, reported as a table and chart.
 
@@ -20,4 +21,5 @@ pub mod config;
 pub mod core;
 pub mod loadgen;
 pub mod proto;
+pub mod rng;
 pub mod simulate;

@@ -8,7 +8,7 @@
 //! Agents never decide routing; an accept that loses the race with a
 //! withdrawal (timeout, cancellation) is counted, not an error.
 
-use super::rng::Rng;
+use crate::rng::Rng;
 use super::{connect_grpc, Counters, LoadgenError};
 use crate::proto::{self, agent_desk_client::AgentDeskClient};
 use std::sync::Arc;

@@ -23,7 +23,6 @@ pub mod agents;
 pub mod bench;
 pub mod latency;
 pub mod publisher;
-mod rng;
 pub mod run;
 pub mod status;
 pub mod traffic;

@@ -5,7 +5,7 @@
 //! Pure and seeded: the same seed gives the same arrivals and inquiries
 //! (only `created_at_ms` is the caller's clock).
 
-use super::rng::Rng;
+use crate::rng::Rng;
 use crate::proto::{self, Category};
 use async_nats::HeaderMap;
 use bytes::Bytes;

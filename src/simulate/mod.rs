@@ -25,7 +25,6 @@ pub mod engine;
 pub mod plan;
 pub mod recorded;
 pub mod report;
-mod rng;
 pub mod scenario;
 pub mod stats;
 pub mod traffic;

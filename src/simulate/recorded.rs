@@ -9,7 +9,7 @@
 //! are reported with their number and skipped; they never stop the replay.
 
 use super::plan::Plan;
-use super::rng::Rng;
+use crate::rng::Rng;
 use super::traffic::Arrival;
 use super::SimError;
 use crate::adapters::codec::inquiry_from_proto;

@@ -5,7 +5,7 @@
 //! routing configuration, so two configurations compared on one scenario see
 //! exactly the same inquiries with the same handle times.
 
-use super::rng::Rng;
+use crate::rng::Rng;
 use super::scenario::{CurveShape, Distribution};
 use crate::core::{Category, Channel, Customer, Inquiry, Millis};
 

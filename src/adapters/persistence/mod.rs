@@ -124,7 +124,7 @@ impl StateStore {
             num_replicas: settings.replicas,
             ..Default::default()
         };
-        js.get_or_create_stream(config).await.map_err(|e| open_error(&e))?;
+        js.create_or_update_stream(config).await.map_err(|e| open_error(&e))?;
         Ok(StateStore { js, bucket, journal, journal_subject })
     }
 

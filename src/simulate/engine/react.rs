@@ -6,7 +6,7 @@
 use super::{Ev, Fate, Sim, COMEBACK_MS};
 use crate::core::{Actor, AgentStatus, Command, Effect, Event, EventKind, Id, Millis};
 use crate::simulate::plan::Step;
-use crate::simulate::rng::{mix, unit_of};
+use crate::rng::{mix, unit_of};
 use crate::simulate::stats::GroupSample;
 
 impl Sim<'_> {

@@ -1,5 +1,5 @@
 //! A tiny seeded random source (xorshift64*) and the few distributions the
-//! simulation draws from, by inverse CDF where there is one.
+//! simulation and the load generator draw from, by inverse CDF where there is one.
 //!
 //! Deterministic across platforms: the same seed gives the same stream. Not
 //! for anything that needs unpredictability.
@@ -32,6 +32,16 @@ impl Rng {
     /// Exponential with mean `mean`.
     pub fn exponential(&mut self, mean: f64) -> f64 {
         -mean * (1.0 - self.unit()).ln()
+    }
+
+    /// True with probability `p`.
+    pub fn chance(&mut self, p: f64) -> bool {
+        self.unit() < p
+    }
+
+    /// Uniform integer in `0..n` (n > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
     }
 
     /// Standard normal (Box-Muller).
