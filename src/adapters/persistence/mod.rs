@@ -98,6 +98,11 @@ pub fn value_of(change: &Change) -> Option<Bytes> {
 /// group larger than that must not hold all its acks before awaiting any.
 const ACK_WINDOW: usize = 2_048;
 
+/// Most checkpoint writes in flight at once. Checkpoints share the connection
+/// with the journal, whose appends queue behind whatever was sent before
+/// them; a small window keeps a checkpoint from delaying decisions.
+const CHECKPOINT_WINDOW: usize = 64;
+
 impl StateStore {
     /// Opens the bucket named in `settings` and its journal, creating them when absent.
     pub async fn open(js: jetstream::Context, settings: &NatsSettings) -> Result<StateStore, StoreError> {
@@ -148,7 +153,7 @@ impl StateStore {
     /// `through`, records that the bucket covers it, and purges the journal
     /// up to it (a failed purge is left to the next checkpoint).
     pub async fn checkpoint(&self, writes: &[Write], through: u64) -> Result<(), async_nats::Error> {
-        for window in writes.chunks(ACK_WINDOW) {
+        for window in writes.chunks(CHECKPOINT_WINDOW) {
             self.write_window(window).await?;
         }
         let marker = Bytes::from(through.to_string());
