@@ -27,6 +27,10 @@ pub struct Machine {
     /// `/proc/loadavg` (1, 5, 15 min) at start and end: high values mean noisy figures.
     pub loadavg_start: String,
     pub loadavg_end: String,
+    /// `TOKIO_WORKER_THREADS` of the load generator and, as `scripts/bench`
+    /// passes it on in `ROUTER_THREADS`, of the router (empty: one per CPU).
+    pub loadgen_threads: String,
+    pub router_threads: String,
 }
 
 /// One fixed offered rate.
@@ -102,6 +106,8 @@ impl BenchReport {
                 build_profile: if cfg!(debug_assertions) { "debug" } else { "release" }.to_string(),
                 loadavg_start: loadavg(),
                 loadavg_end: String::new(),
+                loadgen_threads: std::env::var("TOKIO_WORKER_THREADS").unwrap_or_default(),
+                router_threads: std::env::var("ROUTER_THREADS").unwrap_or_default(),
             },
             nats_server_version: nats_version.to_string(),
             router_version: env!("CARGO_PKG_VERSION").to_string(),
