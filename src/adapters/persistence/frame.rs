@@ -1,6 +1,6 @@
 //! The journal's message format: many key writes in one message.
 //!
-//! `TRJ1`, then per write: key length (u16, big-endian), key, and either
+//! `TRJ1`, then per write: key length (u32, big-endian), key, and either
 //! `0` (delete) or `1`, value length (u32, big-endian), value.
 
 use super::Write;
@@ -14,7 +14,7 @@ pub fn encode(writes: &[Write], limit: usize) -> Vec<Bytes> {
     let mut frames = Vec::new();
     let mut frame = BytesMut::new();
     for (key, value) in writes {
-        let size = 2 + key.len() + 1 + value.as_ref().map_or(0, |v| 4 + v.len());
+        let size = 4 + key.len() + 1 + value.as_ref().map_or(0, |v| 4 + v.len());
         if frame.len() > MAGIC.len() && frame.len() + size > limit {
             frames.push(std::mem::take(&mut frame).freeze());
         }
@@ -22,8 +22,7 @@ pub fn encode(writes: &[Write], limit: usize) -> Vec<Bytes> {
             frame.reserve(limit.min(size.max(4096) * 4));
             frame.put_slice(MAGIC);
         }
-        let key_len = u16::try_from(key.len()).expect("record keys are short");
-        frame.put_u16(key_len);
+        frame.put_u32(u32::try_from(key.len()).expect("keys are below 4 GiB"));
         frame.put_slice(key.as_bytes());
         match value {
             None => frame.put_u8(0),
@@ -49,10 +48,10 @@ pub fn decode(mut frame: Bytes) -> Result<Vec<Write>, String> {
     let mut writes = Vec::new();
     let short = || "journal message ends in the middle of a write".to_string();
     while frame.has_remaining() {
-        if frame.remaining() < 2 {
+        if frame.remaining() < 4 {
             return Err(short());
         }
-        let key_len = frame.get_u16() as usize;
+        let key_len = frame.get_u32() as usize;
         if frame.remaining() < key_len + 1 {
             return Err(short());
         }
