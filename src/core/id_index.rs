@@ -26,11 +26,6 @@ impl IdIndex {
         self.table.find(hash(id), |&ix| id_of(ix) == id).copied()
     }
 
-    /// Whether `id` is present.
-    pub fn contains<'r>(&self, id: &str, id_of: impl Fn(Ix) -> &'r str) -> bool {
-        self.get(id, id_of).is_some()
-    }
-
     /// Adds `id` at `ix`; the caller made sure it was not present.
     pub fn insert<'r>(&mut self, id: &str, ix: Ix, id_of: impl Fn(Ix) -> &'r str) {
         self.table.insert_unique(hash(id), ix, |&other| hash(id_of(other)));
@@ -63,7 +58,7 @@ mod tests {
         let id_of = |ix: Ix| ids[ix as usize];
         let mut index = IdIndex::default();
         for (ix, id) in ids.iter().enumerate() {
-            assert!(!index.contains(id, id_of));
+            assert_eq!(index.get(id, id_of), None);
             index.insert(id, ix as Ix, id_of);
         }
         assert_eq!((index.get("c", id_of), index.get("x", id_of), index.len()), (Some(2), None, 4));

@@ -1,7 +1,7 @@
 //! Handoffs: transfer to an agent or a group with a note, escalation to the
 //! supervisors with raised priority, and who may do either.
 
-use super::placement::EventDetail;
+use super::timeline::EventDetail;
 use super::record::Place;
 use super::Router;
 use crate::core::agents::{AgentIx, Class, GroupIx, InqIx};

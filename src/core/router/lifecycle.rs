@@ -1,7 +1,8 @@
 //! An inquiry's life: arrival (dedicated group, deflection), accept, decline,
 //! complete, cancel and offer timeout.
 
-use super::placement::{sticky_key, EventDetail};
+use super::placement::sticky_key;
+use super::timeline::EventDetail;
 use super::record::{Place, Record};
 use super::Router;
 use crate::core::agents::{AgentIx, InqIx};

@@ -12,6 +12,7 @@ mod persist;
 mod placement;
 mod presence;
 mod record;
+mod timeline;
 mod views;
 
 pub use record::{Place, TimelineEntry};
