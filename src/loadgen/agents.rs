@@ -8,9 +8,9 @@
 //! Agents never decide routing; an accept that loses the race with a
 //! withdrawal (timeout, cancellation) is counted, not an error.
 
-use crate::rng::Rng;
 use super::{connect_grpc, Counters, LoadgenError};
 use crate::proto::{self, agent_desk_client::AgentDeskClient};
+use crate::rng::Rng;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;

@@ -5,8 +5,8 @@
 //! Pure and seeded: the same seed gives the same arrivals and inquiries
 //! (only `created_at_ms` is the caller's clock).
 
-use crate::rng::Rng;
 use crate::proto::{self, Category};
+use crate::rng::Rng;
 use async_nats::HeaderMap;
 use bytes::Bytes;
 use prost::Message;

@@ -9,11 +9,11 @@
 //! are reported with their number and skipped; they never stop the replay.
 
 use super::plan::Plan;
-use crate::rng::Rng;
 use super::traffic::Arrival;
 use super::SimError;
 use crate::adapters::codec::inquiry_from_proto;
 use crate::proto;
+use crate::rng::Rng;
 use std::collections::HashMap;
 use std::path::Path;
 

@@ -5,9 +5,9 @@
 //! routing configuration, so two configurations compared on one scenario see
 //! exactly the same inquiries with the same handle times.
 
-use crate::rng::Rng;
 use super::scenario::{CurveShape, Distribution};
 use crate::core::{Category, Channel, Customer, Inquiry, Millis};
+use crate::rng::Rng;
 
 /// The arrival rate: base points and spikes, all in epoch milliseconds.
 #[derive(Clone, Debug, Default)]

@@ -1,8 +1,8 @@
 //! Handoffs: transfer to an agent or a group with a note, escalation to the
 //! supervisors with raised priority, and who may do either.
 
-use super::timeline::EventDetail;
 use super::record::Place;
+use super::timeline::EventDetail;
 use super::Router;
 use crate::core::agents::{AgentIx, Class, GroupIx, InqIx};
 use crate::core::command::{Actor, Role, TransferTarget};

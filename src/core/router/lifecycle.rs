@@ -2,8 +2,8 @@
 //! complete, cancel and offer timeout.
 
 use super::placement::sticky_key;
-use super::timeline::EventDetail;
 use super::record::{Place, Record};
+use super::timeline::EventDetail;
 use super::Router;
 use crate::core::agents::{AgentIx, InqIx};
 use crate::core::command::{Actor, Role};

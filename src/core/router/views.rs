@@ -3,10 +3,10 @@
 
 use super::record::{Place, TimelineEntry};
 use super::Router;
-use std::borrow::Cow;
 use crate::core::agents::status_index;
 use crate::core::priority;
 use crate::core::types::{AgentStatus, Band, HandoffNote, Id, Inquiry, InquiryState, Level, Millis};
+use std::borrow::Cow;
 
 /// One inquiry as `GetInquiry` shows it.
 #[derive(Clone, Debug)]

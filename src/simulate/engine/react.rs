@@ -5,8 +5,8 @@
 
 use super::{Ev, Fate, Sim, COMEBACK_MS};
 use crate::core::{Actor, AgentStatus, Command, Effect, Event, EventKind, Id, Millis};
-use crate::simulate::plan::Step;
 use crate::rng::{mix, unit_of};
+use crate::simulate::plan::Step;
 use crate::simulate::stats::GroupSample;
 
 impl Sim<'_> {
