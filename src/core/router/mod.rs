@@ -304,6 +304,8 @@ impl Router {
 }
 
 #[cfg(test)]
+mod level_tests;
+#[cfg(test)]
 mod persist_tests;
 #[cfg(test)]
 mod properties;

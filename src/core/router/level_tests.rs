@@ -1,0 +1,110 @@
+//! Load levels, overrides and fatigue, one test per rule, with the domain's
+//! default numbers.
+
+use super::tests::{admin, bench, pin};
+use crate::core::command::{Actor, Command};
+use crate::core::effect::{Effect, Scope};
+use crate::core::error::CoreError;
+use crate::core::testkit::{inquiry, offers, presence};
+use crate::core::types::{AgentStatus, Category, InquiryState, Level};
+
+#[test]
+fn a_burst_raises_the_level_and_it_steps_down_only_after_the_cooldown() {
+    let mut b = bench();
+    b.agent(presence("o", &[("orders", 3)], 2));
+    // orders baseline is 20/min: 5x = 100 arrivals within the 60 s window is SURGE.
+    for i in 0..100 {
+        b.arrive(inquiry(&format!("q{i}"), Category::Order));
+        b.apply(Command::Cancel { inquiry: format!("q{i}").into() });
+    }
+    let fx = b.advance(1_000);
+    let changes: Vec<_> =
+        fx.iter().filter_map(|e| if let Effect::LevelChanged(c) = e { Some(c) } else { None }).collect();
+    assert!(changes.iter().any(|c| c.scope == Scope::Group("orders".into()) && c.to == Level::Surge), "{changes:?}");
+    assert!(changes.iter().any(|c| c.scope == Scope::Router && c.to == Level::Surge));
+    assert_eq!(b.router.agent("o").unwrap().capacity, 4, "SURGE adds two chats");
+    // The window empties after 60 s; the cooldown (5 min) keeps SURGE until then.
+    for _ in 0..(300 + 50) {
+        b.advance(1_000);
+    }
+    assert_eq!(b.router.router_level(), Level::Surge);
+    let mut stepped = false;
+    for _ in 0..20 {
+        stepped |= b.advance(1_000).iter().any(|e| matches!(e, Effect::LevelChanged(c) if c.to == Level::Normal));
+    }
+    assert!(stepped);
+}
+
+#[test]
+fn an_override_may_start_in_the_future_and_ends_by_itself() {
+    let mut b = bench();
+    let (from, until) = (b.now + 10_000, b.now + 20_000);
+    b.apply(Command::SetLevelOverride { actor: admin(), group: None, level: Level::Peak, from, until });
+    assert_eq!(b.router.router_level(), Level::Normal);
+    b.advance(10_000);
+    assert_eq!(b.router.router_level(), Level::Peak);
+    assert_eq!(b.router.groups(b.now)[0].reserve_ratio, 0.2);
+    b.advance(10_000);
+    assert_eq!(b.router.router_level(), Level::Normal);
+    let agent = Actor::agent("x");
+    let denied = b.try_apply(Command::SetLevelOverride {
+        actor: agent,
+        group: None,
+        level: Level::Surge,
+        from,
+        until: until + 99_999,
+    });
+    assert!(matches!(denied, Err(CoreError::PermissionDenied(_))));
+}
+
+#[test]
+fn fatigue_stops_new_work_after_45_minutes_except_at_surge() {
+    let mut b = bench();
+    b.agent(presence("tired", &[("orders", 3)], 5));
+    b.advance(45 * 60_000);
+    assert!(offers(&b.arrive(inquiry("q1", Category::Order))).is_empty());
+    pin(&mut b, None, Level::Surge);
+    assert_eq!(b.router.inquiry_state("q1"), Some(InquiryState::Offered), "advisory only at SURGE");
+    b.apply(Command::ClearLevelOverride { actor: admin(), group: None });
+    // A 10 minute break resets the count.
+    let mut rest = presence("tired", &[("orders", 3)], 5);
+    rest.status = AgentStatus::Break;
+    b.agent(rest);
+    b.advance(10 * 60_000);
+    b.agent(presence("tired", &[("orders", 3)], 5));
+    assert_eq!(offers(&b.arrive(inquiry("q2", Category::Order))).len(), 1);
+}
+
+#[test]
+fn staffing_advice_follows_the_arrival_rate_and_adds_the_standby_reserve_at_peak() {
+    let mut b = bench();
+    for i in 0..30 {
+        b.arrive(inquiry(&format!("q{i}"), Category::Order));
+        b.now += 2_000;
+    }
+    b.advance(1_000);
+    let orders = b.router.groups(b.now).into_iter().find(|g| g.id.as_ref() == "orders").unwrap();
+    assert!(orders.erlang_agents > 0);
+    assert!(orders.level >= Level::Peak, "30 waiting is over the PEAK queue threshold");
+    assert_eq!(orders.recommended_agents, (f64::from(orders.erlang_agents) * 1.25).ceil() as u32);
+}
+
+#[test]
+fn every_offer_carries_the_candidates_skipped_and_why() {
+    let mut b = bench();
+    b.agent(presence("full", &[("orders", 3)], 1));
+    let mut away = presence("away", &[("orders", 3)], 5);
+    away.status = AgentStatus::Away;
+    b.agent(away);
+    let mut english = presence("en", &[("orders", 3)], 5);
+    english.languages = vec!["en".into()];
+    b.agent(english);
+    b.agent(presence("pick", &[("orders", 1)], 5));
+    b.arrive(inquiry("first", Category::Order)); // goes to `full` (proficiency 3 vs en's language)
+    let fx = b.arrive(inquiry("second", Category::Order));
+    let t = &offers(&fx)[0].trace;
+    assert_eq!(offers(&fx)[0].agent.as_ref(), "pick");
+    assert_eq!((t.considered, t.skipped_full, t.skipped_not_available, t.skipped_language), (4, 1, 1, 1));
+    let view = b.router.inquiry(b.now, "second").unwrap();
+    assert_eq!(view.timeline[0].trace.as_deref(), Some(t));
+}
