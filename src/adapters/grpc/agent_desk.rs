@@ -6,7 +6,7 @@
 
 use super::auth::desk_actor;
 use super::offers::{Heartbeat, OfferHub, OfferStream, DESKTOP_BUFFER};
-use super::required;
+use super::{agent_id, required};
 use crate::adapters::convert;
 use crate::adapters::engine::EngineHandle;
 use crate::core::{Actor, AgentStatus, Command, Id, Presence};
@@ -33,7 +33,7 @@ impl AgentDeskService {
         request: Request<proto::InquiryAction>,
         command: fn(Actor, Id) -> Command,
     ) -> Result<Response<proto::ActionResponse>, Status> {
-        let agent_id = required("agent_id", &request.get_ref().agent_id)?;
+        let agent_id = agent_id(&request.get_ref().agent_id)?;
         let actor = desk_actor(&request, agent_id)?;
         let inquiry: Id = required("inquiry_id", &request.get_ref().inquiry_id)?.into();
         self.engine.execute(command(actor, inquiry.clone())).await?;
@@ -53,7 +53,7 @@ pub(super) async fn action_response(
 
 /// A presence request as the core's `Presence`, or INVALID_ARGUMENT.
 pub fn presence_from_proto(req: &proto::SetPresenceRequest) -> Result<Presence, Status> {
-    let agent = required("agent_id", &req.agent_id)?;
+    let agent = agent_id(&req.agent_id)?;
     let wire = proto::AgentStatus::try_from(req.status)
         .map_err(|_| Status::invalid_argument(format!("status {} is not a known AgentStatus", req.status)))?;
     let status = convert::agent_status_from_proto(wire)
@@ -106,7 +106,7 @@ impl AgentDesk for AgentDeskService {
     type SubscribeStream = OfferStream;
 
     async fn subscribe(&self, request: Request<proto::SubscribeRequest>) -> Result<Response<OfferStream>, Status> {
-        let agent_id = required("agent_id", &request.get_ref().agent_id)?;
+        let agent_id = agent_id(&request.get_ref().agent_id)?;
         desk_actor(&request, agent_id)?;
         let agent: Id = agent_id.into();
         self.engine.execute(Command::DesktopConnected { agent: agent.clone() }).await?;
@@ -174,11 +174,18 @@ mod tests {
             request(proto::AgentStatus::Available, &[("", 3)]),
             proto::SetPresenceRequest { status: 42, ..request(proto::AgentStatus::Away, &[]) },
             proto::SetPresenceRequest { agent_id: String::new(), ..request(proto::AgentStatus::Away, &[]) },
+            proto::SetPresenceRequest { agent_id: "ann.lee".into(), ..request(proto::AgentStatus::Away, &[]) },
+            proto::SetPresenceRequest { agent_id: "ann lee".into(), ..request(proto::AgentStatus::Away, &[]) },
+            proto::SetPresenceRequest { agent_id: "a>".into(), ..request(proto::AgentStatus::Away, &[]) },
+            proto::SetPresenceRequest { agent_id: "a".repeat(129), ..request(proto::AgentStatus::Away, &[]) },
         ];
         for case in cases {
             let err = presence_from_proto(&case).unwrap_err();
             assert_eq!(err.code(), Code::InvalidArgument, "{case:?}: {}", err.message());
         }
         assert!(presence_from_proto(&request(proto::AgentStatus::Away, &[])).is_ok());
+        let usable =
+            proto::SetPresenceRequest { agent_id: "shop_7:ann-lee".into(), ..request(proto::AgentStatus::Away, &[]) };
+        assert!(presence_from_proto(&usable).is_ok());
     }
 }

@@ -193,6 +193,21 @@ fn required<'a>(field: &str, value: &'a str) -> Result<&'a str, Status> {
     Ok(value)
 }
 
+/// The request's `agent_id`, which must be 1-128 characters of
+/// `[A-Za-z0-9_:-]`: it becomes a NATS subject token
+/// (`<prefix>.assignments.<agent_id>`) and a key in the state bucket.
+fn agent_id(value: &str) -> Result<&str, Status> {
+    let value = required("agent_id", value)?;
+    let token = value.len() <= 128 && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"_:-".contains(&b));
+    if !token {
+        return Err(Status::invalid_argument(format!(
+            "agent_id `{}` is not usable: use 1-128 letters, digits, `_`, `-` or `:` (no dots or spaces: it becomes a NATS subject token)",
+            value.chars().take(140).collect::<String>()
+        )));
+    }
+    Ok(value)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
