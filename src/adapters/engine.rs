@@ -9,16 +9,25 @@
 //! With a journal, a command's recorded changes go to it first: what the
 //! sinks prepared is released, and the caller answered, only once the
 //! journal has the changes durably. Nobody hears of a decision that a crash
-//! could still undo.
+//! could still undo. While the journal cannot record (NATS away), the core's
+//! timers are not ticked — nothing decided then could be announced — and once
+//! it records again, open offers get the lost time back
+//! (`Command::ExtendOffers`), so no agent times out on an offer never shown.
 
 use crate::core::snapshot::Change;
 use crate::core::{Command, CoreError, Effect, Millis, Router};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 /// How often the engine ticks the core's timers.
 pub const TICK_EVERY: Duration = Duration::from_millis(100);
+
+/// A batch not recorded after this long means the journal cannot record.
+const STALLED_AFTER: Millis = 2_000;
 
 /// Wall-clock milliseconds since the epoch; the only clock read of the service.
 pub fn now_ms() -> Millis {
@@ -141,6 +150,13 @@ pub struct Engine {
     clock: fn() -> Millis,
     on_decision: Option<Box<dyn FnMut(Duration) + Send>>,
     journal: Option<mpsc::UnboundedSender<Batch>>,
+    /// Batches sent to the journal and not yet recorded: sequence, time sent.
+    unrecorded: VecDeque<(u64, Millis)>,
+    sent: u64,
+    /// Batches recorded so far; the journal counts them as it completes them.
+    recorded: Arc<AtomicU64>,
+    /// When the journal stopped keeping up, while the timers are paused.
+    paused_since: Option<Millis>,
 }
 
 impl Engine {
@@ -155,6 +171,10 @@ impl Engine {
             clock: now_ms,
             on_decision: None,
             journal: None,
+            unrecorded: VecDeque::new(),
+            sent: 0,
+            recorded: Arc::new(AtomicU64::new(0)),
+            paused_since: None,
         };
         (engine, EngineHandle { jobs: tx })
     }
@@ -217,8 +237,27 @@ impl Engine {
 
     fn tick(&mut self) {
         let now = (self.clock)();
-        let _ = self.router.handle(now, Command::Tick, &mut self.effects);
-        self.flush(now, None);
+        let recorded = self.recorded.load(Ordering::Acquire);
+        while self.unrecorded.front().is_some_and(|&(seq, _)| seq <= recorded) {
+            self.unrecorded.pop_front();
+        }
+        if let Some(&(_, since)) =
+            self.unrecorded.front().filter(|(_, sent)| now.saturating_sub(*sent) >= STALLED_AFTER)
+        {
+            if self.paused_since.is_none() {
+                tracing::warn!("decisions are not being recorded; timers paused until they are");
+                self.paused_since = Some(since);
+            }
+        } else if let Some(since) = self.paused_since.take() {
+            tracing::info!(paused_ms = now.saturating_sub(since), "decisions recorded again; timers resume");
+            let by = now.saturating_sub(since);
+            let _ = self.router.handle(now, Command::ExtendOffers { by }, &mut self.effects);
+            self.flush(now, None);
+        }
+        if self.paused_since.is_none() {
+            let _ = self.router.handle(now, Command::Tick, &mut self.effects);
+            self.flush(now, None);
+        }
         for sink in &mut self.sinks {
             sink.refresh(now, &self.router);
         }
@@ -235,9 +274,15 @@ impl Engine {
             self.effects.clear();
         }
         let changes = if self.journal.is_some() { self.router.take_changes() } else { Vec::new() };
-        let batch = Batch { changes, releases, reply };
+        let mut batch = Batch { changes, releases, reply };
         match &self.journal {
             Some(journal) if !batch.changes.is_empty() || !batch.releases.is_empty() => {
+                self.sent += 1;
+                self.unrecorded.push_back((self.sent, now));
+                let recorded = self.recorded.clone();
+                batch.releases.push(Box::new(move || {
+                    recorded.fetch_add(1, Ordering::Release);
+                }));
                 if let Err(mpsc::error::SendError(batch)) = journal.send(batch) {
                     tracing::error!("the journal has stopped; a decision was not recorded");
                     drop(batch);
@@ -245,5 +290,61 @@ impl Engine {
             }
             _ => batch.complete(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::testkit::{inquiry, presence};
+    use crate::core::{Actor, Category, InquiryState, RoutingSettings};
+
+    static NOW: AtomicU64 = AtomicU64::new(1_000_000);
+
+    fn clock() -> Millis {
+        NOW.load(Ordering::SeqCst)
+    }
+
+    fn advance_and_tick(engine: &mut Engine, ms: Millis) {
+        NOW.fetch_add(ms, Ordering::SeqCst);
+        engine.tick();
+    }
+
+    #[test]
+    fn offer_timers_pause_while_the_journal_cannot_record() {
+        let mut router = Router::new(RoutingSettings::default()).unwrap();
+        router.track_changes();
+        let (journal, mut batches) = mpsc::unbounded_channel();
+        let (engine, _handle) = Engine::new(router, Vec::new());
+        let mut engine = engine.with_journal(journal);
+        engine.clock = clock;
+        let presence = presence("ann", &[("orders", 3)], 3);
+        engine.run_job(Job::Command(Command::SetPresence { actor: Actor::agent("ann"), presence }, None));
+        engine.run_job(Job::Command(Command::Arrive(Box::new(inquiry("q1", Category::Order))), None));
+        let state = |e: &Engine| e.router.inquiry_state("q1");
+        assert_eq!(state(&engine), Some(InquiryState::Offered));
+
+        // NATS is away: nothing is recorded for 60 s, twice the accept timeout.
+        for _ in 0..600 {
+            advance_and_tick(&mut engine, 100);
+        }
+        assert_eq!(state(&engine), Some(InquiryState::Offered), "no timeout while nothing could be delivered");
+        assert_eq!(engine.router.inquiry(clock(), "q1").unwrap().attempts, 1, "still the first offer");
+
+        // Recorded again: the offer gets the lost time back, so it times out
+        // 30 s after it could first have been delivered, not at once.
+        while let Ok(batch) = batches.try_recv() {
+            batch.complete();
+        }
+        advance_and_tick(&mut engine, 100);
+        assert_eq!(state(&engine), Some(InquiryState::Offered));
+        for _ in 0..400 {
+            advance_and_tick(&mut engine, 100);
+            while let Ok(batch) = batches.try_recv() {
+                batch.complete();
+            }
+        }
+        assert_eq!(state(&engine), Some(InquiryState::Waiting), "the accept timeout runs again once recorded");
+        assert_eq!(engine.router.agent("ann").unwrap().status, crate::core::AgentStatus::Available);
     }
 }

@@ -109,4 +109,11 @@ pub enum Command {
     },
     /// Drives the timers: offer timeouts, overflow, levels, heartbeat grace.
     Tick,
+    /// Every open offer's accept deadline moves `by` milliseconds later: for
+    /// that long the adapters could not deliver offers or hear answers (the
+    /// decisions could not be recorded), and an agent must not time out on
+    /// an offer nobody showed them.
+    ExtendOffers {
+        by: Millis,
+    },
 }

@@ -136,6 +136,15 @@ async fn a_broker_restart_during_traffic_loses_nothing() {
 
     wait_all_completed(&router, &all).await;
     assert_all_completed(&router, &all, &ledger).await;
+    // The agents accept every offer they see at once: an offer can only have
+    // timed out if its timer ran while the outage kept it from them.
+    let scrape = router.scrape().await;
+    let timeouts: f64 = scrape
+        .lines()
+        .filter(|l| l.starts_with("ticket_router_offer_timeouts_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(timeouts, 0.0, "offer timers ran while nothing could be delivered");
     pool.stop().await;
 }
 

@@ -2,6 +2,7 @@
 //! grace, fatigue, overflow, load levels with overrides, staffing advice, and
 //! forgetting finished work.
 
+use super::record::Place;
 use super::{Override, Router};
 use crate::core::agents::{AgentIx, Class, GroupIx};
 use crate::core::command::{Actor, Role};
@@ -31,6 +32,21 @@ impl Router {
             self.next_level_eval = now + LEVEL_EVAL_MS;
         }
         self.forget_finished(now);
+    }
+
+    /// Moves every open offer's deadline `by` later (see `Command::ExtendOffers`).
+    pub(super) fn extend_offers(&mut self, by: Millis) {
+        if by == 0 {
+            return;
+        }
+        let open = std::mem::take(&mut self.offer_deadlines);
+        for (deadline, ix) in open {
+            let later = deadline + by;
+            if let Place::Offered { deadline: d, .. } = &mut self.rec_mut(ix).place {
+                *d = later;
+            }
+            self.offer_deadlines.insert((later, ix));
+        }
     }
 
     /// Inquiries that waited `overflow_after` become servable by the overflow

@@ -227,6 +227,10 @@ impl Router {
             Command::ClearLevelOverride { actor, group } => self.clear_override(now, &actor, group, effects),
             Command::DesktopConnected { agent } => self.desktop_connected(&agent),
             Command::DesktopDisconnected { agent } => self.desktop_disconnected(now, &agent),
+            Command::ExtendOffers { by } => {
+                self.extend_offers(by);
+                Ok(())
+            }
             Command::Tick => {
                 self.tick(now, effects);
                 Ok(())

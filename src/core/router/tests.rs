@@ -4,6 +4,7 @@ use crate::core::command::{Actor, Command, Role, TransferTarget};
 use crate::core::effect::{Effect, EventKind};
 use crate::core::error::CoreError;
 use crate::core::settings::{GroupSettings, RoutingSettings};
+use crate::core::snapshot::Change;
 use crate::core::testkit::{inquiry, offer_pairs, offers, presence, Bench};
 use crate::core::types::{AgentStatus, Band, Category, HandoffNote, InquiryState, Level, Rule};
 
@@ -264,6 +265,36 @@ fn an_unaccepted_offer_times_out_goes_to_another_agent_and_two_timeouts_set_away
     let fx = b.advance(30_000);
     assert!(fx.iter().any(|e| matches!(e, Effect::AgentStatusChanged { status: AgentStatus::Away, .. })));
     assert_eq!(b.router.agent("slow").unwrap().status, AgentStatus::Away);
+}
+
+#[test]
+fn extended_offers_time_out_that_much_later_and_stay_recorded() {
+    let mut b = bench();
+    b.router.track_changes();
+    b.agent(presence("slow", &[("orders", 5)], 5));
+    b.agent(presence("quick", &[("orders", 3)], 5));
+    b.arrive(inquiry("q1", Category::Order));
+    let offered_at = b.now;
+    let fx = b.advance(20_000);
+    assert!(offers(&fx).is_empty());
+    b.router.take_changes();
+    // The adapters could not deliver anything for 25 s: the 30 s accept
+    // timeout restarts its count from where it was.
+    b.apply(Command::ExtendOffers { by: 25_000 });
+    let recorded: Vec<_> = b
+        .router
+        .take_changes()
+        .into_iter()
+        .filter_map(|c| match c {
+            Change::Inquiry(r) => Some((r.inquiry.id.to_string(), r.deadline)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(recorded, [("q1".to_string(), Some(offered_at + 55_000))], "the moved deadline is recorded");
+    assert!(offers(&b.advance(34_000)).is_empty(), "54 s after the offer, 29 s of it counted");
+    let fx = b.advance(1_000);
+    assert_eq!(offer_pairs(&fx), [("q1".to_string(), "quick".to_string())]);
+    b.router.check_invariants().unwrap();
 }
 
 #[test]

@@ -111,7 +111,8 @@ async fn serve_desk(agent: &str, group: &str, url: &str, ledger: &Ledger, active
     let Ok(stream) = c.desk.subscribe(proto::SubscribeRequest { agent_id: agent.into() }).await else { return };
     let mut stream = stream.into_inner();
     // Like a person at the desktop: back to AVAILABLE whenever the router set
-    // us AWAY (offers that timed out while NATS was away, for instance).
+    // us AWAY (offers that timed out while this desktop was reconnecting to a
+    // restarted router, for instance).
     let mut desk = c.desk.clone();
     let (me, team) = (agent.to_string(), group.to_string());
     let keep_available = tokio::spawn(async move {
