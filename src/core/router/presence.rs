@@ -122,6 +122,8 @@ impl Router {
         let (max_continuous, min_break) =
             (fatigue.max_continuous.as_millis() as u64, fatigue.min_break.as_millis() as u64);
         let mut fatigue_at = None;
+        // The fatigue timer of the current service stretch, keyed as it was set.
+        let old_deadline = self.agents[ax as usize].serving_since.map(|since| since + max_continuous);
         self.touch_agent(ax);
         self.with_agent(ax, |a| {
             a.status = status;
@@ -139,7 +141,9 @@ impl Router {
             }
         });
         if let Some(at) = fatigue_at {
-            self.fatigue_deadlines.retain(|&(_, a)| a != ax);
+            if let Some(old) = old_deadline {
+                self.fatigue_deadlines.remove(&(old, ax));
+            }
             self.fatigue_deadlines.insert((at, ax));
         }
         if old != status {
