@@ -73,7 +73,8 @@ fn service_level_from_c(agents: u32, traffic: f64, c: f64, service_secs: f64, wi
 pub fn advise(input: StaffingInput) -> StaffingAdvice {
     let service_secs = input.handle_secs / input.concurrency.max(1.0);
     let traffic = input.arrivals_per_sec * service_secs;
-    if !(traffic > 0.0) || !service_secs.is_finite() {
+    // NaN traffic counts as none.
+    if traffic.is_nan() || traffic <= 0.0 || !service_secs.is_finite() {
         return StaffingAdvice::default();
     }
     // The smallest team above the traffic that meets the target. Erlang B is

@@ -275,7 +275,7 @@ async fn recovery_of_100k_waiting_inquiries() {
     let mut acks = std::collections::VecDeque::new();
     for i in 0..n {
         let id = format!("rec-{i}");
-        let body = inquiry_json(&id, "ORDER", (i % 4) as u32, i % 10 == 0);
+        let body = inquiry_json(&id, "ORDER", i % 4, i % 10 == 0);
         acks.push_back(js.publish("support.inquiries.shop-1", body.into()).await.unwrap());
         if acks.len() > 1_000 {
             acks.pop_front().unwrap().await.unwrap();

@@ -10,6 +10,10 @@ use crate::core::error::CoreError;
 use crate::core::matching::{language_key, Offering};
 use crate::core::types::{AgentStatus, Millis};
 
+/// A presence with names turned into indexes: groups with proficiency, the
+/// languages and skills offered, and the chat limit.
+type ParsedPresence = (Vec<(GroupIx, u8)>, Offering, u32);
+
 /// Highest `max_concurrent` accepted from a desktop.
 pub const MAX_CONCURRENT_LIMIT: u32 = 50;
 
@@ -46,7 +50,7 @@ impl Router {
     }
 
     /// Validates a presence and turns names into indexes and bits.
-    pub(super) fn parse_presence(&mut self, p: &Presence) -> Result<(Vec<(GroupIx, u8)>, Offering, u32), CoreError> {
+    pub(super) fn parse_presence(&mut self, p: &Presence) -> Result<ParsedPresence, CoreError> {
         let mut groups = Vec::with_capacity(p.groups.len());
         for (name, proficiency) in &p.groups {
             let g = self.group_by_name(name)?;

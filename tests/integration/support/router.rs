@@ -19,6 +19,7 @@ pub struct RouterProcess {
 /// The configuration used by tests: the demo file's groups, auth off,
 /// ephemeral ports, short timers; `extra` is appended (TOML).
 pub fn test_config(nats_url: &str, prefix: &str, extra: &str) -> String {
+    let stream = format!("{}_INQUIRIES", prefix.to_uppercase().replace('.', "_"));
     format!(
         r#"
 [nats]
@@ -35,7 +36,6 @@ listen = "127.0.0.1:0"
 
 {extra}
 "#,
-        stream = format!("{}_INQUIRIES", prefix.to_uppercase().replace('.', "_")),
         auth = if extra.contains("[grpc.auth]") { "" } else { "[grpc.auth]\nmode = \"none\"\n" },
     )
 }
