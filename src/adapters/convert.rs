@@ -177,6 +177,29 @@ pub fn event_kind(k: EventKind) -> inquiry_event::Kind {
 }
 
 /// An offer as sent to the desktop and on `assignments.<agent>`.
+/// The offer `agent` holds for inquiry `id`, as sent when it was made but
+/// with its current deadline: for desktops that (re)subscribe and for
+/// offers whose deadline moved.
+pub fn open_offer(router: &core::Router, now: core::Millis, agent: &str, id: &str) -> Option<proto::Assignment> {
+    let v = router.inquiry(now, id)?;
+    if v.state != InquiryState::Offered || v.owner.as_deref() != Some(agent) {
+        return None;
+    }
+    let offered = v.timeline.iter().rev().find(|t| t.kind == EventKind::Offered)?;
+    let offer = core::Offer {
+        inquiry: v.inquiry.id.clone(),
+        shop: v.inquiry.shop_id.clone(),
+        agent: agent.into(),
+        group: v.group.clone(),
+        at: offered.at,
+        expires_at: v.offer_expires_at?,
+        attempt: v.attempts,
+        trace: offered.trace.as_deref().cloned().unwrap_or_default(),
+        note: v.note.cloned(),
+    };
+    Some(assignment(&offer, Some(v.inquiry)))
+}
+
 pub fn assignment(offer: &core::Offer, inquiry_data: Option<&core::Inquiry>) -> proto::Assignment {
     proto::Assignment {
         inquiry: inquiry_data.map(inquiry),

@@ -310,12 +310,31 @@ mod tests {
         engine.tick();
     }
 
+    /// Every offer deadline sinks were told of, in the order released.
+    struct Deadlines(Arc<std::sync::Mutex<Vec<Millis>>>);
+
+    impl EffectSink for Deadlines {
+        fn prepare(&mut self, _now: Millis, effects: &[Effect], _router: &Router) -> Option<Release> {
+            let deadlines: Vec<_> = effects
+                .iter()
+                .filter_map(|e| match e {
+                    Effect::Offer(o) => Some(o.expires_at),
+                    Effect::OfferRenewed { expires_at, .. } => Some(*expires_at),
+                    _ => None,
+                })
+                .collect();
+            let delivered = self.0.clone();
+            Some(Box::new(move || delivered.lock().unwrap().extend(deadlines)))
+        }
+    }
+
     #[test]
     fn offer_timers_pause_while_the_journal_cannot_record() {
         let mut router = Router::new(RoutingSettings::default()).unwrap();
         router.track_changes();
         let (journal, mut batches) = mpsc::unbounded_channel();
-        let (engine, _handle) = Engine::new(router, Vec::new());
+        let delivered = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (engine, _handle) = Engine::new(router, vec![Box::new(Deadlines(delivered.clone()))]);
         let mut engine = engine.with_journal(journal);
         engine.clock = clock;
         let presence = presence("ann", &[("orders", 3)], 3);
@@ -338,6 +357,16 @@ mod tests {
         }
         advance_and_tick(&mut engine, 100);
         assert_eq!(state(&engine), Some(InquiryState::Offered));
+        while let Ok(batch) = batches.try_recv() {
+            batch.complete();
+        }
+        let resumed = clock();
+        let offered_at = resumed - 60_100;
+        assert_eq!(
+            *delivered.lock().unwrap(),
+            [offered_at + 30_000, resumed + 30_000],
+            "the offer made during the outage, then its deadline as it now stands"
+        );
         for _ in 0..400 {
             advance_and_tick(&mut engine, 100);
             while let Ok(batch) = batches.try_recv() {

@@ -104,6 +104,13 @@ pub struct LevelChange {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Effect {
     Offer(Offer),
+    /// An open offer's deadline moved (timers were paused while decisions
+    /// could not be recorded): tell the desktop again, with `expires_at`.
+    OfferRenewed {
+        inquiry: Id,
+        agent: Id,
+        expires_at: Millis,
+    },
     /// An earlier offer is void (timeout, cancellation, agent gone).
     Withdraw {
         inquiry: Id,

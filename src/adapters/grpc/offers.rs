@@ -9,7 +9,7 @@
 
 use crate::adapters::convert;
 use crate::adapters::engine::{EffectSink, EngineHandle, Release};
-use crate::core::{Command, Effect, EventKind, Id, InquiryState, Millis, Offer, Router};
+use crate::core::{Command, Effect, Id, Millis, Router};
 use crate::proto;
 use futures::Stream;
 use std::collections::HashMap;
@@ -120,6 +120,9 @@ impl EffectSink for OfferHub {
                     let inquiry = router.inquiry(now, &offer.inquiry).map(|v| v.inquiry);
                     outgoing.push((offer.agent.clone(), convert::assignment(offer, inquiry)));
                 }
+                Effect::OfferRenewed { inquiry, agent, .. } => {
+                    outgoing.extend(convert::open_offer(router, now, agent, inquiry).map(|a| (agent.clone(), a)));
+                }
                 Effect::Withdraw { inquiry, agent, .. } => outgoing.push((agent.clone(), withdrawal(inquiry, agent))),
                 _ => {}
             }
@@ -163,30 +166,9 @@ fn held_offers(router: &Router, now: Millis, agent: &str) -> Vec<proto::Assignme
             ..proto::Assignment::default()
         })
     });
-    active.chain(view.offered.iter().filter_map(|id| held_offer(router, now, agent, id))).collect()
+    active.chain(view.offered.iter().filter_map(|id| convert::open_offer(router, now, agent, id))).collect()
 }
 
-fn held_offer(router: &Router, now: Millis, agent: &str, id: &str) -> Option<proto::Assignment> {
-    let v = router.inquiry(now, id)?;
-    if v.state != InquiryState::Offered || v.owner.as_deref() != Some(agent) {
-        return None;
-    }
-    let offered = v.timeline.iter().rev().find(|t| t.kind == EventKind::Offered)?;
-    let group = router.settings().groups.iter().find(|g| *g.id == *v.group);
-    let timeout = group.map_or(0, |g| g.accept_timeout.as_millis() as Millis);
-    let offer = Offer {
-        inquiry: v.inquiry.id.clone(),
-        shop: v.inquiry.shop_id.clone(),
-        agent: agent.into(),
-        group: v.group.clone(),
-        at: offered.at,
-        expires_at: offered.at + timeout,
-        attempt: v.attempts,
-        trace: offered.trace.as_deref().cloned().unwrap_or_default(),
-        note: v.note.cloned(),
-    };
-    Some(convert::assignment(&offer, Some(v.inquiry)))
-}
 
 /// The server stream of one `Subscribe` call. Dropping it (the desktop went
 /// away, or the server is stopping) reports the lost heartbeat.

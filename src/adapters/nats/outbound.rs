@@ -66,6 +66,12 @@ impl EffectSink for NatsPublisher {
                     out.send(encode(s.assignments(&offer.agent), &convert::assignment(offer, inquiry)));
                     out.send(encode(s.events(&offer.shop), &convert::offered_event(offer)));
                 }
+                // Only the desktop's copy: the OFFERED event was published once.
+                Effect::OfferRenewed { inquiry, agent, .. } => {
+                    if let Some(renewed) = convert::open_offer(router, now, agent, inquiry) {
+                        out.send(encode(s.assignments(agent), &renewed));
+                    }
+                }
                 Effect::Withdraw { inquiry, agent, reason } => {
                     let withdrawn = proto::Assignment {
                         inquiry: Some(proto::Inquiry { id: inquiry.to_string(), ..Default::default() }),

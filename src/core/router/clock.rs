@@ -34,16 +34,21 @@ impl Router {
         self.forget_finished(now);
     }
 
-    /// Moves every open offer's deadline `by` later (see `Command::ExtendOffers`).
-    pub(super) fn extend_offers(&mut self, by: Millis) {
+    /// Moves every open offer's deadline `by` later (see `Command::ExtendOffers`)
+    /// and tells each desktop the new deadline.
+    pub(super) fn extend_offers(&mut self, by: Millis, fx: &mut Vec<Effect>) {
         if by == 0 {
             return;
         }
         let open = std::mem::take(&mut self.offer_deadlines);
         for (deadline, ix) in open {
             let later = deadline + by;
-            if let Place::Offered { deadline: d, .. } = &mut self.rec_mut(ix).place {
+            let rec = self.rec_mut(ix);
+            if let Place::Offered { deadline: d, agent, .. } = &mut rec.place {
                 *d = later;
+                let (agent, inquiry) = (*agent, rec.inquiry.id.clone());
+                let agent = self.agents[agent as usize].id.clone();
+                fx.push(Effect::OfferRenewed { inquiry, agent, expires_at: later });
             }
             self.offer_deadlines.insert((later, ix));
         }

@@ -228,7 +228,7 @@ impl Router {
             Command::DesktopConnected { agent } => self.desktop_connected(&agent),
             Command::DesktopDisconnected { agent } => self.desktop_disconnected(now, &agent),
             Command::ExtendOffers { by } => {
-                self.extend_offers(by);
+                self.extend_offers(by, effects);
                 Ok(())
             }
             Command::Tick => {

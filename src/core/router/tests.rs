@@ -280,7 +280,11 @@ fn extended_offers_time_out_that_much_later_and_stay_recorded() {
     b.router.take_changes();
     // The adapters could not deliver anything for 25 s: the 30 s accept
     // timeout restarts its count from where it was.
-    b.apply(Command::ExtendOffers { by: 25_000 });
+    let renewed = b.apply(Command::ExtendOffers { by: 25_000 });
+    let expires_at = offered_at + 55_000;
+    let (inquiry, agent) = ("q1".into(), "slow".into());
+    assert_eq!(renewed, [Effect::OfferRenewed { inquiry, agent, expires_at }], "the desktop learns the new deadline");
+    assert_eq!(b.router.inquiry(b.now, "q1").unwrap().offer_expires_at, Some(expires_at));
     let recorded: Vec<_> = b
         .router
         .take_changes()

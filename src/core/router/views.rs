@@ -23,6 +23,9 @@ pub struct InquiryView<'a> {
     pub received_at: Millis,
     pub note: Option<&'a HandoffNote>,
     pub timeline: Cow<'a, [TimelineEntry]>,
+    /// While offered: when the offer times out (later than the offer time
+    /// plus the accept timeout if timers were paused meanwhile).
+    pub offer_expires_at: Option<Millis>,
 }
 
 /// One group as `GetQueues`, `GetStaffing` and the metrics show it.
@@ -104,6 +107,10 @@ impl Router {
             received_at: rec.received_at,
             note: rec.note.as_deref(),
             timeline: self.timeline(rec),
+            offer_expires_at: match rec.place {
+                Place::Offered { deadline, .. } => Some(deadline),
+                _ => None,
+            },
         })
     }
 

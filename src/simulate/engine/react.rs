@@ -129,7 +129,8 @@ impl Sim<'_> {
                         }
                     }
                 }
-                Effect::AgentStatusChanged { .. } | Effect::LevelChanged(_) => {}
+                // The simulation never pauses its timers.
+                Effect::AgentStatusChanged { .. } | Effect::LevelChanged(_) | Effect::OfferRenewed { .. } => {}
             }
         }
         self.fx = fx;

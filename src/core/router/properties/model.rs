@@ -155,6 +155,12 @@ impl Model {
                 self.excluded.remove(&o.inquiry);
                 self.inquiries.insert(o.inquiry.clone(), Place::Offered(o.agent.clone()));
             }
+            Effect::OfferRenewed { inquiry, agent, .. } => {
+                let place = self.place(inquiry)?;
+                if place != Place::Offered(agent.clone()) {
+                    return Err(format!("renewed offer of {inquiry} to {agent} while it is {place:?}"));
+                }
+            }
             Effect::Withdraw { inquiry, agent, .. } => {
                 let place = self.place(inquiry)?;
                 if place.holder() != Some(agent) {

@@ -146,6 +146,8 @@ pub enum Op {
     Disconnect(u8),
     /// Advance time by this many milliseconds, then tick.
     Tick(u64),
+    /// Open offers get this many milliseconds more (after an outage).
+    ExtendOffers(u64),
 }
 
 fn category() -> impl Strategy<Value = Category> {
@@ -237,6 +239,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (0u8..=6).prop_map(Op::Connect),
         3 => (0u8..=6).prop_map(Op::Disconnect),
         18 => tick().prop_map(Op::Tick),
+        1 => (0u64..60_000).prop_map(Op::ExtendOffers),
     ]
 }
 
@@ -380,5 +383,6 @@ pub fn command(model: &Model, now: Millis, op: &Op) -> Command {
         Op::Connect(a) => Command::DesktopConnected { agent: agent_id(*a) },
         Op::Disconnect(a) => Command::DesktopDisconnected { agent: agent_id(*a) },
         Op::Tick(_) => Command::Tick,
+        Op::ExtendOffers(by) => Command::ExtendOffers { by: *by },
     }
 }
