@@ -7,7 +7,7 @@
 
 use super::agent_desk::action_response;
 use super::auth::staff_actor;
-use super::required;
+use super::{agent_token, required};
 use crate::adapters::convert;
 use crate::adapters::engine::{EngineError, EngineHandle};
 use crate::core::router::InquiryView;
@@ -30,7 +30,7 @@ impl HandoffService {
 /// The transfer target of a request, or INVALID_ARGUMENT.
 pub fn transfer_target(target: Option<&Target>) -> Result<TransferTarget, Status> {
     match target {
-        Some(Target::ToAgent(agent)) => Ok(TransferTarget::Agent(required("to_agent", agent)?.into())),
+        Some(Target::ToAgent(agent)) => Ok(TransferTarget::Agent(agent_token("to_agent", agent)?.into())),
         Some(Target::ToGroup(group)) => Ok(TransferTarget::Group(required("to_group", group)?.to_string())),
         None => Err(Status::invalid_argument("a transfer needs a target: set `to_agent` or `to_group`")),
     }
@@ -103,6 +103,9 @@ mod tests {
         assert_eq!(transfer_target(None).unwrap_err().code(), Code::InvalidArgument);
         assert_eq!(transfer_target(Some(&Target::ToGroup(String::new()))).unwrap_err().code(), Code::InvalidArgument);
         assert_eq!(transfer_target(Some(&Target::ToAgent("a2".into()))).unwrap(), TransferTarget::Agent("a2".into()));
+        let bad = transfer_target(Some(&Target::ToAgent("ann.lee".into()))).unwrap_err();
+        assert_eq!(bad.code(), Code::InvalidArgument);
+        assert!(bad.message().starts_with("to_agent `ann.lee` is not usable"), "{}", bad.message());
         assert_eq!(
             transfer_target(Some(&Target::ToGroup("orders".into()))).unwrap(),
             TransferTarget::Group("orders".into())

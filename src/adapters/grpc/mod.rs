@@ -197,11 +197,17 @@ fn required<'a>(field: &str, value: &'a str) -> Result<&'a str, Status> {
 /// `[A-Za-z0-9_:-]`: it becomes a NATS subject token
 /// (`<prefix>.assignments.<agent_id>`) and a key in the state bucket.
 fn agent_id(value: &str) -> Result<&str, Status> {
-    let value = required("agent_id", value)?;
+    agent_token("agent_id", value)
+}
+
+/// An agent id in request field `field`: it must be usable as a NATS
+/// subject token and a state key.
+fn agent_token<'a>(field: &str, value: &'a str) -> Result<&'a str, Status> {
+    let value = required(field, value)?;
     let token = value.len() <= 128 && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"_:-".contains(&b));
     if !token {
         return Err(Status::invalid_argument(format!(
-            "agent_id `{}` is not usable: use 1-128 letters, digits, `_`, `-` or `:` (no dots or spaces: it becomes a NATS subject token)",
+            "{field} `{}` is not usable: use 1-128 letters, digits, `_`, `-` or `:` (no dots or spaces: it becomes a NATS subject token)",
             value.chars().take(140).collect::<String>()
         )));
     }
