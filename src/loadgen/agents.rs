@@ -11,7 +11,8 @@
 use super::{connect_grpc, Counters, LoadgenError};
 use crate::proto::{self, agent_desk_client::AgentDeskClient};
 use crate::rng::Rng;
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -143,6 +144,7 @@ impl AgentPool {
                 on_offer: on_offer.clone(),
                 stop: stop.clone(),
                 chats: tasks.clone(),
+                handling: Arc::default(),
             };
             tasks.spawn(agent.run(Rng::new(options.seed.wrapping_add(i as u64))));
         }
@@ -167,7 +169,13 @@ struct Agent {
     on_offer: Option<OnOffer>,
     stop: CancellationToken,
     chats: TaskTracker,
+    /// Inquiries a chat of this agent is handling: a later message for one
+    /// (the same offer with a moved deadline, or a replay on resubscribe)
+    /// changes nothing for a desktop that already works on it.
+    handling: Handling,
 }
+
+type Handling = Arc<Mutex<HashSet<String>>>;
 
 impl Agent {
     async fn run(self, mut rng: Rng) {
@@ -210,7 +218,7 @@ impl Agent {
             };
             let Some(offer) = message else { return Ok(()) };
             let Some(inquiry) = offer.inquiry.as_ref().map(|i| i.id.clone()) else { continue };
-            if offer.withdrawn {
+            if offer.withdrawn || !self.handling.lock().expect("not poisoned").insert(inquiry.clone()) {
                 continue;
             }
             let (accept_after, handle) = self.behaviour.draw(rng);
@@ -220,8 +228,13 @@ impl Agent {
                 }
                 Counters::bump(&self.counters.offered);
             }
-            let chat =
-                Chat { agent: self.spec.id.clone(), inquiry, desk: desk.clone(), counters: self.counters.clone() };
+            let chat = Chat {
+                agent: self.spec.id.clone(),
+                inquiry,
+                desk: desk.clone(),
+                counters: self.counters.clone(),
+                handling: self.handling.clone(),
+            };
             let accept_after = (!offer.active).then_some(accept_after);
             self.chats.spawn(chat.run(accept_after, handle, self.stop.clone()));
         }
@@ -271,6 +284,13 @@ struct Chat {
     inquiry: String,
     desk: AgentDeskClient<Channel>,
     counters: Arc<Counters>,
+    handling: Handling,
+}
+
+impl Drop for Chat {
+    fn drop(&mut self) {
+        self.handling.lock().expect("not poisoned").remove(&self.inquiry);
+    }
 }
 
 impl Chat {
