@@ -260,6 +260,27 @@ mod tests {
     }
 
     #[test]
+    fn a_moved_deadline_reaches_the_desktop_and_later_subscribers() {
+        let (mut hub, mut bench) = (OfferHub::new(), Bench::new(RoutingSettings::default()));
+        bench.agent(testkit::presence("a1", &[("orders", 3)], 5));
+        let mut rx = desk(&hub, &bench, "a1", 8);
+        let fx = bench.arrive(testkit::inquiry("q1", Category::Order));
+        if let Some(release) = hub.prepare(bench.now, &fx, &bench.router) {
+            release();
+        }
+        let first = next(&mut rx);
+        let fx = bench.apply(Command::ExtendOffers { by: 20_000 });
+        if let Some(release) = hub.prepare(bench.now, &fx, &bench.router) {
+            release();
+        }
+        let renewed = next(&mut rx);
+        assert_eq!(renewed.expires_at_ms, first.expires_at_ms + 20_000);
+        assert_eq!((renewed.inquiry, renewed.offered_at_ms, renewed.withdrawn), (first.inquiry, first.offered_at_ms, false));
+        let mut late = desk(&hub, &bench, "a1", 8);
+        assert_eq!(next(&mut late).expires_at_ms, renewed.expires_at_ms, "a resubscribing desktop sees the moved deadline");
+    }
+
+    #[test]
     fn a_full_desktop_is_skipped_and_a_closed_one_forgotten() {
         let (mut hub, mut bench) = (OfferHub::new(), Bench::new(RoutingSettings::default()));
         bench.agent(testkit::presence("a1", &[("orders", 3)], 5));
