@@ -195,7 +195,7 @@ pub fn open_offer(router: &core::Router, now: core::Millis, agent: &str, id: &st
         expires_at: v.offer_expires_at?,
         attempt: v.attempts,
         trace: offered.trace.as_deref().cloned().unwrap_or_default(),
-        note: v.note.cloned(),
+        note: v.note.cloned().map(Box::new),
     };
     Some(assignment(&offer, Some(v.inquiry)))
 }
@@ -209,7 +209,7 @@ pub fn assignment(offer: &core::Offer, inquiry_data: Option<&core::Inquiry>) -> 
         expires_at_ms: offer.expires_at as i64,
         attempt: offer.attempt,
         trace: Some(trace(&offer.trace)),
-        note: offer.note.as_ref().map(note),
+        note: offer.note.as_deref().map(note),
         withdrawn: false,
         active: false,
     }
@@ -226,7 +226,7 @@ pub fn offered_event(offer: &core::Offer) -> proto::InquiryEvent {
         at_ms: offer.at as i64,
         score: offer.trace.score,
         trace: Some(trace(&offer.trace)),
-        note: offer.note.as_ref().map(note),
+        note: offer.note.as_deref().map(note),
         detail: format!("attempt {}", offer.attempt),
     }
 }
@@ -247,7 +247,7 @@ pub fn event(e: &core::Event) -> proto::InquiryEvent {
         at_ms: e.at as i64,
         score: e.score,
         trace: None,
-        note: e.note.as_ref().map(note),
+        note: e.note.as_deref().map(note),
         detail,
     }
 }

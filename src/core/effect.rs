@@ -56,7 +56,7 @@ pub struct Event {
     pub waited_ms: Option<u64>,
     /// For COMPLETED: milliseconds from acceptance to completion.
     pub handled_ms: Option<u64>,
-    pub note: Option<HandoffNote>,
+    pub note: Option<Box<HandoffNote>>,
     pub detail: Option<String>,
 }
 
@@ -71,7 +71,7 @@ pub struct Offer {
     pub expires_at: Millis,
     pub attempt: u32,
     pub trace: DecisionTrace,
-    pub note: Option<HandoffNote>,
+    pub note: Option<Box<HandoffNote>>,
 }
 
 /// Scope of a load level.

@@ -37,6 +37,12 @@ impl IdIndex {
         Some(entry.remove().0)
     }
 
+    /// Removes `id` known to be at `ix`, without reading any record (the
+    /// one at `ix` may already be gone); whether it was there.
+    pub fn remove_at(&mut self, id: &str, ix: Ix) -> bool {
+        self.table.find_entry(hash(id), |&other| other == ix).map(|entry| entry.remove()).is_ok()
+    }
+
     /// Number of ids.
     pub fn len(&self) -> usize {
         self.table.len()
@@ -65,5 +71,8 @@ mod tests {
         assert_eq!(index.remove("b", id_of), Some(1));
         assert_eq!((index.get("b", id_of), index.remove("b", id_of), index.len()), (None, None, 3));
         assert_eq!(index.get("dd", id_of), Some(3));
+        assert!(!index.remove_at("dd", 2), "only at its own index");
+        assert!(index.remove_at("dd", 3));
+        assert_eq!((index.get("dd", id_of), index.len()), (None, 2));
     }
 }

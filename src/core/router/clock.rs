@@ -66,8 +66,8 @@ impl Router {
                 let slot = self.rec(ix).slot();
                 self.groups[g as usize].queue.mark_overflowed(ix, &slot);
                 self.rec_mut(ix).overflowed = true;
-                let targets = self.groups[g as usize].overflow_to.clone();
-                for target in targets {
+                for t in 0..self.groups[g as usize].overflow_to.len() {
+                    let target = self.groups[g as usize].overflow_to[t];
                     let mut choice = self.choose_agent(now, target, ix);
                     if let Some((ax, _)) = choice.agent {
                         choice.trace.rule = Some(Rule::Overflow);
@@ -243,12 +243,11 @@ impl Router {
                 break;
             }
             self.finished.pop_front();
-            let Some(id) = self.records[ix as usize].as_ref().map(|r| r.inquiry.id.clone()) else { continue };
-            self.inquiry_ix.remove(&id, super::record_id(&self.records));
-            self.records[ix as usize] = None;
+            let Some(rec) = self.records[ix as usize].take() else { continue };
+            self.inquiry_ix.remove_at(&rec.inquiry.id, ix);
             self.free_records.push(ix);
             if self.tracking {
-                self.forgotten.push(id);
+                self.forgotten.push(rec.inquiry.id);
             }
         }
         let window = self.settings.agents.sticky_window.as_millis() as u64;

@@ -254,7 +254,7 @@ impl Router {
             expires_at: deadline,
             attempt: rec.attempts,
             trace,
-            note: rec.note.as_deref().cloned(),
+            note: rec.note.clone(),
         }));
     }
 
@@ -286,7 +286,8 @@ impl Router {
             return self.offer(now, ix, ax, home, choice.trace, fx);
         }
         if self.rec(ix).overflowed {
-            for target in self.groups[home as usize].overflow_to.clone() {
+            for t in 0..self.groups[home as usize].overflow_to.len() {
+                let target = self.groups[home as usize].overflow_to[t];
                 let mut choice = self.choose_agent(now, target, ix);
                 if let Some((ax, _)) = choice.agent {
                     choice.trace.rule = Some(Rule::Overflow);

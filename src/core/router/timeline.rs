@@ -42,7 +42,7 @@ impl Router {
             score,
             waited_ms: detail.waited_ms,
             handled_ms: detail.handled_ms,
-            note: detail.note.clone(),
+            note: detail.note.clone().map(Box::new),
             detail: detail.text.clone(),
         };
         let rec = self.rec_mut(ix);
