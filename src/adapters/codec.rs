@@ -116,6 +116,15 @@ pub fn format_of(content_type: Option<&str>) -> Result<Format, Rejection> {
     }
 }
 
+/// Any message of `proto/` (e.g. one the router published), in the format
+/// its `Content-Type` names.
+pub fn decode_as<T: Message + Default + serde::de::DeserializeOwned>(
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<T, Rejection> {
+    decode(format_of(content_type)?, body)
+}
+
 fn decode<T: Message + Default + serde::de::DeserializeOwned>(format: Format, body: &[u8]) -> Result<T, Rejection> {
     if body.is_empty() {
         return Err(Rejection::new(RejectReason::Empty, "the message body is empty"));

@@ -62,7 +62,7 @@ pub async fn run(
     let Some((router, catch_up)) = restore(&config, &store, &shutdown).await? else { return Ok(()) };
 
     let hub = OfferHub::new();
-    let (publisher, outgoing) = NatsPublisher::new(subjects.clone());
+    let (publisher, outgoing) = NatsPublisher::new(subjects.clone(), config.nats.outbound_encoding);
     let mut sinks: Vec<Box<dyn EffectSink>> = vec![Box::new(hub.clone()), Box::new(publisher), Box::new(MetricsSink)];
     let (journal_tx, journal_rx) = mpsc::unbounded_channel();
     let mut router = router;

@@ -145,6 +145,20 @@ pub struct NatsSettings {
     pub state_bucket: String,
     /// Replicas of the stream and the state bucket (3 in a production cluster).
     pub replicas: usize,
+    /// Encoding of what the router publishes (assignments, events,
+    /// deflections, levels); each message says which in `Content-Type`.
+    pub outbound_encoding: WireEncoding,
+}
+
+/// A payload encoding on NATS (SPEC section 5).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WireEncoding {
+    /// JSON with the proto field names and enum names (`application/json`).
+    #[default]
+    Json,
+    /// The protobuf messages of `proto/` (`application/protobuf`).
+    Protobuf,
 }
 
 impl Default for NatsSettings {
@@ -160,6 +174,7 @@ impl Default for NatsSettings {
             consumer: "ticket-router".into(),
             state_bucket: "ticket_router_state".into(),
             replicas: 1,
+            outbound_encoding: WireEncoding::Json,
         }
     }
 }

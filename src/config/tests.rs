@@ -185,6 +185,12 @@ fn bad_values_name_their_path_and_line() {
 
     let lines = error_lines("[levels.peak]\nqueue_length = -3\n", &no_env());
     assert!(lines[0].starts_with("levels.peak.queue_length: invalid value: integer `-3`"), "{lines:?}");
+
+    let lines = error_lines("[nats]\noutbound_encoding = \"xml\"\n", &no_env());
+    assert!(
+        lines[0].starts_with("nats.outbound_encoding: unknown variant `xml`, expected `json` or `protobuf`"),
+        "{lines:?}"
+    );
 }
 
 #[test]
@@ -208,6 +214,7 @@ fn env_overrides_apply() {
         ("TICKET_ROUTER_NATS_CREDENTIALS_FILE", "/etc/router.creds"),
         ("TICKET_ROUTER_DEDICATED_GROUP", ""),
         ("TICKET_ROUTER_NATS_TOKEN", ""),
+        ("TICKET_ROUTER_NATS_OUTBOUND_ENCODING", "protobuf"),
         ("PATH", "/usr/bin"),
     ];
     let config = Config::from_toml(&format!("{text}[nats]\ntoken = \"from-file\"\n"), &env).unwrap();
@@ -221,6 +228,7 @@ fn env_overrides_apply() {
     assert!(config.nats.tls.required);
     assert_eq!(config.nats.credentials_file, Some("/etc/router.creds".into()));
     assert_eq!(config.dedicated.group, "");
+    assert_eq!(config.nats.outbound_encoding, WireEncoding::Protobuf);
 }
 
 #[test]

@@ -8,6 +8,7 @@
 //! Reads only: the status never changes the router.
 
 use super::Counters;
+use crate::adapters::codec;
 use crate::proto::{self, ops_client::OpsClient, LoadLevel};
 use futures::StreamExt;
 use std::io::Write;
@@ -48,7 +49,8 @@ pub async fn watch(
         })
     };
     let changes = levels.for_each(move |message| {
-        if let Ok(change) = serde_json::from_slice::<proto::LevelChanged>(&message.payload) {
+        let content_type = message.headers.as_ref().and_then(|h| h.get("Content-Type")).map(|v| v.as_str());
+        if let Ok(change) = codec::decode_as::<proto::LevelChanged>(content_type, &message.payload) {
             let event = LevelEvent {
                 at: started.elapsed(),
                 scope: change.scope.clone(),

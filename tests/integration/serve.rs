@@ -83,6 +83,8 @@ async fn json_and_protobuf_inquiries_are_offered_accepted_and_completed_with_ord
     let mut seen: Vec<(String, i32)> = Vec::new();
     while seen.len() < 6 {
         let message = tokio::time::timeout(WAIT, events.next()).await.expect("events").expect("subscription");
+        let content_type = message.headers.as_ref().and_then(|h| h.get("Content-Type")).map(|v| v.as_str());
+        assert_eq!(content_type, Some("application/json"), "JSON unless configured otherwise");
         let event: proto::InquiryEvent = serde_json::from_slice(&message.payload).expect("JSON event");
         seen.push((event.inquiry_id, event.kind));
     }
@@ -90,6 +92,34 @@ async fn json_and_protobuf_inquiries_are_offered_accepted_and_completed_with_ord
         let kinds: Vec<i32> = seen.iter().filter(|(i, _)| i == id).map(|(_, k)| *k).collect();
         assert_eq!(kinds, [Kind::Offered as i32, Kind::Accepted as i32, Kind::Completed as i32], "{id}");
     }
+}
+
+#[tokio::test]
+async fn outbound_messages_can_be_protobuf_and_say_so() {
+    let nats = NatsServer::start();
+    let config = test_config(&nats.url(), "support", "");
+    let router = RouterProcess::start_with_env(&config, &[("TICKET_ROUTER_NATS_OUTBOUND_ENCODING", "protobuf")]);
+    let bus = async_nats::connect(nats.url()).await.expect("connect to test NATS");
+    let mut events = bus.subscribe("support.events.shop-1").await.unwrap();
+    let mut assignments = bus.subscribe("support.assignments.agent-a").await.unwrap();
+    let mut c = connect(&router.grpc_url(), None).await;
+    c.desk.set_presence(presence("agent-a", &[("orders", 3)], 5)).await.unwrap();
+    let mut offers =
+        c.desk.subscribe(proto::SubscribeRequest { agent_id: "agent-a".into() }).await.unwrap().into_inner();
+    publish(&bus, "support.inquiries.shop-1".into(), inquiry_json("pb-1", "ORDER", 0, false)).await;
+    assert_eq!(next_offer(&mut offers).await.inquiry.unwrap().id, "pb-1");
+
+    let content_type = |m: &async_nats::Message| {
+        m.headers.as_ref().and_then(|h| h.get("Content-Type")).map(|v| v.as_str().to_string())
+    };
+    let message = tokio::time::timeout(WAIT, assignments.next()).await.expect("assignment").expect("subscription");
+    assert_eq!(content_type(&message).as_deref(), Some("application/protobuf"));
+    let assignment = proto::Assignment::decode(message.payload).expect("a protobuf Assignment");
+    assert_eq!((assignment.inquiry.unwrap().id.as_str(), assignment.group.as_str()), ("pb-1", "orders"));
+    let message = tokio::time::timeout(WAIT, events.next()).await.expect("event").expect("subscription");
+    assert_eq!(content_type(&message).as_deref(), Some("application/protobuf"));
+    let event = proto::InquiryEvent::decode(message.payload).expect("a protobuf InquiryEvent");
+    assert_eq!((event.inquiry_id.as_str(), event.kind), ("pb-1", Kind::Offered as i32));
 }
 
 #[tokio::test]

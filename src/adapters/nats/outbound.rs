@@ -1,5 +1,7 @@
 //! Publishes the core's effects on the subjects of SPEC section 5, as JSON
-//! with the proto field names (`Content-Type: application/json`).
+//! with the proto field names (`Content-Type: application/json`) or, with
+//! `nats.outbound_encoding = "protobuf"`, as the protobuf messages of
+//! `proto/` (`Content-Type: application/protobuf`).
 //!
 //! The sink only encodes and queues; one publisher task sends in order, so
 //! the engine never waits on the network.
@@ -7,6 +9,7 @@
 use super::Subjects;
 use crate::adapters::convert;
 use crate::adapters::engine::{EffectSink, Release};
+use crate::config::WireEncoding;
 use crate::core::{Effect, Millis, Router};
 use crate::proto;
 use async_nats::HeaderMap;
@@ -21,28 +24,31 @@ pub struct Outgoing {
     pub payload: Bytes,
 }
 
-fn json_headers() -> HeaderMap {
+/// Encodes `message` for `subject` in `encoding`, with its `Content-Type`.
+fn encode<T: serde::Serialize + prost::Message>(encoding: WireEncoding, subject: String, message: &T) -> Outgoing {
+    let (content_type, payload) = match encoding {
+        WireEncoding::Json => {
+            ("application/json", serde_json::to_vec(message).expect("wire messages always serialize"))
+        }
+        WireEncoding::Protobuf => ("application/protobuf", message.encode_to_vec()),
+    };
     let mut headers = HeaderMap::new();
-    headers.insert("Content-Type", "application/json");
-    headers
-}
-
-fn encode<T: serde::Serialize>(subject: String, message: &T) -> Outgoing {
-    let payload = serde_json::to_vec(message).expect("wire messages always serialize");
-    Outgoing { subject, headers: json_headers(), payload: payload.into() }
+    headers.insert("Content-Type", content_type);
+    Outgoing { subject, headers, payload: payload.into() }
 }
 
 /// The effect sink side: encodes effects into a queue for the publisher task.
 pub struct NatsPublisher {
     subjects: Subjects,
+    encoding: WireEncoding,
     queue: mpsc::UnboundedSender<Outgoing>,
 }
 
 impl NatsPublisher {
     /// A sink and the receiving end the publisher task drains.
-    pub fn new(subjects: Subjects) -> (NatsPublisher, mpsc::UnboundedReceiver<Outgoing>) {
+    pub fn new(subjects: Subjects, encoding: WireEncoding) -> (NatsPublisher, mpsc::UnboundedReceiver<Outgoing>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        (NatsPublisher { subjects, queue: tx }, rx)
+        (NatsPublisher { subjects, encoding, queue: tx }, rx)
     }
 }
 
@@ -58,18 +64,19 @@ impl Prepared {
 impl EffectSink for NatsPublisher {
     fn prepare(&mut self, now: Millis, effects: &[Effect], router: &Router) -> Option<Release> {
         let s = &self.subjects;
+        let encoding = self.encoding;
         let mut out = Prepared(Vec::new());
         for effect in effects {
             match effect {
                 Effect::Offer(offer) => {
                     let inquiry = router.inquiry(now, &offer.inquiry).map(|v| v.inquiry);
-                    out.send(encode(s.assignments(&offer.agent), &convert::assignment(offer, inquiry)));
-                    out.send(encode(s.events(&offer.shop), &convert::offered_event(offer)));
+                    out.send(encode(encoding, s.assignments(&offer.agent), &convert::assignment(offer, inquiry)));
+                    out.send(encode(encoding, s.events(&offer.shop), &convert::offered_event(offer)));
                 }
                 // Only the desktop's copy: the OFFERED event was published once.
                 Effect::OfferRenewed { inquiry, agent, .. } => {
                     if let Some(renewed) = convert::open_offer(router, now, agent, inquiry) {
-                        out.send(encode(s.assignments(agent), &renewed));
+                        out.send(encode(encoding, s.assignments(agent), &renewed));
                     }
                 }
                 Effect::Withdraw { inquiry, agent, reason } => {
@@ -80,12 +87,12 @@ impl EffectSink for NatsPublisher {
                         note: Some(proto::HandoffNote { summary: reason.to_string(), ..Default::default() }),
                         ..Default::default()
                     };
-                    out.send(encode(s.assignments(agent), &withdrawn));
+                    out.send(encode(encoding, s.assignments(agent), &withdrawn));
                 }
-                Effect::Event(event) => out.send(encode(s.events(&event.shop), &convert::event(event))),
+                Effect::Event(event) => out.send(encode(encoding, s.events(&event.shop), &convert::event(event))),
                 Effect::Deflect { inquiry, shop, group, at } => {
                     if let Some(view) = router.inquiry(now, inquiry) {
-                        out.send(encode(s.deflections(shop), &convert::inquiry(view.inquiry)));
+                        out.send(encode(encoding, s.deflections(shop), &convert::inquiry(view.inquiry)));
                     }
                     let event = proto::InquiryEvent {
                         inquiry_id: inquiry.to_string(),
@@ -96,9 +103,9 @@ impl EffectSink for NatsPublisher {
                         detail: "handed to the self-service bot first".into(),
                         ..Default::default()
                     };
-                    out.send(encode(s.events(shop), &event));
+                    out.send(encode(encoding, s.events(shop), &event));
                 }
-                Effect::LevelChanged(change) => out.send(encode(s.levels(), &convert::level_changed(change))),
+                Effect::LevelChanged(change) => out.send(encode(encoding, s.levels(), &convert::level_changed(change))),
                 Effect::AgentStatusChanged { agent, status, reason } => {
                     tracing::info!(agent_id = %agent, ?status, reason, "agent status changed by the router");
                 }
