@@ -242,7 +242,7 @@ impl World {
         let mut q = inquiry(&format!("inq-{n:010}"), PRIMARIES[primary].1);
         q.shop_id = format!("shop-{:02}", rng.below(50)).into();
         q.platform = (*rng.pick(&["taobao", "jd", "pinduoduo", "douyin"])).into();
-        q.customer.id = format!("cust-{:07}", rng.below(1_000_000));
+        q.customer.id = format!("cust-{:07}", rng.below(1_000_000)).into();
         q.customer.vip_tier = if rng.chance(88) { 0 } else { 1 + rng.weighted(&[50, 25, 15, 7, 3]) as u8 };
         q.customer.is_fan = rng.chance(10);
         q.customer.lifetime_value_cents = rng.below(5_000_000) as i64;

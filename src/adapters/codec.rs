@@ -264,7 +264,7 @@ pub fn inquiry_from_proto(wire: proto::Inquiry, subject_shop: &str, now: Millis)
         shop_id: subject_shop.into(),
         platform: wire.platform.into(),
         customer: Customer {
-            id: customer.id,
+            id: customer.id.into(),
             vip_tier: customer.vip_tier as u8,
             is_fan: customer.is_fan,
             lifetime_value_cents: customer.lifetime_value_cents,

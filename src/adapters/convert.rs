@@ -12,7 +12,7 @@ pub fn inquiry(i: &core::Inquiry) -> proto::Inquiry {
         shop_id: i.shop_id.to_string(),
         platform: i.platform.to_string(),
         customer: Some(proto::Customer {
-            id: i.customer.id.clone(),
+            id: i.customer.id.to_string(),
             vip_tier: u32::from(i.customer.vip_tier),
             is_fan: i.customer.is_fan,
             lifetime_value_cents: i.customer.lifetime_value_cents,

@@ -1,6 +1,6 @@
 //! Lookup of records by their string id, storing only the record's index.
 //!
-//! A map from `Arc<str>` to index costs 24 bytes per bucket; this table
+//! A map from `Id` to index costs 32 bytes per bucket; this table
 //! stores the 4-byte index and compares against the id the record already
 //! holds, so a waiting inquiry pays about 5 bytes per bucket for its id.
 

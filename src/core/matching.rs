@@ -48,8 +48,9 @@ impl BitNames {
 const MAX_SHARED: usize = 4096;
 
 /// One copy of the strings that repeat across inquiries (shop, platform,
-/// language), so that each inquiry does not keep its own. Up to
-/// `MAX_SHARED` strings are shared; past that, strings are kept as they come.
+/// language), so that each inquiry does not keep its own. Short ones live
+/// inside the `Id` and need no sharing; of the others, up to `MAX_SHARED` are
+/// shared, and past that strings are kept as they come.
 #[derive(Clone, Debug, Default)]
 pub struct SharedNames {
     names: FxHashSet<Id>,
@@ -58,6 +59,9 @@ pub struct SharedNames {
 impl SharedNames {
     /// The shared copy of `name`, which becomes the shared copy if new.
     pub fn share(&mut self, name: Id) -> Id {
+        if !name.is_heap_allocated() {
+            return name;
+        }
         if let Some(known) = self.names.get(&*name) {
             return known.clone();
         }
@@ -143,10 +147,12 @@ mod tests {
     #[test]
     fn shared_names_keep_one_copy_of_each_string() {
         let mut shared = SharedNames::default();
-        let first = shared.share("shop-1".into());
-        let again = shared.share("shop-1".into());
-        assert!(std::sync::Arc::ptr_eq(&first, &again));
+        let long = "shop-with-a-name-longer-than-an-inline-id";
+        let first = shared.share(long.into());
+        let again = shared.share(long.into());
+        assert_eq!(first.as_ptr(), again.as_ptr(), "one heap copy");
         assert_eq!(&*shared.share("shop-2".into()), "shop-2");
+        assert_eq!(shared.names.len(), 1, "short names are not kept");
     }
 
     #[test]

@@ -14,7 +14,7 @@ pub fn inquiry(id: &str, category: Category) -> Inquiry {
         id: id.into(),
         shop_id: "shop-1".into(),
         platform: "taobao".into(),
-        customer: Customer { id: format!("c-{id}"), vip_tier: 0, is_fan: false, lifetime_value_cents: 0 },
+        customer: Customer { id: format!("c-{id}").into(), vip_tier: 0, is_fan: false, lifetime_value_cents: 0 },
         category,
         channel: Channel::Chat,
         language: "zh".into(),

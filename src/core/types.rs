@@ -2,14 +2,14 @@
 //! levels, statuses and the inquiry as the router receives it.
 
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
 
 /// Milliseconds since the Unix epoch. The core never reads a clock: every
 /// command carries its `now`.
 pub type Millis = u64;
 
-/// Cheaply cloned identifier (inquiry, agent, shop).
-pub type Id = Arc<str>;
+/// Cheaply cloned identifier (inquiry, agent, shop, customer): up to 23
+/// bytes inline (no heap block, no pointer to chase), longer ones shared.
+pub type Id = smol_str::SmolStr;
 
 /// What the customer asks about; decides the primary skill group.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -151,7 +151,7 @@ pub enum Rule {
 /// The customer behind an inquiry.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Customer {
-    pub id: String,
+    pub id: Id,
     pub vip_tier: u8,
     pub is_fan: bool,
     pub lifetime_value_cents: i64,

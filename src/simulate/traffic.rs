@@ -165,7 +165,7 @@ impl Traffic<'_> {
             shop_id: self.shop.into(),
             platform: self.platform.into(),
             customer: Customer {
-                id: format!("cust-{n:07}"),
+                id: format!("cust-{n:07}").into(),
                 vip_tier,
                 is_fan,
                 lifetime_value_cents: i64::from(vip_tier) * 50_000,

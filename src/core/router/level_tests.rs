@@ -83,7 +83,7 @@ fn staffing_advice_follows_the_arrival_rate_and_adds_the_standby_reserve_at_peak
         b.now += 2_000;
     }
     b.advance(1_000);
-    let orders = b.router.groups(b.now).into_iter().find(|g| g.id.as_ref() == "orders").unwrap();
+    let orders = b.router.groups(b.now).into_iter().find(|g| g.id.as_str() == "orders").unwrap();
     assert!(orders.erlang_agents > 0);
     assert!(orders.level >= Level::Peak, "30 waiting is over the PEAK queue threshold");
     assert_eq!(orders.recommended_agents, (f64::from(orders.erlang_agents) * 1.25).ceil() as u32);
@@ -103,7 +103,7 @@ fn every_offer_carries_the_candidates_skipped_and_why() {
     b.arrive(inquiry("first", Category::Order)); // goes to `full` (proficiency 3 vs en's language)
     let fx = b.arrive(inquiry("second", Category::Order));
     let t = &offers(&fx)[0].trace;
-    assert_eq!(offers(&fx)[0].agent.as_ref(), "pick");
+    assert_eq!(offers(&fx)[0].agent.as_str(), "pick");
     assert_eq!((t.considered, t.skipped_full, t.skipped_not_available, t.skipped_language), (4, 1, 1, 1));
     let view = b.router.inquiry(b.now, "second").unwrap();
     assert_eq!(view.timeline[0].trace.as_deref(), Some(t));

@@ -122,12 +122,12 @@ fn offers_that_expired_while_down_time_out_at_restore_and_move_on() {
     restored.check_invariants().unwrap();
     assert!(fx.iter().any(|e| matches!(e, Effect::Event(ev) if ev.kind == crate::core::effect::EventKind::TimedOut)));
     assert_eq!(offers(&fx)[0].attempt, 2, "offered again, the attempt counted");
-    assert_eq!(offers(&fx)[0].agent.as_ref(), "b");
+    assert_eq!(offers(&fx)[0].agent.as_str(), "b");
     // The catch-up is itself recorded.
     assert!(restored
         .take_changes()
         .iter()
-        .any(|c| matches!(c, Change::Inquiry(r) if r.inquiry.id.as_ref() == "o1" && r.attempts == 2)));
+        .any(|c| matches!(c, Change::Inquiry(r) if r.inquiry.id.as_str() == "o1" && r.attempts == 2)));
 }
 
 #[test]

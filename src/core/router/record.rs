@@ -105,6 +105,7 @@ impl Record {
 #[test]
 fn a_record_stays_within_its_memory_budget() {
     // Most of a waiting inquiry's memory is its record; the benchmark's
-    // budget of 512 bytes per waiting inquiry leaves it 304.
-    assert!(std::mem::size_of::<Record>() <= 304, "Record grew to {} bytes", std::mem::size_of::<Record>());
+    // budget of 512 bytes per waiting inquiry leaves it 336. (Short ids live
+    // inside it: that costs 40 bytes here and saves two heap blocks.)
+    assert!(std::mem::size_of::<Record>() <= 336, "Record grew to {} bytes", std::mem::size_of::<Record>());
 }

@@ -68,20 +68,20 @@ fn agent_choice_prefers_proficiency_then_occupancy_then_idle_time_then_id() {
     b.agent(presence("b-novice", &[("orders", 2)], 5));
     b.agent(presence("a-expert", &[("orders", 5)], 2));
     let fx = b.arrive(inquiry("q1", Category::Order));
-    assert_eq!(offers(&fx)[0].agent.as_ref(), "a-expert");
+    assert_eq!(offers(&fx)[0].agent.as_str(), "a-expert");
     assert_eq!(offers(&fx)[0].trace.rule, Some(Rule::BestProficiency));
     // a-expert has 1 of 2 slots in use (50 %), c-expert none: least occupied wins.
     b.agent(presence("c-expert", &[("orders", 5)], 4));
     let fx = b.arrive(inquiry("q2", Category::Order));
-    assert_eq!(offers(&fx)[0].agent.as_ref(), "c-expert");
+    assert_eq!(offers(&fx)[0].agent.as_str(), "c-expert");
     assert_eq!(offers(&fx)[0].trace.rule, Some(Rule::LeastOccupied));
     // a: 1/2 = 50 %, c: 1/4 = 25 % -> c again; then a 50 %, c 50 %: c was offered last,
     // so a has been idle longer.
     let fx = b.arrive(inquiry("q3", Category::Order));
-    assert_eq!(offers(&fx)[0].agent.as_ref(), "c-expert");
+    assert_eq!(offers(&fx)[0].agent.as_str(), "c-expert");
     b.now += 1;
     let fx = b.arrive(inquiry("q4", Category::Order));
-    assert_eq!(offers(&fx)[0].agent.as_ref(), "a-expert");
+    assert_eq!(offers(&fx)[0].agent.as_str(), "a-expert");
     assert_eq!(offers(&fx)[0].trace.rule, Some(Rule::LongestIdle));
 }
 
@@ -94,14 +94,14 @@ fn the_customers_previous_agent_is_preferred_within_the_sticky_window() {
     let mut first = inquiry("q1", Category::Order);
     first.customer.id = "alice".into();
     let fx = b.arrive(first);
-    assert_eq!(offers(&fx)[0].agent.as_ref(), "expert");
+    assert_eq!(offers(&fx)[0].agent.as_str(), "expert");
     b.apply(Command::Decline { actor: Actor::agent("expert"), inquiry: "q1".into() });
     b.accept("regular", "q1");
     b.complete("regular", "q1");
     let mut again = inquiry("q2", Category::Order);
     again.customer.id = "alice".into();
     let fx = b.arrive(again);
-    assert_eq!(offers(&fx)[0].agent.as_ref(), "regular");
+    assert_eq!(offers(&fx)[0].agent.as_str(), "regular");
     assert_eq!(offers(&fx)[0].trace.rule, Some(Rule::Sticky));
 }
 
@@ -115,7 +115,7 @@ fn language_and_skills_filter_agents() {
     b.agent(presence("zh-agent", &[("orders", 5)], 5));
     let mut q = inquiry("q1", Category::Order);
     q.language = "en-US".into();
-    assert_eq!(offers(&b.arrive(q))[0].agent.as_ref(), "en-agent");
+    assert_eq!(offers(&b.arrive(q))[0].agent.as_str(), "en-agent");
     let mut q = inquiry("q2", Category::Order);
     q.required_skills = vec!["invoice".into()];
     let fx = b.arrive(q);
@@ -131,7 +131,7 @@ fn a_fan_goes_to_the_fans_group_when_it_has_a_free_agent_and_to_the_primary_grou
     let mut fan = inquiry("fan1", Category::PreSales);
     fan.customer.is_fan = true;
     let fx = b.arrive(fan.clone());
-    assert_eq!(offers(&fx)[0].agent.as_ref(), "fan-desk");
+    assert_eq!(offers(&fx)[0].agent.as_str(), "fan-desk");
     assert_eq!(offers(&fx)[0].trace.rule, Some(Rule::Dedicated));
     // fan-desk is full now; the fans queue is short, so the next fan waits there
     // until the queue reaches `short_queue` (5), then goes to pre-sales.
@@ -152,7 +152,7 @@ fn a_vip3_is_dedicated_and_high_even_for_pre_sales() {
     vip.customer.vip_tier = 3;
     let fx = b.arrive(vip);
     assert_eq!(offers(&fx)[0].trace.band, Some(Band::High));
-    assert_eq!(offers(&fx)[0].group.as_ref(), "fans");
+    assert_eq!(offers(&fx)[0].group.as_str(), "fans");
 }
 
 #[test]
@@ -161,7 +161,7 @@ fn an_empty_dedicated_group_is_skipped() {
     b.agent(presence("pre", &[("pre_sales", 3)], 5));
     let mut fan = inquiry("fan", Category::PreSales);
     fan.customer.is_fan = true;
-    assert_eq!(offers(&b.arrive(fan))[0].agent.as_ref(), "pre");
+    assert_eq!(offers(&b.arrive(fan))[0].agent.as_str(), "pre");
 }
 
 /// One group serving every category, so reserve arithmetic is easy to follow.
@@ -256,7 +256,7 @@ fn an_unaccepted_offer_times_out_goes_to_another_agent_and_two_timeouts_set_away
     b.agent(presence("slow", &[("orders", 5)], 5));
     b.agent(presence("quick", &[("orders", 3)], 5));
     let fx = b.arrive(inquiry("q1", Category::Order));
-    assert_eq!(offers(&fx)[0].agent.as_ref(), "slow");
+    assert_eq!(offers(&fx)[0].agent.as_str(), "slow");
     let fx = b.advance(30_000);
     assert_eq!(offer_pairs(&fx), [("q1".to_string(), "quick".to_string())]);
     assert_eq!(offers(&fx)[0].attempt, 2);
@@ -376,7 +376,7 @@ fn transfer_carries_the_note_to_the_target_group_and_only_the_holder_may_transfe
     assert!(matches!(denied, Err(CoreError::PermissionDenied(_))), "{denied:?}");
     let fx = b.apply(transfer("pre"));
     let offer = offers(&fx)[0];
-    assert_eq!(offer.agent.as_ref(), "ord");
+    assert_eq!(offer.agent.as_str(), "ord");
     assert_eq!(offer.trace.rule, Some(Rule::TransferTarget));
     assert_eq!(offer.note.as_ref().unwrap().summary, "wants to change the address");
     assert_eq!(offer.note.as_ref().unwrap().author, "pre");
@@ -397,7 +397,7 @@ fn escalation_goes_to_supervisors_with_raised_priority() {
     assert!(matches!(denied, Err(CoreError::PermissionDenied(_))), "a lead outside orders");
     let fx = b.apply(Command::Escalate { actor: admin(), inquiry: "q1".into(), note: HandoffNote::default() });
     let offer = offers(&fx)[0];
-    assert_eq!((offer.agent.as_ref(), offer.group.as_ref()), ("boss", "supervisors"));
+    assert_eq!((offer.agent.as_ref(), offer.group.as_str()), ("boss", "supervisors"));
     assert_eq!(offer.trace.rule, Some(Rule::Escalation));
     assert_eq!((offer.trace.score, offer.trace.band), (50, Some(Band::High)));
 }

@@ -98,7 +98,7 @@ fn agents_act_only_as_themselves_unless_admin() {
     let lead = with(Caller::Token(Actor { id: "l1".into(), role: Role::Lead }));
     assert_eq!(desk_actor(&lead, "a2").unwrap_err().code(), Code::PermissionDenied);
     let admin = with(Caller::Token(Actor { id: "boss".into(), role: Role::Admin }));
-    assert_eq!(desk_actor(&admin, "a2").unwrap().id.as_ref(), "boss");
+    assert_eq!(desk_actor(&admin, "a2").unwrap().id.as_str(), "boss");
     let open = with(Caller::Open);
     assert_eq!(desk_actor(&open, "a2").unwrap(), Actor::agent("a2"));
     assert_eq!(staff_actor(&open).unwrap(), Actor { id: "anonymous".into(), role: Role::Admin });

@@ -277,7 +277,7 @@ fn skill_names(bits: u8) -> Vec<String> {
 impl Arrival {
     fn command(&self, now: Millis) -> Command {
         let mut q = inquiry(&inquiry_id(self.id), self.category);
-        q.customer.id = format!("c{}", self.customer);
+        q.customer.id = format!("c{}", self.customer).into();
         q.customer.vip_tier = self.vip_tier;
         q.customer.is_fan = self.fan;
         q.language = if self.english { "en-US".into() } else { "zh".into() };
