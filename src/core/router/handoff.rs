@@ -220,7 +220,8 @@ impl Router {
         text: String,
         fx: &mut Vec<Effect>,
     ) {
-        self.rec_mut(ix).note = Some(Box::new(note.clone()));
+        let note = Box::new(note);
+        self.rec_mut(ix).note = Some(note.clone());
         let detail = EventDetail {
             agent: holder,
             from_group: Some(from),

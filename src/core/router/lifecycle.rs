@@ -355,13 +355,14 @@ impl Router {
             fx.push(Effect::Withdraw { inquiry, agent, reason });
         }
         self.release(ax, ix);
+        let note = note.map(Box::new);
         let detail = EventDetail { agent: Some(ax), note: note.clone(), ..EventDetail::default() };
         self.emit(now, ix, why, Some(detail), fx);
         self.exclude(now, ix, Some(ax));
         let rec = self.rec_mut(ix);
         rec.place = Place::Waiting;
         if let Some(note) = note {
-            rec.note = Some(Box::new(note));
+            rec.note = Some(note);
         }
         if rec.next_rule == Some(Rule::TransferTarget) {
             rec.next_rule = None;

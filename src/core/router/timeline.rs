@@ -42,7 +42,7 @@ impl Router {
             score,
             waited_ms: detail.waited_ms,
             handled_ms: detail.handled_ms,
-            note: detail.note.clone().map(Box::new),
+            note: detail.note.clone(),
             detail: detail.text.clone(),
         };
         let rec = self.rec_mut(ix);
@@ -55,7 +55,7 @@ impl Router {
                 group: group_id,
                 agent,
                 trace: None,
-                note: detail.note.map(Box::new),
+                note: detail.note,
                 detail: detail.text.map(String::into_boxed_str),
             };
             self.push_step(ix, step);
@@ -112,6 +112,6 @@ pub(super) struct EventDetail {
     pub from_group: Option<GroupIx>,
     pub waited_ms: Option<u64>,
     pub handled_ms: Option<u64>,
-    pub note: Option<crate::core::types::HandoffNote>,
+    pub note: Option<Box<crate::core::types::HandoffNote>>,
     pub text: Option<String>,
 }
