@@ -176,7 +176,6 @@ pub fn event_kind(k: EventKind) -> inquiry_event::Kind {
     }
 }
 
-/// An offer as sent to the desktop and on `assignments.<agent>`.
 /// The offer `agent` holds for inquiry `id`, as sent when it was made but
 /// with its current deadline: for desktops that (re)subscribe and for
 /// offers whose deadline moved.
@@ -200,6 +199,7 @@ pub fn open_offer(router: &core::Router, now: core::Millis, agent: &str, id: &st
     Some(assignment(&offer, Some(v.inquiry)))
 }
 
+/// An offer as sent to the desktop and on `assignments.<agent>`.
 pub fn assignment(offer: &core::Offer, inquiry_data: Option<&core::Inquiry>) -> proto::Assignment {
     proto::Assignment {
         inquiry: inquiry_data.map(inquiry),

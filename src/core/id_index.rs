@@ -31,12 +31,6 @@ impl IdIndex {
         self.table.insert_unique(hash(id), ix, |&other| hash(id_of(other)));
     }
 
-    /// Removes `id`, returning its index.
-    pub fn remove<'r>(&mut self, id: &str, id_of: impl Fn(Ix) -> &'r str) -> Option<Ix> {
-        let entry = self.table.find_entry(hash(id), |&ix| id_of(ix) == id).ok()?;
-        Some(entry.remove().0)
-    }
-
     /// Removes `id` known to be at `ix`, without reading any record (the
     /// one at `ix` may already be gone); whether it was there.
     pub fn remove_at(&mut self, id: &str, ix: Ix) -> bool {
@@ -68,8 +62,8 @@ mod tests {
             index.insert(id, ix as Ix, id_of);
         }
         assert_eq!((index.get("c", id_of), index.get("x", id_of), index.len()), (Some(2), None, 4));
-        assert_eq!(index.remove("b", id_of), Some(1));
-        assert_eq!((index.get("b", id_of), index.remove("b", id_of), index.len()), (None, None, 3));
+        assert!(index.remove_at("b", 1));
+        assert_eq!((index.get("b", id_of), index.remove_at("b", 1), index.len()), (None, false, 3));
         assert_eq!(index.get("dd", id_of), Some(3));
         assert!(!index.remove_at("dd", 2), "only at its own index");
         assert!(index.remove_at("dd", 3));
