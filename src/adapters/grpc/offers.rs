@@ -169,7 +169,6 @@ fn held_offers(router: &Router, now: Millis, agent: &str) -> Vec<proto::Assignme
     active.chain(view.offered.iter().filter_map(|id| convert::open_offer(router, now, agent, id))).collect()
 }
 
-
 /// The server stream of one `Subscribe` call. Dropping it (the desktop went
 /// away, or the server is stopping) reports the lost heartbeat.
 pub struct OfferStream {
@@ -275,9 +274,16 @@ mod tests {
         }
         let renewed = next(&mut rx);
         assert_eq!(renewed.expires_at_ms, first.expires_at_ms + 20_000);
-        assert_eq!((renewed.inquiry, renewed.offered_at_ms, renewed.withdrawn), (first.inquiry, first.offered_at_ms, false));
+        assert_eq!(
+            (renewed.inquiry, renewed.offered_at_ms, renewed.withdrawn),
+            (first.inquiry, first.offered_at_ms, false)
+        );
         let mut late = desk(&hub, &bench, "a1", 8);
-        assert_eq!(next(&mut late).expires_at_ms, renewed.expires_at_ms, "a resubscribing desktop sees the moved deadline");
+        assert_eq!(
+            next(&mut late).expires_at_ms,
+            renewed.expires_at_ms,
+            "a resubscribing desktop sees the moved deadline"
+        );
     }
 
     #[test]
