@@ -115,6 +115,10 @@ pub struct BenchArgs {
     /// How long each fixed rate runs.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
     pub duration: Duration,
+    /// Runs of the fixed rates (all rates, then again); the verdict uses the
+    /// median p99, and every run is reported, so noise shows as spread.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub repeat: u32,
     /// How long each saturation measurement (raw and router) runs.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
     pub saturation: Duration,
@@ -218,6 +222,7 @@ async fn run_bench(args: BenchArgs) -> ExitCode {
         prefix: args.target.prefix,
         rates: args.rates,
         step: args.duration,
+        repeat: args.repeat,
         saturation: args.saturation,
         warmup: args.warmup,
         agents: args.agents.max(1),

@@ -39,6 +39,8 @@ pub struct BenchOptions {
     pub rates: Vec<u32>,
     /// How long each fixed rate runs.
     pub step: Duration,
+    /// Runs of all the fixed rates, one after another.
+    pub repeat: u32,
     /// How long the two saturation measurements run (after `warmup`).
     pub saturation: Duration,
     pub warmup: Duration,
@@ -150,12 +152,15 @@ pub async fn run(options: BenchOptions) -> Result<BenchReport, LoadgenError> {
     let pool = AgentPool::start(&options.grpc_url, specs, pool_options, counters.clone(), Some(tap.callback()));
     wait_for(Duration::from_secs(10), || Counters::get(&counters.online) >= options.agents as u64).await;
     let js = async_nats::jetstream::new(client.clone());
-    for &rate in &options.rates {
-        eprintln!("bench: router at {rate}/s for {:?}", options.step);
-        let step = fixed_rate(&js, &options, &run, rate, &tap).await;
-        eprintln!("bench: {}", step.line());
-        report.fixed_rates.push(step);
-        tokio::time::sleep(Duration::from_secs(2)).await;
+    for round in 1..=options.repeat.max(1) {
+        for &rate in &options.rates {
+            eprintln!("bench: router at {rate}/s for {:?} (run {round} of {})", options.step, options.repeat);
+            let mut step = fixed_rate(&js, &options, &format!("{run}-{round}"), rate, &tap).await;
+            step.run = round;
+            eprintln!("bench: {}", step.line());
+            report.fixed_rates.push(step);
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
     }
     eprintln!("bench: router at saturation ({:?} after {:?} warm-up)", options.saturation, options.warmup);
     report.router_saturation = saturate(&js, &options, &run, &counters).await;
@@ -195,6 +200,7 @@ async fn fixed_rate(
     tap.set(None);
     let samples = book.take();
     FixedRate {
+        run: 1,
         target_per_sec: rate,
         published_per_sec: sent as f64 / seconds,
         published: sent,
