@@ -195,8 +195,8 @@ impl fmt::Display for BenchReport {
         )?;
         writeln!(f, "{:<28} {:>9.0}", "raw JetStream ceiling", self.raw_ceiling.per_sec)?;
         writeln!(f, "{:<28} {:>9.0}", "router at saturation", self.router_saturation.per_sec)?;
+        let repeated = self.fixed_rates.iter().any(|r| r.run > 1);
         for s in &self.fixed_rates {
-            let repeated = self.fixed_rates.iter().any(|r| r.run > 1);
             let run = if repeated { format!(" #{}", s.run) } else { String::new() };
             let label = format!("router at {}/s offered{run}", s.target_per_sec);
             match &s.latency {
