@@ -22,7 +22,7 @@ use super::publisher::{along, flat_out, wall_ms, Sender};
 use super::run::wait_for;
 use super::traffic::{Format, InquiryMaker, Mix, Profile, Schedule};
 use super::{connect_nats, router_groups, Counters, LoadgenError};
-use report::{BenchReport, FixedRate};
+use report::{BenchReport, FixedRate, RouterMemory};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -71,6 +71,11 @@ pub struct Throughput {
 pub struct Processes(pub Vec<(String, u32)>);
 
 impl Processes {
+    /// The pid given for `name`.
+    fn pid(&self, name: &str) -> Option<u32> {
+        self.0.iter().find(|(n, _)| n == name).map(|&(_, pid)| pid)
+    }
+
     /// CPU seconds used so far by each process (absent when unreadable).
     fn cpu_seconds(&self) -> Vec<Option<f64>> {
         self.0.iter().map(|(_, pid)| cpu_seconds(*pid)).collect()
@@ -84,6 +89,14 @@ pub fn cpu_seconds(pid: u32) -> Option<f64> {
     let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
     let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
     Some((ticks(11)? + ticks(12)?) / 100.0)
+}
+
+/// Resident memory of `pid` in bytes, from `VmRSS` in `/proc/<pid>/status`.
+pub fn resident_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?;
+    let kib: u64 = line.trim().strip_suffix("kB")?.trim().parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// Counts with `count` over `duration` after `warmup`, and the CPU time of
@@ -152,6 +165,8 @@ pub async fn run(options: BenchOptions) -> Result<BenchReport, LoadgenError> {
     let pool = AgentPool::start(&options.grpc_url, specs, pool_options, counters.clone(), Some(tap.callback()));
     wait_for(Duration::from_secs(10), || Counters::get(&counters.online) >= options.agents as u64).await;
     let js = async_nats::jetstream::new(client.clone());
+    let router = options.processes.pid("router");
+    let memory_before = (router.and_then(resident_bytes), Counters::get(&counters.offered));
     for round in 1..=options.repeat.max(1) {
         for &rate in &options.rates {
             eprintln!("bench: router at {rate}/s for {:?} (run {round} of {})", options.step, options.repeat);
@@ -165,6 +180,10 @@ pub async fn run(options: BenchOptions) -> Result<BenchReport, LoadgenError> {
     eprintln!("bench: router at saturation ({:?} after {:?} warm-up)", options.saturation, options.warmup);
     report.router_saturation = saturate(&js, &options, &run, &counters).await;
     eprintln!("bench: router saturation {:.0}/s", report.router_saturation.per_sec);
+    if let (Some(before), Some(after)) = (memory_before.0, router.and_then(resident_bytes)) {
+        let inquiries = Counters::get(&counters.offered) - memory_before.1;
+        report.router_memory = Some(RouterMemory::new(before, after, inquiries));
+    }
     report.agent_errors = counters.errors();
     pool.stop().await;
     report.finish();

@@ -57,6 +57,31 @@ impl FixedRate {
     }
 }
 
+/// The router's resident memory across the routed part of the run (fixed
+/// rates and saturation). Finished inquiries stay in memory for
+/// `agents.retain_finished` (24 h by default), so the growth per routed
+/// inquiry is the figure to size a promotion day's memory by.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RouterMemory {
+    pub rss_before_bytes: u64,
+    pub rss_after_bytes: u64,
+    /// Inquiries offered to the agents in between.
+    pub inquiries: u64,
+    pub bytes_per_inquiry: f64,
+}
+
+impl RouterMemory {
+    pub fn new(rss_before_bytes: u64, rss_after_bytes: u64, inquiries: u64) -> RouterMemory {
+        let growth = rss_after_bytes.saturating_sub(rss_before_bytes) as f64;
+        RouterMemory {
+            rss_before_bytes,
+            rss_after_bytes,
+            inquiries,
+            bytes_per_inquiry: growth / inquiries.max(1) as f64,
+        }
+    }
+}
+
 /// Everything one benchmark run measured.
 #[derive(Clone, Debug, Serialize)]
 pub struct BenchReport {
@@ -86,6 +111,8 @@ pub struct BenchReport {
     /// The median p99 under the target and nothing lost in any run; `None`
     /// when 5000/s was not among the rates.
     pub p99_at_5000_met: Option<bool>,
+    /// `None` when the router's pid was not given or `/proc` is unreadable.
+    pub router_memory: Option<RouterMemory>,
 }
 
 fn loadavg() -> String {
@@ -134,6 +161,7 @@ impl BenchReport {
             p99_ms_at_5000: Vec::new(),
             p99_ms_at_5000_median: None,
             p99_at_5000_met: None,
+            router_memory: None,
         }
     }
 
@@ -222,6 +250,17 @@ impl fmt::Display for BenchReport {
             }
         };
         writeln!(f, "CPU us per message: raw: {}; router: {}", cpu(&self.raw_ceiling), cpu(&self.router_saturation))?;
+        if let Some(m) = &self.router_memory {
+            let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
+            writeln!(
+                f,
+                "router memory (RSS): {:.0} -> {:.0} MiB over {} inquiries, {:.0} bytes per inquiry kept",
+                mib(m.rss_before_bytes),
+                mib(m.rss_after_bytes),
+                m.inquiries,
+                m.bytes_per_inquiry
+            )?;
+        }
         writeln!(f, "ratio router/raw: {:.2} (target >= {TARGET_RATIO}: {})", self.ratio, verdict(self.ratio_met))?;
         match (self.p99_at_5000_met, self.p99_ms_at_5000_median) {
             (Some(met), Some(median)) if self.p99_ms_at_5000.len() > 1 => {
@@ -295,5 +334,21 @@ mod tests {
         assert!(single.to_string().ends_with("nothing lost: met"), "{single}");
         assert_eq!(report(&[(15.0, 0), (25.0, 0)]).p99_ms_at_5000_median, Some(25.0), "the higher of two");
         assert_eq!(report(&[]).p99_at_5000_met, None);
+    }
+
+    #[test]
+    fn router_memory_is_the_resident_growth_per_routed_inquiry() {
+        let memory = RouterMemory::new(64 << 20, (64 << 20) + 10_000_000, 10_000);
+        assert_eq!(memory.bytes_per_inquiry, 1000.0);
+        assert_eq!(RouterMemory::new(2_000, 1_000, 0).bytes_per_inquiry, 0.0, "shrinking is no growth");
+        let mut r = report(&[(19.0, 0)]);
+        r.router_memory = Some(memory);
+        assert!(
+            r.to_string()
+                .contains("router memory (RSS): 64 -> 74 MiB over 10000 inquiries, 1000 bytes per inquiry kept"),
+            "{r}"
+        );
+        let own = crate::loadgen::bench::resident_bytes(std::process::id());
+        assert!(own.is_some_and(|bytes| bytes > 0), "this process has resident memory: {own:?}");
     }
 }
