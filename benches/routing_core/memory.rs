@@ -83,9 +83,13 @@ impl Growth {
     }
 
     fn line(&self, what: &str) -> f64 {
+        self.line_for("waiting", what)
+    }
+
+    fn line_for(&self, kind: &str, what: &str) -> f64 {
         let net = self.bytes - self.subject;
         println!(
-            "memory: {net:.0} bytes per waiting inquiry ({:.0} with the subject text; {:.1} allocations) {what}",
+            "memory: {net:.0} bytes per {kind} inquiry ({:.0} with the subject text; {:.1} allocations) {what}",
             self.bytes, self.blocks
         );
         net
@@ -102,11 +106,25 @@ fn queue_arrivals(w: &mut World) {
     assert_eq!(w.waiting - w0, WAITING, "every arrival must queue");
 }
 
+/// 100,000 inquiries that each arrive, are offered, accepted and completed
+/// with nothing waiting: what a finished one costs while it is kept.
+fn finish_arrivals(w: &mut World) {
+    for _ in 0..WAITING {
+        w.now += STEP_MS;
+        w.arrive();
+        while w.active_total > 0 {
+            w.complete_one();
+        }
+    }
+    assert_eq!(w.waiting, 0, "every arrival must be offered at once");
+}
+
 /// Heap bytes a waiting inquiry costs the router, measured as the growth of
 /// live heap bytes over 100,000 arrivals that all queue, less the bytes of
 /// their `subject` (the only free text an inquiry carries). Everything else
 /// is counted: the record, the inquiry's ids, the timeline, the id index and
 /// the queue indexes, and the unused capacity of tables that grew meanwhile.
+/// Then the same for a finished inquiry (no target: a sizing figure).
 pub(crate) fn report() {
     COUNTING.store(true, Relaxed);
     // 10,000 agents on break: nothing is offered, so everything queues.
@@ -130,6 +148,13 @@ pub(crate) fn report() {
     queue_arrivals(&mut busy);
     let full = Growth::since(start, busy.subject_bytes - subject0, WAITING);
     drop(busy);
+    // Finished inquiries stay in memory for `agents.retain_finished` (24 h by
+    // default) with their timelines: the figure to size a promotion day by.
+    let mut done = World::new(AgentStatus::Available, false);
+    let (start, subject0) = (live(), done.subject_bytes);
+    finish_arrivals(&mut done);
+    let finished = Growth::since(start, done.subject_bytes - subject0, WAITING);
+    drop(done);
     COUNTING.store(false, Relaxed);
     let worst = [
         fresh.line("0 -> 100,000 waiting, 10,000 agents on break"),
@@ -143,4 +168,5 @@ pub(crate) fn report() {
          requested heap bytes, without the allocator's own overhead; target <= 512)",
         fresh.subject
     );
+    finished.line_for("finished", "kept for retain_finished: 100,000 arrived, accepted and completed (no target)");
 }
