@@ -12,6 +12,8 @@ use std::collections::BTreeSet;
 pub type AgentIx = u32;
 pub type GroupIx = u16;
 pub type InqIx = u32;
+/// A group or agent id in the router's name table (timelines keep these).
+pub type NameIx = u32;
 
 /// Whether an agent can take new work now, and if not, why.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,6 +28,8 @@ pub enum Class {
 #[derive(Clone, Debug)]
 pub struct Agent {
     pub id: Id,
+    /// `id` in the router's name table, for timelines.
+    pub name: NameIx,
     pub status: AgentStatus,
     /// Groups with proficiency 1-5.
     pub groups: Vec<(GroupIx, u8)>,

@@ -32,11 +32,14 @@ use super::types::{Category, Id, Level, Millis};
 use record::Record;
 use rustc_hash::FxHashMap;
 use std::collections::{BTreeSet, VecDeque};
+use timeline::Names;
 
 /// One skill group's live state.
 #[derive(Debug)]
 struct Group {
     id: Id,
+    /// `id` in `names`.
+    name: super::agents::NameIx,
     settings: GroupSettings,
     overflow_to: Vec<GroupIx>,
     overflow_from: Vec<GroupIx>,
@@ -77,6 +80,8 @@ pub struct Router {
     languages: BitNames,
     skills: BitNames,
     shared: SharedNames,
+    /// Group and agent ids, for timelines.
+    names: Names,
     next_seq: u64,
     offer_deadlines: BTreeSet<(Millis, InqIx)>,
     grace_deadlines: BTreeSet<(Millis, AgentIx)>,
@@ -135,11 +140,13 @@ impl Router {
             return Err(SettingsError(format!("category {} is served by no group", c.name())));
         }
         let window_secs = settings.levels.window.as_secs().max(1);
+        let mut names = Names::default();
         let mut groups: Vec<Group> = settings
             .groups
             .iter()
             .map(|g| Group {
                 id: g.id.as_str().into(),
+                name: names.intern(&g.id.as_str().into()),
                 settings: g.clone(),
                 overflow_to: Vec::new(),
                 overflow_from: Vec::new(),
@@ -186,6 +193,7 @@ impl Router {
             languages: BitNames::default(),
             skills: BitNames::default(),
             shared: SharedNames::default(),
+            names,
             next_seq: 0,
             offer_deadlines: BTreeSet::new(),
             grace_deadlines: BTreeSet::new(),

@@ -98,7 +98,7 @@ impl Router {
             next_rule: rec.next_rule,
             accepted_at: rec.accepted_at(),
             note: rec.note.as_deref().cloned(),
-            timeline: self.timeline(rec).iter().map(timeline_record).collect(),
+            timeline: self.steps(rec).map(|step| timeline_record(self.entry(step))).collect(),
         }
     }
 
@@ -269,6 +269,7 @@ impl Router {
             (state, _) => Place::Finished { state, at: r.finished_at.unwrap_or(r.received_at) },
         };
         let displaced = place == Place::Waiting && r.state != InquiryState::Waiting;
+        let timeline = r.timeline.into_iter().map(|t| self.step(timeline_entry(t))).collect();
         let record = Record {
             inquiry: r.inquiry,
             place,
@@ -288,7 +289,7 @@ impl Router {
             excluded: None,
             excluded_until: 0,
             note: r.note.map(Box::new),
-            timeline: r.timeline.into_iter().map(timeline_entry).collect(),
+            timeline,
             queued_untold: false,
             dirty: false,
         };
@@ -318,15 +319,15 @@ impl Router {
     }
 }
 
-fn timeline_record(t: &TimelineEntry) -> TimelineRecord {
+fn timeline_record(t: TimelineEntry) -> TimelineRecord {
     TimelineRecord {
         kind: t.kind,
         at: t.at,
-        group: t.group.clone(),
-        agent: t.agent.clone(),
-        trace: t.trace.as_deref().cloned(),
-        note: t.note.as_deref().cloned(),
-        detail: t.detail.as_deref().map(String::from),
+        group: t.group,
+        agent: t.agent,
+        trace: t.trace.map(|b| *b),
+        note: t.note.map(|b| *b),
+        detail: t.detail.map(String::from),
     }
 }
 

@@ -102,11 +102,46 @@ fn a_restored_router_holds_every_inquiry_where_it_was() {
     assert_eq!(restored.router_level(), Level::Peak);
     let note = restored.inquiry(0, "o1").unwrap().note.cloned().unwrap();
     assert_eq!(note.summary, "refund instead");
-    assert_eq!(restored.inquiry(0, "o1").unwrap().timeline.len(), b.router.inquiry(0, "o1").unwrap().timeline.len());
+    for id in ids {
+        let timeline = |router: &Router| router.inquiry(0, id).unwrap().timeline;
+        assert_eq!(timeline(&restored), timeline(&b.router), "{id}: every step, its names, trace, note and detail");
+    }
+    let o1 = timeline_kinds_with_notes(&restored, "o1");
+    assert!(o1.contains(&("TRANSFERRED", Some("refund instead".to_string()))), "{o1:?}");
     // Ids stay known: a redelivered arrival is a duplicate.
     let mut fx = Vec::new();
     let mut restored = restored;
     assert!(restored.handle(b.now, Command::Arrive(Box::new(inquiry("o3", Category::Order))), &mut fx).is_err());
+}
+
+fn timeline_kinds_with_notes(router: &Router, id: &str) -> Vec<(&'static str, Option<String>)> {
+    let view = router.inquiry(0, id).unwrap();
+    view.timeline.iter().map(|t| (t.kind.name(), t.note.as_ref().map(|n| n.summary.clone()))).collect()
+}
+
+#[test]
+fn a_timeline_naming_a_group_or_agent_no_longer_known_is_restored_as_recorded() {
+    let mut b = recorded_bench();
+    let mut store = Store::default();
+    b.agent(presence("a", &[("orders", 3)], 2));
+    b.arrive(inquiry("o1", Category::Order));
+    b.accept("a", "o1");
+    b.apply(Command::Complete { actor: Actor::agent("a"), inquiry: "o1".into() });
+    sync(&mut b, &mut store);
+    // Recorded under a configuration with a group since removed, by an agent
+    // whose own record was lost.
+    for step in &mut store.inquiries.get_mut("o1").unwrap().timeline {
+        step.group = "retired_team".into();
+        if step.agent.is_some() {
+            step.agent = Some("agent-gone".into());
+        }
+    }
+    store.agents.clear();
+    let (restored, _) = Router::restore(RoutingSettings::default(), store.restored(), b.now).unwrap();
+    let timeline = restored.inquiry(0, "o1").unwrap().timeline;
+    assert!(timeline.iter().all(|t| &*t.group == "retired_team"), "{timeline:?}");
+    let agents: Vec<_> = timeline.iter().filter_map(|t| t.agent.as_deref()).collect();
+    assert_eq!(agents, ["agent-gone", "agent-gone", "agent-gone"], "offered, accepted, completed");
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! Matching inquiries and agents: which agent gets a new inquiry, which waiting
 //! inquiry a freed slot gets, and the bookkeeping of offers and queues.
 
-use super::record::{Place, TimelineEntry};
+use super::record::{Place, Step};
 use super::Router;
 use crate::core::agents::{AgentIx, AgentKey, Class, GroupIx, InqIx};
 use crate::core::effect::{Effect, EventKind, Offer};
@@ -227,21 +227,20 @@ impl Router {
             a.holding.push(ix);
             a.last_offer_at = now;
         });
-        let agent_id = self.agents[ax as usize].id.clone();
-        let group_id = self.groups[g as usize].id.clone();
+        let (agent_id, agent_name) = (self.agents[ax as usize].id.clone(), self.agents[ax as usize].name);
+        let (group_id, group_name) = (self.groups[g as usize].id.clone(), self.groups[g as usize].name);
         let rec = self.rec_mut(ix);
         rec.place = Place::Offered { agent: ax, group: g, deadline };
         rec.attempts += 1;
         rec.excluded = None;
         rec.next_rule = None;
-        let step = TimelineEntry {
-            kind: EventKind::Offered,
+        let step = Step {
             at: now,
-            group: group_id.clone(),
-            agent: Some(agent_id.clone()),
             trace: Some(Box::new(trace.clone())),
-            note: None,
-            detail: None,
+            rare: None,
+            group: group_name,
+            agent: agent_name,
+            kind: EventKind::Offered,
         };
         self.push_step(ix, step);
         let rec = self.rec(ix);

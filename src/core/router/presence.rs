@@ -88,8 +88,10 @@ impl Router {
 
     pub(super) fn add_agent(&mut self, p: &Presence) -> AgentIx {
         let ax = self.agents.len() as AgentIx;
+        let name = self.names.intern(&p.agent);
         self.agents.push(Agent {
             id: p.agent.clone(),
+            name,
             status: AgentStatus::Offline,
             groups: Vec::new(),
             max_concurrent: self.settings.agents.max_concurrent,

@@ -1,6 +1,6 @@
 //! One inquiry's routing state and timeline.
 
-use crate::core::agents::{AgentIx, GroupIx};
+use crate::core::agents::{AgentIx, GroupIx, NameIx};
 use crate::core::effect::EventKind;
 use crate::core::matching::Need;
 use crate::core::queue::Slot;
@@ -35,7 +35,8 @@ impl Place {
     }
 }
 
-/// One step of an inquiry's life, kept for `GetInquiry`.
+/// One step of an inquiry's life as `GetInquiry` shows it (see [`Step`] for
+/// how a record keeps it).
 #[derive(Clone, Debug, PartialEq)]
 pub struct TimelineEntry {
     pub kind: EventKind,
@@ -44,6 +45,31 @@ pub struct TimelineEntry {
     pub agent: Option<Id>,
     pub trace: Option<Box<DecisionTrace>>,
     pub note: Option<Box<HandoffNote>>,
+    pub detail: Option<Box<str>>,
+}
+
+/// No agent: the `agent` of a step that has none.
+pub const NO_NAME: NameIx = NameIx::MAX;
+
+/// One step as a record keeps it: every finished inquiry keeps its steps for
+/// `retain_finished` (24 h by default), so names are 4-byte handles rather
+/// than ids, and what few steps carry besides a trace sits behind one box
+/// (40 bytes a step instead of 96).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Step {
+    pub at: Millis,
+    pub trace: Option<Box<DecisionTrace>>,
+    pub rare: Option<Box<StepRare>>,
+    pub group: NameIx,
+    /// `NO_NAME` when no agent took part.
+    pub agent: NameIx,
+    pub kind: EventKind,
+}
+
+/// The parts of a step only handoffs and a few events have.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct StepRare {
+    pub note: Option<HandoffNote>,
     pub detail: Option<Box<str>>,
 }
 
@@ -78,7 +104,7 @@ pub struct Record {
     pub excluded_until: Millis,
     pub note: Option<Box<HandoffNote>>,
     /// Every step but a leading QUEUED entry while `queued_untold`.
-    pub timeline: Vec<TimelineEntry>,
+    pub timeline: Vec<Step>,
     /// The timeline starts with QUEUED at `received_at` in `home`, kept out
     /// of `timeline` until a second step comes: most waiting inquiries have
     /// no other, and storing it would cost each a heap block of its own.
@@ -101,6 +127,13 @@ impl Record {
         Slot { need: self.need, band: self.band, key: (-self.rank, self.seq), since: self.since }
     }
 }
+#[cfg(test)]
+#[test]
+fn a_timeline_step_stays_small() {
+    // Four to six steps per finished inquiry, kept for 24 h.
+    assert!(std::mem::size_of::<Step>() <= 40, "Step grew to {} bytes", std::mem::size_of::<Step>());
+}
+
 #[cfg(test)]
 #[test]
 fn a_record_stays_within_its_memory_budget() {

@@ -3,13 +3,46 @@
 //! QUEUED step, which stays implicit until a second step comes (see
 //! `Record::queued_untold`).
 
-use super::record::{Place, Record, TimelineEntry};
+use super::record::{Place, Record, Step, StepRare, TimelineEntry, NO_NAME};
 use super::Router;
-use crate::core::agents::{AgentIx, GroupIx, InqIx};
+use crate::core::agents::{AgentIx, GroupIx, InqIx, NameIx};
 use crate::core::effect::{Effect, Event, EventKind};
 use crate::core::priority;
-use crate::core::types::Millis;
-use std::borrow::Cow;
+use crate::core::types::{Id, Millis};
+use rustc_hash::FxHashMap;
+
+/// The group and agent ids that timelines name, each stored once. Groups and
+/// agents are never removed, and names of ones no longer configured come
+/// back only with recorded timelines, so the table grows with the number of
+/// distinct agents and groups, not with inquiries.
+#[derive(Debug, Default)]
+pub(super) struct Names {
+    ids: Vec<Id>,
+    index: FxHashMap<Id, NameIx>,
+}
+
+impl Names {
+    /// The handle of `id`, added if new.
+    pub fn intern(&mut self, id: &Id) -> NameIx {
+        if let Some(&name) = self.index.get(id) {
+            return name;
+        }
+        let name = self.ids.len() as NameIx;
+        self.ids.push(id.clone());
+        self.index.insert(id.clone(), name);
+        name
+    }
+
+    /// The id behind `name`; `None` for `NO_NAME`.
+    pub fn get(&self, name: NameIx) -> Option<&Id> {
+        self.ids.get(name as usize)
+    }
+
+    /// The id behind the handle of a group or agent (always present).
+    pub fn id(&self, name: NameIx) -> Id {
+        self.get(name).cloned().unwrap_or_default()
+    }
+}
 
 impl Router {
     /// Records a lifecycle step in the timeline and publishes it.
@@ -28,16 +61,16 @@ impl Router {
             _ => rec.home,
         };
         let detail = detail.unwrap_or_default();
-        let group_id = self.groups[group as usize].id.clone();
-        let agent = detail.agent.map(|a| self.agents[a as usize].id.clone());
+        let group_name = self.groups[group as usize].name;
+        let agent_name = detail.agent.map_or(NO_NAME, |a| self.agents[a as usize].name);
         let score = priority::aged_score(rec.score, rec.since, now, aging);
         let event = Event {
             kind,
             inquiry: rec.inquiry.id.clone(),
             shop: rec.inquiry.shop_id.clone(),
-            group: group_id.clone(),
+            group: self.groups[group as usize].id.clone(),
             from_group: detail.from_group.map(|g| self.groups[g as usize].id.clone()),
-            agent: agent.clone(),
+            agent: detail.agent.map(|a| self.agents[a as usize].id.clone()),
             at: now,
             score,
             waited_ms: detail.waited_ms,
@@ -49,22 +82,17 @@ impl Router {
         if kind == EventKind::Queued && rec.timeline.is_empty() && !rec.queued_untold && now == rec.received_at {
             rec.queued_untold = true; // see `Record::queued_untold`
         } else {
-            let step = TimelineEntry {
-                kind,
-                at: now,
-                group: group_id,
-                agent,
-                trace: None,
-                note: detail.note,
-                detail: detail.text.map(String::into_boxed_str),
-            };
+            let rare = (detail.note.is_some() || detail.text.is_some()).then(|| {
+                Box::new(StepRare { note: detail.note.map(|n| *n), detail: detail.text.map(String::into_boxed_str) })
+            });
+            let step = Step { at: now, trace: None, rare, group: group_name, agent: agent_name, kind };
             self.push_step(ix, step);
         }
         fx.push(Effect::Event(event));
     }
 
     /// Appends a step to the timeline, storing the untold QUEUED entry first.
-    pub(super) fn push_step(&mut self, ix: InqIx, step: TimelineEntry) {
+    pub(super) fn push_step(&mut self, ix: InqIx, step: Step) {
         self.tell_queued(ix);
         self.rec_mut(ix).timeline.push(step);
     }
@@ -81,26 +109,47 @@ impl Router {
     }
 
     /// The QUEUED entry a record keeps out of its timeline.
-    fn untold_queued(&self, rec: &Record) -> TimelineEntry {
+    fn untold_queued(&self, rec: &Record) -> Step {
+        let group = self.groups[rec.home as usize].name;
+        Step { at: rec.received_at, trace: None, rare: None, group, agent: NO_NAME, kind: EventKind::Queued }
+    }
+
+    /// An inquiry's whole timeline, as kept.
+    pub(super) fn steps<'a>(&self, rec: &'a Record) -> impl Iterator<Item = Step> + 'a {
+        let untold = rec.queued_untold.then(|| self.untold_queued(rec));
+        untold.into_iter().chain(rec.timeline.iter().cloned())
+    }
+
+    /// An inquiry's whole timeline, with ids.
+    pub(super) fn timeline(&self, rec: &Record) -> Vec<TimelineEntry> {
+        self.steps(rec).map(|step| self.entry(step)).collect()
+    }
+
+    /// A step with its names looked up.
+    pub(super) fn entry(&self, step: Step) -> TimelineEntry {
+        let (note, detail) = step.rare.map_or((None, None), |r| (r.note.map(Box::new), r.detail));
         TimelineEntry {
-            kind: EventKind::Queued,
-            at: rec.received_at,
-            group: self.groups[rec.home as usize].id.clone(),
-            agent: None,
-            trace: None,
-            note: None,
-            detail: None,
+            kind: step.kind,
+            at: step.at,
+            group: self.names.id(step.group),
+            agent: self.names.get(step.agent).cloned(),
+            trace: step.trace,
+            note,
+            detail,
         }
     }
 
-    /// An inquiry's whole timeline.
-    pub(super) fn timeline<'a>(&self, rec: &'a super::record::Record) -> Cow<'a, [TimelineEntry]> {
-        if rec.queued_untold {
-            let mut all = vec![self.untold_queued(rec)];
-            all.extend(rec.timeline.iter().cloned());
-            Cow::Owned(all)
-        } else {
-            Cow::Borrowed(&rec.timeline)
+    /// A recorded timeline entry as a step, its names added to the table.
+    pub(super) fn step(&mut self, entry: TimelineEntry) -> Step {
+        let rare = (entry.note.is_some() || entry.detail.is_some())
+            .then(|| Box::new(StepRare { note: entry.note.map(|n| *n), detail: entry.detail }));
+        Step {
+            at: entry.at,
+            trace: entry.trace,
+            rare,
+            group: self.names.intern(&entry.group),
+            agent: entry.agent.as_ref().map_or(NO_NAME, |a| self.names.intern(a)),
+            kind: entry.kind,
         }
     }
 }

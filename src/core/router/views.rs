@@ -6,7 +6,6 @@ use super::Router;
 use crate::core::agents::status_index;
 use crate::core::priority;
 use crate::core::types::{AgentStatus, Band, HandoffNote, Id, Inquiry, InquiryState, Level, Millis};
-use std::borrow::Cow;
 
 /// One inquiry as `GetInquiry` shows it.
 #[derive(Clone, Debug)]
@@ -22,7 +21,7 @@ pub struct InquiryView<'a> {
     pub attempts: u32,
     pub received_at: Millis,
     pub note: Option<&'a HandoffNote>,
-    pub timeline: Cow<'a, [TimelineEntry]>,
+    pub timeline: Vec<TimelineEntry>,
     /// While offered: when the offer times out (later than the offer time
     /// plus the accept timeout if timers were paused meanwhile).
     pub offer_expires_at: Option<Millis>,
