@@ -120,8 +120,38 @@ fn describe() {
     describe_counter!(DEADLETTER, "Inbound messages rejected to the dead-letter subject, by reason.");
 }
 
-/// Serves `GET /metrics` on `listener` until `shutdown` resolves.
+/// How often histogram samples are folded into their buckets. The exporter
+/// keeps every raw sample until then, so without this a router nobody
+/// scrapes (Prometheus down, or not set up yet) grows by every decision.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// Calls `upkeep` every `period`, the first time one period from now.
+async fn every(period: Duration, mut upkeep: impl FnMut()) {
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        upkeep();
+    }
+}
+
+/// Serves `GET /metrics` on `listener` until `shutdown` resolves, and keeps
+/// the recorder's memory bounded meanwhile whether or not anyone scrapes.
 pub async fn serve(
+    listener: TcpListener,
+    handle: PrometheusHandle,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let upkeep = tokio::spawn(every(UPKEEP_EVERY, {
+        let handle = handle.clone();
+        move || handle.run_upkeep()
+    }));
+    let served = serve_scrapes(listener, handle, shutdown).await;
+    upkeep.abort();
+    served
+}
+
+async fn serve_scrapes(
     listener: TcpListener,
     handle: PrometheusHandle,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -199,5 +229,26 @@ impl EffectSink for MetricsSink {
             gauge!(RESERVED_CAPACITY, "group" => group.clone()).set(g.reserve_ratio);
             gauge!(RECOMMENDED_AGENTS, "group" => group).set(f64::from(g.recommended_agents));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+    use std::sync::Arc;
+
+    #[tokio::test(start_paused = true)]
+    async fn histogram_upkeep_runs_every_period_with_no_scrape_at_all() {
+        let calls = Arc::new(AtomicU32::new(0));
+        let counted = calls.clone();
+        let upkeep = tokio::spawn(every(UPKEEP_EVERY, move || {
+            counted.fetch_add(1, Relaxed);
+        }));
+        tokio::time::sleep(UPKEEP_EVERY / 2).await;
+        assert_eq!(calls.load(Relaxed), 0, "not at once");
+        tokio::time::sleep(UPKEEP_EVERY * 3).await;
+        assert_eq!(calls.load(Relaxed), 3);
+        upkeep.abort();
     }
 }
