@@ -166,7 +166,8 @@ pub async fn run(options: BenchOptions) -> Result<BenchReport, LoadgenError> {
     wait_for(Duration::from_secs(10), || Counters::get(&counters.online) >= options.agents as u64).await;
     let js = async_nats::jetstream::new(client.clone());
     let router = options.processes.pid("router");
-    let memory_before = (router.and_then(resident_bytes), Counters::get(&counters.offered));
+    let rss = || router.and_then(resident_bytes);
+    let (rss_before, offered_before) = (rss(), Counters::get(&counters.offered));
     for round in 1..=options.repeat.max(1) {
         for &rate in &options.rates {
             eprintln!("bench: router at {rate}/s for {:?} (run {round} of {})", options.step, options.repeat);
@@ -177,12 +178,12 @@ pub async fn run(options: BenchOptions) -> Result<BenchReport, LoadgenError> {
             tokio::time::sleep(Duration::from_secs(2)).await;
         }
     }
+    let (rss_fixed, offered_fixed) = (rss(), Counters::get(&counters.offered) - offered_before);
     eprintln!("bench: router at saturation ({:?} after {:?} warm-up)", options.saturation, options.warmup);
     report.router_saturation = saturate(&js, &options, &run, &counters).await;
     eprintln!("bench: router saturation {:.0}/s", report.router_saturation.per_sec);
-    if let (Some(before), Some(after)) = (memory_before.0, router.and_then(resident_bytes)) {
-        let inquiries = Counters::get(&counters.offered) - memory_before.1;
-        report.router_memory = Some(RouterMemory::new(before, after, inquiries));
+    if let (Some(before), Some(fixed), Some(saturated)) = (rss_before, rss_fixed, rss()) {
+        report.router_memory = Some(RouterMemory::new([before, fixed, saturated], offered_fixed));
     }
     report.agent_errors = counters.errors();
     pool.stop().await;

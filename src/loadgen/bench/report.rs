@@ -57,25 +57,30 @@ impl FixedRate {
     }
 }
 
-/// The router's resident memory across the routed part of the run (fixed
-/// rates and saturation). Finished inquiries stay in memory for
-/// `agents.retain_finished` (24 h by default), so the growth per routed
-/// inquiry is the figure to size a promotion day's memory by.
+/// The router's resident memory before and after the fixed rates, and after
+/// saturation. Finished inquiries stay in memory for `agents.retain_finished`
+/// (24 h by default), so the growth per inquiry over the fixed rates (steady
+/// load, no backlog) is the figure to size a promotion day's memory by;
+/// saturation adds what a backlog of 10,000 leaves behind.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct RouterMemory {
     pub rss_before_bytes: u64,
-    pub rss_after_bytes: u64,
-    /// Inquiries offered to the agents in between.
+    pub rss_after_fixed_rates_bytes: u64,
+    pub rss_after_saturation_bytes: u64,
+    /// Inquiries offered to the agents during the fixed rates.
     pub inquiries: u64,
+    /// Growth over the fixed rates per inquiry offered then.
     pub bytes_per_inquiry: f64,
 }
 
 impl RouterMemory {
-    pub fn new(rss_before_bytes: u64, rss_after_bytes: u64, inquiries: u64) -> RouterMemory {
-        let growth = rss_after_bytes.saturating_sub(rss_before_bytes) as f64;
+    /// From the three readings and the inquiries offered during the fixed rates.
+    pub fn new(rss: [u64; 3], inquiries: u64) -> RouterMemory {
+        let growth = rss[1].saturating_sub(rss[0]) as f64;
         RouterMemory {
-            rss_before_bytes,
-            rss_after_bytes,
+            rss_before_bytes: rss[0],
+            rss_after_fixed_rates_bytes: rss[1],
+            rss_after_saturation_bytes: rss[2],
             inquiries,
             bytes_per_inquiry: growth / inquiries.max(1) as f64,
         }
@@ -254,11 +259,13 @@ impl fmt::Display for BenchReport {
             let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
             writeln!(
                 f,
-                "router memory (RSS): {:.0} -> {:.0} MiB over {} inquiries, {:.0} bytes per inquiry kept",
+                "router memory (RSS): {:.0} -> {:.0} MiB over the {} inquiries of the fixed rates ({:.0} bytes each), \
+                 {:.0} MiB after saturation",
                 mib(m.rss_before_bytes),
-                mib(m.rss_after_bytes),
+                mib(m.rss_after_fixed_rates_bytes),
                 m.inquiries,
-                m.bytes_per_inquiry
+                m.bytes_per_inquiry,
+                mib(m.rss_after_saturation_bytes)
             )?;
         }
         writeln!(f, "ratio router/raw: {:.2} (target >= {TARGET_RATIO}: {})", self.ratio, verdict(self.ratio_met))?;
@@ -338,14 +345,14 @@ mod tests {
 
     #[test]
     fn router_memory_is_the_resident_growth_per_routed_inquiry() {
-        let memory = RouterMemory::new(64 << 20, (64 << 20) + 10_000_000, 10_000);
+        let memory = RouterMemory::new([64 << 20, (64 << 20) + 10_000_000, 100 << 20], 10_000);
         assert_eq!(memory.bytes_per_inquiry, 1000.0);
-        assert_eq!(RouterMemory::new(2_000, 1_000, 0).bytes_per_inquiry, 0.0, "shrinking is no growth");
+        assert_eq!(RouterMemory::new([2_000, 1_000, 1_000], 0).bytes_per_inquiry, 0.0, "shrinking is no growth");
         let mut r = report(&[(19.0, 0)]);
         r.router_memory = Some(memory);
         assert!(
             r.to_string()
-                .contains("router memory (RSS): 64 -> 74 MiB over 10000 inquiries, 1000 bytes per inquiry kept"),
+                .contains("router memory (RSS): 64 -> 74 MiB over the 10000 inquiries of the fixed rates (1000 bytes each), 100 MiB after saturation"),
             "{r}"
         );
         let own = crate::loadgen::bench::resident_bytes(std::process::id());
