@@ -110,7 +110,10 @@ fn start_checkpoint(store: &StateStore, unchecked: &mut Unchecked, running: &mut
     let (writes, through) = unchecked.take();
     let store = store.clone();
     *running = Some(tokio::spawn(async move {
+        let started = std::time::Instant::now();
         until_done("cannot checkpoint routing state", || store.checkpoint(&writes, through)).await;
+        let took_ms = started.elapsed().as_millis() as u64;
+        tracing::debug!(keys = writes.len(), through, took_ms, "checkpoint written");
     }));
 }
 
