@@ -127,6 +127,7 @@ impl Record {
         Slot { need: self.need, band: self.band, key: (-self.rank, self.seq), since: self.since }
     }
 }
+
 #[cfg(test)]
 #[test]
 fn a_timeline_step_stays_small() {
