@@ -103,6 +103,24 @@ const ACK_WINDOW: usize = 2_048;
 /// them; a small window keeps a checkpoint from delaying decisions.
 const CHECKPOINT_WINDOW: usize = 64;
 
+/// A checkpoint this large means decisions outran checkpoints (a second holds
+/// ~5,000 changed records at 5,000 inquiries/s)...
+const CATCH_UP_KEYS: usize = 10_000;
+/// ...and is written with this many in flight, so that checkpoints catch up
+/// instead of falling further behind (the journal and the records waiting for
+/// the next checkpoint grow meanwhile); appends then wait a little longer.
+const CATCH_UP_WINDOW: usize = 512;
+const _: () = assert!(CATCH_UP_WINDOW <= ACK_WINDOW, "within the ack permits the context lends");
+
+/// Writes in flight for a checkpoint of `keys` writes.
+fn checkpoint_window(keys: usize) -> usize {
+    if keys > CATCH_UP_KEYS {
+        CATCH_UP_WINDOW
+    } else {
+        CHECKPOINT_WINDOW
+    }
+}
+
 impl StateStore {
     /// Opens the bucket named in `settings` and its journal, creating them when absent.
     pub async fn open(js: jetstream::Context, settings: &NatsSettings) -> Result<StateStore, StoreError> {
@@ -153,7 +171,7 @@ impl StateStore {
     /// `through`, records that the bucket covers it, and purges the journal
     /// up to it (a failed purge is left to the next checkpoint).
     pub async fn checkpoint(&self, writes: &[Write], through: u64) -> Result<(), async_nats::Error> {
-        for window in writes.chunks(CHECKPOINT_WINDOW) {
+        for window in writes.chunks(checkpoint_window(writes.len())) {
             self.write_window(window).await?;
         }
         let marker = Bytes::from(through.to_string());
@@ -293,6 +311,13 @@ fn decode_into(restored: &mut Restored, key: &str, payload: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn checkpoints_that_fell_behind_are_written_with_more_in_flight() {
+        assert_eq!(checkpoint_window(1_000), CHECKPOINT_WINDOW);
+        assert_eq!(checkpoint_window(CATCH_UP_KEYS), CHECKPOINT_WINDOW);
+        assert_eq!(checkpoint_window(CATCH_UP_KEYS + 1), CATCH_UP_WINDOW);
+    }
 
     #[test]
     fn ids_become_safe_key_tokens() {
