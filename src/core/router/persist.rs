@@ -6,7 +6,7 @@
 //! OFFLINE agent, goes back to its queue. Timers continue from the recorded
 //! times; desktops get a fresh heartbeat grace to reconnect.
 
-use super::record::{Place, Record, TimelineEntry};
+use super::record::{Place, Record, Step, StepRare, NO_NAME};
 use super::{Override, Router};
 use crate::core::agents::{AgentIx, Class, GroupIx, InqIx};
 use crate::core::command::Presence;
@@ -98,7 +98,15 @@ impl Router {
             next_rule: rec.next_rule,
             accepted_at: rec.accepted_at(),
             note: rec.note.as_deref().cloned(),
-            timeline: self.steps(rec).map(|step| timeline_record(self.entry(step))).collect(),
+            timeline: self.map_steps(rec, |step| TimelineRecord {
+                kind: step.kind,
+                at: step.at,
+                group: self.names.id(step.group),
+                agent: self.names.get(step.agent).cloned(),
+                trace: step.trace.as_deref().cloned(),
+                note: step.rare.as_ref().and_then(|r| r.note.clone()),
+                detail: step.rare.as_ref().and_then(|r| r.detail.as_deref().map(String::from)),
+            }),
         }
     }
 
@@ -269,7 +277,7 @@ impl Router {
             (state, _) => Place::Finished { state, at: r.finished_at.unwrap_or(r.received_at) },
         };
         let displaced = place == Place::Waiting && r.state != InquiryState::Waiting;
-        let timeline = r.timeline.into_iter().map(|t| self.step(timeline_entry(t))).collect();
+        let timeline = r.timeline.into_iter().map(|t| self.recorded_step(t)).collect();
         let record = Record {
             inquiry: r.inquiry,
             place,
@@ -317,28 +325,18 @@ impl Router {
         }
         None
     }
-}
 
-fn timeline_record(t: TimelineEntry) -> TimelineRecord {
-    TimelineRecord {
-        kind: t.kind,
-        at: t.at,
-        group: t.group,
-        agent: t.agent,
-        trace: t.trace.map(|b| *b),
-        note: t.note.map(|b| *b),
-        detail: t.detail.map(String::from),
-    }
-}
-
-fn timeline_entry(t: TimelineRecord) -> TimelineEntry {
-    TimelineEntry {
-        kind: t.kind,
-        at: t.at,
-        group: t.group,
-        agent: t.agent,
-        trace: t.trace.map(Box::new),
-        note: t.note.map(Box::new),
-        detail: t.detail.map(String::into_boxed_str),
+    /// A recorded timeline step as a record keeps it, its names added to the table.
+    fn recorded_step(&mut self, t: TimelineRecord) -> Step {
+        let rare = (t.note.is_some() || t.detail.is_some())
+            .then(|| Box::new(StepRare { note: t.note, detail: t.detail.map(String::into_boxed_str) }));
+        Step {
+            at: t.at,
+            trace: t.trace.map(Box::new),
+            rare,
+            group: self.names.intern(&t.group),
+            agent: t.agent.as_ref().map_or(NO_NAME, |a| self.names.intern(a)),
+            kind: t.kind,
+        }
     }
 }

@@ -114,43 +114,23 @@ impl Router {
         Step { at: rec.received_at, trace: None, rare: None, group, agent: NO_NAME, kind: EventKind::Queued }
     }
 
-    /// An inquiry's whole timeline, as kept.
-    pub(super) fn steps<'a>(&self, rec: &'a Record) -> impl Iterator<Item = Step> + 'a {
+    /// `f` of every step of an inquiry's timeline, the untold QUEUED one included.
+    pub(super) fn map_steps<T>(&self, rec: &Record, f: impl FnMut(&Step) -> T) -> Vec<T> {
         let untold = rec.queued_untold.then(|| self.untold_queued(rec));
-        untold.into_iter().chain(rec.timeline.iter().cloned())
+        untold.iter().chain(&rec.timeline).map(f).collect()
     }
 
     /// An inquiry's whole timeline, with ids.
     pub(super) fn timeline(&self, rec: &Record) -> Vec<TimelineEntry> {
-        self.steps(rec).map(|step| self.entry(step)).collect()
-    }
-
-    /// A step with its names looked up.
-    pub(super) fn entry(&self, step: Step) -> TimelineEntry {
-        let (note, detail) = step.rare.map_or((None, None), |r| (r.note.map(Box::new), r.detail));
-        TimelineEntry {
+        self.map_steps(rec, |step| TimelineEntry {
             kind: step.kind,
             at: step.at,
             group: self.names.id(step.group),
             agent: self.names.get(step.agent).cloned(),
-            trace: step.trace,
-            note,
-            detail,
-        }
-    }
-
-    /// A recorded timeline entry as a step, its names added to the table.
-    pub(super) fn step(&mut self, entry: TimelineEntry) -> Step {
-        let rare = (entry.note.is_some() || entry.detail.is_some())
-            .then(|| Box::new(StepRare { note: entry.note.map(|n| *n), detail: entry.detail }));
-        Step {
-            at: entry.at,
-            trace: entry.trace,
-            rare,
-            group: self.names.intern(&entry.group),
-            agent: entry.agent.as_ref().map_or(NO_NAME, |a| self.names.intern(a)),
-            kind: entry.kind,
-        }
+            trace: step.trace.clone(),
+            note: step.rare.as_ref().and_then(|r| r.note.clone()).map(Box::new),
+            detail: step.rare.as_ref().and_then(|r| r.detail.clone()),
+        })
     }
 }
 
