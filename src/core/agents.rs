@@ -174,6 +174,12 @@ impl GroupAgents {
     /// while its state changes and its groups stay the same.
     pub fn update_counts(&mut self, group: GroupIx, ix: AgentIx, agent: &Agent, add: bool) {
         self.census.count(agent, if add { 1 } else { -1 });
+        self.update_ready(group, ix, agent, add);
+    }
+
+    /// Puts the agent in (`add`) or takes it out of the ready index under
+    /// its `indexed` key; nothing if it has none.
+    pub fn update_ready(&mut self, group: GroupIx, ix: AgentIx, agent: &Agent, add: bool) {
         let Some((occupancy_ppm, last_offer_at)) = agent.indexed else { return };
         let proficiency = agent.proficiency_in(group).unwrap_or(1);
         let key = AgentKey {

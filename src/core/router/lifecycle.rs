@@ -225,6 +225,9 @@ impl Router {
     ) -> Result<(), CoreError> {
         let (ix, ax) = self.held_by_actor(actor, id, true, "complete")?;
         let Place::Active { group, .. } = self.rec(ix).place else { unreachable!() };
+        // The release and the offers that refill the slot re-key the agent
+        // once instead of each time.
+        self.hold_index(ax);
         self.release(ax, ix);
         let handled = now.saturating_sub(self.rec(ix).accepted_at().unwrap_or(now));
         let avg = &mut self.groups[group as usize].handle_ms_avg;
@@ -233,6 +236,7 @@ impl Router {
         self.emit(now, ix, EventKind::Completed, Some(detail), fx);
         self.finish(now, ix, InquiryState::Completed);
         self.fill_agent(now, ax, None, fx);
+        self.release_index(ax);
         Ok(())
     }
 

@@ -97,6 +97,8 @@ pub struct Router {
     /// Groups whose reserve let NORMAL and LOW work through again during
     /// the current command (see `with_agent`).
     reopened: Vec<GroupIx>,
+    /// The agent `hold_index` keeps out of its ready indexes, if any.
+    index_held: Option<AgentIx>,
     /// Reused by `with_agent`.
     closed_scratch: Vec<GroupIx>,
     /// Records changed since the last `take_changes`, for persistence.
@@ -190,6 +192,7 @@ impl Router {
             records: Vec::new(),
             free_records: Vec::new(),
             inquiry_ix: IdIndex::default(),
+            index_held: None,
             languages: BitNames::default(),
             skills: BitNames::default(),
             shared: SharedNames::default(),

@@ -187,6 +187,7 @@ impl Router {
         }
         router.finished.make_contiguous().sort_unstable();
         for ax in 0..router.agents.len() as AgentIx {
+            router.join_groups(ax);
             router.attach_agent(ax);
         }
         for ix in displaced {

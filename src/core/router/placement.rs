@@ -24,24 +24,38 @@ impl Router {
         agent.groups.iter().map(|&(g, _)| self.groups[g as usize].level).max().unwrap_or_default()
     }
 
-    /// Takes an agent out of its groups' census and ready indexes.
+    /// Takes an agent out of its groups' census and ready indexes (not out
+    /// of the indexes while `index_held` keeps it out of them already).
     pub(super) fn detach_agent(&mut self, ax: AgentIx) {
         let agent = &self.agents[ax as usize];
+        let index = self.index_held != Some(ax);
         for &(g, _) in &agent.groups {
-            self.groups[g as usize].agents.update_counts(g, ax, agent, false);
+            let group = &mut self.groups[g as usize].agents;
+            group.census.count(agent, -1);
+            if index {
+                group.update_ready(g, ax, agent, false);
+            }
         }
     }
 
     /// Takes the agent off the member lists of its groups, before a presence
-    /// changes them. (`detach_agent` leaves membership alone, so that the
-    /// detach and attach around every offer and release keep it as it is.)
+    /// changes them. (Detaching and attaching around every offer and release
+    /// leave membership alone; `join_groups` puts it back.)
     pub(super) fn leave_groups(&mut self, ax: AgentIx) {
         for &(g, _) in &self.agents[ax as usize].groups {
             self.groups[g as usize].agents.members.remove(&ax);
         }
     }
 
-    /// Recomputes capacity and class, and puts the agent back in its groups.
+    /// Puts the agent on the member lists of its groups.
+    pub(super) fn join_groups(&mut self, ax: AgentIx) {
+        for &(g, _) in &self.agents[ax as usize].groups {
+            self.groups[g as usize].agents.members.insert(ax);
+        }
+    }
+
+    /// Recomputes capacity and class, and puts the agent back in its groups'
+    /// census and ready indexes (the indexes once `index_held` lets go).
     pub(super) fn attach_agent(&mut self, ax: AgentIx) {
         let playbook = *self.playbook(self.agent_level(ax));
         let agent = &mut self.agents[ax as usize];
@@ -49,8 +63,36 @@ impl Router {
         agent.class = agent.classify(playbook.enforce_fatigue);
         agent.indexed = (agent.class == Class::Ready).then(|| (agent.occupancy_ppm(), agent.last_offer_at));
         let agent = &self.agents[ax as usize];
+        let index = self.index_held != Some(ax);
         for &(g, _) in &agent.groups {
-            self.groups[g as usize].agents.update(g, ax, agent, true);
+            let group = &mut self.groups[g as usize].agents;
+            group.census.count(agent, 1);
+            if index {
+                group.update_ready(g, ax, agent, true);
+            }
+        }
+    }
+
+    /// Keeps agent `ax` out of its ready indexes until `release_index`, while
+    /// several changes in a row (a completion and the offers that refill the
+    /// slot) would each take it out and put it back under a new key. Nothing
+    /// may choose agents in its groups meanwhile.
+    pub(super) fn hold_index(&mut self, ax: AgentIx) {
+        debug_assert!(self.index_held.is_none(), "one agent at a time");
+        let agent = &self.agents[ax as usize];
+        for &(g, _) in &agent.groups {
+            self.groups[g as usize].agents.update_ready(g, ax, agent, false);
+        }
+        self.index_held = Some(ax);
+    }
+
+    /// Puts the agent held by `hold_index` back in its ready indexes.
+    pub(super) fn release_index(&mut self, ax: AgentIx) {
+        debug_assert_eq!(self.index_held, Some(ax));
+        self.index_held = None;
+        let agent = &self.agents[ax as usize];
+        for &(g, _) in &agent.groups {
+            self.groups[g as usize].agents.update_ready(g, ax, agent, true);
         }
     }
 
@@ -156,6 +198,10 @@ impl Router {
     pub(super) fn choose_agent(&self, now: Millis, g: GroupIx, ix: InqIx) -> Choice {
         let rec = self.rec(ix);
         let mut trace = self.base_trace(now, g, ix);
+        if self.groups[g as usize].agents.ready.is_empty() {
+            // No agent of the group is ready: neither is the customer's last one.
+            return Choice { agent: None, trace };
+        }
         let reserve_ok = self.reserve_allows(g, rec.band);
         let mut best: Option<&AgentKey> = None;
         let mut second: Option<&AgentKey> = None;

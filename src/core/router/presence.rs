@@ -42,6 +42,7 @@ impl Router {
             a.offering = offering;
             a.max_concurrent = max_concurrent;
         });
+        self.join_groups(ax);
         self.touch_agent(ax);
         if self.agents[ax as usize].status != p.status || p.status == AgentStatus::Available {
             self.set_status(now, ax, p.status, "set by the desktop", fx);
