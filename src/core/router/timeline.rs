@@ -102,7 +102,9 @@ impl Router {
         if self.rec(ix).queued_untold {
             let queued = self.untold_queued(self.rec(ix));
             let rec = self.rec_mut(ix);
-            rec.timeline.reserve_exact(2);
+            // Room for the usual rest of its life (offered, accepted,
+            // completed), so that it never grows.
+            rec.timeline.reserve_exact(4);
             rec.timeline.push(queued);
             rec.queued_untold = false;
         }
