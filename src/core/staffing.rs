@@ -41,7 +41,10 @@ pub fn erlang_c(agents: u32, traffic: f64) -> f64 {
 
 /// Erlang B by the stable recurrence over 1..=`agents` servers.
 fn erlang_b(agents: u32, traffic: f64) -> f64 {
-    (1..=agents).fold(1.0, |b, n| erlang_b_next(b, n, traffic))
+    // The recurrence of `erlang_b_next` on 1/B needs no division per step:
+    // 1/B(n) = 1 + n/A * 1/B(n-1). This runs for every group on every tick.
+    let per_traffic = 1.0 / traffic;
+    1.0 / (1..=agents).fold(1.0, |inverse, n| 1.0 + f64::from(n) * per_traffic * inverse)
 }
 
 /// One step of the recurrence: Erlang B of `n` servers from that of `n - 1`.
@@ -110,6 +113,18 @@ mod tests {
         assert!((c - 0.6821).abs() < 0.001, "{c}");
         assert_eq!(erlang_c(10, 10.0), 1.0);
         assert_eq!(erlang_c(3, 0.0), 0.0);
+    }
+
+    #[test]
+    fn erlang_b_agrees_with_its_textbook_recurrence() {
+        for traffic in [0.3, 7.5, 120.0, 2_500.0] {
+            let mut b = 1.0;
+            for agents in 1..=3_000 {
+                b = erlang_b_next(b, agents, traffic);
+                let fast = erlang_b(agents, traffic);
+                assert!((fast - b).abs() <= 1e-9 * b + 1e-250, "{agents} agents, {traffic} E: {fast} vs {b}");
+            }
+        }
     }
 
     #[test]
