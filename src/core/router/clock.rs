@@ -243,6 +243,13 @@ impl Router {
                 break;
             }
             self.finished.pop_front();
+            // A deflected inquiry the bot handed back lives on under the same index.
+            let still_then = self.records[ix as usize]
+                .as_ref()
+                .is_some_and(|rec| matches!(rec.place, Place::Finished { at: done, .. } if done == at));
+            if !still_then {
+                continue;
+            }
             let Some(rec) = self.records[ix as usize].take() else { continue };
             self.inquiry_ix.remove_at(&rec.inquiry.id, ix);
             self.free_records.push(ix);

@@ -2,7 +2,7 @@
 //! complete, cancel and offer timeout.
 
 use super::placement::sticky_key;
-use super::record::{Place, Record};
+use super::record::{Place, Record, Step, NO_NAME};
 use super::timeline::EventDetail;
 use super::Router;
 use crate::core::agents::{AgentIx, InqIx};
@@ -15,21 +15,34 @@ use crate::core::types::{AgentStatus, Band, Category, HandoffNote, Inquiry, Inqu
 
 impl Router {
     pub(super) fn arrive(&mut self, now: Millis, inquiry: Inquiry, fx: &mut Vec<Effect>) -> Result<(), CoreError> {
-        if self.find_inquiry(&inquiry.id).is_some() {
-            return Err(CoreError::Duplicate(inquiry.id));
-        }
         if inquiry.customer.vip_tier > 5 {
             return Err(CoreError::InvalidArgument(format!(
                 "customer.vip_tier {} is out of range; use 0 to 5",
                 inquiry.customer.vip_tier
             )));
         }
-        let ix = self.insert_record(now, inquiry);
+        let ix = match self.find_inquiry(&inquiry.id) {
+            None => self.insert_record(now, inquiry),
+            Some(ix) if self.is_back_from_bot(ix, &inquiry) => self.reopen_record(now, ix, inquiry),
+            Some(_) => return Err(CoreError::Duplicate(inquiry.id)),
+        };
         let primary = self.rec(ix).home;
         let landing = self.landing_group(now, ix);
         self.groups[landing as usize].arrivals.record(now);
         if landing == primary && self.should_deflect(ix) {
             self.finish(now, ix, InquiryState::Deflected);
+            let group_name = self.groups[landing as usize].name;
+            let step = Step {
+                at: now,
+                trace: None,
+                rare: None,
+                group: group_name,
+                agent: NO_NAME,
+                kind: EventKind::Deflected,
+            };
+            // Exactly one step's room: deflected inquiries are kept as long as finished ones.
+            self.rec_mut(ix).timeline.reserve_exact(1);
+            self.push_step(ix, step);
             let rec = self.rec(ix);
             let (id, shop) = (rec.inquiry.id.clone(), rec.inquiry.shop_id.clone());
             let group = self.groups[landing as usize].id.clone();
@@ -43,7 +56,48 @@ impl Router {
         Ok(())
     }
 
-    fn insert_record(&mut self, now: Millis, mut inquiry: Inquiry) -> InqIx {
+    /// Whether `inquiry` is the bot handing back the deflected inquiry `ix`
+    /// (SPEC: the bot may send it back with `bot_attempted`; it is then
+    /// routed and never deflected again). Any other repeat is a duplicate.
+    fn is_back_from_bot(&self, ix: InqIx, inquiry: &Inquiry) -> bool {
+        inquiry.bot_attempted && matches!(self.rec(ix).place, Place::Finished { state: InquiryState::Deflected, .. })
+    }
+
+    /// Starts the deflected record `ix` over as a new arrival of `inquiry`,
+    /// keeping its index and its timeline so far.
+    fn reopen_record(&mut self, now: Millis, ix: InqIx, inquiry: Inquiry) -> InqIx {
+        let mut record = self.new_record(now, inquiry);
+        let old = self.rec_mut(ix);
+        record.timeline = std::mem::take(&mut old.timeline);
+        record.dirty = old.dirty;
+        self.records[ix as usize] = Some(record);
+        ix
+    }
+
+    fn insert_record(&mut self, now: Millis, inquiry: Inquiry) -> InqIx {
+        let record = self.new_record(now, inquiry);
+        let ix = match self.free_records.pop() {
+            Some(ix) => {
+                self.records[ix as usize] = Some(record);
+                ix
+            }
+            None => {
+                if self.records.len() == self.records.capacity() {
+                    // Grow by an eighth rather than double: a record is ~300
+                    // bytes, and a large table would otherwise sit half empty.
+                    self.records.reserve_exact(self.records.len() / 8 + 1024);
+                }
+                self.records.push(Some(record));
+                (self.records.len() - 1) as InqIx
+            }
+        };
+        self.index_inquiry(ix);
+        self.rec_mut(ix);
+        ix
+    }
+
+    /// The record of a newly arrived inquiry, waiting since `now`.
+    fn new_record(&mut self, now: Millis, mut inquiry: Inquiry) -> Record {
         inquiry.shop_id = self.shared.share(inquiry.shop_id);
         inquiry.platform = self.shared.share(inquiry.platform);
         inquiry.language = self.shared.share(inquiry.language);
@@ -60,7 +114,7 @@ impl Router {
         );
         let seq = self.next_seq;
         self.next_seq += 1;
-        let record = Record {
+        Record {
             home: self.primary[inquiry.category as usize],
             inquiry,
             place: Place::Waiting,
@@ -82,25 +136,7 @@ impl Router {
             timeline: Vec::new(),
             queued_untold: false,
             dirty: false,
-        };
-        let ix = match self.free_records.pop() {
-            Some(ix) => {
-                self.records[ix as usize] = Some(record);
-                ix
-            }
-            None => {
-                if self.records.len() == self.records.capacity() {
-                    // Grow by an eighth rather than double: a record is ~300
-                    // bytes, and a large table would otherwise sit half empty.
-                    self.records.reserve_exact(self.records.len() / 8 + 1024);
-                }
-                self.records.push(Some(record));
-                (self.records.len() - 1) as InqIx
-            }
-        };
-        self.index_inquiry(ix);
-        self.rec_mut(ix);
-        ix
+        }
     }
 
     /// The dedicated group for fans and high-tier VIPs when it has an eligible

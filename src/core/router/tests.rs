@@ -219,12 +219,29 @@ fn at_surge_low_pre_sales_go_to_the_bot_unless_the_bot_already_tried() {
     let fx = b.arrive(inquiry("q1", Category::PreSales));
     assert!(matches!(fx.as_slice(), [Effect::Deflect { .. }]));
     assert_eq!(b.router.inquiry_state("q1"), Some(InquiryState::Deflected));
-    let mut back = inquiry("q2", Category::PreSales);
-    back.bot_attempted = true;
-    assert_eq!(offers(&b.arrive(back)).len(), 1);
+    let steps = |b: &Bench| b.router.inquiry(b.now, "q1").unwrap().timeline.iter().map(|t| t.kind).collect::<Vec<_>>();
+    assert_eq!(steps(&b), [EventKind::Deflected], "GetInquiry shows the deflection");
     let mut vip = inquiry("q3", Category::PreSales);
     vip.customer.vip_tier = 1;
     assert_eq!(offers(&b.arrive(vip)).len(), 1, "a VIP is never LOW");
+    // Sent again without the bot's mark it is a duplicate; the bot's hand-back
+    // under the same id is routed, with its timeline kept.
+    let again = Command::Arrive(Box::new(inquiry("q1", Category::PreSales)));
+    assert!(matches!(b.try_apply(again), Err(CoreError::Duplicate(_))));
+    b.now += 20_000;
+    let mut back = inquiry("q1", Category::PreSales);
+    back.bot_attempted = true;
+    assert_eq!(offer_pairs(&b.arrive(back.clone())), [("q1".to_string(), "pre".to_string())]);
+    assert_eq!(steps(&b), [EventKind::Deflected, EventKind::Offered]);
+    let twice = Command::Arrive(Box::new(back));
+    assert!(matches!(b.try_apply(twice), Err(CoreError::Duplicate(_))), "only a deflected inquiry comes back");
+    // Forgetting the deflection after `retain_finished` leaves the live inquiry alone.
+    b.accept("pre", "q1");
+    b.advance(b.router.settings().agents.retain_finished.as_millis() as u64);
+    assert_eq!(b.router.inquiry_state("q1"), Some(InquiryState::Active));
+    b.complete("pre", "q1");
+    b.advance(b.router.settings().agents.retain_finished.as_millis() as u64 + 1_000);
+    assert_eq!(b.router.inquiry_state("q1"), None, "forgotten once finished again");
 }
 
 #[test]
