@@ -231,9 +231,12 @@ impl Router {
         let rec = self.rec_mut(ix);
         rec.place = Place::Active { agent: ax, group, accepted_at: now };
         let waited = now.saturating_sub(rec.received_at);
-        let key = sticky_key(&rec.inquiry.shop_id, &rec.inquiry.customer.id);
-        self.sticky.insert(key, (ax, now));
-        self.sticky_expiry.push_back((now, key));
+        // An anonymous customer (no id) has no previous agent to come back to.
+        if !rec.inquiry.customer.id.is_empty() {
+            let key = sticky_key(&rec.inquiry.shop_id, &rec.inquiry.customer.id);
+            self.sticky.insert(key, (ax, now));
+            self.sticky_expiry.push_back((now, key));
+        }
         let detail = EventDetail { agent: Some(ax), waited_ms: Some(waited), ..EventDetail::default() };
         self.emit(now, ix, EventKind::Accepted, Some(detail), fx);
         Ok(())

@@ -242,7 +242,7 @@ impl Router {
     /// The customer's previous agent, if it may take this inquiry now.
     fn sticky_agent(&self, now: Millis, g: GroupIx, ix: InqIx, reserve_ok: bool) -> Option<AgentIx> {
         let rec = self.rec(ix);
-        if !reserve_ok || rec.next_rule.is_some() {
+        if !reserve_ok || rec.next_rule.is_some() || rec.inquiry.customer.id.is_empty() {
             return None;
         }
         let &(ax, at) = self.sticky.get(&sticky_key(&rec.inquiry.shop_id, &rec.inquiry.customer.id))?;

@@ -106,6 +106,24 @@ fn the_customers_previous_agent_is_preferred_within_the_sticky_window() {
 }
 
 #[test]
+fn customers_without_an_id_are_not_stuck_to_the_last_anonymous_customers_agent() {
+    let mut b = bench();
+    b.agent(presence("expert", &[("orders", 5)], 5));
+    b.agent(presence("regular", &[("orders", 3)], 5));
+    let mut first = inquiry("q1", Category::Order);
+    first.customer.id = "".into();
+    b.arrive(first);
+    b.apply(Command::Decline { actor: Actor::agent("expert"), inquiry: "q1".into() });
+    b.accept("regular", "q1");
+    b.complete("regular", "q1");
+    let mut other = inquiry("q2", Category::Order);
+    other.customer.id = "".into();
+    let fx = b.arrive(other);
+    assert_eq!(offers(&fx)[0].agent.as_str(), "expert", "best proficiency, not STICKY");
+    assert_eq!(offers(&fx)[0].trace.rule, Some(Rule::BestProficiency));
+}
+
+#[test]
 fn language_and_skills_filter_agents() {
     let mut b = bench();
     let mut english = presence("en-agent", &[("orders", 3)], 5);
