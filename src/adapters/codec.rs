@@ -18,7 +18,6 @@ pub const MAX_CLOCK_SKEW_MS: u64 = 5 * 60 * 1000;
 pub enum RejectReason {
     Empty,
     Oversized,
-    WrongContentType,
     NotDecodable,
     MissingId,
     InvalidId,
@@ -35,10 +34,9 @@ pub enum RejectReason {
 
 impl RejectReason {
     /// Every reason, for pre-registering metrics.
-    pub const ALL: [RejectReason; 15] = [
+    pub const ALL: [RejectReason; 14] = [
         RejectReason::Empty,
         RejectReason::Oversized,
-        RejectReason::WrongContentType,
         RejectReason::NotDecodable,
         RejectReason::MissingId,
         RejectReason::InvalidId,
@@ -58,7 +56,6 @@ impl RejectReason {
         match self {
             RejectReason::Empty => "empty",
             RejectReason::Oversized => "oversized",
-            RejectReason::WrongContentType => "wrong_content_type",
             RejectReason::NotDecodable => "not_decodable",
             RejectReason::MissingId => "missing_id",
             RejectReason::InvalidId => "invalid_id",
@@ -102,17 +99,13 @@ pub enum Format {
     Protobuf,
 }
 
-/// JSON unless the header says protobuf; any other type is refused.
-pub fn format_of(content_type: Option<&str>) -> Result<Format, Rejection> {
-    let Some(raw) = content_type else { return Ok(Format::Json) };
-    let essence = raw.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+/// Protobuf when the header says so, JSON otherwise (SPEC section 5: a
+/// missing, JSON or any other type is read as JSON).
+pub fn format_of(content_type: Option<&str>) -> Format {
+    let essence = content_type.and_then(|raw| raw.split(';').next()).unwrap_or("").trim().to_ascii_lowercase();
     match essence.as_str() {
-        "" | "application/json" | "text/json" => Ok(Format::Json),
-        "application/protobuf" | "application/x-protobuf" => Ok(Format::Protobuf),
-        _ => Err(Rejection::new(
-            RejectReason::WrongContentType,
-            format!("Content-Type `{raw}` is not supported; send application/json or application/protobuf"),
-        )),
+        "application/protobuf" | "application/x-protobuf" => Format::Protobuf,
+        _ => Format::Json,
     }
 }
 
@@ -122,7 +115,7 @@ pub fn decode_as<T: Message + Default + serde::de::DeserializeOwned>(
     content_type: Option<&str>,
     body: &[u8],
 ) -> Result<T, Rejection> {
-    decode(format_of(content_type)?, body)
+    decode(format_of(content_type), body)
 }
 
 fn decode<T: Message + Default + serde::de::DeserializeOwned>(format: Format, body: &[u8]) -> Result<T, Rejection> {

@@ -42,7 +42,7 @@ pub fn command_for(
     body: &[u8],
 ) -> Result<Command, Rejection> {
     let content_type = headers.and_then(|h| h.get("Content-Type")).map(|v| v.as_str());
-    let format = codec::format_of(content_type)?;
+    let format = codec::format_of(content_type);
     let prefix = &subjects.prefix;
     if subject.starts_with(&format!("{prefix}.cancellations")) {
         codec::shop_of_subject(subject, prefix, "cancellations")?;
