@@ -13,11 +13,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .file_descriptor_set_path(out_dir.join("ticketrouter_descriptor.bin"))
         .compile_protos(&["proto/ticketrouter/v1/ticketrouter.proto"], &["proto"])?;
     // serde impls in the protobuf JSON mapping, with the proto field names
-    // (snake_case) and enum value names, as the NATS contract specifies.
+    // (snake_case) and enum value names, as the NATS contract specifies. Fields
+    // at their default are written too: a consumer reading `"to": "NORMAL"` or
+    // `"vip_tier": 0` should not have to know the protobuf defaults.
     let descriptors = std::fs::read(out_dir.join("ticketrouter_descriptor.bin"))?;
     pbjson_build::Builder::new()
         .register_descriptors(&descriptors)?
         .preserve_proto_field_names()
+        .emit_fields()
         .ignore_unknown_fields()
         .build(&[".ticketrouter.v1"])?;
     println!("cargo:rerun-if-changed=proto");

@@ -275,6 +275,27 @@ pub fn level_changed(c: &core::LevelChange) -> proto::LevelChanged {
         from: level(c.from) as i32,
         to: level(c.to) as i32,
         reason: c.reason.clone(),
-        at_ms: c.at as i64,
+        at: c.at as i64,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outbound_json_carries_every_field_with_the_contracts_names_defaults_included() {
+        let back = core::LevelChange {
+            scope: core::Scope::Group("orders".into()),
+            from: Level::Peak,
+            to: Level::Normal,
+            reason: "calm again".into(),
+            at: 1_700_000_000_000,
+        };
+        let json = serde_json::to_value(level_changed(&back)).unwrap();
+        let want = serde_json::json!({
+            "scope": "group:orders", "from": "PEAK", "to": "NORMAL", "reason": "calm again", "at": "1700000000000"
+        });
+        assert_eq!(json, want);
     }
 }
