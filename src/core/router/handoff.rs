@@ -177,8 +177,10 @@ impl Router {
         }
     }
 
-    /// Re-homes an inquiry in `g` as a new wait, with its score recomputed;
-    /// the agent handing it off (`holder`) is avoided like one who declined.
+    /// Re-homes an inquiry in `g` as a new wait, with its score recomputed
+    /// plus the aging it earned while it waited so far (a handoff never
+    /// lowers its standing: an escalation raises it); the agent handing it
+    /// off (`holder`) is avoided like one who declined.
     fn move_to_group(&mut self, now: Millis, ix: InqIx, g: GroupIx, rule: Rule, holder: Option<AgentIx>) {
         self.tell_queued(ix);
         let aging = self.aging_ms();
@@ -195,13 +197,18 @@ impl Router {
                 escalated: rec.escalated,
             },
         );
+        let waited_until = match rec.place {
+            Place::Active { accepted_at, .. } => accepted_at,
+            _ => now,
+        };
+        let earned = priority::aged_score(0, rec.since, waited_until, aging);
         rec.place = Place::Waiting;
         rec.home = g;
-        rec.score = standing.score;
+        rec.score = standing.score.saturating_add(earned);
         rec.band = standing.band;
         rec.since = now;
         rec.seq = seq;
-        rec.rank = priority::rank(standing.score, now, aging);
+        rec.rank = priority::rank(rec.score, now, aging);
         rec.overflowed = false;
         rec.via_dedicated = false;
         rec.next_rule = Some(rule);

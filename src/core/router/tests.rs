@@ -427,6 +427,7 @@ fn escalation_goes_to_supervisors_with_raised_priority() {
     b.agent(presence("c", &[("complaints", 3)], 5));
     b.agent(presence("boss", &[("supervisors", 5)], 5));
     b.arrive(inquiry("q1", Category::Order));
+    b.now += 300_000; // five minutes waiting: ORDER 40 aged to 70
     let lead = Actor { id: "c".into(), role: Role::Lead };
     let denied = b.try_apply(Command::Escalate { actor: lead, inquiry: "q1".into(), note: HandoffNote::default() });
     assert!(matches!(denied, Err(CoreError::PermissionDenied(_))), "a lead outside orders");
@@ -434,7 +435,7 @@ fn escalation_goes_to_supervisors_with_raised_priority() {
     let offer = offers(&fx)[0];
     assert_eq!((offer.agent.as_ref(), offer.group.as_str()), ("boss", "supervisors"));
     assert_eq!(offer.trace.rule, Some(Rule::Escalation));
-    assert_eq!((offer.trace.score, offer.trace.band), (50, Some(Band::High)));
+    assert_eq!((offer.trace.score, offer.trace.band), (80, Some(Band::High)), "+10 on top of the aging it earned");
 }
 
 #[test]
