@@ -312,6 +312,24 @@ async fn a_burst_raises_the_level_to_surge_with_reserve_deflection_and_overrides
     let deflected = tokio::time::timeout(WAIT, deflections.next()).await.expect("a deflection").unwrap();
     let deflected: proto::Inquiry = serde_json::from_slice(&deflected.payload).unwrap();
     assert_eq!(deflected.id, "low-1");
+    // The bot could not help: it hands the inquiry back under its own id,
+    // marked, with a message id of its own (JetStream would drop a repeat).
+    let back = proto::Inquiry { bot_attempted: true, ..deflected };
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", "low-1.bot");
+    w.bus
+        .publish_with_headers("support.inquiries.shop-1", headers, serde_json::to_vec(&back).unwrap().into())
+        .await
+        .unwrap();
+    let detail = eventually("low-1 routed again", WAIT, || async {
+        let mut c = admin.handoff.clone();
+        let detail = c.get_inquiry(proto::GetInquiryRequest { inquiry_id: "low-1".into() }).await.ok()?.into_inner();
+        (detail.state != proto::InquiryState::Deflected as i32).then_some(detail)
+    })
+    .await;
+    let kinds: Vec<i32> = detail.timeline.iter().map(|e| e.kind).collect();
+    assert_eq!(kinds.first(), Some(&(proto::inquiry_event::Kind::Deflected as i32)), "{kinds:?}");
+    assert!(kinds.len() >= 2, "the deflection, then where it went: {kinds:?}");
 
     publish(&w.bus, "support.inquiries.shop-1".into(), inquiry_json("complaint-1", "COMPLAINT", 0, false)).await;
     let mut got_complaint = false;
