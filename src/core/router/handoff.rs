@@ -55,19 +55,20 @@ impl Router {
         self.agent_ix.get(agent).is_some_and(|&ax| self.agents[ax as usize].proficiency_in(g).is_some())
     }
 
-    /// Frees the inquiry from its holder or queue before it moves.
-    fn detach_inquiry(&mut self, ix: InqIx, holder: Option<AgentIx>, fx: &mut Vec<Effect>) {
+    /// Frees the inquiry from its holder or queue before it moves. The holder
+    /// is told, offered or active alike: a lead may hand off an agent's chat,
+    /// and that agent must stop serving it.
+    fn detach_inquiry(&mut self, ix: InqIx, holder: Option<AgentIx>, reason: &'static str, fx: &mut Vec<Effect>) {
         match self.rec(ix).place {
             Place::Waiting => self.dequeue(ix),
             Place::Offered { deadline, .. } => {
                 self.offer_deadlines.remove(&(deadline, ix));
-                let (inquiry, agent) =
-                    (self.rec(ix).inquiry.id.clone(), self.agents[holder.unwrap() as usize].id.clone());
-                fx.push(Effect::Withdraw { inquiry, agent, reason: "transferred" });
             }
             _ => {}
         }
         if let Some(ax) = holder {
+            let (inquiry, agent) = (self.rec(ix).inquiry.id.clone(), self.agents[ax as usize].id.clone());
+            fx.push(Effect::Withdraw { inquiry, agent, reason });
             self.release(ax, ix);
         }
     }
@@ -81,6 +82,7 @@ impl Router {
         note: HandoffNote,
         fx: &mut Vec<Effect>,
     ) -> Result<(), CoreError> {
+        check_note(&note)?;
         let ix = self.inquiry_by_id(id)?;
         let holder = self.may_hand_off(actor, ix, id)?;
         let (to_agent, to_group) = match &target {
@@ -94,7 +96,7 @@ impl Router {
             TransferTarget::Group(group) => (None, self.group_by_name(group)?),
         };
         let from = self.current_group(ix);
-        self.detach_inquiry(ix, holder, fx);
+        self.detach_inquiry(ix, holder, "transferred", fx);
         let note = HandoffNote { author: actor.id.to_string(), at: now, ..note };
         self.move_to_group(now, ix, to_group, Rule::TransferTarget, holder);
         let text = match &target {
@@ -147,6 +149,7 @@ impl Router {
         note: HandoffNote,
         fx: &mut Vec<Effect>,
     ) -> Result<(), CoreError> {
+        check_note(&note)?;
         let ix = self.inquiry_by_id(id)?;
         let holder = self.may_hand_off(actor, ix, id)?;
         let Some(target) = self.escalation else {
@@ -158,7 +161,7 @@ impl Router {
             return Err(CoreError::FailedPrecondition(format!("inquiry `{id}` is already escalated")));
         }
         let from = self.current_group(ix);
-        self.detach_inquiry(ix, holder, fx);
+        self.detach_inquiry(ix, holder, "escalated", fx);
         let note = HandoffNote { author: actor.id.to_string(), at: now, ..note };
         self.rec_mut(ix).escalated = true;
         self.move_to_group(now, ix, target, Rule::Escalation, holder);
@@ -238,4 +241,26 @@ impl Router {
         };
         self.emit(now, ix, kind, Some(detail), fx);
     }
+}
+
+/// Longest handoff note field, in bytes. A note travels with every later
+/// offer and is recorded with the inquiry; a pasted transcript would make
+/// every one of those heavy (and one record too large to journal).
+pub const MAX_NOTE_FIELD: usize = 4096;
+
+fn check_note(note: &HandoffNote) -> Result<(), CoreError> {
+    let fields = [
+        ("summary", &note.summary),
+        ("attempted", &note.attempted),
+        ("customer_expectation", &note.customer_expectation),
+    ];
+    for (name, text) in fields {
+        if text.len() > MAX_NOTE_FIELD {
+            return Err(CoreError::InvalidArgument(format!(
+                "note.{name} is {} bytes; keep each note field within {MAX_NOTE_FIELD} bytes (summarize, and link a long transcript instead of pasting it)",
+                text.len()
+            )));
+        }
+    }
+    Ok(())
 }

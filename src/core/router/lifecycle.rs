@@ -189,6 +189,15 @@ impl Router {
     ) -> Result<(InqIx, AgentIx), CoreError> {
         let ix = self.inquiry_by_id(id)?;
         let place = self.rec(ix).place;
+        // Another agent's inquiry is refused as such, whatever its state, and
+        // without telling that state.
+        let held_by_other = |h: AgentIx| *self.agents[h as usize].id != *actor.id;
+        if matches!(actor.role, Role::Agent | Role::Lead) && place.holder().is_some_and(held_by_other) {
+            return Err(CoreError::PermissionDenied(format!(
+                "`{}` may not {action} inquiry `{id}`: it is held by another agent",
+                actor.id
+            )));
+        }
         let holder = match (place, active) {
             (Place::Offered { agent, .. }, false) | (Place::Active { agent, .. }, true) => agent,
             _ => {

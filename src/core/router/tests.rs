@@ -477,4 +477,44 @@ fn only_the_offered_agent_may_accept_and_only_offers_can_be_accepted() {
     b.accept("a", "q1");
     let twice = b.try_apply(Command::Accept { actor: Actor::agent("a"), inquiry: "q1".into() });
     assert!(matches!(twice, Err(CoreError::FailedPrecondition(_))));
+    // Another agent's chat is refused as such, in whatever state it is.
+    let theirs = b.try_apply(Command::Accept { actor: Actor::agent("b"), inquiry: "q1".into() });
+    assert!(matches!(theirs, Err(CoreError::PermissionDenied(_))), "{theirs:?}");
+}
+
+#[test]
+fn a_lead_handing_off_an_agents_active_chat_withdraws_it_from_that_agent() {
+    let mut b = bench();
+    b.agent(presence("a", &[("orders", 3)], 5));
+    b.agent(presence("boss", &[("supervisors", 5)], 5));
+    b.arrive(inquiry("q1", Category::Order));
+    b.accept("a", "q1");
+    let fx = b.apply(Command::Escalate { actor: admin(), inquiry: "q1".into(), note: HandoffNote::default() });
+    let withdrawn: Vec<_> = fx
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Withdraw { inquiry, agent, .. } => Some((inquiry.to_string(), agent.to_string())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(withdrawn, [("q1".to_string(), "a".to_string())]);
+    assert_eq!(offer_pairs(&fx), [("q1".to_string(), "boss".to_string())]);
+}
+
+#[test]
+fn an_oversized_handoff_note_is_refused_and_changes_nothing() {
+    let mut b = bench();
+    b.agent(presence("a", &[("orders", 3)], 5));
+    b.arrive(inquiry("q1", Category::Order));
+    b.accept("a", "q1");
+    let note = HandoffNote { attempted: "x".repeat(600_000), ..HandoffNote::default() };
+    let transfer = Command::Transfer {
+        actor: Actor::agent("a"),
+        inquiry: "q1".into(),
+        target: TransferTarget::Group("supervisors".into()),
+        note,
+    };
+    let refused = b.try_apply(transfer);
+    assert!(matches!(&refused, Err(CoreError::InvalidArgument(m)) if m.contains("note.attempted")), "{refused:?}");
+    assert_eq!(b.router.inquiry_state("q1"), Some(InquiryState::Active));
 }
