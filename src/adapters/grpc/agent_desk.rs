@@ -8,8 +8,8 @@ use super::auth::desk_actor;
 use super::offers::{Heartbeat, OfferHub, OfferStream, DESKTOP_BUFFER};
 use super::{agent_id, required};
 use crate::adapters::convert;
-use crate::adapters::engine::EngineHandle;
-use crate::core::{Actor, AgentStatus, Command, Id, Presence};
+use crate::adapters::engine::{EngineError, EngineHandle};
+use crate::core::{Actor, AgentStatus, Command, CoreError, Id, Presence};
 use crate::proto::{self, agent_desk_server::AgentDesk};
 use tokio::sync::mpsc;
 use tonic::{Request, Response, Status};
@@ -109,7 +109,15 @@ impl AgentDesk for AgentDeskService {
         let agent_id = agent_id(&request.get_ref().agent_id)?;
         desk_actor(&request, agent_id)?;
         let agent: Id = agent_id.into();
-        self.engine.execute(Command::DesktopConnected { agent: agent.clone() }).await?;
+        let id = agent.clone();
+        if !self.engine.query(move |router, _| router.agent(&id).is_some()).await? {
+            return Err(EngineError::Core(CoreError::UnknownAgent(agent.clone())).into());
+        }
+        // Queued rather than awaited, and the guard made right after with no
+        // await between: the client may drop this call at any await, and a
+        // connect counted without its guard would keep the agent "connected"
+        // (never AWAY) for good.
+        self.engine.submit(Command::DesktopConnected { agent: agent.clone() }).await?;
         // From here on, dropping the stream (or failing below) reports the disconnect.
         let heartbeat = Heartbeat { agent: agent.clone(), engine: self.engine.clone(), hub: self.hub.clone() };
         let (tx, rx) = mpsc::channel(DESKTOP_BUFFER);

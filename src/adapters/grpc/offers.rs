@@ -202,10 +202,22 @@ pub(super) struct Heartbeat {
 impl Drop for Heartbeat {
     fn drop(&mut self) {
         self.hub.prune(&self.agent);
-        if self.engine.try_submit(Command::DesktopDisconnected { agent: self.agent.clone() }) {
+        let disconnected = Command::DesktopDisconnected { agent: self.agent.clone() };
+        if self.engine.try_submit(disconnected.clone()) {
             tracing::info!(agent_id = %self.agent, "desktop stream closed; heartbeat grace started");
-        } else {
-            tracing::warn!(agent_id = %self.agent, "desktop stream closed but the engine did not take the disconnect");
+            return;
+        }
+        // The engine's queue is full: wait for room rather than lose the
+        // disconnect, or the agent would count as connected (never AWAY) for good.
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                let engine = self.engine.clone();
+                runtime.spawn(async move { engine.submit(disconnected).await });
+                tracing::info!(agent_id = %self.agent, "desktop stream closed; heartbeat grace starts once the engine has room");
+            }
+            Err(_) => {
+                tracing::warn!(agent_id = %self.agent, "desktop stream closed outside the runtime; the disconnect is lost")
+            }
         }
     }
 }
