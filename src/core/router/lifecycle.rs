@@ -317,6 +317,15 @@ impl Router {
         Ok(())
     }
 
+    /// An offer that ran out while the router was down: back to the queue
+    /// like any timeout, but not counted against the agent, whose desktop
+    /// could not accept it meanwhile.
+    pub(super) fn time_out_unseen(&mut self, now: Millis, ix: InqIx, fx: &mut Vec<Effect>) {
+        let Place::Offered { agent: ax, .. } = self.rec(ix).place else { return };
+        self.take_back(now, ix, ax, EventKind::TimedOut, None, fx);
+        self.fill_agent(now, ax, Some(ix), fx);
+    }
+
     /// An unaccepted offer ran out: back to the queue, and AWAY after too many.
     pub(super) fn time_out(&mut self, now: Millis, ix: InqIx, fx: &mut Vec<Effect>) {
         let Place::Offered { agent: ax, .. } = self.rec(ix).place else { return };

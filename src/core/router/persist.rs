@@ -193,6 +193,12 @@ impl Router {
         for ix in displaced {
             router.route(now, ix, EventKind::Requeued, &mut fx);
         }
+        while let Some(&(deadline, ix)) = router.offer_deadlines.first() {
+            if deadline > now {
+                break;
+            }
+            router.time_out_unseen(now, ix, &mut fx);
+        }
         router.tick(now, &mut fx);
         for ax in 0..router.agents.len() as AgentIx {
             if router.agents[ax as usize].class == Class::Ready {

@@ -163,6 +163,14 @@ fn offers_that_expired_while_down_time_out_at_restore_and_move_on() {
         .take_changes()
         .iter()
         .any(|c| matches!(c, Change::Inquiry(r) if r.inquiry.id.as_str() == "o1" && r.attempts == 2)));
+    // Not held against `a`, whose desktop could not accept while the router
+    // was down: one more timeout of its own does not make two in a row.
+    let mut b = Bench { router: restored, now: later, check: true };
+    b.apply(Command::DesktopConnected { agent: "a".into() });
+    let fx = b.arrive(inquiry("o2", Category::Order));
+    assert_eq!(offers(&fx)[0].agent.as_str(), "a");
+    b.advance(31_000);
+    assert_eq!(b.router.agent("a").unwrap().status, AgentStatus::Available);
 }
 
 #[test]
