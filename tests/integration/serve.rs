@@ -207,6 +207,8 @@ async fn transfer_with_a_note_reaches_the_next_agent_and_is_in_the_timeline() {
     let denied =
         b.handoff.transfer(request(proto::transfer_request::Target::ToGroup("orders".into()))).await.unwrap_err();
     assert_eq!(denied.code(), tonic::Code::PermissionDenied, "{denied:?}");
+    let unread = b.handoff.get_inquiry(proto::GetInquiryRequest { inquiry_id: "q-transfer".into() }).await;
+    assert_eq!(unread.unwrap_err().code(), tonic::Code::PermissionDenied, "not b's inquiry (yet)");
     a.handoff.transfer(request(proto::transfer_request::Target::ToGroup("orders".into()))).await.unwrap();
 
     let offer = next_offer(&mut b_offers).await;

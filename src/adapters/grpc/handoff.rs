@@ -11,7 +11,7 @@ use super::{agent_token, required};
 use crate::adapters::convert;
 use crate::adapters::engine::{EngineError, EngineHandle};
 use crate::core::router::InquiryView;
-use crate::core::{Command, CoreError, Id, TransferTarget};
+use crate::core::{Command, CoreError, Id, Role, TransferTarget};
 use crate::proto::{self, handoff_server::Handoff, transfer_request::Target};
 use tonic::{Request, Response, Status};
 
@@ -83,12 +83,30 @@ impl Handoff for HandoffService {
         &self,
         request: Request<proto::GetInquiryRequest>,
     ) -> Result<Response<proto::InquiryDetail>, Status> {
-        staff_actor(&request)?;
+        let actor = staff_actor(&request)?;
         let id: Id = required("inquiry_id", &request.get_ref().inquiry_id)?.into();
         let key = id.clone();
-        let detail =
-            self.engine.query(move |router, now| router.inquiry(now, &key).map(|v| inquiry_detail(&v))).await?;
-        let detail = detail.ok_or_else(|| EngineError::from(CoreError::UnknownInquiry(id)))?;
+        let reader = actor.clone();
+        let detail = self
+            .engine
+            .query(move |router, now| {
+                router.inquiry(now, &key).map(|v| {
+                    // Least data necessary: an agent reads what it holds or held,
+                    // leads and admins read any inquiry.
+                    let own = |agent: &Option<Id>| agent.as_deref() == Some(&*reader.id);
+                    let readable =
+                        reader.role != Role::Agent || own(&v.owner) || v.timeline.iter().any(|t| own(&t.agent));
+                    readable.then(|| inquiry_detail(&v))
+                })
+            })
+            .await?;
+        let detail = detail.ok_or_else(|| EngineError::from(CoreError::UnknownInquiry(id.clone())))?;
+        let detail = detail.ok_or_else(|| {
+            Status::permission_denied(format!(
+                "`{}` may read only inquiries it holds or held, not `{id}`; a lead or admin can read any",
+                actor.id
+            ))
+        })?;
         Ok(Response::new(detail))
     }
 }
