@@ -27,6 +27,12 @@ type Desk = mpsc::Sender<Result<proto::Assignment, Status>>;
 #[derive(Default)]
 struct Desks {
     by_agent: HashMap<Id, Vec<Desk>>,
+    /// Messages prepared for an (agent, inquiry) whose decision is not yet
+    /// recorded. Their release reaches every desktop registered by then, so
+    /// a desktop registering meanwhile must not be sent that offer from the
+    /// router's state too: it would see an unrecorded offer, then the same
+    /// offer again.
+    unreleased: HashMap<(Id, Id), u32>,
     /// Set at shutdown: streams end and no new ones open.
     closed: bool,
 }
@@ -69,7 +75,10 @@ impl OfferHub {
         if desks.closed {
             return false;
         }
-        for assignment in held_offers(router, now, agent) {
+        let held = held_offers(router, now, agent)
+            .into_iter()
+            .filter(|a| a.active || !desks.unreleased.contains_key(&(agent.clone(), Id::from(inquiry_id(a)))));
+        for assignment in held {
             if desk.try_send(Ok(assignment)).is_err() {
                 tracing::warn!(agent_id = %agent, "desktop buffer full while re-sending held offers");
             }
@@ -87,6 +96,20 @@ impl OfferHub {
                 desks.by_agent.remove(agent);
             }
         }
+    }
+
+    /// Sends a prepared message now that its decision is recorded.
+    fn release(&self, agent: &Id, assignment: proto::Assignment) {
+        let mut desks = self.lock();
+        let key = (agent.clone(), Id::from(inquiry_id(&assignment)));
+        if let Some(count) = desks.unreleased.get_mut(&key) {
+            *count -= 1;
+            if *count == 0 {
+                desks.unreleased.remove(&key);
+            }
+        }
+        drop(desks);
+        self.send(agent, assignment);
     }
 
     fn send(&self, agent: &str, assignment: proto::Assignment) {
@@ -130,13 +153,23 @@ impl EffectSink for OfferHub {
         if outgoing.is_empty() {
             return None;
         }
+        {
+            let mut desks = self.lock();
+            for (agent, assignment) in &outgoing {
+                *desks.unreleased.entry((agent.clone(), Id::from(inquiry_id(assignment)))).or_default() += 1;
+            }
+        }
         let hub = self.clone();
         Some(Box::new(move || {
             for (agent, assignment) in outgoing {
-                hub.send(&agent, assignment);
+                hub.release(&agent, assignment);
             }
         }))
     }
+}
+
+fn inquiry_id(assignment: &proto::Assignment) -> &str {
+    assignment.inquiry.as_ref().map_or("", |i| i.id.as_str())
 }
 
 /// The message that tells a desktop to drop an earlier offer.
@@ -268,6 +301,21 @@ mod tests {
             assert!(w.withdrawn);
             assert_eq!(w.inquiry.unwrap().id, "q1");
         }
+    }
+
+    #[test]
+    fn a_desktop_subscribing_before_an_offer_is_recorded_gets_it_once_when_it_is() {
+        let (mut hub, mut bench) = (OfferHub::new(), Bench::new(RoutingSettings::default()));
+        bench.agent(testkit::presence("a1", &[("orders", 3)], 5));
+        let fx = bench.arrive(testkit::inquiry("q1", Category::Order));
+        let release = hub.prepare(bench.now, &fx, &bench.router).expect("an offer to send");
+        let mut rx = desk(&hub, &bench, "a1", 8);
+        assert!(rx.try_recv().is_err(), "not shown before it is recorded");
+        release();
+        assert_eq!(next(&mut rx).inquiry.unwrap().id, "q1");
+        assert!(rx.try_recv().is_err(), "once");
+        let mut late = desk(&hub, &bench, "a1", 8);
+        assert_eq!(next(&mut late).inquiry.unwrap().id, "q1", "recorded: later desktops get it from the state");
     }
 
     #[test]
