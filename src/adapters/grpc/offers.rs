@@ -98,7 +98,9 @@ impl OfferHub {
         }
     }
 
-    /// Sends a prepared message now that its decision is recorded.
+    /// Sends a prepared message now that its decision is recorded: uncounted
+    /// and sent under one lock, so a desktop registering in between neither
+    /// misses it nor gets it twice.
     fn release(&self, agent: &Id, assignment: proto::Assignment) {
         let mut desks = self.lock();
         let key = (agent.clone(), Id::from(inquiry_id(&assignment)));
@@ -108,29 +110,28 @@ impl OfferHub {
                 desks.unreleased.remove(&key);
             }
         }
-        drop(desks);
-        self.send(agent, assignment);
+        send_to(&mut desks, agent, assignment);
     }
+}
 
-    fn send(&self, agent: &str, assignment: proto::Assignment) {
-        let mut desks = self.lock();
-        let Some(list) = desks.by_agent.get_mut(agent) else { return };
-        list.retain(|desk| match desk.try_send(Ok(assignment.clone())) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                tracing::warn!(
-                    agent_id = %agent,
-                    inquiry_id = assignment.inquiry.as_ref().map_or("", |i| i.id.as_str()),
-                    withdrawn = assignment.withdrawn,
-                    "desktop stream buffer full; message not delivered on this stream (NATS still carries it)"
-                );
-                true
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
-        });
-        if list.is_empty() {
-            desks.by_agent.remove(agent);
+/// Sends to every open desktop of `agent`, forgetting closed ones.
+fn send_to(desks: &mut Desks, agent: &str, assignment: proto::Assignment) {
+    let Some(list) = desks.by_agent.get_mut(agent) else { return };
+    list.retain(|desk| match desk.try_send(Ok(assignment.clone())) {
+        Ok(()) => true,
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            tracing::warn!(
+                agent_id = %agent,
+                inquiry_id = inquiry_id(&assignment),
+                withdrawn = assignment.withdrawn,
+                "desktop stream buffer full; message not delivered on this stream (NATS still carries it)"
+            );
+            true
         }
+        Err(mpsc::error::TrySendError::Closed(_)) => false,
+    });
+    if list.is_empty() {
+        desks.by_agent.remove(agent);
     }
 }
 

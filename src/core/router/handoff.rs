@@ -85,6 +85,7 @@ impl Router {
         check_note(&note)?;
         let ix = self.inquiry_by_id(id)?;
         let holder = self.may_hand_off(actor, ix, id)?;
+        self.check_handoffs(ix, id)?;
         let (to_agent, to_group) = match &target {
             TransferTarget::Agent(agent) => {
                 let ax = self.transfer_agent(ix, holder, agent)?;
@@ -152,6 +153,7 @@ impl Router {
         check_note(&note)?;
         let ix = self.inquiry_by_id(id)?;
         let holder = self.may_hand_off(actor, ix, id)?;
+        self.check_handoffs(ix, id)?;
         let Some(target) = self.escalation else {
             return Err(CoreError::FailedPrecondition(
                 "no escalation group is configured; set [escalation] group in the configuration".to_string(),
@@ -163,7 +165,6 @@ impl Router {
         let from = self.current_group(ix);
         self.detach_inquiry(ix, holder, "escalated", fx);
         let note = HandoffNote { author: actor.id.to_string(), at: now, ..note };
-        self.rec_mut(ix).escalated = true;
         self.move_to_group(now, ix, target, Rule::Escalation, holder);
         self.record_handoff(now, ix, EventKind::Escalated, from, holder, note, "to the supervisors".into(), fx);
         self.route(now, ix, EventKind::Queued, fx);
@@ -191,23 +192,25 @@ impl Router {
         self.next_seq += 1;
         let settings = self.settings.priority.clone();
         let rec = self.rec_mut(ix);
-        let standing = priority::standing(
-            &settings,
-            PriorityInput {
-                category: rec.inquiry.category,
-                vip_tier: rec.inquiry.customer.vip_tier,
-                is_fan: rec.inquiry.customer.is_fan,
-                escalated: rec.escalated,
-            },
-        );
+        let input = |escalated| PriorityInput {
+            category: rec.inquiry.category,
+            vip_tier: rec.inquiry.customer.vip_tier,
+            is_fan: rec.inquiry.customer.is_fan,
+            escalated,
+        };
         let waited_until = match rec.place {
             Place::Active { accepted_at, .. } => accepted_at,
             _ => now,
         };
-        let earned = priority::aged_score(0, rec.since, waited_until, aging);
+        // Aging earned so far, across earlier handoffs too: the aged score
+        // over the standing it started from.
+        let before = priority::standing(&settings, input(rec.escalated)).score;
+        let earned = priority::aged_score(rec.score, rec.since, waited_until, aging) - before;
+        rec.escalated |= rule == Rule::Escalation;
+        let standing = priority::standing(&settings, input(rec.escalated));
         rec.place = Place::Waiting;
         rec.home = g;
-        rec.score = standing.score.saturating_add(earned);
+        rec.score = standing.score.saturating_add(earned.max(0));
         rec.band = standing.band;
         rec.since = now;
         rec.seq = seq;
@@ -248,6 +251,27 @@ impl Router {
 /// every one of those heavy (and one record too large to journal).
 pub const MAX_NOTE_FIELD: usize = 4096;
 
+/// Most handoffs of one inquiry. Its record keeps every note (in its
+/// timeline, and the latest one besides): 21 notes of 3 x 4 KiB, at most
+/// doubled by JSON escaping (control characters are refused), stay near
+/// 500 KiB, well inside NATS' default 1 MiB message limit, so the record can
+/// always be journaled.
+pub const MAX_HANDOFFS: usize = 20;
+
+impl Router {
+    /// Refuses a handoff beyond `MAX_HANDOFFS` for inquiry `ix`.
+    fn check_handoffs(&self, ix: InqIx, id: &str) -> Result<(), CoreError> {
+        let kinds = self.rec(ix).timeline.iter().map(|s| s.kind);
+        let done = kinds.filter(|k| matches!(k, EventKind::Transferred | EventKind::Escalated)).count();
+        if done >= MAX_HANDOFFS {
+            return Err(CoreError::FailedPrecondition(format!(
+                "inquiry `{id}` has been handed off {done} times, the most one inquiry may be; serve it in the group it is in"
+            )));
+        }
+        Ok(())
+    }
+}
+
 fn check_note(note: &HandoffNote) -> Result<(), CoreError> {
     let fields = [
         ("summary", &note.summary),
@@ -259,6 +283,11 @@ fn check_note(note: &HandoffNote) -> Result<(), CoreError> {
             return Err(CoreError::InvalidArgument(format!(
                 "note.{name} is {} bytes; keep each note field within {MAX_NOTE_FIELD} bytes (summarize, and link a long transcript instead of pasting it)",
                 text.len()
+            )));
+        }
+        if text.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
+            return Err(CoreError::InvalidArgument(format!(
+                "note.{name} contains control characters; send plain text (line breaks and tabs are fine)"
             )));
         }
     }

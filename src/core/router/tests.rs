@@ -439,6 +439,28 @@ fn escalation_goes_to_supervisors_with_raised_priority() {
 }
 
 #[test]
+fn every_handoff_keeps_the_aging_earned_before_it() {
+    let mut b = bench();
+    b.arrive(inquiry("q1", Category::Order));
+    let transfer = |group: &str| Command::Transfer {
+        actor: admin(),
+        inquiry: "q1".into(),
+        target: TransferTarget::Group(group.into()),
+        note: HandoffNote::default(),
+    };
+    let score = |b: &Bench| b.router.inquiry(b.now, "q1").unwrap().score;
+    b.now += 300_000; // ORDER 40 aged to 70
+    b.apply(transfer("complaints"));
+    assert_eq!(score(&b), 70);
+    b.now += 10_000;
+    b.apply(transfer("orders"));
+    assert_eq!(score(&b), 71, "the second handoff keeps what the first carried over");
+    b.now += 10_000;
+    b.apply(Command::Escalate { actor: admin(), inquiry: "q1".into(), note: HandoffNote::default() });
+    assert_eq!(score(&b), 82, "and an escalation adds its 10");
+}
+
+#[test]
 fn cancellation_removes_waiting_and_frees_held_work() {
     let mut b = bench();
     b.agent(presence("a", &[("orders", 3)], 1));
@@ -517,4 +539,24 @@ fn an_oversized_handoff_note_is_refused_and_changes_nothing() {
     let refused = b.try_apply(transfer);
     assert!(matches!(&refused, Err(CoreError::InvalidArgument(m)) if m.contains("note.attempted")), "{refused:?}");
     assert_eq!(b.router.inquiry_state("q1"), Some(InquiryState::Active));
+    let note = HandoffNote { summary: "beep\u{7}".into(), ..HandoffNote::default() };
+    let escalate = Command::Escalate { actor: admin(), inquiry: "q1".into(), note };
+    assert!(matches!(b.try_apply(escalate), Err(CoreError::InvalidArgument(m)) if m.contains("control characters")));
+}
+
+#[test]
+fn an_inquiry_is_handed_off_at_most_twenty_times() {
+    let mut b = bench();
+    b.arrive(inquiry("q1", Category::Order));
+    let transfer = |group: &str| Command::Transfer {
+        actor: admin(),
+        inquiry: "q1".into(),
+        target: TransferTarget::Group(group.into()),
+        note: HandoffNote { summary: "line one\nline two\tend".into(), ..HandoffNote::default() },
+    };
+    for i in 0..20 {
+        b.apply(transfer(if i % 2 == 0 { "complaints" } else { "orders" }));
+    }
+    let refused = b.try_apply(transfer("complaints"));
+    assert!(matches!(&refused, Err(CoreError::FailedPrecondition(m)) if m.contains("20 times")), "{refused:?}");
 }
