@@ -319,6 +319,8 @@ impl Router {
 }
 
 #[cfg(test)]
+mod handoff_tests;
+#[cfg(test)]
 mod level_tests;
 #[cfg(test)]
 mod persist_tests;

@@ -1,0 +1,129 @@
+//! Handoffs: transfer and escalation, their notes and limits, and what the
+//! agent who held the inquiry is told.
+
+use super::tests::{admin, bench};
+use crate::core::command::{Actor, Command, Role, TransferTarget};
+use crate::core::effect::{Effect, EventKind};
+use crate::core::error::CoreError;
+use crate::core::testkit::{inquiry, offer_pairs, offers, presence, Bench};
+use crate::core::types::{Band, Category, HandoffNote, InquiryState, Rule};
+
+/// `actor` transfers inquiry `q1` to `group` with `note`.
+fn to_group(actor: Actor, group: &str, note: HandoffNote) -> Command {
+    Command::Transfer { actor, inquiry: "q1".into(), target: TransferTarget::Group(group.into()), note }
+}
+
+/// `actor` escalates inquiry `q1` with `note`.
+fn escalate(actor: Actor, note: HandoffNote) -> Command {
+    Command::Escalate { actor, inquiry: "q1".into(), note }
+}
+
+#[test]
+fn transfer_carries_the_note_to_the_target_group_and_only_the_holder_may_transfer() {
+    let mut b = bench();
+    b.agent(presence("pre", &[("pre_sales", 3)], 5));
+    b.agent(presence("ord", &[("orders", 3)], 5));
+    b.arrive(inquiry("q1", Category::PreSales));
+    b.accept("pre", "q1");
+    let note = HandoffNote {
+        summary: "wants to change the address".into(),
+        attempted: "checked the order".into(),
+        customer_expectation: "new address today".into(),
+        ..HandoffNote::default()
+    };
+    let transfer = |actor: &str| to_group(Actor::agent(actor), "orders", note.clone());
+    let denied = b.try_apply(transfer("ord"));
+    assert!(matches!(denied, Err(CoreError::PermissionDenied(_))), "{denied:?}");
+    let fx = b.apply(transfer("pre"));
+    let offer = offers(&fx)[0];
+    assert_eq!(offer.agent.as_str(), "ord");
+    assert_eq!(offer.trace.rule, Some(Rule::TransferTarget));
+    assert_eq!(offer.note.as_ref().unwrap().summary, "wants to change the address");
+    assert_eq!(offer.note.as_ref().unwrap().author, "pre");
+    let view = b.router.inquiry(b.now, "q1").unwrap();
+    let kinds: Vec<_> = view.timeline.iter().map(|t| t.kind).collect();
+    assert_eq!(kinds, [EventKind::Offered, EventKind::Accepted, EventKind::Transferred, EventKind::Offered]);
+    assert_eq!(b.router.agent("pre").unwrap().load, 0);
+}
+
+#[test]
+fn escalation_goes_to_supervisors_with_raised_priority() {
+    let mut b = bench();
+    b.agent(presence("c", &[("complaints", 3)], 5));
+    b.agent(presence("boss", &[("supervisors", 5)], 5));
+    b.arrive(inquiry("q1", Category::Order));
+    b.now += 300_000; // five minutes waiting: ORDER 40 aged to 70
+    let lead = Actor { id: "c".into(), role: Role::Lead };
+    let denied = b.try_apply(escalate(lead, HandoffNote::default()));
+    assert!(matches!(denied, Err(CoreError::PermissionDenied(_))), "a lead outside orders");
+    let fx = b.apply(escalate(admin(), HandoffNote::default()));
+    let offer = offers(&fx)[0];
+    assert_eq!((offer.agent.as_ref(), offer.group.as_str()), ("boss", "supervisors"));
+    assert_eq!(offer.trace.rule, Some(Rule::Escalation));
+    assert_eq!((offer.trace.score, offer.trace.band), (80, Some(Band::High)), "+10 on top of the aging it earned");
+}
+
+#[test]
+fn every_handoff_keeps_the_aging_earned_before_it() {
+    let mut b = bench();
+    b.arrive(inquiry("q1", Category::Order));
+    let transfer = |group: &str| to_group(admin(), group, HandoffNote::default());
+    let score = |b: &Bench| b.router.inquiry(b.now, "q1").unwrap().score;
+    b.now += 300_000; // ORDER 40 aged to 70
+    b.apply(transfer("complaints"));
+    assert_eq!(score(&b), 70);
+    b.now += 10_000;
+    b.apply(transfer("orders"));
+    assert_eq!(score(&b), 71, "the second handoff keeps what the first carried over");
+    b.now += 10_000;
+    b.apply(escalate(admin(), HandoffNote::default()));
+    assert_eq!(score(&b), 82, "and an escalation adds its 10");
+}
+
+#[test]
+fn a_lead_handing_off_an_agents_active_chat_withdraws_it_from_that_agent() {
+    let mut b = bench();
+    b.agent(presence("a", &[("orders", 3)], 5));
+    b.agent(presence("boss", &[("supervisors", 5)], 5));
+    b.arrive(inquiry("q1", Category::Order));
+    b.accept("a", "q1");
+    let fx = b.apply(escalate(admin(), HandoffNote::default()));
+    let withdrawn: Vec<_> = fx
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Withdraw { inquiry, agent, .. } => Some((inquiry.to_string(), agent.to_string())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(withdrawn, [("q1".to_string(), "a".to_string())]);
+    assert_eq!(offer_pairs(&fx), [("q1".to_string(), "boss".to_string())]);
+}
+
+#[test]
+fn an_oversized_handoff_note_is_refused_and_changes_nothing() {
+    let mut b = bench();
+    b.agent(presence("a", &[("orders", 3)], 5));
+    b.arrive(inquiry("q1", Category::Order));
+    b.accept("a", "q1");
+    let note = HandoffNote { attempted: "x".repeat(600_000), ..HandoffNote::default() };
+    let transfer = to_group(Actor::agent("a"), "supervisors", note);
+    let refused = b.try_apply(transfer);
+    assert!(matches!(&refused, Err(CoreError::InvalidArgument(m)) if m.contains("note.attempted")), "{refused:?}");
+    assert_eq!(b.router.inquiry_state("q1"), Some(InquiryState::Active));
+    let note = HandoffNote { summary: "beep\u{7}".into(), ..HandoffNote::default() };
+    let escalated = b.try_apply(escalate(admin(), note));
+    assert!(matches!(escalated, Err(CoreError::InvalidArgument(m)) if m.contains("control characters")));
+}
+
+#[test]
+fn an_inquiry_is_handed_off_at_most_twenty_times() {
+    let mut b = bench();
+    b.arrive(inquiry("q1", Category::Order));
+    let note = HandoffNote { summary: "line one\nline two\tend".into(), ..HandoffNote::default() };
+    let transfer = |group: &str| to_group(admin(), group, note.clone());
+    for i in 0..20 {
+        b.apply(transfer(if i % 2 == 0 { "complaints" } else { "orders" }));
+    }
+    let refused = b.try_apply(transfer("complaints"));
+    assert!(matches!(&refused, Err(CoreError::FailedPrecondition(m)) if m.contains("20 times")), "{refused:?}");
+}
