@@ -113,12 +113,15 @@ pub struct Census {
     pub capacity: u32,
     /// Load of those same agents.
     pub load: u32,
+    /// Their free slots, agent by agent: one above its cap (after a level
+    /// drop or a lower `max_concurrent`) frees none, and hides no one else's.
+    pub free: u32,
 }
 
 impl Census {
     /// Free slots among agents who can take work now.
     pub fn free_slots(&self) -> u32 {
-        self.capacity.saturating_sub(self.load)
+        self.free
     }
 
     /// Adds (`sign = 1`) or removes (`sign = -1`) one agent's contribution.
@@ -137,6 +140,7 @@ impl Census {
         if matches!(agent.class, Class::Full | Class::Ready) {
             apply(&mut self.capacity, agent.capacity);
             apply(&mut self.load, agent.load());
+            apply(&mut self.free, agent.capacity.saturating_sub(agent.load()));
         }
     }
 }

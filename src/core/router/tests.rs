@@ -221,6 +221,26 @@ fn at_surge_low_work_cannot_eat_the_30_percent_reserve_but_a_complaint_can() {
 }
 
 #[test]
+fn an_agent_above_its_cap_hides_no_one_elses_free_slots() {
+    let mut b = Bench::new(single_group_settings());
+    for agent in ["a", "b"] {
+        b.agent(presence(agent, &[("all", 3)], 5));
+    }
+    for i in 0..10 {
+        b.arrive(inquiry(&format!("o{i}"), Category::Order));
+    }
+    // Both lower their cap to 2 and keep their 5 chats; a newcomer has 5 free.
+    for agent in ["a", "b"] {
+        b.agent(presence(agent, &[("all", 3)], 2));
+    }
+    b.agent(presence("e", &[("all", 3)], 5));
+    let view = &b.router.groups(b.now)[0];
+    assert_eq!((view.capacity, view.free_slots, view.reserved_slots), (9, 5, 0));
+    let fx = b.arrive(inquiry("next", Category::Order));
+    assert_eq!(offer_pairs(&fx), [("next".to_string(), "e".to_string())]);
+}
+
+#[test]
 fn a_one_agent_one_slot_group_reserves_nothing() {
     let mut b = Bench::new(single_group_settings());
     b.agent(presence("solo", &[("all", 3)], 1));
@@ -299,6 +319,20 @@ fn an_unaccepted_offer_times_out_goes_to_another_agent_and_two_timeouts_set_away
     b.arrive(inquiry("q2", Category::Order));
     let fx = b.advance(30_000);
     assert!(fx.iter().any(|e| matches!(e, Effect::AgentStatusChanged { status: AgentStatus::Away, .. })));
+    assert_eq!(b.router.agent("slow").unwrap().status, AgentStatus::Away);
+}
+
+#[test]
+fn a_desktop_resending_available_does_not_clear_its_timeouts() {
+    let mut b = bench();
+    b.agent(presence("slow", &[("orders", 5)], 5));
+    b.agent(presence("quick", &[("orders", 3)], 5));
+    b.arrive(inquiry("q1", Category::Order));
+    b.advance(30_000);
+    // The same presence again (a desktop refreshing it) is not a new start.
+    b.agent(presence("slow", &[("orders", 5)], 5));
+    b.arrive(inquiry("q2", Category::Order));
+    b.advance(30_000);
     assert_eq!(b.router.agent("slow").unwrap().status, AgentStatus::Away);
 }
 
