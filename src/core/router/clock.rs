@@ -132,6 +132,7 @@ impl Router {
             occupancy: if census.capacity == 0 { 0.0 } else { f64::from(census.load) / f64::from(census.capacity) },
         };
         group.arrivals_per_min = obs.arrivals_per_min;
+        group.routed_per_min = group.routed.per_minute(now);
         let (raw, reason) = raw_level(&self.settings.levels, group.settings.baseline_per_min, obs);
         let before = group.tracker.level();
         let tracked = group.tracker.clone();
@@ -158,14 +159,16 @@ impl Router {
     }
 
     fn update_staffing(&mut self, g: GroupIx) {
-        let standby = self.playbook(self.groups[g as usize].level).standby_reserve;
-        let default_chats = f64::from(self.settings.agents.max_concurrent);
+        let playbook = self.playbook(self.groups[g as usize].level);
+        let (standby, extra_chats) = (playbook.standby_reserve, playbook.extra_concurrent);
+        // With no one working, what an agent at this level would carry.
+        let default_chats = f64::from(self.settings.agents.max_concurrent + extra_chats);
         let group = &mut self.groups[g as usize];
         let census = &group.agents.census;
         let working = census.ready + census.full;
         let concurrency = if working == 0 { default_chats } else { f64::from(census.capacity) / f64::from(working) };
         group.staffing = advise(StaffingInput {
-            arrivals_per_sec: group.arrivals_per_min / 60.0,
+            arrivals_per_sec: group.routed_per_min / 60.0,
             handle_secs: group.handle_ms_avg / 1000.0,
             concurrency,
             service_level: group.settings.service_level,

@@ -5,7 +5,7 @@ use super::tests::{admin, bench, pin};
 use crate::core::command::{Actor, Command};
 use crate::core::effect::{Effect, Scope};
 use crate::core::error::CoreError;
-use crate::core::testkit::{inquiry, offers, presence};
+use crate::core::testkit::{inquiry, offers, presence, Bench};
 use crate::core::types::{AgentStatus, Category, InquiryState, Level};
 
 #[test]
@@ -107,4 +107,37 @@ fn every_offer_carries_the_candidates_skipped_and_why() {
     assert_eq!((t.considered, t.skipped_full, t.skipped_not_available, t.skipped_language), (4, 1, 1, 1));
     let view = b.router.inquiry(b.now, "second").unwrap();
     assert_eq!(view.timeline[0].trace.as_deref(), Some(t));
+}
+
+#[test]
+fn staffing_counts_the_work_agents_get_and_levels_count_each_customer_once() {
+    // 40 LOW pre-sales at SURGE go to the bot, which hands 10 back.
+    let mut deflecting = bench();
+    deflecting.agent(presence("pre", &[("pre_sales", 3)], 5));
+    pin(&mut deflecting, Some("pre_sales"), Level::Surge);
+    for i in 0..40 {
+        deflecting.arrive(inquiry(&format!("d{i}"), Category::PreSales));
+    }
+    for i in 0..10 {
+        let mut back = inquiry(&format!("d{i}"), Category::PreSales);
+        back.bot_attempted = true;
+        deflecting.arrive(back);
+    }
+    // The same 10 arriving straight from the bot.
+    let mut direct = bench();
+    direct.agent(presence("pre", &[("pre_sales", 3)], 5));
+    pin(&mut direct, Some("pre_sales"), Level::Surge);
+    for i in 0..10 {
+        let mut q = inquiry(&format!("d{i}"), Category::PreSales);
+        q.bot_attempted = true;
+        direct.arrive(q);
+    }
+    let pre_sales = |b: &mut Bench| {
+        b.advance(1_000);
+        b.router.groups(b.now).into_iter().find(|g| g.id.as_str() == "pre_sales").unwrap()
+    };
+    let (deflecting, direct) = (pre_sales(&mut deflecting), pre_sales(&mut direct));
+    assert_eq!((deflecting.arrivals_per_min, direct.arrivals_per_min), (40.0, 10.0));
+    assert!(direct.erlang_agents > 0);
+    assert_eq!(deflecting.erlang_agents, direct.erlang_agents, "advice for the 10 agents get, not 50");
 }

@@ -21,14 +21,17 @@ impl Router {
                 inquiry.customer.vip_tier
             )));
         }
-        let ix = match self.find_inquiry(&inquiry.id) {
-            None => self.insert_record(now, inquiry),
-            Some(ix) if self.is_back_from_bot(ix, &inquiry) => self.reopen_record(now, ix, inquiry),
+        let (ix, back_from_bot) = match self.find_inquiry(&inquiry.id) {
+            None => (self.insert_record(now, inquiry), false),
+            Some(ix) if self.is_back_from_bot(ix, &inquiry) => (self.reopen_record(now, ix, inquiry), true),
             Some(_) => return Err(CoreError::Duplicate(inquiry.id)),
         };
         let primary = self.rec(ix).home;
         let landing = self.landing_group(now, ix);
-        self.groups[landing as usize].arrivals.record(now);
+        if !back_from_bot {
+            // The customer was counted when the bot got the inquiry.
+            self.groups[landing as usize].arrivals.record(now);
+        }
         if landing == primary && self.should_deflect(ix) {
             self.finish(now, ix, InquiryState::Deflected);
             let group_name = self.groups[landing as usize].name;
@@ -49,6 +52,7 @@ impl Router {
             fx.push(Effect::Deflect { inquiry: id, shop, group, at: now });
             return Ok(());
         }
+        self.groups[landing as usize].routed.record(now);
         let rec = self.rec_mut(ix);
         rec.home = landing;
         rec.via_dedicated = landing != primary;

@@ -45,12 +45,17 @@ struct Group {
     overflow_from: Vec<GroupIx>,
     queue: GroupQueue,
     agents: GroupAgents,
+    /// Arrivals that land here, each customer once: the load level's rate.
     arrivals: ArrivalWindow,
+    /// Arrivals routed here (not deflected; a bot hand-back counts here,
+    /// once): the rate agents must answer, for the staffing advice.
+    routed: ArrivalWindow,
     tracker: LevelTracker,
     /// Level in force: measured, raised by any active override.
     level: Level,
     handle_ms_avg: f64,
     arrivals_per_min: f64,
+    routed_per_min: f64,
     staffing: StaffingAdvice,
 }
 
@@ -155,10 +160,12 @@ impl Router {
                 queue: GroupQueue::default(),
                 agents: GroupAgents::default(),
                 arrivals: ArrivalWindow::new(window_secs),
+                routed: ArrivalWindow::new(window_secs),
                 tracker: LevelTracker::default(),
                 level: Level::Normal,
                 handle_ms_avg: g.handle_time.as_millis() as f64,
                 arrivals_per_min: 0.0,
+                routed_per_min: 0.0,
                 staffing: StaffingAdvice::default(),
             })
             .collect();
