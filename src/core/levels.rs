@@ -122,7 +122,7 @@ impl LevelTracker {
             Level::ALL
                 .into_iter()
                 .take(self.level.index())
-                .find(|l| self.at_most_since[l.index()].is_some_and(|since| now - since >= cooldown_ms))
+                .find(|l| self.at_most_since[l.index()].is_some_and(|since| now.saturating_sub(since) >= cooldown_ms))
                 .unwrap_or(self.level)
         };
         (next != self.level).then(|| {
@@ -189,6 +189,16 @@ mod tests {
         // NORMAL's own run started at 301 s, so it needs until 601 s.
         assert_eq!(t.observe(600_999, Level::Normal, COOLDOWN), None);
         assert_eq!(t.observe(601_000, Level::Normal, COOLDOWN), Some(Level::Normal));
+    }
+
+    #[test]
+    fn a_clock_stepped_back_does_not_skip_the_cooldown() {
+        let mut t = LevelTracker::default();
+        t.observe(100_000, Level::Surge, COOLDOWN);
+        t.observe(100_000, Level::Normal, COOLDOWN);
+        // Wall time stepped back by 10 s (NTP): still SURGE, the cooldown holds.
+        assert_eq!(t.observe(90_000, Level::Normal, COOLDOWN), None);
+        assert_eq!(t.level(), Level::Surge);
     }
 
     #[test]

@@ -135,7 +135,11 @@ impl Router {
         self.with_agent(ax, |a| {
             a.status = status;
             if status == AgentStatus::Available {
-                a.consecutive_timeouts = 0;
+                // Only a return to work clears the timeouts: a desktop that
+                // re-sends AVAILABLE has not answered the offers it let lapse.
+                if old != AgentStatus::Available {
+                    a.consecutive_timeouts = 0;
+                }
                 let rested = a.paused_since.is_some_and(|p| now.saturating_sub(p) >= min_break);
                 if old != AgentStatus::Available && (a.serving_since.is_none() || rested) {
                     a.serving_since = Some(now);
