@@ -4,7 +4,7 @@
 
 use super::record::Place;
 use super::{Override, Router};
-use crate::core::agents::{AgentIx, Class, GroupIx};
+use crate::core::agents::{AgentIx, Class, GroupIx, InqIx};
 use crate::core::command::{Actor, Role};
 use crate::core::effect::{Effect, LevelChange, Scope};
 use crate::core::error::CoreError;
@@ -63,6 +63,10 @@ impl Router {
                 if since + after > now {
                     break;
                 }
+                if self.rec(ix).via_dedicated {
+                    self.back_to_primary(now, ix, fx);
+                    continue;
+                }
                 let slot = self.rec(ix).slot();
                 self.groups[g as usize].queue.mark_overflowed(ix, &slot);
                 self.rec_mut(ix).overflowed = true;
@@ -78,6 +82,27 @@ impl Router {
                 }
             }
         }
+    }
+
+    /// A fan or VIP inquiry that waited `overflow_after` in the dedicated
+    /// group moves to its category's primary group, rank kept (SPEC: the
+    /// dedicated group first, else the primary group): it is offered there
+    /// when an agent may take it, else waits there and overflows from there
+    /// (its wait so far counts toward that).
+    fn back_to_primary(&mut self, now: Millis, ix: InqIx, fx: &mut Vec<Effect>) {
+        self.dequeue(ix);
+        let primary = self.primary[self.rec(ix).inquiry.category as usize];
+        let rec = self.rec_mut(ix);
+        rec.home = primary;
+        rec.via_dedicated = false;
+        let choice = self.choose_agent(now, primary, ix);
+        if let Some((ax, _)) = choice.agent {
+            let mut trace = choice.trace;
+            trace.rule = Some(Rule::Overflow);
+            return self.offer(now, ix, ax, primary, trace, fx);
+        }
+        let (slot, clocked) = (self.rec(ix).slot(), !self.groups[primary as usize].overflow_to.is_empty());
+        self.groups[primary as usize].queue.insert(ix, &slot, false, clocked);
     }
 
     /// Measures every group, applies hysteresis and overrides, reports level

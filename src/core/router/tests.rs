@@ -163,6 +163,23 @@ fn a_fan_goes_to_the_fans_group_when_it_has_a_free_agent_and_to_the_primary_grou
 }
 
 #[test]
+fn a_fan_waiting_in_the_fans_group_moves_to_its_primary_group_after_overflow_after() {
+    let mut b = bench();
+    b.agent(presence("fan-desk", &[("fans", 3)], 1));
+    b.agent(presence("refunds", &[("after_sales", 3)], 5));
+    let mut fan = inquiry("fan1", Category::AfterSalesRefund);
+    fan.customer.is_fan = true;
+    assert_eq!(offers(&b.arrive(fan.clone()))[0].agent.as_str(), "fan-desk");
+    b.accept("fan-desk", "fan1");
+    fan.id = "fan2".into();
+    assert!(offers(&b.arrive(fan)).is_empty(), "the fans queue is short and fan-desk is available");
+    // Not to pre-sales, where the fans group overflows: to after-sales, whose work it is.
+    let fx = b.advance(60_000);
+    assert_eq!(offer_pairs(&fx), [("fan2".to_string(), "refunds".to_string())]);
+    assert_eq!(offers(&fx)[0].trace.rule, Some(Rule::Overflow));
+}
+
+#[test]
 fn a_vip3_is_dedicated_and_high_even_for_pre_sales() {
     let mut b = bench();
     b.agent(presence("fan-desk", &[("fans", 3)], 2));
