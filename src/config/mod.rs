@@ -143,6 +143,8 @@ pub struct NatsSettings {
     pub consumer: String,
     /// Key-value bucket where routing state is recorded.
     pub state_bucket: String,
+    /// JetStream stream keeping the rejected messages of `<prefix>.deadletter`.
+    pub deadletter_stream: String,
     /// Replicas of the stream and the state bucket (3 in a production cluster).
     pub replicas: usize,
     /// Encoding of what the router publishes (assignments, events,
@@ -173,6 +175,7 @@ impl Default for NatsSettings {
             stream: "SUPPORT_INQUIRIES".into(),
             consumer: "ticket-router".into(),
             state_bucket: "ticket_router_state".into(),
+            deadletter_stream: "SUPPORT_DEADLETTER".into(),
             replicas: 1,
             outbound_encoding: WireEncoding::Json,
         }

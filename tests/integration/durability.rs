@@ -215,6 +215,16 @@ async fn every_bad_input_is_dead_lettered_with_its_reason_while_good_traffic_flo
     assert_eq!(reasons, expected);
     let sizes: Vec<usize> = cases.iter().map(|c| c.1.len()).collect();
     assert_eq!(originals, sizes, "dead letters carry the original bytes");
+    // Kept for whoever was not listening: every one is stored, reason and all.
+    let js = async_nats::jetstream::new(bus.clone());
+    let mut stored = js.get_stream("SUPPORT_DEADLETTER").await.expect("the dead-letter stream exists");
+    assert_eq!(stored.info().await.unwrap().state.messages, cases.len() as u64);
+    for (seq, case) in (1..).zip(&cases) {
+        let message = stored.get_raw_message(seq).await.unwrap();
+        let header = message.headers.get("Ticket-Router-Error").expect("error header").as_str().to_string();
+        assert!(header.starts_with(&format!("{}:", case.3)), "{header}");
+        assert_eq!(message.payload.len(), case.1.len());
+    }
     for id in &good {
         let state = c
             .handoff

@@ -85,9 +85,10 @@ fn header_value(text: &str) -> String {
 }
 
 /// Publishes a rejected message to the dead-letter subject and waits until
-/// the server has it, so acknowledging the original cannot lose it.
+/// the dead-letter stream has stored it, so acknowledging the original
+/// cannot lose it.
 pub async fn dead_letter(
-    client: &async_nats::Client,
+    js: &async_nats::jetstream::Context,
     subjects: &Subjects,
     subject: &str,
     headers: Option<&HeaderMap>,
@@ -100,8 +101,7 @@ pub async fn dead_letter(
     }
     out.insert(ERROR_HEADER, header_value(&rejection.to_string()).as_str());
     out.insert(SUBJECT_HEADER, header_value(subject).as_str());
-    client.publish_with_headers(subjects.deadletter(), out, body).await?;
-    client.flush().await?;
+    js.publish_with_headers(subjects.deadletter(), out, body).await?.await?;
     Ok(())
 }
 
@@ -115,7 +115,7 @@ type InFlight = std::pin::Pin<Box<dyn std::future::Future<Output = (JsMessage, D
 /// finished first.
 pub async fn run(
     consumer: PullConsumer,
-    client: async_nats::Client,
+    js: async_nats::jetstream::Context,
     engine: EngineHandle,
     subjects: Subjects,
     shutdown: CancellationToken,
@@ -131,7 +131,7 @@ pub async fn run(
                 None => open = false,
             },
             Some((message, disposition)) = in_flight.next() => {
-                if finish(&client, &subjects, message, disposition).await {
+                if finish(&js, &subjects, message, disposition).await {
                     return Ok(());
                 }
             }
@@ -161,7 +161,7 @@ async fn admit(engine: &EngineHandle, subjects: &Subjects, message: JsMessage) -
 /// Acknowledges, dead-letters or leaves a message; true when the router is
 /// stopping and consumption should end.
 async fn finish(
-    client: &async_nats::Client,
+    js: &async_nats::jetstream::Context,
     subjects: &Subjects,
     message: JsMessage,
     disposition: Disposition,
@@ -171,7 +171,7 @@ async fn finish(
         Disposition::Rejected(rejection) => {
             tracing::warn!(subject = %message.subject, reason = rejection.reason.as_str(), "inbound message dead-lettered");
             let sent = dead_letter(
-                client,
+                js,
                 subjects,
                 &message.subject,
                 message.headers.as_ref(),

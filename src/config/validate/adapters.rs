@@ -33,7 +33,32 @@ pub(super) fn check_nats(nats: &NatsSettings, out: &mut Vec<Problem>) {
             format!("is {}; write 1 for a single server or 3 for a production cluster (at most 5)", nats.replicas),
         ));
     }
-    for (key, name) in [("stream", &nats.stream), ("consumer", &nats.consumer), ("state_bucket", &nats.state_bucket)] {
+    let names = [
+        ("stream", &nats.stream),
+        ("consumer", &nats.consumer),
+        ("state_bucket", &nats.state_bucket),
+        ("deadletter_stream", &nats.deadletter_stream),
+    ];
+    // Another tenant's router on the same server would take these over:
+    // its stream rewritten to this prefix, its consumer and state shared.
+    let defaults = NatsSettings::default();
+    if nats.prefix != defaults.prefix && subject_prefix(&nats.prefix).is_ok() {
+        let default_names = [&defaults.stream, &defaults.consumer, &defaults.state_bucket, &defaults.deadletter_stream];
+        for ((key, name), default) in names.iter().zip(default_names) {
+            if *name == default {
+                push(
+                    out,
+                    format!("nats.{key}"),
+                    format!(
+                        "is the default {name:?} while prefix is {:?}: a router of another tenant on the same server \
+                         would share it; give each tenant its own {key}",
+                        nats.prefix
+                    ),
+                );
+            }
+        }
+    }
+    for (key, name) in names {
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
             push(
                 out,

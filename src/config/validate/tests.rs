@@ -178,7 +178,22 @@ fn nats_names_follow_nats_rules() {
     for bad in ["", "sup port", "support.*", "support.>", ".support", "support.", "acme..support"] {
         assert_only(|c| c.nats.prefix = bad.into(), &["nats.prefix"]);
     }
-    assert_fine(|c| c.nats.prefix = "acme.support".into());
+    assert_fine(|c| {
+        c.nats.prefix = "acme.support".into();
+        c.nats.stream = "ACME_INQUIRIES".into();
+        c.nats.consumer = "router-acme".into();
+        c.nats.state_bucket = "acme_state".into();
+        c.nats.deadletter_stream = "ACME_DEADLETTER".into();
+    });
+    // Another tenant's router on the same server would share the defaults.
+    assert_only(
+        |c| {
+            c.nats.prefix = "acme.support".into();
+            c.nats.consumer = "router-acme".into();
+        },
+        &["nats.stream", "nats.state_bucket", "nats.deadletter_stream"],
+    );
+    assert_only(|c| c.nats.deadletter_stream = "dead letters".into(), &["nats.deadletter_stream"]);
     assert_only(|c| c.nats.stream = "SUPPORT.INQUIRIES".into(), &["nats.stream"]);
     assert_only(|c| c.nats.consumer = "ticket router".into(), &["nats.consumer"]);
     assert_only(|c| c.nats.state_bucket = String::new(), &["nats.state_bucket"]);

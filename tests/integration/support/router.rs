@@ -19,13 +19,21 @@ pub struct RouterProcess {
 /// The configuration used by tests: the demo file's groups, auth off,
 /// ephemeral ports, short timers; `extra` is appended (TOML).
 pub fn test_config(nats_url: &str, prefix: &str, extra: &str) -> String {
-    let stream = format!("{}_INQUIRIES", prefix.to_uppercase().replace('.', "_"));
+    let token = prefix.replace('.', "_");
+    let upper = token.to_uppercase();
+    // A prefix of its own needs names of its own (check-config insists).
+    let names = if prefix == "support" {
+        String::new()
+    } else {
+        format!("consumer = \"router-{token}\"\nstate_bucket = \"state_{token}\"\ndeadletter_stream = \"{upper}_DEADLETTER\"\n")
+    };
     format!(
         r#"
 [nats]
 url = "{nats_url}"
 prefix = "{prefix}"
-stream = "{stream}"
+stream = "{upper}_INQUIRIES"
+{names}
 
 [grpc]
 listen = "127.0.0.1:0"
