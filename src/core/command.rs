@@ -57,8 +57,11 @@ pub enum TransferTarget {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Command {
     Arrive(Box<Inquiry>),
+    /// The customer left. `shop`, when known (the subject's shop), must be
+    /// the inquiry's: one shop cannot cancel another's customers.
     Cancel {
         inquiry: Id,
+        shop: Option<Id>,
     },
     SetPresence {
         actor: Actor,

@@ -45,9 +45,9 @@ pub fn command_for(
     let format = codec::format_of(content_type);
     let prefix = &subjects.prefix;
     if subject.starts_with(&format!("{prefix}.cancellations")) {
-        codec::shop_of_subject(subject, prefix, "cancellations")?;
+        let shop = codec::shop_of_subject(subject, prefix, "cancellations")?;
         let id = codec::decode_cancellation(format, body)?;
-        return Ok(Command::Cancel { inquiry: id.into() });
+        return Ok(Command::Cancel { inquiry: id.into(), shop: Some(shop.into()) });
     }
     let shop = codec::shop_of_subject(subject, prefix, "inquiries")?;
     let inquiry = codec::decode_inquiry(shop, format, body, now_ms())?;

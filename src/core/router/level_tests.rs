@@ -15,7 +15,7 @@ fn a_burst_raises_the_level_and_it_steps_down_only_after_the_cooldown() {
     // orders baseline is 20/min: 5x = 100 arrivals within the 60 s window is SURGE.
     for i in 0..100 {
         b.arrive(inquiry(&format!("q{i}"), Category::Order));
-        b.apply(Command::Cancel { inquiry: format!("q{i}").into() });
+        b.apply(Command::Cancel { inquiry: format!("q{i}").into(), shop: None });
     }
     let fx = b.advance(1_000);
     let changes: Vec<_> =

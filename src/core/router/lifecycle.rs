@@ -292,10 +292,27 @@ impl Router {
         Ok(())
     }
 
-    pub(super) fn cancel(&mut self, now: Millis, id: &str, fx: &mut Vec<Effect>) -> Result<(), CoreError> {
+    pub(super) fn cancel(
+        &mut self,
+        now: Millis,
+        id: &str,
+        shop: Option<&str>,
+        fx: &mut Vec<Effect>,
+    ) -> Result<(), CoreError> {
         let ix = self.inquiry_by_id(id)?;
+        if shop.is_some_and(|shop| *self.rec(ix).inquiry.shop_id != *shop) {
+            // As unknown as any id the shop never published.
+            return Err(CoreError::UnknownInquiry(id.into()));
+        }
         let place = self.rec(ix).place;
         let holder = match place {
+            // The customer left while the bot had them: the bot's hand-back,
+            // should it come, is then refused like any repeat.
+            Place::Finished { state: InquiryState::Deflected, at } => {
+                self.emit(now, ix, EventKind::Cancelled, None, fx);
+                self.rec_mut(ix).place = Place::Finished { state: InquiryState::Cancelled, at };
+                return Ok(());
+            }
             Place::Finished { state, .. } => return Err(CoreError::AlreadyFinished(id.into(), state)),
             Place::Waiting => {
                 self.dequeue(ix);

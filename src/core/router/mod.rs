@@ -230,7 +230,7 @@ impl Router {
     pub fn handle(&mut self, now: Millis, command: Command, effects: &mut Vec<Effect>) -> Result<(), CoreError> {
         let result = match command {
             Command::Arrive(inquiry) => self.arrive(now, *inquiry, effects),
-            Command::Cancel { inquiry } => self.cancel(now, &inquiry, effects),
+            Command::Cancel { inquiry, shop } => self.cancel(now, &inquiry, shop.as_deref(), effects),
             Command::SetPresence { actor, presence } => self.set_presence(now, &actor, presence, effects),
             Command::Accept { actor, inquiry } => self.accept(now, &actor, &inquiry, effects),
             Command::Decline { actor, inquiry } => self.decline(now, &actor, &inquiry, effects),

@@ -86,7 +86,7 @@ fn a_restored_router_holds_every_inquiry_where_it_was() {
         target: TransferTarget::Group("after_sales".into()),
         note: HandoffNote { summary: "refund instead".into(), ..HandoffNote::default() },
     });
-    b.apply(Command::Cancel { inquiry: "o3".into() });
+    b.apply(Command::Cancel { inquiry: "o3".into(), shop: None });
     let admin = Actor { id: "ops".into(), role: Role::Admin };
     let (from, until) = (b.now, b.now + 600_000);
     b.apply(Command::SetLevelOverride { actor: admin, group: Some("orders".into()), level: Level::Peak, from, until });

@@ -445,15 +445,43 @@ fn cancellation_removes_waiting_and_frees_held_work() {
     b.agent(presence("a", &[("orders", 3)], 1));
     b.arrive(inquiry("held", Category::Order));
     b.arrive(inquiry("waiting", Category::Order));
-    b.apply(Command::Cancel { inquiry: "waiting".into() });
+    b.apply(Command::Cancel { inquiry: "waiting".into(), shop: None });
     assert_eq!(b.router.inquiry_state("waiting"), Some(InquiryState::Cancelled));
     b.arrive(inquiry("next", Category::Order));
-    let fx = b.apply(Command::Cancel { inquiry: "held".into() });
+    let fx = b.apply(Command::Cancel { inquiry: "held".into(), shop: None });
     assert_eq!(offer_pairs(&fx), [("next".to_string(), "a".to_string())]);
-    let again = b.try_apply(Command::Cancel { inquiry: "held".into() });
+    let again = b.try_apply(Command::Cancel { inquiry: "held".into(), shop: None });
     assert!(matches!(again, Err(CoreError::AlreadyFinished(..))));
-    let unknown = b.try_apply(Command::Cancel { inquiry: "nope".into() });
+    let unknown = b.try_apply(Command::Cancel { inquiry: "nope".into(), shop: None });
     assert!(matches!(unknown, Err(CoreError::UnknownInquiry(_))));
+}
+
+#[test]
+fn only_the_inquirys_own_shop_cancels_it() {
+    let mut b = bench();
+    let q = inquiry("q", Category::Order);
+    let (own, other) = (q.shop_id.clone(), "another-shop");
+    b.arrive(q);
+    let foreign = b.try_apply(Command::Cancel { inquiry: "q".into(), shop: Some(other.into()) });
+    assert!(matches!(foreign, Err(CoreError::UnknownInquiry(_))));
+    assert_eq!(b.router.inquiry_state("q"), Some(InquiryState::Waiting));
+    b.apply(Command::Cancel { inquiry: "q".into(), shop: Some(own) });
+    assert_eq!(b.router.inquiry_state("q"), Some(InquiryState::Cancelled));
+}
+
+#[test]
+fn a_customer_who_left_while_with_the_bot_is_not_handed_back() {
+    let mut b = bench();
+    b.agent(presence("pre", &[("pre_sales", 3)], 5));
+    pin(&mut b, Some("pre_sales"), Level::Surge);
+    b.arrive(inquiry("q", Category::PreSales));
+    assert_eq!(b.router.inquiry_state("q"), Some(InquiryState::Deflected));
+    let fx = b.apply(Command::Cancel { inquiry: "q".into(), shop: None });
+    assert_eq!(events(&fx), [EventKind::Cancelled]);
+    assert_eq!(b.router.inquiry_state("q"), Some(InquiryState::Cancelled));
+    let mut back = inquiry("q", Category::PreSales);
+    back.bot_attempted = true;
+    assert!(matches!(b.try_apply(Command::Arrive(Box::new(back))), Err(CoreError::Duplicate(_))));
 }
 
 #[test]

@@ -33,7 +33,7 @@ impl Sim<'_> {
             Ev::Abandon(ix) => {
                 if self.tracks[ix as usize].fate == Fate::Open {
                     let inquiry = self.inquiry_id(ix);
-                    self.command(Command::Cancel { inquiry });
+                    self.command(Command::Cancel { inquiry, shop: None });
                 }
             }
             Ev::Agent(agent, step) => self.agent_step(agent, step),

@@ -208,6 +208,11 @@ impl Model {
             EventKind::Cancelled if !matches!(place, Place::Finished(..)) => {
                 Place::Finished(InquiryState::Cancelled, now)
             }
+            // The customer left while with the bot; it finished when deflected.
+            EventKind::Cancelled => match place {
+                Place::Finished(InquiryState::Deflected, at) => Place::Finished(InquiryState::Cancelled, at),
+                _ => return Err(format!("{kind:?} event of {id} while it is {place:?}")),
+            },
             EventKind::Queued
             | EventKind::Requeued
             | EventKind::TimedOut

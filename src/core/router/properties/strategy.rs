@@ -346,7 +346,7 @@ pub fn command(model: &Model, now: Millis, op: &Op) -> Command {
     let by = |admin_role: bool| if admin_role { admin() } else { Actor::agent("a0") };
     match op {
         Op::Arrive(a) => a.command(now),
-        Op::Cancel(n) => Command::Cancel { inquiry: inquiry_id(*n) },
+        Op::Cancel(n) => Command::Cancel { inquiry: inquiry_id(*n), shop: None },
         Op::Presence(p) => p.command(),
         Op::Accept(pick) => {
             let (inquiry, actor) = resolve(model, pick, offered);
