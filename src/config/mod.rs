@@ -206,11 +206,21 @@ pub struct GrpcSettings {
     pub tls: GrpcTls,
     /// How callers are authenticated.
     pub auth: GrpcAuth,
+    /// HTTP/2 ping (and TCP keepalive) interval; a desktop that does not
+    /// answer within as long again is disconnected, which starts its
+    /// heartbeat grace. Catches desktops that vanish without closing.
+    #[serde(with = "crate::core::settings::duration_text")]
+    pub keepalive: std::time::Duration,
 }
 
 impl Default for GrpcSettings {
     fn default() -> Self {
-        GrpcSettings { listen: "0.0.0.0:50051".into(), tls: GrpcTls::default(), auth: GrpcAuth::default() }
+        GrpcSettings {
+            listen: "0.0.0.0:50051".into(),
+            tls: GrpcTls::default(),
+            auth: GrpcAuth::default(),
+            keepalive: std::time::Duration::from_secs(10),
+        }
     }
 }
 

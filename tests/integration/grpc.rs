@@ -226,6 +226,50 @@ async fn an_escalation_lands_in_the_supervisors_with_high_band() {
     server.stop().await;
 }
 
+/// Forwards one TCP connection to `upstream` until `freeze` fires, then
+/// holds both sockets open and silent: a desktop whose network vanished
+/// without a FIN or RST (a sleeping laptop, a NAT that forgot the flow).
+async fn freezing_proxy(upstream: String, freeze: CancellationToken) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let (client, _) = listener.accept().await.expect("accept");
+        let server = tokio::net::TcpStream::connect(upstream.trim_start_matches("http://")).await.expect("upstream");
+        let (mut client, mut server) = (client, server);
+        tokio::select! {
+            _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+            _ = freeze.cancelled() => {}
+        }
+        std::future::pending::<()>().await;
+        drop((client, server));
+    });
+    url
+}
+
+#[tokio::test]
+async fn a_desktop_gone_silent_without_closing_is_dropped_by_keepalive_and_set_away() {
+    let settings = GrpcSettings {
+        listen: "127.0.0.1:0".into(),
+        auth: open_auth(),
+        keepalive: Duration::from_secs(1),
+        ..GrpcSettings::default()
+    };
+    let server = start_with(settings).await;
+    let freeze = CancellationToken::new();
+    let mut desktop = connect(&freezing_proxy(server.url.clone(), freeze.clone()).await, None).await;
+    desktop.desk.set_presence(presence("a1", &[("orders", 3)], 5)).await.unwrap();
+    let _offers = subscribe(&mut desktop, "a1").await;
+    freeze.cancel();
+
+    let c = server.clients(None).await;
+    eventually("a1 AWAY once its silent connection is dropped and the grace has run", WAIT, || {
+        let mut c = clone_clients(&c);
+        async move { (agents_in(&queues(&mut c).await, "orders", proto::AgentStatus::Away) == 1).then_some(()) }
+    })
+    .await;
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn a_dropped_offer_stream_sets_the_agent_away_after_the_grace() {
     let server = start(open_auth()).await;

@@ -105,6 +105,7 @@ pub struct GrpcServer {
     hub: OfferHub,
     auth: Authenticator,
     builder: Server,
+    keepalive: Option<std::time::Duration>,
 }
 
 impl GrpcServer {
@@ -112,11 +113,15 @@ impl GrpcServer {
     /// them. `hub` must be the hub the engine delivers effects to.
     pub fn new(engine: EngineHandle, hub: OfferHub, settings: &GrpcSettings) -> Result<GrpcServer, GrpcError> {
         let auth = Authenticator::from_settings(&settings.auth)?;
-        let mut builder = Server::builder();
+        let keepalive = Some(settings.keepalive);
+        let mut builder = Server::builder()
+            .http2_keepalive_interval(keepalive)
+            .http2_keepalive_timeout(keepalive)
+            .tcp_keepalive(keepalive);
         if let Some(tls) = tls_config(&settings.tls)? {
             builder = builder.tls_config(tls).map_err(GrpcError::Tls)?;
         }
-        Ok(GrpcServer { engine, hub, auth, builder })
+        Ok(GrpcServer { engine, hub, auth, builder, keepalive })
     }
 
     /// Serves on `listener` until `shutdown` completes, then reports
@@ -128,7 +133,7 @@ impl GrpcServer {
         health: Health,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), GrpcError> {
-        let GrpcServer { engine, hub, auth, mut builder } = self;
+        let GrpcServer { engine, hub, auth, mut builder, keepalive } = self;
         if !auth.is_enabled() {
             tracing::warn!(
                 "gRPC AUTHENTICATION IS OFF (grpc.auth.mode = \"none\"): every caller may act as any agent and as \
@@ -158,7 +163,7 @@ impl GrpcServer {
             .add_service(desk)
             .add_service(handoff)
             .add_service(ops);
-        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true)).with_keepalive(keepalive);
         router.serve_with_incoming_shutdown(incoming, stopping).await.map_err(GrpcError::Serve)
     }
 }

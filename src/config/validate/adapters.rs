@@ -101,6 +101,13 @@ pub(super) fn check_grpc_and_metrics(config: &Config, out: &mut Vec<Problem>) {
     let grpc = listen_addr(out, "grpc.listen", &config.grpc.listen);
     tls_pair(out, "grpc.tls", config.grpc.tls.cert_file.as_deref(), config.grpc.tls.key_file.as_deref());
     check_auth(&config.grpc.auth, out);
+    if config.grpc.keepalive < std::time::Duration::from_secs(1) {
+        push(
+            out,
+            "grpc.keepalive",
+            "is under 1s; write e.g. \"10s\" (desktops that stop answering pings are dropped after twice this)",
+        );
+    }
     let metrics = listen_addr(out, "metrics.listen", &config.metrics.listen);
     if let (Some(grpc), Some(metrics)) = (grpc, metrics) {
         let same_ip = grpc.ip() == metrics.ip() || grpc.ip().is_unspecified() || metrics.ip().is_unspecified();
