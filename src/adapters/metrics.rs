@@ -192,10 +192,13 @@ impl EffectSink for MetricsSink {
             match effect {
                 Effect::Deflect { .. } => count(Outcome::Deflected),
                 Effect::Event(e) => match e.kind {
+                    // Once per inquiry: a chat handed off and accepted again
+                    // was assigned, and waited, only once.
                     EventKind::Accepted => {
-                        count(Outcome::Assigned);
-                        let waited = e.waited_ms.unwrap_or(0) as f64 / 1000.0;
-                        histogram!(WAIT, "group" => e.group.to_string()).record(waited);
+                        if let Some(waited_ms) = e.waited_ms {
+                            count(Outcome::Assigned);
+                            histogram!(WAIT, "group" => e.group.to_string()).record(waited_ms as f64 / 1000.0);
+                        }
                     }
                     EventKind::Cancelled => count(Outcome::Cancelled),
                     EventKind::TimedOut => counter!(OFFER_TIMEOUTS, "group" => e.group.to_string()).increment(1),

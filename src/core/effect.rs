@@ -52,7 +52,7 @@ pub struct Event {
     pub at: Millis,
     /// Score including aging at `at`.
     pub score: i32,
-    /// For ACCEPTED: milliseconds from receipt to acceptance.
+    /// For an inquiry's first ACCEPTED: milliseconds from receipt to acceptance.
     pub waited_ms: Option<u64>,
     /// For COMPLETED: milliseconds from acceptance to completion.
     pub handled_ms: Option<u64>,

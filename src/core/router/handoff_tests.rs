@@ -127,3 +127,24 @@ fn an_inquiry_is_handed_off_at_most_twenty_times() {
     let refused = b.try_apply(transfer("complaints"));
     assert!(matches!(&refused, Err(CoreError::FailedPrecondition(m)) if m.contains("20 times")), "{refused:?}");
 }
+
+#[test]
+fn only_the_first_acceptance_reports_the_customers_wait() {
+    let mut b = bench();
+    b.agent(presence("pre", &[("pre_sales", 3)], 5));
+    b.agent(presence("ord", &[("orders", 3)], 5));
+    b.arrive(inquiry("q1", Category::PreSales));
+    b.now += 20_000;
+    let waited = |fx: &[Effect]| {
+        fx.iter()
+            .find_map(|e| match e {
+                Effect::Event(ev) if ev.kind == EventKind::Accepted => Some(ev.waited_ms),
+                _ => None,
+            })
+            .expect("an ACCEPTED event")
+    };
+    assert_eq!(waited(&b.accept("pre", "q1")), Some(20_000));
+    b.now += 600_000;
+    b.apply(to_group(Actor::agent("pre"), "orders", HandoffNote::default()));
+    assert_eq!(waited(&b.accept("ord", "q1")), None, "a handed-off chat is not a second wait");
+}

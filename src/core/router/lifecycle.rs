@@ -243,14 +243,17 @@ impl Router {
         }
         let rec = self.rec_mut(ix);
         rec.place = Place::Active { agent: ax, group, accepted_at: now };
-        let waited = now.saturating_sub(rec.received_at);
+        // The wait is receipt to the first acceptance; a chat handed off and
+        // taken again is not a new customer.
+        let first = !rec.timeline.iter().any(|step| step.kind == EventKind::Accepted);
+        let waited = first.then(|| now.saturating_sub(rec.received_at));
         // An anonymous customer (no id) has no previous agent to come back to.
         if !rec.inquiry.customer.id.is_empty() {
             let key = sticky_key(&rec.inquiry.shop_id, &rec.inquiry.customer.id);
             self.sticky.insert(key, (ax, now));
             self.sticky_expiry.push_back((now, key));
         }
-        let detail = EventDetail { agent: Some(ax), waited_ms: Some(waited), ..EventDetail::default() };
+        let detail = EventDetail { agent: Some(ax), waited_ms: waited, ..EventDetail::default() };
         self.emit(now, ix, EventKind::Accepted, Some(detail), fx);
         Ok(())
     }
