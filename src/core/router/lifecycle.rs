@@ -431,14 +431,16 @@ impl Router {
     ) {
         if let Place::Offered { deadline, .. } = self.rec(ix).place {
             self.offer_deadlines.remove(&(deadline, ix));
-            let (inquiry, agent) = (self.rec(ix).inquiry.id.clone(), self.agents[ax as usize].id.clone());
-            let reason = match why {
-                EventKind::TimedOut => "accept timeout",
-                EventKind::Declined => "declined",
-                _ => "returned to the queue",
-            };
-            fx.push(Effect::Withdraw { inquiry, agent, reason });
         }
+        // Offer or active chat: the desktop (a second one still open, say)
+        // stops showing what is no longer the agent's.
+        let (inquiry, agent) = (self.rec(ix).inquiry.id.clone(), self.agents[ax as usize].id.clone());
+        let reason = match why {
+            EventKind::TimedOut => "accept timeout",
+            EventKind::Declined => "declined",
+            _ => "returned to the queue",
+        };
+        fx.push(Effect::Withdraw { inquiry, agent, reason });
         self.release(ax, ix);
         let note = note.map(Box::new);
         let detail = EventDetail { agent: Some(ax), note: note.clone(), ..EventDetail::default() };

@@ -401,7 +401,11 @@ fn offline_returns_offers_and_chats_with_a_system_note_break_keeps_chats() {
     assert_eq!(b.router.inquiry_state("offered"), Some(InquiryState::Waiting));
     let mut offline = presence("a", &[("orders", 3)], 5);
     offline.status = AgentStatus::Offline;
-    b.agent(offline);
+    let fx = b.agent(offline);
+    let withdrawn = fx.iter().any(
+        |e| matches!(e, Effect::Withdraw { inquiry, agent, .. } if inquiry.as_str() == "active" && agent.as_str() == "a"),
+    );
+    assert!(withdrawn, "the desktop is told the chat is no longer its own");
     let view = b.router.inquiry(b.now, "active").unwrap();
     assert_eq!(view.state, InquiryState::Waiting);
     assert_eq!(view.note.unwrap().author, "system");
