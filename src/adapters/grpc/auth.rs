@@ -59,6 +59,8 @@ impl Authenticator {
         }
         let (key, algorithm) = decoding_key(auth)?;
         let mut validation = Validation::new(algorithm);
+        // A token issued for later (`nbf`) is refused until then.
+        validation.validate_nbf = true;
         let mut required = vec!["exp"];
         if let Some(issuer) = &auth.issuer {
             validation.set_issuer(&[issuer]);

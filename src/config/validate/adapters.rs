@@ -154,6 +154,13 @@ fn check_auth(auth: &GrpcAuth, out: &mut Vec<Problem>) {
             if secret.is_some() && secret_file {
                 push(out, "grpc.auth.hs256_secret_file", "hs256_secret is set too; keep only one of them");
             }
+            if public_key && (secret.is_some() || secret_file) {
+                push(
+                    out,
+                    "grpc.auth.rs256_public_key_file",
+                    "an HS256 secret is set too; tokens are verified with one key: keep either the RS256 public key or the HS256 secret",
+                );
+            }
             if let Some(secret) = secret.filter(|s| s.expose().len() < MIN_HS256_SECRET_BYTES) {
                 push(
                     out,

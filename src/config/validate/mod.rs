@@ -84,6 +84,12 @@ fn check_groups(groups: &[GroupSettings], out: &mut Vec<Problem>) {
             _ if group.id.is_empty() => {
                 push(out, format!("{at}.id"), "is empty; give every group a unique id such as \"pre_sales\"")
             }
+            // The router-wide level is exported as scope="router".
+            _ if group.id == "router" => push(
+                out,
+                format!("{at}.id"),
+                "\"router\" names the router-wide level in metrics and alerts; choose another id",
+            ),
             Some(j) => push(
                 out,
                 format!("{at}.id"),

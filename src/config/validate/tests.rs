@@ -90,6 +90,7 @@ fn dedicated_and_escalation_groups_must_exist() {
 #[test]
 fn group_numbers_must_be_usable() {
     assert_only(|c| c.groups[0].accept_timeout = Duration::ZERO, &["groups[0].accept_timeout"]);
+    assert_only(|c| c.groups[3].id = "router".into(), &["groups[3].id"]);
     assert_only(|c| c.groups[0].baseline_per_min = 0.0, &["groups[0].baseline_per_min"]);
     assert_only(|c| c.groups[0].baseline_per_min = -1.0, &["groups[0].baseline_per_min"]);
     assert_only(|c| c.groups[0].baseline_per_min = f64::NAN, &["groups[0].baseline_per_min"]);
@@ -258,6 +259,14 @@ fn jwt_auth_needs_a_key() {
         c.grpc.auth.mode = "jwt".into();
         c.grpc.auth.rs256_public_key_file = Some("jwt.pub.pem".into());
     });
+    assert_only(
+        |c| {
+            c.grpc.auth.mode = "jwt".into();
+            c.grpc.auth.rs256_public_key_file = Some("jwt.pub.pem".into());
+            c.grpc.auth.hs256_secret = Some(Secret::new("k".repeat(32)));
+        },
+        &["grpc.auth.rs256_public_key_file"],
+    );
 }
 
 #[test]

@@ -59,6 +59,8 @@ fn missing_or_malformed_tokens_say_what_is_wrong() {
     let expired = json!({ "sub": "a1", "role": "agent", "exp": jsonwebtoken::get_current_timestamp() - 3600 });
     assert!(problem(check(&auth, expired)).contains("expired"));
     assert!(problem(check(&auth, json!({ "sub": "a1", "role": "agent" }))).contains("`exp`"));
+    let later = json!({ "sub": "a1", "role": "agent", "exp": in_an_hour(), "nbf": in_an_hour() - 60 });
+    assert!(problem(check(&auth, later)).contains("`nbf`"));
     assert!(problem(check(&auth, json!({ "role": "agent", "exp": in_an_hour() }))).contains("`sub`"));
     assert!(problem(check(&auth, json!({ "sub": "a1", "exp": in_an_hour() }))).contains("`role`"));
     assert!(problem(check(&auth, json!({ "sub": "a1", "role": "root", "exp": in_an_hour() }))).contains("root"));
