@@ -337,8 +337,10 @@ async fn tokens_decide_who_may_do_what() {
     .await;
     let q = queues(&mut admin).await;
     assert!(q.groups.iter().all(|g| g.level == proto::LoadLevel::Peak as i32), "a global pin raises every group");
-    let cleared = admin.ops.clear_level_override(proto::ClearLevelOverrideRequest { group: String::new() }).await;
-    assert!(cleared.unwrap().into_inner().cleared);
+    let clear = || proto::ClearLevelOverrideRequest { group: String::new() };
+    assert!(admin.ops.clear_level_override(clear()).await.unwrap().into_inner().cleared);
+    let again = admin.ops.clear_level_override(clear()).await.unwrap().into_inner();
+    assert!(!again.cleared, "nothing was set any more");
     server.stop().await;
 }
 

@@ -138,10 +138,12 @@ impl Ops for OpsService {
         let actor = staff_actor(&request)?;
         require_admin(&actor, "clear a level override")?;
         let group = scope(&request.get_ref().group);
+        let asked = group.clone();
+        let was_set = self.engine.query(move |router, _| router.has_override(asked.as_deref())).await?;
         self.engine.execute(Command::ClearLevelOverride { actor, group }).await?;
-        tracing::info!(group = %request.get_ref().group, "level override cleared");
-        // The core keeps at most one override per scope; after this none is in force.
-        Ok(Response::new(proto::ClearLevelOverrideResponse { cleared: true }))
+        tracing::info!(group = %request.get_ref().group, was_set, "level override cleared");
+        // The core keeps at most one override per scope; after this none is set.
+        Ok(Response::new(proto::ClearLevelOverrideResponse { cleared: was_set }))
     }
 
     async fn get_staffing(

@@ -85,6 +85,19 @@ pub struct WaitingView {
 }
 
 impl Router {
+    /// Whether an ops level override is set for `group` (`None`: the router
+    /// as a whole), in force or yet to start.
+    pub fn has_override(&self, group: Option<&str>) -> bool {
+        let scope = match group {
+            None => None,
+            Some(name) => match self.group_ix.get(name) {
+                Some(&g) => Some(g),
+                None => return false,
+            },
+        };
+        self.overrides.iter().any(|o| o.group == scope)
+    }
+
     /// The inquiry `id`, while the router still knows it.
     pub fn inquiry(&self, now: Millis, id: &str) -> Option<InquiryView<'_>> {
         let rec = self.rec(self.find_inquiry(id)?);
