@@ -145,6 +145,8 @@ pub struct NatsSettings {
     pub state_bucket: String,
     /// JetStream stream keeping the rejected messages of `<prefix>.deadletter`.
     pub deadletter_stream: String,
+    /// JetStream stream keeping the inquiries handed to the bot on `<prefix>.deflections.>`.
+    pub deflection_stream: String,
     /// Replicas of the stream and the state bucket (3 in a production cluster).
     pub replicas: usize,
     /// Encoding of what the router publishes (assignments, events,
@@ -176,6 +178,7 @@ impl Default for NatsSettings {
             consumer: "ticket-router".into(),
             state_bucket: "ticket_router_state".into(),
             deadletter_stream: "SUPPORT_DEADLETTER".into(),
+            deflection_stream: "SUPPORT_DEFLECTIONS".into(),
             replicas: 1,
             outbound_encoding: WireEncoding::Json,
         }

@@ -234,7 +234,7 @@ fn env_overrides_apply() {
 #[test]
 fn env_overrides_work_from_a_map_and_a_file() {
     let file = write_temp(
-        "[nats]\nprefix = \"acme.support\"\nstream = \"ACME\"\nconsumer = \"acme\"\nstate_bucket = \"acme\"\ndeadletter_stream = \"ACME_DEAD\"\n",
+        "[nats]\nprefix = \"acme.support\"\nstream = \"ACME\"\nconsumer = \"acme\"\nstate_bucket = \"acme\"\ndeadletter_stream = \"ACME_DEAD\"\ndeflection_stream = \"ACME_BOT\"\n",
     );
     let env: BTreeMap<String, String> =
         [("TICKET_ROUTER_GRPC_AUTH_HS256_SECRET".to_string(), "x".repeat(32))].into_iter().collect();

@@ -125,6 +125,13 @@ pub enum Effect {
         group: Id,
         at: Millis,
     },
+    /// A deflection recorded in the last [`DEFLECTION_RESEND`] before a
+    /// restart, published again: the router may have stopped before it went
+    /// out. The deflections stream drops it as a duplicate if it did.
+    DeflectionResent {
+        inquiry: Id,
+        shop: Id,
+    },
     LevelChanged(LevelChange),
     /// The router changed an agent's status (timeouts, lost heartbeat).
     AgentStatusChanged {
@@ -133,3 +140,8 @@ pub enum Effect {
         reason: &'static str,
     },
 }
+
+/// How far back a restart publishes deflections again: JetStream's duplicate
+/// window on the deflections stream (2 min), within which a second copy
+/// with the same `Nats-Msg-Id` is dropped.
+pub const DEFLECTION_RESEND: Millis = 120_000;

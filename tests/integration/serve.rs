@@ -312,8 +312,15 @@ async fn a_burst_raises_the_level_to_surge_with_reserve_deflection_and_overrides
     .await;
     publish(&w.bus, "support.inquiries.shop-1".into(), inquiry_json("low-1", "PRE_SALES", 0, false)).await;
     let deflected = tokio::time::timeout(WAIT, deflections.next()).await.expect("a deflection").unwrap();
+    let msg_id = deflected.headers.as_ref().and_then(|h| h.get("Nats-Msg-Id")).map(|v| v.as_str().to_string());
+    assert_eq!(msg_id.as_deref(), Some("low-1.deflect"));
     let deflected: proto::Inquiry = serde_json::from_slice(&deflected.payload).unwrap();
     assert_eq!(deflected.id, "low-1");
+    // Kept for a bot that was not listening.
+    let js = async_nats::jetstream::new(w.bus.clone());
+    let mut kept = js.get_stream("SUPPORT_DEFLECTIONS").await.expect("the deflection stream exists");
+    let stored = kept.get_last_raw_message_by_subject("support.deflections.shop-1").await.unwrap();
+    assert_eq!(serde_json::from_slice::<proto::Inquiry>(&stored.payload).unwrap().id, "low-1");
     // The bot could not help: it hands the inquiry back under its own id,
     // marked, with a message id of its own (JetStream would drop a repeat).
     let back = proto::Inquiry { bot_attempted: true, ..deflected };

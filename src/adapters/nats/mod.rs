@@ -139,36 +139,49 @@ pub async fn connect(settings: &NatsSettings) -> Result<(async_nats::Client, wat
     Ok((client, up_rx))
 }
 
-/// How long the dead-letter stream keeps a rejected message, as created;
-/// ops may change it on the stream (`nats stream edit`), which is kept.
-const DEADLETTER_MAX_AGE: Duration = Duration::from_secs(30 * 24 * 3600);
+/// How long the dead-letter and deflection streams keep a message, as
+/// created; ops may change it on the stream (`nats stream edit`), which is kept.
+const KEPT_MAX_AGE: Duration = Duration::from_secs(30 * 24 * 3600);
 
-/// Creates the stream that keeps what is dead-lettered, if absent: a plain
-/// publish to a subject nobody listens on would be lost.
-pub async fn setup_dead_letters(js: &jetstream::Context, settings: &NatsSettings) -> Result<(), NatsError> {
-    let config = stream::Config {
-        name: settings.deadletter_stream.clone(),
-        subjects: vec![Subjects::new(&settings.prefix).deadletter()],
-        retention: stream::RetentionPolicy::Limits,
-        storage: stream::StorageType::File,
-        max_age: DEADLETTER_MAX_AGE,
-        num_replicas: settings.replicas,
-        description: Some("ticket-router: rejected inbound messages, the reason in Ticket-Router-Error".into()),
-        ..Default::default()
-    };
-    js.get_or_create_stream(config)
-        .await
-        .map_err(|e| NatsError::Stream { stream: settings.deadletter_stream.clone(), detail: e.to_string() })?;
+/// Creates, if absent, the streams that keep what the router publishes for
+/// others to take later: dead letters (a plain publish nobody hears would be
+/// lost) and deflections (a bot that was restarting must still find them).
+pub async fn setup_kept_streams(js: &jetstream::Context, settings: &NatsSettings) -> Result<(), NatsError> {
+    let subjects = Subjects::new(&settings.prefix);
+    let kept = [
+        (
+            &settings.deadletter_stream,
+            subjects.deadletter(),
+            "rejected inbound messages, the reason in Ticket-Router-Error",
+        ),
+        (&settings.deflection_stream, subjects.deflections(">"), "inquiries handed to the self-service bot"),
+    ];
+    for (name, subject, what) in kept {
+        let config = stream::Config {
+            name: name.clone(),
+            subjects: vec![subject],
+            retention: stream::RetentionPolicy::Limits,
+            storage: stream::StorageType::File,
+            max_age: KEPT_MAX_AGE,
+            duplicate_window: Duration::from_secs(120),
+            num_replicas: settings.replicas,
+            description: Some(format!("ticket-router: {what}")),
+            ..Default::default()
+        };
+        js.get_or_create_stream(config)
+            .await
+            .map_err(|e| NatsError::Stream { stream: name.clone(), detail: e.to_string() })?;
+    }
     Ok(())
 }
 
 /// Creates or updates the inbound stream and its durable pull consumer, and
-/// creates the dead-letter stream if absent.
+/// creates the kept streams if absent.
 pub async fn setup_inbound(
     js: &jetstream::Context,
     settings: &NatsSettings,
 ) -> Result<consumer::PullConsumer, NatsError> {
-    setup_dead_letters(js, settings).await?;
+    setup_kept_streams(js, settings).await?;
     let subjects = Subjects::new(&settings.prefix);
     let config = stream::Config {
         name: settings.stream.clone(),

@@ -37,6 +37,22 @@ fn encode<T: serde::Serialize + prost::Message>(encoding: WireEncoding, subject:
     Outgoing { subject, headers, payload: payload.into() }
 }
 
+/// The inquiry for the bot on `deflections.<shop>`, with `Nats-Msg-Id:
+/// <id>.deflect` so the deflections stream keeps one copy of a resent one.
+fn deflection(
+    encoding: WireEncoding,
+    subjects: &Subjects,
+    router: &Router,
+    now: Millis,
+    inquiry: &str,
+    shop: &str,
+) -> Option<Outgoing> {
+    let view = router.inquiry(now, inquiry)?;
+    let mut message = encode(encoding, subjects.deflections(shop), &convert::inquiry(view.inquiry));
+    message.headers.insert("Nats-Msg-Id", format!("{inquiry}.deflect").as_str());
+    Some(message)
+}
+
 /// The effect sink side: encodes effects into a queue for the publisher task.
 pub struct NatsPublisher {
     subjects: Subjects,
@@ -91,8 +107,8 @@ impl EffectSink for NatsPublisher {
                 }
                 Effect::Event(event) => out.send(encode(encoding, s.events(&event.shop), &convert::event(event))),
                 Effect::Deflect { inquiry, shop, group, at } => {
-                    if let Some(view) = router.inquiry(now, inquiry) {
-                        out.send(encode(encoding, s.deflections(shop), &convert::inquiry(view.inquiry)));
+                    if let Some(deflection) = deflection(encoding, s, router, now, inquiry, shop) {
+                        out.send(deflection);
                     }
                     let event = proto::InquiryEvent {
                         inquiry_id: inquiry.to_string(),
@@ -104,6 +120,12 @@ impl EffectSink for NatsPublisher {
                         ..Default::default()
                     };
                     out.send(encode(encoding, s.events(shop), &event));
+                }
+                // Only the bot's copy: the DEFLECTED event went out with the original.
+                Effect::DeflectionResent { inquiry, shop } => {
+                    if let Some(deflection) = deflection(encoding, s, router, now, inquiry, shop) {
+                        out.send(deflection);
+                    }
                 }
                 Effect::LevelChanged(change) => out.send(encode(encoding, s.levels(), &convert::level_changed(change))),
                 Effect::AgentStatusChanged { agent, status, reason } => {

@@ -38,12 +38,19 @@ pub(super) fn check_nats(nats: &NatsSettings, out: &mut Vec<Problem>) {
         ("consumer", &nats.consumer),
         ("state_bucket", &nats.state_bucket),
         ("deadletter_stream", &nats.deadletter_stream),
+        ("deflection_stream", &nats.deflection_stream),
     ];
     // Another tenant's router on the same server would take these over:
     // its stream rewritten to this prefix, its consumer and state shared.
     let defaults = NatsSettings::default();
     if nats.prefix != defaults.prefix && subject_prefix(&nats.prefix).is_ok() {
-        let default_names = [&defaults.stream, &defaults.consumer, &defaults.state_bucket, &defaults.deadletter_stream];
+        let default_names = [
+            &defaults.stream,
+            &defaults.consumer,
+            &defaults.state_bucket,
+            &defaults.deadletter_stream,
+            &defaults.deflection_stream,
+        ];
         for ((key, name), default) in names.iter().zip(default_names) {
             if *name == default {
                 push(

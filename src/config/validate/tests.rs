@@ -185,6 +185,7 @@ fn nats_names_follow_nats_rules() {
         c.nats.consumer = "router-acme".into();
         c.nats.state_bucket = "acme_state".into();
         c.nats.deadletter_stream = "ACME_DEADLETTER".into();
+        c.nats.deflection_stream = "ACME_DEFLECTIONS".into();
     });
     // Another tenant's router on the same server would share the defaults.
     assert_only(
@@ -192,7 +193,7 @@ fn nats_names_follow_nats_rules() {
             c.nats.prefix = "acme.support".into();
             c.nats.consumer = "router-acme".into();
         },
-        &["nats.stream", "nats.state_bucket", "nats.deadletter_stream"],
+        &["nats.stream", "nats.state_bucket", "nats.deadletter_stream", "nats.deflection_stream"],
     );
     assert_only(|c| c.nats.deadletter_stream = "dead letters".into(), &["nats.deadletter_stream"]);
     assert_only(|c| c.nats.stream = "SUPPORT.INQUIRIES".into(), &["nats.stream"]);

@@ -10,7 +10,7 @@ use super::record::{Place, Record, Step, StepRare, NO_NAME};
 use super::{Override, Router};
 use crate::core::agents::{AgentIx, Class, GroupIx, InqIx};
 use crate::core::command::Presence;
-use crate::core::effect::{Effect, EventKind};
+use crate::core::effect::{Effect, EventKind, DEFLECTION_RESEND};
 use crate::core::levels::LevelTracker;
 use crate::core::matching::{language_key, Need};
 use crate::core::settings::RoutingSettings;
@@ -199,6 +199,7 @@ impl Router {
             }
             router.time_out_unseen(now, ix, &mut fx);
         }
+        router.resend_recent_deflections(&mut fx);
         router.tick(now, &mut fx);
         for ax in 0..router.agents.len() as AgentIx {
             if router.agents[ax as usize].class == Class::Ready {
@@ -206,6 +207,21 @@ impl Router {
             }
         }
         Ok((router, fx))
+    }
+
+    /// Deflections recorded within [`DEFLECTION_RESEND`] before the last
+    /// finished work, to be published again: the last ones before a crash
+    /// may not have gone out (at least once; the bot ignores an id it has).
+    fn resend_recent_deflections(&self, fx: &mut Vec<Effect>) {
+        let Some(&(last, _)) = self.finished.back() else { return };
+        let since = last.saturating_sub(DEFLECTION_RESEND);
+        for &(at, ix) in self.finished.iter().rev().take_while(|&&(at, _)| at >= since) {
+            let Some(rec) = self.records[ix as usize].as_ref() else { continue };
+            if rec.place == (Place::Finished { state: InquiryState::Deflected, at }) {
+                let (inquiry, shop) = (rec.inquiry.id.clone(), rec.inquiry.shop_id.clone());
+                fx.push(Effect::DeflectionResent { inquiry, shop });
+            }
+        }
     }
 
     fn restore_levels(&mut self, levels: &LevelsRecord) {

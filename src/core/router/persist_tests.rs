@@ -224,3 +224,31 @@ fn unrecorded_routers_collect_nothing() {
     b.arrive(inquiry("o1", Category::Order));
     assert!(b.router.take_changes().is_empty());
 }
+
+#[test]
+fn a_restart_publishes_again_the_deflections_of_its_last_two_minutes() {
+    let mut b = recorded_bench();
+    let mut store = Store::default();
+    super::tests::pin(&mut b, Some("pre_sales"), Level::Surge);
+    b.arrive(inquiry("early", Category::PreSales));
+    b.now += 180_000;
+    for id in ["late1", "back", "late2"] {
+        b.arrive(inquiry(id, Category::PreSales));
+        b.now += 10_000;
+    }
+    let mut back = inquiry("back", Category::PreSales);
+    back.bot_attempted = true;
+    b.arrive(back);
+    sync(&mut b, &mut store);
+    // Down for ten minutes: what counts is when it stopped, not when it starts.
+    let (_, fx) = Router::restore(RoutingSettings::default(), store.restored(), b.now + 600_000).unwrap();
+    let mut resent: Vec<&str> = fx
+        .iter()
+        .filter_map(|e| match e {
+            Effect::DeflectionResent { inquiry, .. } => Some(inquiry.as_str()),
+            _ => None,
+        })
+        .collect();
+    resent.sort_unstable();
+    assert_eq!(resent, ["late1", "late2"], "not the one from before, nor the one the bot handed back");
+}

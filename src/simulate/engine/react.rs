@@ -129,8 +129,11 @@ impl Sim<'_> {
                         }
                     }
                 }
-                // The simulation never pauses its timers.
-                Effect::AgentStatusChanged { .. } | Effect::LevelChanged(_) | Effect::OfferRenewed { .. } => {}
+                // The simulation never pauses its timers, nor restarts.
+                Effect::AgentStatusChanged { .. }
+                | Effect::LevelChanged(_)
+                | Effect::OfferRenewed { .. }
+                | Effect::DeflectionResent { .. } => {}
             }
         }
         self.fx = fx;

@@ -25,7 +25,7 @@ pub fn test_config(nats_url: &str, prefix: &str, extra: &str) -> String {
     let names = if prefix == "support" {
         String::new()
     } else {
-        format!("consumer = \"router-{token}\"\nstate_bucket = \"state_{token}\"\ndeadletter_stream = \"{upper}_DEADLETTER\"\n")
+        format!("consumer = \"router-{token}\"\nstate_bucket = \"state_{token}\"\ndeadletter_stream = \"{upper}_DEADLETTER\"\ndeflection_stream = \"{upper}_DEFLECTIONS\"\n")
     };
     format!(
         r#"

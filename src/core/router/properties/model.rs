@@ -176,6 +176,7 @@ impl Model {
                 }
                 self.inquiries.insert(inquiry.clone(), Place::Finished(InquiryState::Deflected, now));
             }
+            Effect::DeflectionResent { inquiry, .. } => return Err(format!("{inquiry} resent without a restart")),
             Effect::LevelChanged(change) => {
                 if let Scope::Group(g) = &change.scope {
                     self.levels.insert(g.to_string(), change.to);
