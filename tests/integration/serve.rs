@@ -318,7 +318,7 @@ async fn a_burst_raises_the_level_to_surge_with_reserve_deflection_and_overrides
     assert_eq!(deflected.id, "low-1");
     // Kept for a bot that was not listening.
     let js = async_nats::jetstream::new(w.bus.clone());
-    let mut kept = js.get_stream("SUPPORT_DEFLECTIONS").await.expect("the deflection stream exists");
+    let kept = js.get_stream("SUPPORT_DEFLECTIONS").await.expect("the deflection stream exists");
     let stored = kept.get_last_raw_message_by_subject("support.deflections.shop-1").await.unwrap();
     assert_eq!(serde_json::from_slice::<proto::Inquiry>(&stored.payload).unwrap().id, "low-1");
     // The bot could not help: it hands the inquiry back under its own id,
