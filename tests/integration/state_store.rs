@@ -63,4 +63,13 @@ async fn the_journal_is_replayed_over_the_last_checkpoint() {
     // A reopened store (a restarted router) sees the same.
     let reopened = StateStore::open(js.clone(), &settings).await.expect("reopen");
     assert_eq!(agents(&reopened).await, vec![("a".to_string(), AgentStatus::Break)]);
+
+    // Checkpointed, the forgotten key leaves nothing behind in the bucket:
+    // no delete marker piles up for each record ever forgotten.
+    let through = store.append(&frame::encode(&later, 1 << 20)).await.unwrap();
+    store.checkpoint(&later, through).await.unwrap();
+    assert_eq!(agents(&store).await, vec![("a".to_string(), AgentStatus::Break)], "read from the bucket alone");
+    let bucket = js.get_stream("KV_test_state").await.unwrap();
+    let gone = bucket.get_last_raw_message_by_subject("$KV.test_state.agent.b").await;
+    assert!(gone.is_err(), "agent.b has no message left: {gone:?}");
 }

@@ -171,11 +171,16 @@ impl StateStore {
     /// `through`, records that the bucket covers it, and purges the journal
     /// up to it (a failed purge is left to the next checkpoint).
     pub async fn checkpoint(&self, writes: &[Write], through: u64) -> Result<(), async_nats::Error> {
+        let bucket = if writes.iter().any(|(_, value)| value.is_none()) {
+            Some(self.js.get_stream(format!("KV_{}", self.bucket)).await?)
+        } else {
+            None
+        };
         for window in writes.chunks(checkpoint_window(writes.len())) {
-            self.write_window(window).await?;
+            self.write_window(window, bucket.as_ref()).await?;
         }
         let marker = Bytes::from(through.to_string());
-        self.write_window(&[(CHECKPOINT_KEY.to_string(), Some(marker))]).await?;
+        self.write_window(&[(CHECKPOINT_KEY.to_string(), Some(marker))], None).await?;
         let purged: Result<_, async_nats::Error> =
             async { Ok(self.js.get_stream(&self.journal).await?.purge().sequence(through + 1).await?) }.await;
         if let Err(e) = purged {
@@ -184,22 +189,27 @@ impl StateStore {
         Ok(())
     }
 
-    async fn write_window(&self, writes: &[Write]) -> Result<(), async_nats::Error> {
+    /// Puts new values and removes deleted keys outright: a KV delete marker
+    /// would stay in the bucket for good (one per inquiry ever forgotten),
+    /// and every start would read them all. A key with no message is absent.
+    async fn write_window(&self, writes: &[Write], bucket: Option<&stream::Stream>) -> Result<(), async_nats::Error> {
         let mut acks = Vec::with_capacity(writes.len());
+        let mut removals = Vec::new();
         for (key, value) in writes {
             let subject = format!("$KV.{}.{key}", self.bucket);
-            let ack = match value {
-                Some(bytes) => self.js.publish(subject, bytes.clone()).await?,
-                None => {
-                    let mut headers = async_nats::HeaderMap::new();
-                    headers.insert(KV_OPERATION, "DEL");
-                    self.js.publish_with_headers(subject, headers, Bytes::new()).await?
+            match (value, bucket) {
+                (Some(bytes), _) => acks.push(self.js.publish(subject, bytes.clone()).await?),
+                (None, Some(bucket)) => {
+                    removals.push(std::future::IntoFuture::into_future(bucket.purge().filter(subject)))
                 }
-            };
-            acks.push(ack);
+                (None, None) => unreachable!("deletes come with the bucket's stream"),
+            }
         }
         for ack in acks {
             ack.await?;
+        }
+        for removed in futures::future::join_all(removals).await {
+            removed?;
         }
         Ok(())
     }
