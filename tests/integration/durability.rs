@@ -149,6 +149,29 @@ async fn a_broker_restart_during_traffic_loses_nothing() {
 }
 
 #[tokio::test]
+async fn streams_lost_by_the_server_are_created_again_and_routing_goes_on() {
+    let nats = NatsServer::start();
+    let router = RouterProcess::start(&config(&nats));
+    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let ledger = Ledger::default();
+    let pool = AgentPool::start(router.grpc_url(), &[("orders", 4), ("after_sales", 2)], ledger.clone()).await;
+    let before = ids("before", 20);
+    publish_all(&js, &before).await;
+    wait_all_completed(&router, &before).await;
+
+    // As after a server that lost its store: inbound stream, journal and bucket gone.
+    for stream in ["SUPPORT_INQUIRIES", "JOURNAL_ticket_router_state", "KV_ticket_router_state"] {
+        js.delete_stream(stream).await.unwrap();
+    }
+    // Acknowledged only once the router has created its inbound stream again.
+    let after = ids("after", 20);
+    publish_all(&js, &after).await;
+    wait_all_completed(&router, &after).await;
+    assert!(js.get_stream("JOURNAL_ticket_router_state").await.is_ok(), "the journal is back");
+    pool.stop().await;
+}
+
+#[tokio::test]
 async fn every_bad_input_is_dead_lettered_with_its_reason_while_good_traffic_flows() {
     let nats = NatsServer::start();
     let router = RouterProcess::start(&config(&nats));

@@ -9,6 +9,7 @@ use crate::adapters::codec::{self, RejectReason, Rejection};
 use crate::adapters::engine::{now_ms, EngineError, EngineHandle};
 use crate::adapters::metrics::{self, Outcome};
 use crate::core::{Command, CoreError};
+use async_nats::jetstream::consumer::pull::MessagesErrorKind;
 use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::Message as JsMessage;
 use async_nats::HeaderMap;
@@ -123,10 +124,19 @@ pub async fn run(
     let mut messages = std::pin::pin!(consumer.messages().await?.take_until(shutdown.cancelled_owned()));
     let mut in_flight: FuturesOrdered<InFlight> = FuturesOrdered::new();
     let mut open = true;
+    let mut lost = None;
     while open || !in_flight.is_empty() {
         tokio::select! {
             next = messages.next(), if open && in_flight.len() < IN_FLIGHT => match next {
                 Some(Ok(message)) => in_flight.push_back(admit(&engine, &subjects, message).await),
+                // The stream or the consumer is gone (a server that lost its
+                // store, an operator's delete): finish what is in hand, then
+                // let the caller set both up again instead of pulling forever.
+                Some(Err(e)) if matches!(e.kind(), MessagesErrorKind::NoResponders | MessagesErrorKind::ConsumerDeleted) => {
+                    tracing::error!(error = %e, "the inbound stream or consumer is gone; setting them up again");
+                    lost = Some(e);
+                    open = false;
+                }
                 Some(Err(e)) => tracing::warn!(error = %e, "error from the inbound consumer; continuing"),
                 None => open = false,
             },
@@ -137,7 +147,7 @@ pub async fn run(
             }
         }
     }
-    Ok(())
+    lost.map_or(Ok(()), |e| Err(e.into()))
 }
 
 /// Decodes a message and, when it is usable, queues its command in the

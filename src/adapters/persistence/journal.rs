@@ -77,7 +77,14 @@ pub async fn run(store: StateStore, mut batches: mpsc::UnboundedReceiver<Batch>)
         let writes = coalesce(&mut group);
         if !writes.is_empty() {
             let frames = frame::encode(&writes, FRAME_LIMIT);
-            let through = until_done("cannot record routing state", || store.append(&frames)).await;
+            let through = until_done("cannot record routing state", || async {
+                let appended = store.append(&frames).await;
+                if appended.is_err() {
+                    store.recreate_if_lost().await;
+                }
+                appended
+            })
+            .await;
             unchecked.add(writes, through);
         }
         for batch in group.drain(..) {

@@ -49,6 +49,7 @@ pub struct StateStore {
     bucket: String,
     journal: String,
     journal_subject: String,
+    settings: NatsSettings,
 }
 
 /// One write: a key and its new value, or `None` to delete it.
@@ -148,7 +149,39 @@ impl StateStore {
             ..Default::default()
         };
         js.create_or_update_stream(config).await.map_err(|e| open_error(&e))?;
-        Ok(StateStore { js, bucket, journal, journal_subject })
+        Ok(StateStore { js, bucket, journal, journal_subject, settings: settings.clone() })
+    }
+
+    /// After a failed write: if the server no longer has the journal or the
+    /// bucket (a lost store, an operator's delete), creates them again so
+    /// that deciding goes on. What they held is gone from the server; the
+    /// router still holds it, and writes each record again as it changes.
+    pub async fn recreate_if_lost(&self) {
+        let lost = |name: String| async move {
+            match self.js.get_stream(name).await {
+                Err(e) => matches!(
+                    e.kind(),
+                    jetstream::context::GetStreamErrorKind::JetStream(js)
+                        if js.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND
+                ),
+                Ok(_) => false,
+            }
+        };
+        let journal_lost = lost(self.journal.clone()).await;
+        let bucket_lost = lost(format!("KV_{}", self.bucket)).await;
+        if !(journal_lost || bucket_lost) {
+            return;
+        }
+        tracing::error!(
+            journal_lost,
+            bucket_lost,
+            bucket = %self.bucket,
+            "the state bucket or its journal is gone from the server; creating them again (records unchanged \
+             since are rewritten as they change; restart the router once NATS is healthy to record everything)"
+        );
+        if let Err(e) = StateStore::open(self.js.clone(), &self.settings).await {
+            tracing::warn!(error = %e, "cannot create the state bucket and journal again yet");
+        }
     }
 
     /// Appends messages to the journal and waits until the server has stored
