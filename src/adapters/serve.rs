@@ -80,7 +80,7 @@ pub async fn run(
     let tasks = TaskTracker::new();
     let engine_stop = CancellationToken::new();
     let engine_task = tasks.spawn(engine.run(engine_stop.clone()));
-    let journal_task = tasks.spawn(journal::run(store, journal_rx));
+    let journal_task = tasks.spawn(journal::run(store, journal_rx, handle.clone()));
     let publisher_task = tasks.spawn(nats::outbound::run_publisher(client.clone(), outgoing));
     let front_stop = CancellationToken::new();
     let health = grpc::Health::new().await;

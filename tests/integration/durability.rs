@@ -151,12 +151,15 @@ async fn a_broker_restart_during_traffic_loses_nothing() {
 #[tokio::test]
 async fn streams_lost_by_the_server_are_created_again_and_routing_goes_on() {
     let nats = NatsServer::start();
-    let router = RouterProcess::start(&config(&nats));
-    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let mut router = RouterProcess::start(&config(&nats));
+    let bus = async_nats::connect(nats.url()).await.unwrap();
+    let js = async_nats::jetstream::new(bus.clone());
     let ledger = Ledger::default();
     let pool = AgentPool::start(router.grpc_url(), &[("orders", 4), ("after_sales", 2)], ledger.clone()).await;
     let before = ids("before", 20);
     publish_all(&js, &before).await;
+    // No one serves complaints here: this one waits through it all.
+    publish(&bus, "support.inquiries.shop-1".into(), inquiry_json("complaint-1", "COMPLAINT", 0, false)).await;
     wait_all_completed(&router, &before).await;
 
     // As after a server that lost its store: inbound stream, journal and bucket gone.
@@ -169,6 +172,17 @@ async fn streams_lost_by_the_server_are_created_again_and_routing_goes_on() {
     wait_all_completed(&router, &after).await;
     assert!(js.get_stream("JOURNAL_ticket_router_state").await.is_ok(), "the journal is back");
     pool.stop().await;
+
+    // What the lost bucket held is recorded again: a restart still knows the waiting complaint.
+    eventually("every record recorded again", SETTLE, || async {
+        router.log_text().contains("recorded every record again").then_some(())
+    })
+    .await;
+    router.kill();
+    let router = RouterProcess::start(&config(&nats));
+    let mut c = connect(&router.grpc_url(), None).await;
+    let waiting = c.handoff.get_inquiry(proto::GetInquiryRequest { inquiry_id: "complaint-1".into() }).await;
+    assert_eq!(waiting.expect("known after the restart").into_inner().state, proto::InquiryState::Waiting as i32);
 }
 
 #[tokio::test]

@@ -11,11 +11,13 @@
 //! and until it succeeds the journal simply keeps more.
 
 use super::{frame, key_of, value_of, StateStore, Write};
-use crate::adapters::engine::Batch;
+use crate::adapters::engine::{Batch, EngineHandle};
 use crate::core::snapshot::Change;
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -51,18 +53,25 @@ impl Unchecked {
     }
 }
 
-/// Runs until every sender is gone and the queue is empty.
-pub async fn run(store: StateStore, mut batches: mpsc::UnboundedReceiver<Batch>) {
+/// Runs until every sender is gone and the queue is empty. `engine` is asked
+/// for every record when the server lost the bucket or the journal.
+pub async fn run(store: StateStore, mut batches: mpsc::UnboundedReceiver<Batch>, engine: EngineHandle) {
     let mut group = Vec::with_capacity(MAX_GROUP);
     let mut unchecked = Unchecked::default();
     let mut checkpoint: Option<JoinHandle<()>> = None;
+    // Set when the server had lost the bucket or the journal and they were
+    // created again: everything the router holds is then recorded anew.
+    let lost = Arc::new(AtomicBool::new(false));
     let mut ticks = tokio::time::interval(CHECKPOINT_EVERY);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         let first = tokio::select! {
             first = batches.recv() => first,
             _ = ticks.tick() => {
-                start_checkpoint(&store, &mut unchecked, &mut checkpoint);
+                if lost.swap(false, Ordering::Relaxed) {
+                    tokio::spawn(record_everything(store.clone(), engine.clone(), unchecked.through));
+                }
+                start_checkpoint(&store, &mut unchecked, &mut checkpoint, &lost);
                 continue;
             }
         };
@@ -79,26 +88,29 @@ pub async fn run(store: StateStore, mut batches: mpsc::UnboundedReceiver<Batch>)
             let frames = frame::encode(&writes, FRAME_LIMIT);
             let through = until_done("cannot record routing state", || async {
                 let appended = store.append(&frames).await;
-                if appended.is_err() {
-                    store.recreate_if_lost().await;
+                if appended.is_err() && store.recreate_if_lost().await {
+                    lost.store(true, Ordering::Relaxed);
                 }
                 appended
             })
             .await;
             unchecked.add(writes, through);
         }
+        if lost.swap(false, Ordering::Relaxed) {
+            tokio::spawn(record_everything(store.clone(), engine.clone(), unchecked.through));
+        }
         for batch in group.drain(..) {
             batch.complete();
         }
         if unchecked.latest.len() >= CHECKPOINT_KEYS {
-            start_checkpoint(&store, &mut unchecked, &mut checkpoint);
+            start_checkpoint(&store, &mut unchecked, &mut checkpoint, &lost);
         }
     }
     let last = async {
         if let Some(running) = checkpoint.take() {
             let _ = running.await;
         }
-        start_checkpoint(&store, &mut unchecked, &mut checkpoint);
+        start_checkpoint(&store, &mut unchecked, &mut checkpoint, &lost);
         if let Some(running) = checkpoint.take() {
             let _ = running.await;
         }
@@ -108,17 +120,46 @@ pub async fn run(store: StateStore, mut batches: mpsc::UnboundedReceiver<Batch>)
     }
 }
 
+/// Writes every record the router holds into the bucket created anew, as a
+/// checkpoint through `through`: the lost bucket held the records that had
+/// not changed since. (The engine may be a few batches ahead of the journal;
+/// their records are in the journal after `through` too, so replay agrees.)
+async fn record_everything(store: StateStore, engine: EngineHandle, through: u64) {
+    let Ok(all) = engine.query(|router, _| router.all_records()).await else { return };
+    let changes = all
+        .levels
+        .map(Change::Levels)
+        .into_iter()
+        .chain(all.agents.into_iter().map(Change::Agent))
+        .chain(all.inquiries.into_iter().map(|r| Change::Inquiry(Box::new(r))));
+    let writes: Vec<Write> = changes.map(|c| (key_of(&c), value_of(&c))).collect();
+    until_done("cannot record the routing state again", || store.checkpoint(&writes, through)).await;
+    tracing::info!(records = writes.len(), "recorded every record again after the state bucket was lost");
+}
+
 /// Hands the unchecked keys to a new checkpoint, unless one still runs (its
 /// successor then takes everything changed meanwhile).
-fn start_checkpoint(store: &StateStore, unchecked: &mut Unchecked, running: &mut Option<JoinHandle<()>>) {
+fn start_checkpoint(
+    store: &StateStore,
+    unchecked: &mut Unchecked,
+    running: &mut Option<JoinHandle<()>>,
+    lost: &Arc<AtomicBool>,
+) {
     if unchecked.latest.is_empty() || running.as_ref().is_some_and(|r| !r.is_finished()) {
         return;
     }
     let (writes, through) = unchecked.take();
-    let store = store.clone();
+    let (store, lost) = (store.clone(), lost.clone());
     *running = Some(tokio::spawn(async move {
         let started = std::time::Instant::now();
-        until_done("cannot checkpoint routing state", || store.checkpoint(&writes, through)).await;
+        until_done("cannot checkpoint routing state", || async {
+            let written = store.checkpoint(&writes, through).await;
+            if written.is_err() && store.recreate_if_lost().await {
+                lost.store(true, Ordering::Relaxed);
+            }
+            written
+        })
+        .await;
         let took_ms = started.elapsed().as_millis() as u64;
         tracing::debug!(keys = writes.len(), through, took_ms, "checkpoint written");
     }));

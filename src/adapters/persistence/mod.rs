@@ -154,9 +154,9 @@ impl StateStore {
 
     /// After a failed write: if the server no longer has the journal or the
     /// bucket (a lost store, an operator's delete), creates them again so
-    /// that deciding goes on. What they held is gone from the server; the
-    /// router still holds it, and writes each record again as it changes.
-    pub async fn recreate_if_lost(&self) {
+    /// that deciding goes on; true when it did. What they held is gone from
+    /// the server: the caller records everything the router holds again.
+    pub async fn recreate_if_lost(&self) -> bool {
         let lost = |name: String| async move {
             match self.js.get_stream(name).await {
                 Err(e) => matches!(
@@ -170,17 +170,21 @@ impl StateStore {
         let journal_lost = lost(self.journal.clone()).await;
         let bucket_lost = lost(format!("KV_{}", self.bucket)).await;
         if !(journal_lost || bucket_lost) {
-            return;
+            return false;
         }
         tracing::error!(
             journal_lost,
             bucket_lost,
             bucket = %self.bucket,
-            "the state bucket or its journal is gone from the server; creating them again (records unchanged \
-             since are rewritten as they change; restart the router once NATS is healthy to record everything)"
+            "the state bucket or its journal is gone from the server; creating them again and recording \
+             every record the router holds"
         );
-        if let Err(e) = StateStore::open(self.js.clone(), &self.settings).await {
-            tracing::warn!(error = %e, "cannot create the state bucket and journal again yet");
+        match StateStore::open(self.js.clone(), &self.settings).await {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot create the state bucket and journal again yet");
+                false
+            }
         }
     }
 
