@@ -4,8 +4,9 @@
 //! returns, whose drop is the desktop's lost heartbeat.
 //!
 //! The hub must never block the engine: it only `try_send`s. A desktop whose
-//! buffer is full misses that message (it is logged); the offer still goes
-//! out on NATS and times out normally.
+//! buffer is full has fallen behind: its stream ends with RESOURCE_EXHAUSTED
+//! after what it buffered, rather than go on with gaps, and a new
+//! `Subscribe` re-sends everything the agent holds.
 
 use crate::adapters::convert;
 use crate::adapters::engine::{EffectSink, EngineHandle, Release};
@@ -61,6 +62,10 @@ impl OfferHub {
         let mut desks = self.lock();
         desks.closed = true;
         desks.by_agent.clear();
+    }
+
+    fn is_closed(&self) -> bool {
+        self.lock().closed
     }
 
     fn lock(&self) -> MutexGuard<'_, Desks> {
@@ -119,14 +124,15 @@ fn send_to(desks: &mut Desks, agent: &str, assignment: proto::Assignment) {
     let Some(list) = desks.by_agent.get_mut(agent) else { return };
     list.retain(|desk| match desk.try_send(Ok(assignment.clone())) {
         Ok(()) => true,
+        // Dropping the sender ends the stream (see `OfferStream`).
         Err(mpsc::error::TrySendError::Full(_)) => {
             tracing::warn!(
                 agent_id = %agent,
                 inquiry_id = inquiry_id(&assignment),
                 withdrawn = assignment.withdrawn,
-                "desktop stream buffer full; message not delivered on this stream (NATS still carries it)"
+                "desktop fell {DESKTOP_BUFFER} messages behind; ending its stream so that it subscribes again"
             );
-            true
+            false
         }
         Err(mpsc::error::TrySendError::Closed(_)) => false,
     });
@@ -209,12 +215,13 @@ pub struct OfferStream {
     // Declared before `heartbeat` so the receiver is closed when the
     // heartbeat's `Drop` prunes the hub.
     rx: mpsc::Receiver<Result<proto::Assignment, Status>>,
-    _heartbeat: Heartbeat,
+    heartbeat: Heartbeat,
+    ended: bool,
 }
 
 impl OfferStream {
     pub(super) fn new(rx: mpsc::Receiver<Result<proto::Assignment, Status>>, heartbeat: Heartbeat) -> OfferStream {
-        OfferStream { rx, _heartbeat: heartbeat }
+        OfferStream { rx, heartbeat, ended: false }
     }
 }
 
@@ -222,8 +229,23 @@ impl Stream for OfferStream {
     type Item = Result<proto::Assignment, Status>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.rx.poll_recv(cx)
+        match self.rx.poll_recv(cx) {
+            // The hub let go while still open: this desktop fell behind.
+            Poll::Ready(None) if !self.ended && !self.heartbeat.hub.is_closed() => {
+                self.ended = true;
+                Poll::Ready(Some(Err(fell_behind())))
+            }
+            other => other,
+        }
     }
+}
+
+/// The end of a stream whose desktop did not keep up.
+fn fell_behind() -> Status {
+    Status::resource_exhausted(format!(
+        "this desktop fell {DESKTOP_BUFFER} messages behind and its stream was ended; call Subscribe again: \
+         it re-sends every offer and chat the agent holds"
+    ))
 }
 
 /// Sends `DesktopDisconnected` for its agent when dropped.
@@ -348,7 +370,7 @@ mod tests {
     }
 
     #[test]
-    fn a_full_desktop_is_skipped_and_a_closed_one_forgotten() {
+    fn a_full_desktop_is_let_go_and_a_closed_one_forgotten() {
         let (mut hub, mut bench) = (OfferHub::new(), Bench::new(RoutingSettings::default()));
         bench.agent(testkit::presence("a1", &[("orders", 3)], 5));
         let mut full = desk(&hub, &bench, "a1", 1);
@@ -361,8 +383,36 @@ mod tests {
             }
         }
         assert_eq!(next(&mut full).inquiry.unwrap().id, "q1");
-        assert!(full.try_recv().is_err(), "the second offer was dropped, not waited for");
-        assert_eq!(hub.connections("a1"), 1);
+        assert!(
+            matches!(full.try_recv(), Err(mpsc::error::TryRecvError::Disconnected)),
+            "fallen behind, the desktop is let go rather than waited for or shown a gap"
+        );
+        assert_eq!(hub.connections("a1"), 0);
+    }
+
+    #[test]
+    fn a_desktop_that_fell_behind_gets_what_it_buffered_then_is_told_to_subscribe_again() {
+        use futures::StreamExt;
+        let (mut hub, mut bench) = (OfferHub::new(), Bench::new(RoutingSettings::default()));
+        bench.agent(testkit::presence("a1", &[("orders", 3)], 5));
+        let (tx, rx) = mpsc::channel(1);
+        assert!(hub.register(&bench.router, bench.now, &"a1".into(), tx));
+        let (_engine, handle) =
+            crate::adapters::engine::Engine::new(Router::new(RoutingSettings::default()).unwrap(), vec![]);
+        let heartbeat = Heartbeat { agent: "a1".into(), engine: handle, hub: hub.clone() };
+        let stream = OfferStream::new(rx, heartbeat);
+        for id in ["q1", "q2"] {
+            let fx = bench.arrive(testkit::inquiry(id, Category::Order));
+            if let Some(release) = hub.prepare(bench.now, &fx, &bench.router) {
+                release();
+            }
+        }
+        let got: Vec<_> = futures::executor::block_on(stream.collect());
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert_eq!(got[0].as_ref().unwrap().inquiry.as_ref().unwrap().id, "q1");
+        let end = got[1].as_ref().unwrap_err();
+        assert_eq!(end.code(), tonic::Code::ResourceExhausted);
+        assert!(end.message().contains("call Subscribe again"), "{}", end.message());
     }
 
     #[test]
