@@ -132,8 +132,10 @@ fn decode<T: Message + Default + serde::de::DeserializeOwned>(format: Format, bo
         Format::Protobuf => T::decode(body)
             .map_err(|e| Rejection::new(RejectReason::NotDecodable, format!("not a valid protobuf message ({e})"))),
         Format::Json => serde_json::from_slice(body).map_err(|e| {
-            let text = e.to_string();
-            let reason = if text.contains("unknown variant") || text.contains("invalid enum") {
+            // pbjson doubles the word in its message for an unknown number.
+            let text = e.to_string().replace("expected expected", "expected");
+            let unknown_number = text.contains("invalid value: integer") && text.contains("expected one of");
+            let reason = if text.contains("unknown variant") || text.contains("invalid enum") || unknown_number {
                 RejectReason::UnknownEnum
             } else {
                 RejectReason::NotDecodable

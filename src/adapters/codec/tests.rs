@@ -50,6 +50,9 @@ fn every_bad_input_has_its_own_reason() {
     assert_eq!(reason(r#"{"id":"a b","category":"ORDER"}"#), RejectReason::InvalidId);
     assert_eq!(reason(&format!(r#"{{"id":"{}","category":"ORDER"}}"#, "x".repeat(129))), RejectReason::InvalidId);
     assert_eq!(reason(r#"{"id":"q","category":"BANANA"}"#), RejectReason::UnknownEnum);
+    let numbered = json(r#"{"id":"q","category":99}"#).expect_err("rejected");
+    assert_eq!(numbered.reason, RejectReason::UnknownEnum, "{}", numbered.message);
+    assert!(!numbered.message.contains("expected expected"), "{}", numbered.message);
     assert_eq!(reason(r#"{"id":"q"}"#), RejectReason::MissingCategory);
     assert_eq!(reason(r#"{"id":"q","category":"ORDER","customer":{"vip_tier":6}}"#), RejectReason::OutOfRange);
     assert_eq!(reason(r#"{"id":"q","category":"ORDER","order_value_cents":-1}"#), RejectReason::NegativeMoney);
