@@ -444,6 +444,19 @@ fn a_desktop_back_within_the_grace_period_loses_nothing() {
 }
 
 #[test]
+fn an_offered_customer_still_counts_in_the_oldest_wait() {
+    let mut b = bench();
+    b.arrive(inquiry("q1", Category::Order));
+    b.now += 190_000;
+    assert_eq!(offers(&b.agent(presence("a", &[("orders", 3)], 5))).len(), 1);
+    let orders = b.router.groups(b.now).into_iter().find(|g| g.id.as_str() == "orders").unwrap();
+    assert_eq!(orders.oldest_wait_ms, 190_000, "offered, not yet answered");
+    b.accept("a", "q1");
+    let orders = b.router.groups(b.now).into_iter().find(|g| g.id.as_str() == "orders").unwrap();
+    assert_eq!(orders.oldest_wait_ms, 0);
+}
+
+#[test]
 fn cancellation_removes_waiting_and_frees_held_work() {
     let mut b = bench();
     b.agent(presence("a", &[("orders", 3)], 1));

@@ -133,6 +133,15 @@ impl Router {
 
     /// Every group, in configuration order.
     pub fn groups(&self, now: Millis) -> Vec<GroupView> {
+        // An offered customer still waits: the oldest wait counts open offers
+        // too, or an offer near the 3-minute mark would resolve the alert
+        // until it timed out. One pass over the open offers (a few per agent).
+        let mut offered_since: Vec<Option<Millis>> = vec![None; self.groups.len()];
+        for &(_, ix) in &self.offer_deadlines {
+            let rec = self.rec(ix);
+            let oldest = &mut offered_since[rec.home as usize];
+            *oldest = Some(oldest.map_or(rec.since, |s| s.min(rec.since)));
+        }
         (0..self.groups.len())
             .map(|g| {
                 let group = &self.groups[g];
@@ -142,7 +151,12 @@ impl Router {
                 GroupView {
                     id: group.id.clone(),
                     waiting: [q.len_of(Band::High), q.len_of(Band::Normal), q.len_of(Band::Low)],
-                    oldest_wait_ms: q.oldest_since().map_or(0, |s| now.saturating_sub(s)),
+                    oldest_wait_ms: q
+                        .oldest_since()
+                        .into_iter()
+                        .chain(offered_since[g])
+                        .min()
+                        .map_or(0, |s| now.saturating_sub(s)),
                     agents: census.by_status,
                     occupancy: if census.capacity == 0 {
                         0.0
