@@ -76,6 +76,9 @@ stack_kill() {
 }
 
 stack_stop() {
+    # A second Ctrl-C (or TERM) must not cut the cleanup short: NATS and the
+    # temporary store would be left behind.
+    trap '' INT TERM HUP
     stack_kill "$STACK_ROUTER_PID" 12
     stack_kill "$STACK_NATS_PID" 10
     STACK_ROUTER_PID=""

@@ -1,8 +1,8 @@
 # Finds, or installs, the programs the tests and the demo need. Source it,
 # then call the functions.
 #
-#   ensure_rust         puts `cargo` on PATH: the one found there or in
-#                       ~/.cargo/bin, else a minimal stable toolchain installed
+#   ensure_rust         puts a `cargo` of Rust 1.85+ on PATH: the one found there
+#                       or in ~/.cargo/bin, else a minimal stable toolchain installed
 #                       with rustup (into ~/.cargo and ~/.rustup, as rustup
 #                       does), plus a C linker from Debian's gcc when none is found.
 #   ensure_nats_server  exports NATS_SERVER_BIN: a nats-server >= 2.10.23 with
@@ -24,25 +24,41 @@ version_at_least() {
 apt_install() {
     local sudo=""
     [ "$(id -u)" = 0 ] || sudo="sudo"
-    { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@"; } >&2
+    # Through env: sudo would drop a variable set in front of it.
+    { $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"; } >&2
+}
+
+# The oldest Rust that builds the project (Cargo.toml's rust-version).
+RUST_AT_LEAST="1.85.0"
+
+# cargo_ok: a cargo on PATH that is new enough (Debian's own is not).
+cargo_ok() {
+    local version
+    command -v cargo >/dev/null 2>&1 || return 1
+    version=$(cargo --version 2>/dev/null | awk '{ print $2 }' | sed 's/-.*//')
+    [ -n "$version" ] && version_at_least "$version" "$RUST_AT_LEAST"
 }
 
 ensure_rust() {
-    if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
-        export PATH="$HOME/.cargo/bin:$PATH"
+    local cargo_bin="${CARGO_HOME:-${HOME:-/root}/.cargo}/bin"
+    if ! cargo_ok && [ -x "$cargo_bin/cargo" ]; then
+        export PATH="$cargo_bin:$PATH"
     fi
-    if ! command -v cargo >/dev/null 2>&1; then
-        local target init
+    if ! cargo_ok; then
+        local target dir
+        command -v cargo >/dev/null 2>&1 &&
+            echo "tools: $(cargo --version) is older than Rust $RUST_AT_LEAST, which this project needs" >&2
         target="$(uname -m)-unknown-linux-gnu"
-        init="$(mktemp -d)/rustup-init"
-        echo "tools: installing Rust (stable, minimal profile) with rustup into ~/.cargo" >&2
-        { curl --proto '=https' --tlsv1.2 -sSf -o "$init" "https://static.rust-lang.org/rustup/dist/$target/rustup-init" &&
-            chmod +x "$init" && "$init" -y -q --profile minimal --default-toolchain stable --no-modify-path >&2; } || {
+        dir="$(mktemp -d)"
+        echo "tools: installing Rust (stable, minimal profile) with rustup into ${cargo_bin%/bin}" >&2
+        { curl --proto '=https' --tlsv1.2 -sSf -o "$dir/rustup-init" "https://static.rust-lang.org/rustup/dist/$target/rustup-init" &&
+            chmod +x "$dir/rustup-init" && "$dir/rustup-init" -y -q --profile minimal --default-toolchain stable --no-modify-path >&2; } || {
+            rm -rf "$dir"
             echo "tools: could not install Rust; install it from https://rustup.rs and run this again" >&2
             return 1
         }
-        rm -rf "$(dirname "$init")"
-        export PATH="$HOME/.cargo/bin:$PATH"
+        rm -rf "$dir"
+        export PATH="$cargo_bin:$PATH"
     fi
     if ! command -v cc >/dev/null 2>&1; then
         echo "tools: installing a C linker for Rust (Debian package gcc)" >&2
