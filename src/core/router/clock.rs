@@ -6,7 +6,7 @@ use super::record::Place;
 use super::{Override, Router};
 use crate::core::agents::{AgentIx, Class, GroupIx, InqIx};
 use crate::core::command::{Actor, Role};
-use crate::core::effect::{Effect, LevelChange, Scope};
+use crate::core::effect::{Effect, EventKind, LevelChange, Scope};
 use crate::core::error::CoreError;
 use crate::core::levels::{raw_level, Observation};
 use crate::core::staffing::{advise, StaffingInput};
@@ -91,6 +91,8 @@ impl Router {
     /// (its wait so far counts toward that).
     fn back_to_primary(&mut self, now: Millis, ix: InqIx, fx: &mut Vec<Effect>) {
         self.dequeue(ix);
+        // Its QUEUED step names the dedicated group: store it before moving.
+        self.tell_queued(ix);
         let primary = self.primary[self.rec(ix).inquiry.category as usize];
         let rec = self.rec_mut(ix);
         rec.home = primary;
@@ -101,8 +103,8 @@ impl Router {
             trace.rule = Some(Rule::Overflow);
             return self.offer(now, ix, ax, primary, trace, fx);
         }
-        let (slot, clocked) = (self.rec(ix).slot(), !self.groups[primary as usize].overflow_to.is_empty());
-        self.groups[primary as usize].queue.insert(ix, &slot, false, clocked);
+        // Waits on in the primary group: REQUEUED there, on timeline and events.
+        self.enqueue(now, ix, EventKind::Requeued, fx);
     }
 
     /// Measures every group, applies hysteresis and overrides, reports level
@@ -112,8 +114,9 @@ impl Router {
         self.overrides.retain(|o| o.until > now);
         self.levels_dirty |= overrides != self.overrides.len();
         let mut changed = Vec::new();
+        let offered_since = self.oldest_offered();
         for g in 0..self.groups.len() as GroupIx {
-            let (measured, reason) = self.measure(now, g);
+            let (measured, reason) = self.measure(now, g, offered_since[g as usize]);
             let pinned = self.pinned_level(now, Some(g));
             let group = &mut self.groups[g as usize];
             let level = measured.max(pinned);
@@ -145,15 +148,16 @@ impl Router {
         self.reapply_playbook(now, &changed, fx);
     }
 
-    /// The measured level of a group after hysteresis, with the reason.
-    fn measure(&mut self, now: Millis, g: GroupIx) -> (Level, String) {
+    /// The measured level of a group after hysteresis, with the reason;
+    /// `offered_since` from [`Router::oldest_offered`].
+    fn measure(&mut self, now: Millis, g: GroupIx, offered_since: Option<Millis>) -> (Level, String) {
         let cooldown = self.settings.levels.cooldown.as_millis() as u64;
         let group = &mut self.groups[g as usize];
         let census = &group.agents.census;
         let obs = Observation {
             arrivals_per_min: group.arrivals.per_minute(now),
             queue_length: group.queue.len(),
-            oldest_wait_ms: group.queue.oldest_since().map_or(0, |s| now.saturating_sub(s)),
+            oldest_wait_ms: super::views::oldest_wait(group.queue.oldest_since(), offered_since, now),
             occupancy: if census.capacity == 0 { 0.0 } else { f64::from(census.load) / f64::from(census.capacity) },
         };
         group.arrivals_per_min = obs.arrivals_per_min;

@@ -332,7 +332,7 @@ impl Router {
             Place::Waiting if !displaced => {
                 let rec = self.rec(ix);
                 let (slot, overflowed) = (rec.slot(), rec.overflowed);
-                let clocked = !self.groups[home as usize].overflow_to.is_empty();
+                let clocked = self.overflow_clocked(ix);
                 self.groups[home as usize].queue.insert(ix, &slot, overflowed, clocked);
             }
             Place::Waiting => {

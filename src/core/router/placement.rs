@@ -307,11 +307,19 @@ impl Router {
     pub(super) fn enqueue(&mut self, now: Millis, ix: InqIx, kind: EventKind, fx: &mut Vec<Effect>) {
         let rec = self.rec(ix);
         let (home, slot, overflowed) = (rec.home, rec.slot(), rec.overflowed);
+        let clocked = self.overflow_clocked(ix);
         let group = &mut self.groups[home as usize];
-        let clocked = !group.overflow_to.is_empty();
         group.queue.insert(ix, &slot, overflowed, clocked);
         self.rec_mut(ix).place = Place::Waiting;
         self.emit(now, ix, kind, None, fx);
+    }
+
+    /// Whether waiting inquiry `ix` runs an overflow clock: its group has
+    /// overflow groups, or it came in through the dedicated group (and moves
+    /// on to its primary group when the clock runs out).
+    pub(super) fn overflow_clocked(&self, ix: InqIx) -> bool {
+        let rec = self.rec(ix);
+        rec.via_dedicated || !self.groups[rec.home as usize].overflow_to.is_empty()
     }
 
     /// Takes a waiting inquiry out of its queue.

@@ -177,6 +177,29 @@ fn a_fan_waiting_in_the_fans_group_moves_to_its_primary_group_after_overflow_aft
     let fx = b.advance(60_000);
     assert_eq!(offer_pairs(&fx), [("fan2".to_string(), "refunds".to_string())]);
     assert_eq!(offers(&fx)[0].trace.rule, Some(Rule::Overflow));
+    let steps: Vec<(EventKind, String)> =
+        b.router.inquiry(b.now, "fan2").unwrap().timeline.iter().map(|t| (t.kind, t.group.to_string())).collect();
+    assert_eq!(steps, [(EventKind::Queued, "fans".to_string()), (EventKind::Offered, "after_sales".to_string())]);
+}
+
+#[test]
+fn a_fan_moves_to_its_primary_group_even_when_the_fans_group_overflows_nowhere() {
+    let mut settings = RoutingSettings::default();
+    settings.groups.iter_mut().find(|g| g.id == "fans").unwrap().overflow.clear();
+    let mut b = Bench::new(settings);
+    b.agent(presence("fan-desk", &[("fans", 3)], 1));
+    let mut fan = inquiry("fan1", Category::AfterSalesRefund);
+    fan.customer.is_fan = true;
+    b.arrive(fan.clone());
+    b.accept("fan-desk", "fan1");
+    fan.id = "fan2".into();
+    b.arrive(fan);
+    // No one in after-sales yet: it waits there, REQUEUED, and is offered when someone comes.
+    let fx = b.advance(60_000);
+    assert!(events(&fx).contains(&EventKind::Requeued));
+    assert_eq!(b.router.inquiry(b.now, "fan2").unwrap().group.as_str(), "after_sales");
+    let fx = b.agent(presence("refunds", &[("after_sales", 3)], 5));
+    assert_eq!(offer_pairs(&fx), [("fan2".to_string(), "refunds".to_string())]);
 }
 
 #[test]

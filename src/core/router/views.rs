@@ -131,17 +131,23 @@ impl Router {
         self.find_inquiry(id).map(|ix| self.rec(ix).place.state())
     }
 
-    /// Every group, in configuration order.
-    pub fn groups(&self, now: Millis) -> Vec<GroupView> {
-        // An offered customer still waits: the oldest wait counts open offers
-        // too, or an offer near the 3-minute mark would resolve the alert
-        // until it timed out. One pass over the open offers (a few per agent).
-        let mut offered_since: Vec<Option<Millis>> = vec![None; self.groups.len()];
+    /// Per group, the earliest wait start among its open offers: an offered
+    /// customer still waits, so the oldest wait (metric, alert and level)
+    /// counts them, or an offer near the 3-minute mark would hide the wait
+    /// until it timed out. One pass over the open offers (a few per agent).
+    pub(super) fn oldest_offered(&self) -> Vec<Option<Millis>> {
+        let mut oldest: Vec<Option<Millis>> = vec![None; self.groups.len()];
         for &(_, ix) in &self.offer_deadlines {
             let rec = self.rec(ix);
-            let oldest = &mut offered_since[rec.home as usize];
-            *oldest = Some(oldest.map_or(rec.since, |s| s.min(rec.since)));
+            let group = &mut oldest[rec.home as usize];
+            *group = Some(group.map_or(rec.since, |s| s.min(rec.since)));
         }
+        oldest
+    }
+
+    /// Every group, in configuration order.
+    pub fn groups(&self, now: Millis) -> Vec<GroupView> {
+        let offered_since = self.oldest_offered();
         (0..self.groups.len())
             .map(|g| {
                 let group = &self.groups[g];
@@ -151,12 +157,7 @@ impl Router {
                 GroupView {
                     id: group.id.clone(),
                     waiting: [q.len_of(Band::High), q.len_of(Band::Normal), q.len_of(Band::Low)],
-                    oldest_wait_ms: q
-                        .oldest_since()
-                        .into_iter()
-                        .chain(offered_since[g])
-                        .min()
-                        .map_or(0, |s| now.saturating_sub(s)),
+                    oldest_wait_ms: oldest_wait(q.oldest_since(), offered_since[g], now),
                     agents: census.by_status,
                     occupancy: if census.capacity == 0 {
                         0.0
@@ -271,4 +272,10 @@ impl Router {
             self.groups[g as usize].overflow_to.iter().map(|&t| self.groups[t as usize].id.clone()).collect()
         })
     }
+}
+
+/// How long the longest-waiting customer not yet answered has waited: in
+/// the queue (`queued`, its oldest `since`) or offered (`offered`).
+pub(super) fn oldest_wait(queued: Option<Millis>, offered: Option<Millis>, now: Millis) -> Millis {
+    queued.into_iter().chain(offered).min().map_or(0, |since| now.saturating_sub(since))
 }
