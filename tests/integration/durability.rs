@@ -174,8 +174,9 @@ async fn streams_lost_by_the_server_are_created_again_and_routing_goes_on() {
     pool.stop().await;
 
     // What the lost bucket held is recorded again: a restart still knows the waiting complaint.
-    eventually("every record recorded again", SETTLE, || async {
-        router.log_text().contains("recorded every record again").then_some(())
+    let bucket = js.get_key_value("ticket_router_state").await.unwrap();
+    eventually("the waiting complaint recorded again", SETTLE, || async {
+        bucket.get("inq.complaint-1").await.ok().flatten().map(|_| ())
     })
     .await;
     router.kill();
@@ -183,6 +184,24 @@ async fn streams_lost_by_the_server_are_created_again_and_routing_goes_on() {
     let mut c = connect(&router.grpc_url(), None).await;
     let waiting = c.handoff.get_inquiry(proto::GetInquiryRequest { inquiry_id: "complaint-1".into() }).await;
     assert_eq!(waiting.expect("known after the restart").into_inner().state, proto::InquiryState::Waiting as i32);
+}
+
+#[tokio::test]
+async fn a_lost_dead_letter_stream_is_created_again_and_nothing_is_lost() {
+    let nats = NatsServer::start();
+    let router = RouterProcess::start(&config(&nats));
+    let bus = async_nats::connect(nats.url()).await.unwrap();
+    let js = async_nats::jetstream::new(bus.clone());
+    js.delete_stream("SUPPORT_DEADLETTER").await.unwrap();
+    publish(&bus, "support.inquiries.shop-1".into(), "not json".into()).await;
+    // Left unacknowledged until the stream is back, then delivered again and kept.
+    let stored = eventually("the dead letter kept", SETTLE, || async {
+        let stream = js.get_stream("SUPPORT_DEADLETTER").await.ok()?;
+        stream.get_raw_message(1).await.ok()
+    })
+    .await;
+    assert_eq!(&stored.payload[..], b"not json");
+    assert!(router.log_text().contains("could not dead-letter a message"));
 }
 
 #[tokio::test]

@@ -139,7 +139,7 @@ impl Ops for OpsService {
         require_admin(&actor, "clear a level override")?;
         let group = scope(&request.get_ref().group);
         let asked = group.clone();
-        let was_set = self.engine.query(move |router, _| router.has_override(asked.as_deref())).await?;
+        let was_set = self.engine.query(move |router, now| router.has_override(asked.as_deref(), now)).await?;
         self.engine.execute(Command::ClearLevelOverride { actor, group }).await?;
         tracing::info!(group = %request.get_ref().group, was_set, "level override cleared");
         // The core keeps at most one override per scope; after this none is set.

@@ -124,7 +124,7 @@ pub async fn run(
     let mut messages = std::pin::pin!(consumer.messages().await?.take_until(shutdown.cancelled_owned()));
     let mut in_flight: FuturesOrdered<InFlight> = FuturesOrdered::new();
     let mut open = true;
-    let mut lost = None;
+    let mut lost: Option<async_nats::Error> = None;
     while open || !in_flight.is_empty() {
         tokio::select! {
             next = messages.next(), if open && in_flight.len() < IN_FLIGHT => match next {
@@ -134,20 +134,27 @@ pub async fn run(
                 // let the caller set both up again instead of pulling forever.
                 Some(Err(e)) if matches!(e.kind(), MessagesErrorKind::NoResponders | MessagesErrorKind::ConsumerDeleted) => {
                     tracing::error!(error = %e, "the inbound stream or consumer is gone; setting them up again");
-                    lost = Some(e);
+                    lost = Some(e.into());
                     open = false;
                 }
                 Some(Err(e)) => tracing::warn!(error = %e, "error from the inbound consumer; continuing"),
                 None => open = false,
             },
-            Some((message, disposition)) = in_flight.next() => {
-                if finish(&js, &subjects, message, disposition).await {
-                    return Ok(());
+            Some((message, disposition)) = in_flight.next() => match finish(&js, &subjects, message, disposition).await {
+                Finished::Next => {}
+                Finished::Stopping => return Ok(()),
+                // Likely the dead-letter stream is gone: setting up again
+                // creates it; the message comes back after its ack wait.
+                Finished::DeadLetterFailed(e) => {
+                    if lost.is_none() {
+                        lost = Some(e);
+                    }
+                    open = false;
                 }
-            }
+            },
         }
     }
-    lost.map_or(Ok(()), |e| Err(e.into()))
+    lost.map_or(Ok(()), Err)
 }
 
 /// Decodes a message and, when it is usable, queues its command in the
@@ -168,14 +175,22 @@ async fn admit(engine: &EngineHandle, subjects: &Subjects, message: JsMessage) -
     }
 }
 
-/// Acknowledges, dead-letters or leaves a message; true when the router is
-/// stopping and consumption should end.
+/// What finishing a message means for consumption.
+enum Finished {
+    Next,
+    /// The router is stopping: consume no more.
+    Stopping,
+    /// A dead letter could not be stored: the message is left unacknowledged.
+    DeadLetterFailed(async_nats::Error),
+}
+
+/// Acknowledges, dead-letters or leaves a message.
 async fn finish(
     js: &async_nats::jetstream::Context,
     subjects: &Subjects,
     message: JsMessage,
     disposition: Disposition,
-) -> bool {
+) -> Finished {
     match disposition {
         Disposition::Decided | Disposition::Ignored => ack(&message).await,
         Disposition::Rejected(rejection) => {
@@ -194,12 +209,15 @@ async fn finish(
                     metrics::count_deadletter(rejection.reason);
                     ack(&message).await;
                 }
-                Err(e) => tracing::error!(error = %e, "could not dead-letter a message; it will be redelivered"),
+                Err(e) => {
+                    tracing::error!(error = %e, "could not dead-letter a message; setting up the streams again, and it will be redelivered");
+                    return Finished::DeadLetterFailed(e);
+                }
             }
         }
-        Disposition::Retry => return true,
+        Disposition::Retry => return Finished::Stopping,
     }
-    false
+    Finished::Next
 }
 
 async fn ack(message: &JsMessage) {

@@ -168,9 +168,19 @@ pub async fn setup_kept_streams(js: &jetstream::Context, settings: &NatsSettings
             description: Some(format!("ticket-router: {what}")),
             ..Default::default()
         };
-        js.get_or_create_stream(config)
+        let wanted = config.subjects[0].clone();
+        let stream = js
+            .get_or_create_stream(config)
             .await
             .map_err(|e| NatsError::Stream { stream: name.clone(), detail: e.to_string() })?;
+        let subjects = &stream.cached_info().config.subjects;
+        if !subjects.contains(&wanted) {
+            let detail = format!(
+                "it exists over {subjects:?}, not `{wanted}` (another prefix?); name another stream in the \
+                 configuration or add the subject to it"
+            );
+            return Err(NatsError::Stream { stream: name.clone(), detail });
+        }
     }
     Ok(())
 }

@@ -69,7 +69,7 @@ pub async fn run(store: StateStore, mut batches: mpsc::UnboundedReceiver<Batch>,
             first = batches.recv() => first,
             _ = ticks.tick() => {
                 if lost.swap(false, Ordering::Relaxed) {
-                    tokio::spawn(record_everything(store.clone(), engine.clone(), unchecked.through));
+                    record_everything(&engine, &mut unchecked).await;
                 }
                 start_checkpoint(&store, &mut unchecked, &mut checkpoint, &lost);
                 continue;
@@ -86,9 +86,10 @@ pub async fn run(store: StateStore, mut batches: mpsc::UnboundedReceiver<Batch>,
         let writes = coalesce(&mut group);
         if !writes.is_empty() {
             let frames = frame::encode(&writes, FRAME_LIMIT);
+            let next_seq = unchecked.through + 1;
             let through = until_done("cannot record routing state", || async {
                 let appended = store.append(&frames).await;
-                if appended.is_err() && store.recreate_if_lost().await {
+                if appended.is_err() && store.recreate_if_lost(next_seq).await {
                     lost.store(true, Ordering::Relaxed);
                 }
                 appended
@@ -97,7 +98,7 @@ pub async fn run(store: StateStore, mut batches: mpsc::UnboundedReceiver<Batch>,
             unchecked.add(writes, through);
         }
         if lost.swap(false, Ordering::Relaxed) {
-            tokio::spawn(record_everything(store.clone(), engine.clone(), unchecked.through));
+            record_everything(&engine, &mut unchecked).await;
         }
         for batch in group.drain(..) {
             batch.complete();
@@ -120,11 +121,13 @@ pub async fn run(store: StateStore, mut batches: mpsc::UnboundedReceiver<Batch>,
     }
 }
 
-/// Writes every record the router holds into the bucket created anew, as a
-/// checkpoint through `through`: the lost bucket held the records that had
-/// not changed since. (The engine may be a few batches ahead of the journal;
-/// their records are in the journal after `through` too, so replay agrees.)
-async fn record_everything(store: StateStore, engine: EngineHandle, through: u64) {
+/// Puts every record the router holds among the keys of the next
+/// checkpoint: the lost bucket held the ones that had not changed since.
+/// Through the one checkpoint in flight at a time, so no older value is
+/// written after a newer one. (The engine may be a few batches ahead of the
+/// journal; those batches follow with their own values, which replay agrees
+/// with.)
+async fn record_everything(engine: &EngineHandle, unchecked: &mut Unchecked) {
     let Ok(all) = engine.query(|router, _| router.all_records()).await else { return };
     let changes = all
         .levels
@@ -133,8 +136,12 @@ async fn record_everything(store: StateStore, engine: EngineHandle, through: u64
         .chain(all.agents.into_iter().map(Change::Agent))
         .chain(all.inquiries.into_iter().map(|r| Change::Inquiry(Box::new(r))));
     let writes: Vec<Write> = changes.map(|c| (key_of(&c), value_of(&c))).collect();
-    until_done("cannot record the routing state again", || store.checkpoint(&writes, through)).await;
-    tracing::info!(records = writes.len(), "recorded every record again after the state bucket was lost");
+    tracing::info!(
+        records = writes.len(),
+        "recording every record again with the next checkpoint (the state bucket was lost)"
+    );
+    let through = unchecked.through;
+    unchecked.add(writes, through);
 }
 
 /// Hands the unchecked keys to a new checkpoint, unless one still runs (its
@@ -154,7 +161,7 @@ fn start_checkpoint(
         let started = std::time::Instant::now();
         until_done("cannot checkpoint routing state", || async {
             let written = store.checkpoint(&writes, through).await;
-            if written.is_err() && store.recreate_if_lost().await {
+            if written.is_err() && store.recreate_if_lost(through + 1).await {
                 lost.store(true, Ordering::Relaxed);
             }
             written

@@ -125,6 +125,15 @@ fn checkpoint_window(keys: usize) -> usize {
 impl StateStore {
     /// Opens the bucket named in `settings` and its journal, creating them when absent.
     pub async fn open(js: jetstream::Context, settings: &NatsSettings) -> Result<StateStore, StoreError> {
+        StateStore::create(js, settings, None).await
+    }
+
+    /// [`StateStore::open`]; a journal created anew starts at `first_seq`.
+    async fn create(
+        js: jetstream::Context,
+        settings: &NatsSettings,
+        first_seq: Option<u64>,
+    ) -> Result<StateStore, StoreError> {
         let bucket = settings.state_bucket.clone();
         let open_error = |e: &dyn std::fmt::Display| StoreError::Open { bucket: bucket.clone(), detail: e.to_string() };
         if js.get_key_value(&bucket).await.is_err() {
@@ -146,6 +155,7 @@ impl StateStore {
             subjects: vec![journal_subject.clone()],
             storage: stream::StorageType::File,
             num_replicas: settings.replicas,
+            first_sequence: first_seq,
             ..Default::default()
         };
         js.create_or_update_stream(config).await.map_err(|e| open_error(&e))?;
@@ -154,9 +164,10 @@ impl StateStore {
 
     /// After a failed write: if the server no longer has the journal or the
     /// bucket (a lost store, an operator's delete), creates them again so
-    /// that deciding goes on; true when it did. What they held is gone from
-    /// the server: the caller records everything the router holds again.
-    pub async fn recreate_if_lost(&self) -> bool {
+    /// that deciding goes on; true when it did. `next_seq` is the journal
+    /// sequence after the last one appended. What they held is gone from the
+    /// server: the caller records everything the router holds again.
+    pub async fn recreate_if_lost(&self, next_seq: u64) -> bool {
         let lost = |name: String| async move {
             match self.js.get_stream(name).await {
                 Err(e) => matches!(
@@ -179,7 +190,10 @@ impl StateStore {
             "the state bucket or its journal is gone from the server; creating them again and recording \
              every record the router holds"
         );
-        match StateStore::open(self.js.clone(), &self.settings).await {
+        // A new journal goes on from the old one's sequence, so that a
+        // checkpoint marker still in the bucket does not hide its messages.
+        let first_seq = journal_lost.then_some(next_seq);
+        match StateStore::create(self.js.clone(), &self.settings, first_seq).await {
             Ok(_) => true,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot create the state bucket and journal again yet");

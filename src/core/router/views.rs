@@ -86,8 +86,8 @@ pub struct WaitingView {
 
 impl Router {
     /// Whether an ops level override is set for `group` (`None`: the router
-    /// as a whole), in force or yet to start.
-    pub fn has_override(&self, group: Option<&str>) -> bool {
+    /// as a whole) at `now`, in force or yet to start.
+    pub fn has_override(&self, group: Option<&str>, now: Millis) -> bool {
         let scope = match group {
             None => None,
             Some(name) => match self.group_ix.get(name) {
@@ -95,7 +95,7 @@ impl Router {
                 None => return false,
             },
         };
-        self.overrides.iter().any(|o| o.group == scope)
+        self.overrides.iter().any(|o| o.group == scope && o.until > now)
     }
 
     /// The inquiry `id`, while the router still knows it.
