@@ -49,10 +49,11 @@ fn scaling_keeps_the_shape() {
 fn even_arrivals_follow_the_rate_exactly() {
     let profile = Profile { phases: vec![Phase::new("a", secs(2), 10.0), Phase::new("b", secs(1), 100.0)] };
     let times = arrivals(&profile, false, 1);
-    assert_eq!(times.iter().filter(|&&t| t < 2.0).count(), 19);
-    assert_eq!(times.iter().filter(|&&t| t >= 2.0).count(), 99);
+    assert_eq!(times.iter().filter(|&&t| t < 2.0).count(), 20);
+    assert_eq!(times.iter().filter(|&&t| t >= 2.0).count(), 100);
     assert!(times.windows(2).all(|w| w[0] < w[1]));
-    assert!((times[0] - 0.1).abs() < 1e-9);
+    assert_eq!(times[0], 0.0);
+    assert!((times[20] - 2.0).abs() < 1e-9, "the second phase starts on time");
 }
 
 #[test]

@@ -124,12 +124,11 @@ impl Schedule {
             let i = self.ends.iter().position(|&end| end > self.t + EPSILON)?;
             let (start, rate) = (if i == 0 { 0.0 } else { self.ends[i - 1] }, self.rates[i]);
             if rate > 0.0 {
-                // Even arrivals are counted from the phase start, so no error accumulates.
-                let next = if self.poisson {
-                    self.t + self.rng.exponential(1.0 / rate)
-                } else {
-                    start + (self.k + 1) as f64 / rate
-                };
+                // Even arrivals are counted from the phase start, so no error
+                // accumulates; the first at the start, so a phase of d seconds
+                // at r per second holds d x r of them.
+                let next =
+                    if self.poisson { self.t + self.rng.exponential(1.0 / rate) } else { start + self.k as f64 / rate };
                 if next < self.ends[i] - EPSILON {
                     self.t = next;
                     self.k += 1;

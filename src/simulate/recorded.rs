@@ -92,6 +92,14 @@ pub fn parse(text: &str) -> (Vec<(usize, crate::core::Inquiry)>, Vec<LineProblem
         }
         match decode(line) {
             Ok(inquiry) => match seen.get(&*inquiry.id) {
+                // The simulated bot hands deflected inquiries back itself.
+                Some(first) if inquiry.bot_attempted => skipped.push(LineProblem {
+                    line: n,
+                    reason: format!(
+                        "the bot's hand-back of `{}` (first on line {first}); hand-backs come from the scenario's [bot]",
+                        inquiry.id
+                    ),
+                }),
                 Some(first) => skipped.push(LineProblem {
                     line: n,
                     reason: format!("duplicate id `{}` (first on line {first}); ids must be unique", inquiry.id),

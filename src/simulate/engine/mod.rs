@@ -58,6 +58,10 @@ struct Track {
     id: Id,
     /// Index in the plan's arrivals, or `None` for one the bot handed back.
     planned: Option<u32>,
+    /// Seeds this customer's random draws (accept delays, the bot's verdict):
+    /// from the plan, never from the order of events, so that `--compare`
+    /// gives the same customer the same draws under both configurations.
+    draw_key: u64,
     group: usize,
     level: Level,
     arrived: Millis,
@@ -217,7 +221,7 @@ impl<'p> Sim<'p> {
         let i = self.next_arrival;
         self.next_arrival += 1;
         let arrival = &self.plan.arrivals[i];
-        self.arrive(arrival.inquiry.clone(), arrival.handle_ms, Some(i as u32));
+        self.arrive(arrival.inquiry.clone(), arrival.handle_ms, Some(i as u32), i as u64);
     }
 
     fn command(&mut self, command: Command) -> bool {
@@ -225,13 +229,14 @@ impl<'p> Sim<'p> {
         self.router.handle(self.now, command, &mut self.fx).is_ok()
     }
 
-    fn arrive(&mut self, inquiry: Inquiry, handle_ms: u64, planned: Option<u32>) {
+    fn arrive(&mut self, inquiry: Inquiry, handle_ms: u64, planned: Option<u32>, draw_key: u64) {
         let ix = self.tracks.len() as u32;
         let id = inquiry.id.clone();
         self.by_id.insert(id.clone(), ix);
         self.tracks.push(Track {
             id: id.clone(),
             planned,
+            draw_key,
             group: 0,
             level: Level::Normal,
             arrived: self.now,

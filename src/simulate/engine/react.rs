@@ -52,17 +52,20 @@ impl Sim<'_> {
         self.tracks[ix as usize].id.clone()
     }
 
-    /// An inquiry the bot could not resolve comes back under a new id.
+    /// An inquiry the bot could not resolve comes back as the service sees
+    /// it: the same id, marked `bot_attempted` (a new track for its second
+    /// life; the core does not count the customer again for the level).
     pub(super) fn bot_return(&mut self, ix: u32) {
         let track = &self.tracks[ix as usize];
         let Some(planned) = track.planned else { return };
         let mut inquiry = self.plan.arrivals[planned as usize].inquiry.clone();
-        inquiry.id = format!("{}.bot", track.id).into();
+        inquiry.id = track.id.clone();
         inquiry.bot_attempted = true;
         inquiry.created_at_ms = self.now;
         self.stats.bot_returned += 1;
         let handle_ms = track.handle_ms;
-        self.arrive(inquiry, handle_ms, None);
+        // Its second life draws apart from its first.
+        self.arrive(inquiry, handle_ms, None, u64::from(planned) | 1 << 32);
     }
 
     pub(super) fn agent_step(&mut self, agent: u32, step: Step) {
@@ -111,7 +114,7 @@ impl Sim<'_> {
                     let track = &mut self.tracks[ix as usize];
                     track.offer = Some((agent, token));
                     track.attempts += 1;
-                    let draw = unit_of(mix(self.plan.seed ^ u64::from(ix), track.attempts));
+                    let draw = unit_of(mix(self.plan.seed ^ track.draw_key, track.attempts));
                     let delay = (self.plan.accept_delay_ms as f64 * (0.5 + draw)) as u64;
                     self.schedule(self.now + delay, Ev::Accept { ix, agent, token });
                 }
@@ -179,7 +182,7 @@ impl Sim<'_> {
         self.open -= 1;
         let (group, level) = (track.group, track.level);
         self.stats.deflected(group, level, self.now);
-        let resolved = unit_of(mix(self.plan.seed.rotate_left(17), u64::from(ix))) < self.plan.bot_resolves;
+        let resolved = unit_of(mix(self.plan.seed.rotate_left(17), track.draw_key)) < self.plan.bot_resolves;
         if !resolved && track.planned.is_some() {
             self.schedule(self.now + self.plan.bot_returns_ms, Ev::BotReturn(ix));
         }
