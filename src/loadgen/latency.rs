@@ -73,6 +73,15 @@ impl LatencyBook {
         self.epoch.elapsed().as_nanos() as u64 + 1
     }
 
+    /// Notes that inquiry `id` was due to leave `at` (its scheduled time:
+    /// a publisher that falls behind its schedule adds that delay, rather
+    /// than hide it).
+    pub fn mark_at(&self, id: &str, at: Instant) {
+        if let Some(slot) = self.slot(id) {
+            slot.store(at.saturating_duration_since(self.epoch).as_nanos() as u64 + 1, Ordering::Relaxed);
+        }
+    }
+
     /// Notes that inquiry `id` leaves now.
     pub fn mark(&self, id: &str) {
         if let Some(slot) = self.slot(id) {

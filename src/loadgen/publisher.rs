@@ -84,12 +84,13 @@ impl Sender {
     }
 }
 
-/// Publishes along `schedule` until it ends or `stop`; false when stopped early.
+/// Publishes along `schedule` until it ends or `stop`; false when stopped
+/// early. `mark` sees each inquiry with the time it was due.
 pub async fn along(
     sender: &mut Sender,
     mut schedule: Schedule,
     stop: &CancellationToken,
-    mut mark: impl FnMut(&proto::Inquiry),
+    mut mark: impl FnMut(&proto::Inquiry, std::time::Instant),
 ) -> bool {
     let start = tokio::time::Instant::now();
     while let Some(at) = schedule.next_arrival() {
@@ -103,7 +104,8 @@ pub async fn along(
         } else if stop.is_cancelled() {
             return false;
         }
-        sender.send_one(&mut mark).await;
+        let due = due.into_std();
+        sender.send_one(&mut |inquiry: &proto::Inquiry| mark(inquiry, due)).await;
     }
     true
 }

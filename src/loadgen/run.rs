@@ -143,7 +143,7 @@ fn publish_in_background(
     let mut sender = Sender::new(js, &format!("{}.inquiries", options.prefix), options.format, maker, counters);
     let schedule = Schedule::new(&options.profile, true, options.seed);
     tokio::spawn(async move {
-        publisher::along(&mut sender, schedule, &stop, |_| {}).await;
+        publisher::along(&mut sender, schedule, &stop, |_, _| {}).await;
         sender.finish().await;
     })
 }

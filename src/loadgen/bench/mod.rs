@@ -167,6 +167,11 @@ pub async fn run(options: BenchOptions) -> Result<BenchReport, LoadgenError> {
     let js = async_nats::jetstream::new(client.clone());
     let router = options.processes.pid("router");
     let rss = || router.and_then(resident_bytes);
+    if let Some(&first) = options.rates.first() {
+        // Connections, caches and the router's tables warm up unmeasured.
+        eprintln!("bench: warm-up at {first}/s for {:?}", options.warmup);
+        warm_up(&js, &options, &format!("{run}-warm"), first).await;
+    }
     let (rss_before, offered_before) = (rss(), Counters::get(&counters.offered));
     for round in 1..=options.repeat.max(1) {
         for &rate in &options.rates {
@@ -196,6 +201,15 @@ fn sender(js: &async_nats::jetstream::Context, options: &BenchOptions, run: &str
     Sender::new(js.clone(), &format!("{}.inquiries", options.prefix), options.format, maker, counters)
 }
 
+/// Publishes at `rate` for the warm-up time, unmeasured, and lets it drain.
+async fn warm_up(js: &async_nats::jetstream::Context, options: &BenchOptions, run: &str, rate: u32) {
+    let mut sender = sender(js, options, run, Counters::shared());
+    let schedule = Schedule::new(&Profile::steady(f64::from(rate), options.warmup), false, options.seed);
+    along(&mut sender, schedule, &CancellationToken::new(), |_, _| {}).await;
+    sender.finish().await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+}
+
 /// One fixed rate: evenly spaced publishes, latency per offer.
 async fn fixed_rate(
     js: &async_nats::jetstream::Context,
@@ -212,7 +226,7 @@ async fn fixed_rate(
     let mut sender = sender(js, options, &id_run, counters.clone());
     let schedule = Schedule::new(&Profile::steady(f64::from(rate), options.step), false, options.seed);
     let started = Instant::now();
-    along(&mut sender, schedule, &CancellationToken::new(), |inquiry| book.mark(&inquiry.id)).await;
+    along(&mut sender, schedule, &CancellationToken::new(), |inquiry, due| book.mark_at(&inquiry.id, due)).await;
     let seconds = started.elapsed().as_secs_f64();
     let sent = sender.sent();
     sender.finish().await;
