@@ -2,7 +2,8 @@
 //! temporary store directory; kills it and removes the store when dropped.
 //!
 //! The binary comes from `NATS_SERVER_BIN` (set by `scripts/test`), else
-//! `nats-server` on PATH, else the project-local `.tools/` install.
+//! the project-local `.tools/` install, else `nats-server` on PATH; it must
+//! be 2.10.23 or newer (Debian's 2.9 cannot create the state bucket).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -18,8 +19,19 @@ pub struct NatsServer {
     _dir: Option<tempfile::TempDir>,
 }
 
-/// Where the nats-server binary is.
+/// Where the nats-server binary is, checked once to be new enough.
 pub fn binary() -> PathBuf {
+    static CHECKED: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    CHECKED
+        .get_or_init(|| {
+            let bin = find_binary();
+            check_version(&bin);
+            bin
+        })
+        .clone()
+}
+
+fn find_binary() -> PathBuf {
     if let Ok(bin) = std::env::var("NATS_SERVER_BIN") {
         return PathBuf::from(bin);
     }
@@ -28,6 +40,33 @@ pub fn binary() -> PathBuf {
         return local;
     }
     PathBuf::from("nats-server")
+}
+
+/// Panics with what to do when `bin` is missing or older than 2.10.23.
+fn check_version(bin: &Path) {
+    let fix = "run the tests with scripts/test (it installs one into .tools/), or set NATS_SERVER_BIN";
+    let output = Command::new(bin)
+        .arg("--version")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run nats-server `{}` ({e}); {fix}", bin.display()));
+    let text = String::from_utf8_lossy(&output.stdout).to_string();
+    // "nats-server: v2.15.1", perhaps with a -dev or -RC suffix.
+    let version: Vec<u32> = text
+        .split_whitespace()
+        .find_map(|word| word.strip_prefix('v'))
+        .unwrap_or("")
+        .split(|c: char| !c.is_ascii_digit() && c != '.')
+        .next()
+        .unwrap_or("")
+        .split('.')
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    assert!(
+        version.len() >= 3 && version[..3] >= [2, 10, 23][..],
+        "nats-server `{}` says {:?}: 2.10.23 or newer is needed; {fix}",
+        bin.display(),
+        text.trim()
+    );
 }
 
 impl NatsServer {
