@@ -4,7 +4,8 @@
 //!
 //! `created_at_ms` is each inquiry's arrival time. A recording of another date
 //! is moved by whole days, keeping the time of day, so that its first inquiry
-//! falls within the first 24 hours of the scenario's window: last year's
+//! falls within the first 24 hours of the scenario's window (or by a day more
+//! or less, if that keeps more of its inquiries in the window): last year's
 //! Double 11 replays against this year's roster. Bad lines
 //! are reported with their number and skipped; they never stop the replay.
 
@@ -53,9 +54,21 @@ pub fn read(path: &Path, plan: &Plan) -> Result<Recording, SimError> {
             skipped.len()
         )));
     };
-    // Whole days that bring the first inquiry into the window's first day.
+    // Whole days that bring the first inquiry into the window's first day,
+    // or a day either side if that keeps more of them inside: a first line
+    // a minute before the window's time of day must not push the rest a
+    // whole day on (and a promotion's spike out of the window).
     let day = super::clock::DAY;
-    let shifted_days = (plan.start.at as i64 - first as i64 + day - 1).div_euclid(day);
+    let (start, end) = (plan.start.at as i64, plan.end as i64);
+    let base = (start - first as i64 + day - 1).div_euclid(day);
+    let inside = |days: i64| {
+        let shift = days * day;
+        good.iter().filter(|(_, q)| (start..end).contains(&(q.created_at_ms as i64 + shift))).count()
+    };
+    let shifted_days = [base, base - 1, base + 1, base - 2]
+        .into_iter()
+        .max_by_key(|&days| (inside(days), std::cmp::Reverse((days - base).abs())))
+        .unwrap_or(base);
     let shift = shifted_days * day;
     let mut rng = Rng::new(plan.seed);
     let mut arrivals = Vec::with_capacity(good.len());

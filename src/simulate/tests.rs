@@ -150,6 +150,23 @@ fn a_recording_replays_its_good_lines_and_reports_the_bad_ones() {
 }
 
 #[test]
+fn a_recording_starting_just_before_the_windows_time_of_day_is_not_pushed_a_day_on() {
+    // The window opens 2024-11-11 10:00 for 10 minutes; last year's first line is at 09:59.
+    let window = 1_731_290_400_000u64;
+    let first = window - 366 * 86_400_000 - 60_000;
+    let text: Vec<String> = (0..6u64)
+        .map(|i| format!(r#"{{"id":"r-{i}","category":"ORDER","created_at_ms":{}}}"#, first + i * 60_000))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("day.jsonl");
+    std::fs::write(&file, text.join("\n")).unwrap();
+    let p = compile(&Scenario::parse(&scenario(0.0, 2, 10, "")).unwrap(), 1, false).unwrap();
+    let recording = recorded::read(&file, &p).unwrap();
+    assert_eq!(recording.shifted_days, 366);
+    assert_eq!((recording.arrivals.len(), recording.outside), (5, 1), "only the 09:59 line is outside");
+}
+
+#[test]
 fn scenario_problems_are_reported_together_with_their_keys() {
     let unknown = Scenario::parse(&scenario(5.0, 1, 10, "colour = \"blue\"")).unwrap_err().to_string();
     assert!(unknown.contains("colour") && unknown.contains("line 5"), "{unknown}");
