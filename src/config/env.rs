@@ -111,7 +111,8 @@ fn collect(value: &serde_json::Value, path: &mut Vec<String>, keys: &mut BTreeMa
 /// applied and one problem per variable that names no setting.
 pub(super) fn apply_overrides(table: &mut toml::Table, env: &impl EnvSource) -> (Vec<Applied>, Vec<Problem>) {
     let keys = known_keys();
-    let mut vars: Vec<_> = env.vars().into_iter().filter(|(name, _)| name.starts_with(ENV_PREFIX)).collect();
+    let mut vars: Vec<_> =
+        env.vars().into_iter().filter(|(name, _)| name.starts_with(ENV_PREFIX) && !is_service_link(name)).collect();
     vars.sort();
     let (mut applied, mut problems) = (Vec::new(), Vec::new());
     for (var, raw) in vars {
@@ -126,6 +127,15 @@ pub(super) fn apply_overrides(table: &mut toml::Table, env: &impl EnvSource) -> 
         }
     }
     (applied, problems)
+}
+
+/// Whether `name` is one of the variables Kubernetes gives every pod for a
+/// Service called `ticket-router` (`TICKET_ROUTER_SERVICE_HOST`,
+/// `TICKET_ROUTER_PORT_50051_TCP_ADDR`, ...): not settings, and no setting
+/// is named like them, so they are passed over rather than refused.
+fn is_service_link(name: &str) -> bool {
+    let rest = &name[ENV_PREFIX.len()..];
+    rest == "SERVICE_HOST" || rest == "PORT" || rest.starts_with("SERVICE_PORT") || rest.starts_with("PORT_")
 }
 
 /// Reads the text as the default's type when it is one; otherwise keeps the text so

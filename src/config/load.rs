@@ -13,23 +13,77 @@ pub(super) fn parse_table(text: &str) -> Result<toml::Table, Vec<Problem>> {
     })
 }
 
-/// Deserializes the configuration, naming the path of the first bad field. Serde
-/// stops at the first error, so this yields at most one problem. Without overrides
-/// the original text is read again so the error can also give its line.
-pub(super) fn deserialize(text: &str, table: toml::Table, applied: &[Applied]) -> Result<Config, Problem> {
-    let result = match (applied.is_empty(), toml::Deserializer::parse(text)) {
-        (true, Ok(from_text)) => serde_path_to_error::deserialize(from_text).map_err(|e| {
-            let line = e.inner().span().map(|span| line_and_column(text, span.start).0);
-            located(e, line)
-        }),
-        _ => serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| located(e, None)),
-    };
-    result.map_err(|mut problem| {
+/// Most bad fields reported from one file (each costs a deserialization).
+const MAX_FIELD_PROBLEMS: usize = 100;
+
+/// Deserializes the configuration, naming the path of every bad field: serde
+/// stops at the first, so that field is taken out (its default applies) and
+/// the rest is read again, until it reads. Returns the configuration so read,
+/// if any, and the problems. Without overrides the first problem also gives
+/// its line, read from the original text.
+pub(super) fn deserialize(text: &str, table: toml::Table, applied: &[Applied]) -> (Option<Config>, Vec<Problem>) {
+    let mut problems = Vec::new();
+    let mut root = toml::Value::Table(table);
+    if let (true, Ok(from_text)) = (applied.is_empty(), toml::Deserializer::parse(text)) {
+        match serde_path_to_error::deserialize::<_, Config>(from_text) {
+            Ok(config) => return (Some(config), problems),
+            Err(e) => {
+                let line = e.inner().span().map(|span| line_and_column(text, span.start).0);
+                let segments: Vec<_> = e.path().iter().cloned().collect();
+                problems.push(located(e, line));
+                if !remove_at(&mut root, &segments) {
+                    return (None, problems);
+                }
+            }
+        }
+    }
+    while problems.len() < MAX_FIELD_PROBLEMS {
+        match serde_path_to_error::deserialize::<_, Config>(root.clone()) {
+            Ok(config) => return (Some(config), annotate(problems, applied)),
+            Err(e) => {
+                let segments: Vec<_> = e.path().iter().cloned().collect();
+                problems.push(located(e, None));
+                if !remove_at(&mut root, &segments) {
+                    break;
+                }
+            }
+        }
+    }
+    (None, annotate(problems, applied))
+}
+
+/// Names the environment variable a bad value came from.
+fn annotate(mut problems: Vec<Problem>, applied: &[Applied]) -> Vec<Problem> {
+    for problem in &mut problems {
         if let Some(applied) = applied.iter().find(|a| a.path == problem.path) {
             problem.message.push_str(&format!(" (value from environment variable {})", applied.var));
         }
-        problem
-    })
+    }
+    problems
+}
+
+/// Takes the value at `path` out of `root`; false when there is none.
+fn remove_at(root: &mut toml::Value, path: &[serde_path_to_error::Segment]) -> bool {
+    use serde_path_to_error::Segment;
+    match path {
+        [] => false,
+        [last] => match (root, last) {
+            (toml::Value::Table(table), Segment::Map { key }) => table.remove(key).is_some(),
+            (toml::Value::Array(items), Segment::Seq { index }) if *index < items.len() => {
+                items.remove(*index);
+                true
+            }
+            _ => false,
+        },
+        [first, rest @ ..] => {
+            let child = match (root, first) {
+                (toml::Value::Table(table), Segment::Map { key }) => table.get_mut(key),
+                (toml::Value::Array(items), Segment::Seq { index }) => items.get_mut(*index),
+                _ => None,
+            };
+            child.is_some_and(|child| remove_at(child, rest))
+        }
+    }
 }
 
 /// The path of an unknown key already ends with the key itself.

@@ -95,15 +95,17 @@ impl Config {
         let mut table = load::parse_table(text)?;
         // Unknown variables are reported together with the file's own problems.
         let (applied, mut problems) = env::apply_overrides(&mut table, env);
-        match load::deserialize(text, table, &applied) {
-            Ok(config) => {
-                problems.extend(validate(&config));
-                if problems.is_empty() {
-                    return Ok(config);
-                }
+        let (config, bad_fields) = load::deserialize(text, table, &applied);
+        if let Some(config) = config {
+            // Checked with the bad fields at their defaults; what those
+            // defaults would cause is not reported on top of the fields.
+            let under_bad = |p: &Problem| bad_fields.iter().any(|b| !b.path.is_empty() && p.path.starts_with(&b.path));
+            problems.extend(validate(&config).into_iter().filter(|p| !under_bad(p)));
+            if problems.is_empty() && bad_fields.is_empty() {
+                return Ok(config);
             }
-            Err(problem) => problems.push(problem),
         }
+        problems.splice(0..0, bad_fields);
         Err(problems)
     }
 

@@ -169,16 +169,30 @@ fn unknown_fields_are_rejected_with_their_path() {
     ];
     for (text, expected) in cases {
         let lines = error_lines(text, &no_env());
-        assert!(lines.len() == 1 && lines[0].starts_with(expected), "{text:?} gave {lines:?}");
+        assert!(lines[0].starts_with(expected), "{text:?} gave {lines:?}");
     }
 }
 
 #[test]
+fn every_bad_field_is_listed_not_only_the_first() {
+    let text =
+        "[grpc.auth]\nmode = \"none\"\n[nats]\nurll = \"x\"\nreplicas = \"three\"\n[agents]\nmax_concurrent = 0\n\
+                [[groups]]\nid = \"a\"\nbaseline = 3\n";
+    let lines = error_lines(text, &no_env());
+    let paths: Vec<&str> = lines.iter().map(|l| l.split(':').next().unwrap()).collect();
+    for path in ["nats.urll", "nats.replicas", "groups[0].baseline", "agents.max_concurrent"] {
+        assert!(paths.contains(&path), "{path} missing from {lines:?}");
+    }
+    assert!(lines[0].ends_with(")") && lines[0].contains("(line "), "the first gives its line: {lines:?}");
+}
+
+#[test]
 fn bad_values_name_their_path_and_line() {
-    let lines = error_lines("[levels]\nwindow = \"1m\"\ncooldown = \"fivemin\"\n", &no_env());
+    let lines =
+        error_lines("[grpc.auth]\nmode = \"none\"\n[levels]\nwindow = \"1m\"\ncooldown = \"fivemin\"\n", &no_env());
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert!(lines[0].starts_with("levels.cooldown: `fivemin` is not a duration"), "{lines:?}");
-    assert!(lines[0].ends_with("(line 3)"), "{lines:?}");
+    assert!(lines[0].ends_with("(line 5)"), "{lines:?}");
 
     let lines = error_lines("[[groups]]\nid = \"a\"\ncategories = [\"REFUND\"]\n", &no_env());
     assert!(lines[0].starts_with("groups[0].categories[0]: unknown variant `REFUND`"), "{lines:?}");
@@ -256,6 +270,22 @@ fn unknown_env_variables_are_errors() {
     assert!(lines[0].starts_with("TICKET_ROUTER_GROUPS_0_ID: [[groups]] cannot be set"), "{lines:?}");
     assert!(lines[1].starts_with("TICKET_ROUTER_NATS_URLS: no such setting; did you mean TICKET_ROUTER_NATS_URL?"));
     assert!(lines[2].starts_with("TICKET_ROUTER_SOMETHING: no such setting"), "{lines:?}");
+}
+
+#[test]
+fn kubernetes_service_link_variables_are_not_taken_for_settings() {
+    // What a pod gets for a Service named ticket-router, unless enableServiceLinks is off.
+    let env = [
+        ("TICKET_ROUTER_SERVICE_HOST", "10.0.0.7"),
+        ("TICKET_ROUTER_SERVICE_PORT", "50051"),
+        ("TICKET_ROUTER_SERVICE_PORT_GRPC", "50051"),
+        ("TICKET_ROUTER_PORT", "tcp://10.0.0.7:50051"),
+        ("TICKET_ROUTER_PORT_50051_TCP_ADDR", "10.0.0.7"),
+        ("TICKET_ROUTER_PORT_9464_TCP_PROTO", "tcp"),
+        ("TICKET_ROUTER_GRPC_AUTH_MODE", "none"),
+    ];
+    let config = Config::from_toml("", &env).expect("the link variables are passed over");
+    assert_eq!(config.grpc.auth.mode, "none");
 }
 
 #[test]
@@ -340,9 +370,10 @@ fn configuration_md_examples_are_real_output() {
     let doc = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
     let broken = Config::from_toml(BROKEN, &no_env()).unwrap_err();
     let mut reports = vec![Report::new(std::path::Path::new("broken.toml"), &broken).to_string()];
+    let three_bad = "[levels]\nwindow = \"1m\"\ncooldown = \"fivemin\"\n\n[nats]\nurll = \"nats://x:4222\"\n\n\
+                     [grpc.auth]\nmode = \"none\"\n\n[agents]\nmax_concurrent = \"five\"\n";
     let cases = [
-        ("[levels]\nwindow = \"1m\"\ncooldown = \"fivemin\"\n", None),
-        ("[nats]\nurll = \"nats://x:4222\"\n", None),
+        (three_bad, None),
         ("[nats]\nurl = \"nats://x:4222\"\nprefix = support\n", None),
         ("[grpc.auth]\nmode = \"none\"\n", Some("TICKET_ROUTER_NATS_URLS")),
     ];
