@@ -122,7 +122,8 @@ pub struct BenchArgs {
     /// How long each saturation measurement (raw and router) runs.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
     pub saturation: Duration,
-    /// Warm-up before a saturation measurement starts counting.
+    /// Unmeasured warm-up: before the fixed rates (at the first rate), and
+    /// before each saturation measurement starts counting.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "2s")]
     pub warmup: Duration,
     /// Simulated agents; each is in every group and accepts and completes at once.
