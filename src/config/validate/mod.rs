@@ -46,6 +46,8 @@ impl fmt::Display for Problem {
 const SCORE_RANGE: std::ops::RangeInclusive<i32> = -1000..=1000;
 /// Upper bound of concurrent chats per agent; more is a typo, not a team.
 const MAX_CONCURRENT: u32 = 50;
+/// Most extra chats a level may add per agent.
+const MAX_EXTRA_CONCURRENT: u32 = 10;
 
 /// Every problem of `config`, section by section; empty when it is usable.
 pub fn validate(config: &Config) -> Vec<Problem> {
@@ -223,6 +225,16 @@ fn check_priority(config: &Config, out: &mut Vec<Problem>) {
     ] {
         scores.push((format!("priority.{key}"), value));
     }
+    if p.high_band_vip_tier > 5 {
+        push(
+            out,
+            "priority.high_band_vip_tier",
+            format!(
+                "is {}; VIP tiers go up to 5: write 1 to 5, or 0 to put no VIP in the HIGH band for the tier alone",
+                p.high_band_vip_tier
+            ),
+        );
+    }
     for (path, value) in scores.into_iter().filter(|(_, v)| !SCORE_RANGE.contains(v)) {
         push(
             out,
@@ -297,6 +309,16 @@ fn check_playbook(at: &str, playbook: &Playbook, out: &mut Vec<Problem>) {
             out,
             format!("{at}.reserve_ratio"),
             format!("is {}; write a share from 0 up to but not including 1, e.g. 0.2 for 20 %", playbook.reserve_ratio),
+        );
+    }
+    if playbook.extra_concurrent > MAX_EXTRA_CONCURRENT {
+        push(
+            out,
+            format!("{at}.extra_concurrent"),
+            format!(
+                "is {}; write 0 to {MAX_EXTRA_CONCURRENT} extra chats per agent at this level",
+                playbook.extra_concurrent
+            ),
         );
     }
     if !(playbook.standby_reserve >= 0.0 && playbook.standby_reserve <= 1.0) {

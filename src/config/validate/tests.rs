@@ -91,6 +91,8 @@ fn dedicated_and_escalation_groups_must_exist() {
 fn group_numbers_must_be_usable() {
     assert_only(|c| c.groups[0].accept_timeout = Duration::ZERO, &["groups[0].accept_timeout"]);
     assert_only(|c| c.groups[3].id = "router".into(), &["groups[3].id"]);
+    assert_only(|c| c.levels.surge_playbook.extra_concurrent = u32::MAX, &["levels.surge_playbook.extra_concurrent"]);
+    assert_only(|c| c.priority.high_band_vip_tier = 6, &["priority.high_band_vip_tier"]);
     assert_only(|c| c.groups[0].baseline_per_min = 0.0, &["groups[0].baseline_per_min"]);
     assert_only(|c| c.groups[0].baseline_per_min = -1.0, &["groups[0].baseline_per_min"]);
     assert_only(|c| c.groups[0].baseline_per_min = f64::NAN, &["groups[0].baseline_per_min"]);
