@@ -131,22 +131,28 @@ impl Router {
     /// the reserve closes again or no such work is left: the other agents
     /// could take nothing they could not take before.
     pub(super) fn fill_reopened(&mut self, now: Millis, fx: &mut Vec<Effect>) {
+        use std::ops::Bound::{Excluded, Unbounded};
         while let Some(g) = self.reopened.pop() {
-            let mut visited: Vec<AgentIx> = Vec::new();
+            let mut visited: rustc_hash::FxHashSet<AgentIx> = Default::default();
+            // Filling an agent changes no other agent's key, so the best agent
+            // not yet visited comes after the last one visited, in the order
+            // at the start (a filled agent's new key may come later: skipped).
+            let mut after: Option<crate::core::agents::AgentKey> = None;
             while self.reserve_allows(g, Band::Normal) {
                 let needs = self.held_back_needs(g);
-                // Filling an agent changes no other agent's key, so the best
-                // agent not yet visited is the next in the order at the start.
+                let from = after.as_ref().map_or(Unbounded, Excluded);
                 let next = self.groups[g as usize]
                     .agents
                     .ready
                     .iter()
                     .filter(|(offering, _)| needs.iter().any(|&need| offering.check(need).is_ok()))
-                    .filter_map(|(_, set)| set.iter().find(|k| !visited.contains(&k.ix)))
+                    .filter_map(|(_, set)| set.range((from, Unbounded)).find(|k| !visited.contains(&k.ix)))
                     .min()
-                    .map(|k| k.ix);
-                let Some(ax) = next else { break };
-                visited.push(ax);
+                    .cloned();
+                let Some(key) = next else { break };
+                visited.insert(key.ix);
+                let ax = key.ix;
+                after = Some(key);
                 self.fill_agent(now, ax, None, fx);
             }
         }

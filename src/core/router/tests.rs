@@ -142,7 +142,7 @@ fn language_and_skills_filter_agents() {
 }
 
 #[test]
-fn a_fan_goes_to_the_fans_group_when_it_has_a_free_agent_and_to_the_primary_group_otherwise() {
+fn a_fan_goes_to_the_fans_group_when_it_has_a_free_agent_or_a_short_queue_else_to_the_primary_group() {
     let mut b = bench();
     b.agent(presence("fan-desk", &[("fans", 3)], 1));
     b.agent(presence("pre", &[("pre_sales", 3)], 5));
