@@ -134,6 +134,7 @@ pub fn trace(t: &core::DecisionTrace) -> proto::DecisionTrace {
         skipped_language: t.skipped_language,
         skipped_skill: t.skipped_skill,
         skipped_not_available: t.skipped_not_available,
+        agent_fatigued: t.agent_fatigued,
     }
 }
 

@@ -201,4 +201,9 @@ pub struct DecisionTrace {
     pub skipped_language: u32,
     pub skipped_skill: u32,
     pub skipped_not_available: u32,
+    /// The agent has served `fatigue.max_continuous` without a break and is
+    /// offered work only because the level makes the fatigue rule advisory
+    /// (SURGE by default): a break is due as soon as the surge allows.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub agent_fatigued: bool,
 }

@@ -63,8 +63,9 @@ fn fatigue_stops_new_work_after_45_minutes_except_at_surge() {
     b.agent(presence("tired", &[("orders", 3)], 5));
     b.advance(45 * 60_000);
     assert!(offers(&b.arrive(inquiry("q1", Category::Order))).is_empty());
-    pin(&mut b, None, Level::Surge);
+    let fx = pin(&mut b, None, Level::Surge);
     assert_eq!(b.router.inquiry_state("q1"), Some(InquiryState::Offered), "advisory only at SURGE");
+    assert!(offers(&fx)[0].trace.agent_fatigued, "the offer says a break is due");
     b.apply(Command::ClearLevelOverride { actor: admin(), group: None });
     // A 10 minute break resets the count.
     let mut rest = presence("tired", &[("orders", 3)], 5);
@@ -72,7 +73,9 @@ fn fatigue_stops_new_work_after_45_minutes_except_at_surge() {
     b.agent(rest);
     b.advance(10 * 60_000);
     b.agent(presence("tired", &[("orders", 3)], 5));
-    assert_eq!(offers(&b.arrive(inquiry("q2", Category::Order))).len(), 1);
+    let fx = b.arrive(inquiry("q2", Category::Order));
+    assert_eq!(offers(&fx).len(), 1);
+    assert!(!offers(&fx)[0].trace.agent_fatigued, "rested");
 }
 
 #[test]

@@ -274,6 +274,9 @@ impl Router {
     ) {
         let timeout = self.groups[g as usize].settings.accept_timeout.as_millis() as u64;
         let deadline = now + timeout;
+        let mut trace = trace;
+        // Set only where the level lets a fatigued agent take work at all.
+        trace.agent_fatigued = self.agents[ax as usize].fatigued;
         self.offer_deadlines.insert((deadline, ix));
         self.with_agent(ax, |a| {
             a.holding.push(ix);
