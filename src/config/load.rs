@@ -37,12 +37,24 @@ pub(super) fn deserialize(text: &str, table: toml::Table, applied: &[Applied]) -
             }
         }
     }
+    // List elements taken out so far, (list path, index in the file): a later
+    // bad element of the same list is named by its index in the file.
+    let mut removed: Vec<(String, usize)> = Vec::new();
+    if let Some(first) = problems.first() {
+        removed.extend(list_element(&first.path));
+    }
     while problems.len() < MAX_FIELD_PROBLEMS {
         match serde_path_to_error::deserialize::<_, Config>(root.clone()) {
             Ok(config) => return (Some(config), annotate(problems, applied)),
             Err(e) => {
                 let segments: Vec<_> = e.path().iter().cloned().collect();
-                problems.push(located(e, None));
+                let mut problem = located(e, None);
+                if let Some((list, index)) = list_element(&problem.path) {
+                    let in_file = index_in_file(&removed, &list, index);
+                    problem.path = format!("{list}[{in_file}]");
+                    removed.push((list, in_file));
+                }
+                problems.push(problem);
                 if !remove_at(&mut root, &segments) {
                     break;
                 }
@@ -50,6 +62,27 @@ pub(super) fn deserialize(text: &str, table: toml::Table, applied: &[Applied]) -
         }
     }
     (None, annotate(problems, applied))
+}
+
+/// `(list, index)` when `path` names a list element, e.g. `a.b[2]`.
+fn list_element(path: &str) -> Option<(String, usize)> {
+    let open = path.rfind('[')?;
+    let index = path.strip_suffix(']')?.get(open + 1..)?.parse().ok()?;
+    Some((path[..open].to_string(), index))
+}
+
+/// The index in the file of element `index` of `list` once the elements in
+/// `removed` (indexes in the file) were taken out of it.
+fn index_in_file(removed: &[(String, usize)], list: &str, index: usize) -> usize {
+    let mut gone: Vec<usize> = removed.iter().filter(|(l, _)| l == list).map(|&(_, i)| i).collect();
+    gone.sort_unstable();
+    let mut in_file = index;
+    for i in gone {
+        if i <= in_file {
+            in_file += 1;
+        }
+    }
+    in_file
 }
 
 /// Names the environment variable a bad value came from.

@@ -97,9 +97,10 @@ impl Config {
         let (applied, mut problems) = env::apply_overrides(&mut table, env);
         let (config, bad_fields) = load::deserialize(text, table, &applied);
         if let Some(config) = config {
-            // Checked with the bad fields at their defaults; what those
-            // defaults would cause is not reported on top of the fields.
-            let under_bad = |p: &Problem| bad_fields.iter().any(|b| !b.path.is_empty() && p.path.starts_with(&b.path));
+            // Checked with the bad fields at their defaults; problems at or
+            // under a bad field are not reported on top of it (a check that
+            // compares it with another field may still speak of its default).
+            let under_bad = |p: &Problem| bad_fields.iter().any(|b| !b.path.is_empty() && is_under(&p.path, &b.path));
             problems.extend(validate(&config).into_iter().filter(|p| !under_bad(p)));
             if problems.is_empty() && bad_fields.is_empty() {
                 return Ok(config);
@@ -356,4 +357,9 @@ impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(***)")
     }
+}
+
+/// Whether key path `path` is `parent` or lies under it (`parent.x`, `parent[1]`).
+fn is_under(path: &str, parent: &str) -> bool {
+    path.strip_prefix(parent).is_some_and(|rest| rest.is_empty() || rest.starts_with('.') || rest.starts_with('['))
 }

@@ -174,6 +174,14 @@ fn unknown_fields_are_rejected_with_their_path() {
 }
 
 #[test]
+fn two_bad_elements_of_one_list_are_named_by_their_place_in_the_file() {
+    let text = "[grpc.auth]\nmode = \"none\"\n[[groups]]\nid = \"a\"\ncategories = [\"ORDER\", \"REFUND\", \"COMPLAINT\", \"RETURN\"]\n";
+    let lines = error_lines(text, &no_env());
+    assert!(lines[0].starts_with("groups[0].categories[1]: unknown variant `REFUND`"), "{lines:?}");
+    assert!(lines[1].starts_with("groups[0].categories[3]: unknown variant `RETURN`"), "{lines:?}");
+}
+
+#[test]
 fn every_bad_field_is_listed_not_only_the_first() {
     let text =
         "[grpc.auth]\nmode = \"none\"\n[nats]\nurll = \"x\"\nreplicas = \"three\"\n[agents]\nmax_concurrent = 0\n\

@@ -65,7 +65,7 @@ pub fn read(path: &Path, plan: &Plan) -> Result<Recording, SimError> {
         let shift = days * day;
         good.iter().filter(|(_, q)| (start..end).contains(&(q.created_at_ms as i64 + shift))).count()
     };
-    let shifted_days = [base, base - 1, base + 1, base - 2]
+    let shifted_days = [base, base - 1, base + 1]
         .into_iter()
         .max_by_key(|&days| (inside(days), std::cmp::Reverse((days - base).abs())))
         .unwrap_or(base);

@@ -73,3 +73,26 @@ async fn the_journal_is_replayed_over_the_last_checkpoint() {
     let gone = bucket.get_last_raw_message_by_subject("$KV.test_state.agent.b").await;
     assert!(gone.is_err(), "agent.b has no message left: {gone:?}");
 }
+
+#[tokio::test]
+async fn a_journal_created_anew_goes_on_after_the_checkpoint() {
+    let nats = NatsServer::start();
+    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let settings = NatsSettings { url: nats.url(), state_bucket: "test_state".into(), ..NatsSettings::default() };
+    let store = StateStore::open(js.clone(), &settings).await.expect("open");
+    let first = vec![agent("a", AgentStatus::Available)];
+    for _ in 0..5 {
+        store.append(&frame::encode(&first, 1 << 20)).await.unwrap();
+    }
+    let through = store.append(&frame::encode(&first, 1 << 20)).await.unwrap();
+    store.checkpoint(&first, through).await.unwrap();
+    assert_eq!(store.last_recorded().await, through);
+
+    // The journal is lost; a router starting now opens a new one.
+    js.delete_stream("JOURNAL_test_state").await.unwrap();
+    let reopened = StateStore::open(js.clone(), &settings).await.expect("reopen");
+    let later = vec![agent("a", AgentStatus::Break)];
+    let seq = reopened.append(&frame::encode(&later, 1 << 20)).await.unwrap();
+    assert!(seq > through, "appended at {seq}, after the checkpoint's {through}");
+    assert_eq!(agents(&reopened).await, vec![("a".to_string(), AgentStatus::Break)], "not hidden by the marker");
+}

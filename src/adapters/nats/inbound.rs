@@ -180,7 +180,7 @@ enum Finished {
     Next,
     /// The router is stopping: consume no more.
     Stopping,
-    /// A dead letter could not be stored: the message is left unacknowledged.
+    /// The dead-letter stream is gone: the message is left unacknowledged.
     DeadLetterFailed(async_nats::Error),
 }
 
@@ -209,15 +209,24 @@ async fn finish(
                     metrics::count_deadletter(rejection.reason);
                     ack(&message).await;
                 }
-                Err(e) => {
-                    tracing::error!(error = %e, "could not dead-letter a message; setting up the streams again, and it will be redelivered");
+                // Only a missing stream is mended by setting up again; any
+                // other failure leaves the message to its redelivery.
+                Err(e) if stream_missing(&e) => {
+                    tracing::error!(error = %e, "the dead-letter stream is gone; setting the streams up again, and the message will be redelivered");
                     return Finished::DeadLetterFailed(e);
                 }
+                Err(e) => tracing::error!(error = %e, "could not dead-letter a message; it will be redelivered"),
             }
         }
         Disposition::Retry => return Finished::Stopping,
     }
     Finished::Next
+}
+
+/// Whether a JetStream publish failed because no stream takes its subject.
+fn stream_missing(e: &async_nats::Error) -> bool {
+    use async_nats::jetstream::context::{PublishError, PublishErrorKind};
+    e.downcast_ref::<PublishError>().is_some_and(|e| e.kind() == PublishErrorKind::StreamNotFound)
 }
 
 async fn ack(message: &JsMessage) {

@@ -57,7 +57,9 @@ impl Unchecked {
 /// for every record when the server lost the bucket or the journal.
 pub async fn run(store: StateStore, mut batches: mpsc::UnboundedReceiver<Batch>, engine: EngineHandle) {
     let mut group = Vec::with_capacity(MAX_GROUP);
-    let mut unchecked = Unchecked::default();
+    // Where the journal stands, so that one created anew after a loss goes
+    // on from there even before this run has appended anything.
+    let mut unchecked = Unchecked { through: store.last_recorded().await, ..Unchecked::default() };
     let mut checkpoint: Option<JoinHandle<()>> = None;
     // Set when the server had lost the bucket or the journal and they were
     // created again: everything the router holds is then recorded anew.

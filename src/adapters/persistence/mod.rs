@@ -58,6 +58,13 @@ pub type Write = (String, Option<Bytes>);
 /// Key of the journal sequence the bucket covers.
 const CHECKPOINT_KEY: &str = "checkpoint";
 
+/// The journal sequence the bucket's checkpoint covers, if it has one.
+async fn checkpoint_marker(js: &jetstream::Context, bucket: &str) -> Option<u64> {
+    let store = js.get_key_value(bucket).await.ok()?;
+    let value = store.get(CHECKPOINT_KEY).await.ok()??;
+    std::str::from_utf8(&value).ok()?.trim().parse().ok()
+}
+
 /// Escapes an id into a key token: `[A-Za-z0-9_-]` stay, anything else is `=XX`.
 pub fn key_token(id: &str) -> String {
     let mut out = String::with_capacity(id.len());
@@ -149,6 +156,13 @@ impl StateStore {
         }
         let journal = format!("JOURNAL_{bucket}");
         let journal_subject = format!("ticket_router.journal.{bucket}");
+        // A journal created while the bucket holds a checkpoint marker starts
+        // after it: messages at or below the marker are skipped at load.
+        let first_seq = match first_seq {
+            Some(seq) => Some(seq),
+            None if js.get_stream(&journal).await.is_err() => checkpoint_marker(&js, &bucket).await.map(|m| m + 1),
+            None => None,
+        };
         let config = stream::Config {
             name: journal.clone(),
             description: Some(format!("ticket-router decisions not yet checkpointed into `{bucket}`")),
@@ -160,6 +174,16 @@ impl StateStore {
         };
         js.create_or_update_stream(config).await.map_err(|e| open_error(&e))?;
         Ok(StateStore { js, bucket, journal, journal_subject, settings: settings.clone() })
+    }
+
+    /// The last journal sequence recorded: the journal's last message, or the
+    /// bucket's checkpoint marker if that is later; 0 when neither can be read.
+    pub async fn last_recorded(&self) -> u64 {
+        let journal = match self.js.get_stream(&self.journal).await {
+            Ok(mut stream) => stream.info().await.map_or(0, |info| info.state.last_sequence),
+            Err(_) => 0,
+        };
+        journal.max(checkpoint_marker(&self.js, &self.bucket).await.unwrap_or(0))
     }
 
     /// After a failed write: if the server no longer has the journal or the
