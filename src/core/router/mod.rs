@@ -326,11 +326,15 @@ impl Router {
 }
 
 #[cfg(test)]
+mod dedicated_tests;
+#[cfg(test)]
 mod handoff_tests;
 #[cfg(test)]
 mod level_tests;
 #[cfg(test)]
 mod persist_tests;
+#[cfg(test)]
+mod presence_tests;
 #[cfg(test)]
 mod properties;
 #[cfg(test)]

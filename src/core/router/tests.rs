@@ -4,9 +4,8 @@ use crate::core::command::{Actor, Command, Role};
 use crate::core::effect::{Effect, EventKind};
 use crate::core::error::CoreError;
 use crate::core::settings::{GroupSettings, RoutingSettings};
-use crate::core::snapshot::Change;
 use crate::core::testkit::{inquiry, offer_pairs, offers, presence, Bench};
-use crate::core::types::{AgentStatus, Band, Category, InquiryState, Level, Rule};
+use crate::core::types::{Band, Category, InquiryState, Level, Rule};
 
 pub(super) fn bench() -> Bench {
     Bench::new(RoutingSettings::default())
@@ -21,7 +20,7 @@ pub(super) fn pin(b: &mut Bench, group: Option<&str>, level: Level) -> Vec<Effec
     b.apply(Command::SetLevelOverride { actor: admin(), group: group.map(String::from), level, from, until })
 }
 
-fn events(fx: &[Effect]) -> Vec<EventKind> {
+pub(super) fn events(fx: &[Effect]) -> Vec<EventKind> {
     fx.iter()
         .filter_map(|e| match e {
             Effect::Event(ev) => Some(ev.kind),
@@ -139,87 +138,6 @@ fn language_and_skills_filter_agents() {
     let fx = b.arrive(q);
     assert!(offers(&fx).is_empty(), "no zh agent has the skill");
     assert_eq!(b.router.inquiry_state("q2"), Some(InquiryState::Waiting));
-}
-
-#[test]
-fn a_fan_goes_to_the_fans_group_when_it_has_a_free_agent_or_a_short_queue_else_to_the_primary_group() {
-    let mut b = bench();
-    b.agent(presence("fan-desk", &[("fans", 3)], 1));
-    b.agent(presence("pre", &[("pre_sales", 3)], 5));
-    let mut fan = inquiry("fan1", Category::PreSales);
-    fan.customer.is_fan = true;
-    let fx = b.arrive(fan.clone());
-    assert_eq!(offers(&fx)[0].agent.as_str(), "fan-desk");
-    assert_eq!(offers(&fx)[0].trace.rule, Some(Rule::Dedicated));
-    // fan-desk is full now; the fans queue is short, so the next fan waits there
-    // until the queue reaches `short_queue` (5), then goes to pre-sales.
-    for i in 2..=6 {
-        fan.id = format!("fan{i}").into();
-        assert!(offers(&b.arrive(fan.clone())).is_empty());
-    }
-    fan.id = "fan7".into();
-    let fx = b.arrive(fan.clone());
-    assert_eq!(offer_pairs(&fx), [("fan7".to_string(), "pre".to_string())]);
-}
-
-#[test]
-fn a_fan_waiting_in_the_fans_group_moves_to_its_primary_group_after_overflow_after() {
-    let mut b = bench();
-    b.agent(presence("fan-desk", &[("fans", 3)], 1));
-    b.agent(presence("refunds", &[("after_sales", 3)], 5));
-    let mut fan = inquiry("fan1", Category::AfterSalesRefund);
-    fan.customer.is_fan = true;
-    assert_eq!(offers(&b.arrive(fan.clone()))[0].agent.as_str(), "fan-desk");
-    b.accept("fan-desk", "fan1");
-    fan.id = "fan2".into();
-    assert!(offers(&b.arrive(fan)).is_empty(), "the fans queue is short and fan-desk is available");
-    // Not to pre-sales, where the fans group overflows: to after-sales, whose work it is.
-    let fx = b.advance(60_000);
-    assert_eq!(offer_pairs(&fx), [("fan2".to_string(), "refunds".to_string())]);
-    assert_eq!(offers(&fx)[0].trace.rule, Some(Rule::Overflow));
-    let steps: Vec<(EventKind, String)> =
-        b.router.inquiry(b.now, "fan2").unwrap().timeline.iter().map(|t| (t.kind, t.group.to_string())).collect();
-    assert_eq!(steps, [(EventKind::Queued, "fans".to_string()), (EventKind::Offered, "after_sales".to_string())]);
-}
-
-#[test]
-fn a_fan_moves_to_its_primary_group_even_when_the_fans_group_overflows_nowhere() {
-    let mut settings = RoutingSettings::default();
-    settings.groups.iter_mut().find(|g| g.id == "fans").unwrap().overflow.clear();
-    let mut b = Bench::new(settings);
-    b.agent(presence("fan-desk", &[("fans", 3)], 1));
-    let mut fan = inquiry("fan1", Category::AfterSalesRefund);
-    fan.customer.is_fan = true;
-    b.arrive(fan.clone());
-    b.accept("fan-desk", "fan1");
-    fan.id = "fan2".into();
-    b.arrive(fan);
-    // No one in after-sales yet: it waits there, REQUEUED, and is offered when someone comes.
-    let fx = b.advance(60_000);
-    assert!(events(&fx).contains(&EventKind::Requeued));
-    assert_eq!(b.router.inquiry(b.now, "fan2").unwrap().group.as_str(), "after_sales");
-    let fx = b.agent(presence("refunds", &[("after_sales", 3)], 5));
-    assert_eq!(offer_pairs(&fx), [("fan2".to_string(), "refunds".to_string())]);
-}
-
-#[test]
-fn a_vip3_is_dedicated_and_high_even_for_pre_sales() {
-    let mut b = bench();
-    b.agent(presence("fan-desk", &[("fans", 3)], 2));
-    let mut vip = inquiry("vip", Category::PreSales);
-    vip.customer.vip_tier = 3;
-    let fx = b.arrive(vip);
-    assert_eq!(offers(&fx)[0].trace.band, Some(Band::High));
-    assert_eq!(offers(&fx)[0].group.as_str(), "fans");
-}
-
-#[test]
-fn an_empty_dedicated_group_is_skipped() {
-    let mut b = bench();
-    b.agent(presence("pre", &[("pre_sales", 3)], 5));
-    let mut fan = inquiry("fan", Category::PreSales);
-    fan.customer.is_fan = true;
-    assert_eq!(offers(&b.arrive(fan))[0].agent.as_str(), "pre");
 }
 
 /// One group serving every category, so reserve arithmetic is easy to follow.
@@ -343,127 +261,6 @@ fn an_overflowed_inquiry_takes_a_slot_freed_in_the_overflow_group() {
     b.advance(61_000);
     let fx = b.complete("o", "order");
     assert_eq!(offer_pairs(&fx), [("pre".to_string(), "o".to_string())]);
-}
-
-#[test]
-fn an_unaccepted_offer_times_out_goes_to_another_agent_and_two_timeouts_set_away() {
-    let mut b = bench();
-    b.agent(presence("slow", &[("orders", 5)], 5));
-    b.agent(presence("quick", &[("orders", 3)], 5));
-    let fx = b.arrive(inquiry("q1", Category::Order));
-    assert_eq!(offers(&fx)[0].agent.as_str(), "slow");
-    let fx = b.advance(30_000);
-    assert_eq!(offer_pairs(&fx), [("q1".to_string(), "quick".to_string())]);
-    assert_eq!(offers(&fx)[0].attempt, 2);
-    assert!(events(&fx).contains(&EventKind::TimedOut));
-    b.arrive(inquiry("q2", Category::Order));
-    let fx = b.advance(30_000);
-    assert!(fx.iter().any(|e| matches!(e, Effect::AgentStatusChanged { status: AgentStatus::Away, .. })));
-    assert_eq!(b.router.agent("slow").unwrap().status, AgentStatus::Away);
-}
-
-#[test]
-fn a_desktop_resending_available_does_not_clear_its_timeouts() {
-    let mut b = bench();
-    b.agent(presence("slow", &[("orders", 5)], 5));
-    b.agent(presence("quick", &[("orders", 3)], 5));
-    b.arrive(inquiry("q1", Category::Order));
-    b.advance(30_000);
-    // The same presence again (a desktop refreshing it) is not a new start.
-    b.agent(presence("slow", &[("orders", 5)], 5));
-    b.arrive(inquiry("q2", Category::Order));
-    b.advance(30_000);
-    assert_eq!(b.router.agent("slow").unwrap().status, AgentStatus::Away);
-}
-
-#[test]
-fn extended_offers_time_out_that_much_later_and_stay_recorded() {
-    let mut b = bench();
-    b.router.track_changes();
-    b.agent(presence("slow", &[("orders", 5)], 5));
-    b.agent(presence("quick", &[("orders", 3)], 5));
-    b.arrive(inquiry("q1", Category::Order));
-    let offered_at = b.now;
-    let fx = b.advance(20_000);
-    assert!(offers(&fx).is_empty());
-    b.router.take_changes();
-    // The adapters could not deliver anything for 25 s: the 30 s accept
-    // timeout restarts its count from where it was.
-    let renewed = b.apply(Command::ExtendOffers { by: 25_000 });
-    let expires_at = offered_at + 55_000;
-    let (inquiry, agent) = ("q1".into(), "slow".into());
-    assert_eq!(renewed, [Effect::OfferRenewed { inquiry, agent, expires_at }], "the desktop learns the new deadline");
-    assert_eq!(b.router.inquiry(b.now, "q1").unwrap().offer_expires_at, Some(expires_at));
-    let recorded: Vec<_> = b
-        .router
-        .take_changes()
-        .into_iter()
-        .filter_map(|c| match c {
-            Change::Inquiry(r) => Some((r.inquiry.id.to_string(), r.deadline)),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(recorded, [("q1".to_string(), Some(offered_at + 55_000))], "the moved deadline is recorded");
-    assert!(offers(&b.advance(34_000)).is_empty(), "54 s after the offer, 29 s of it counted");
-    let fx = b.advance(1_000);
-    assert_eq!(offer_pairs(&fx), [("q1".to_string(), "quick".to_string())]);
-    b.router.check_invariants().unwrap();
-}
-
-#[test]
-fn offline_returns_offers_and_chats_with_a_system_note_break_keeps_chats() {
-    let mut b = bench();
-    b.agent(presence("a", &[("orders", 3)], 5));
-    b.arrive(inquiry("active", Category::Order));
-    b.accept("a", "active");
-    b.arrive(inquiry("offered", Category::Order));
-    let mut on_break = presence("a", &[("orders", 3)], 5);
-    on_break.status = AgentStatus::Break;
-    b.agent(on_break);
-    assert_eq!(b.router.inquiry_state("active"), Some(InquiryState::Active));
-    assert_eq!(b.router.inquiry_state("offered"), Some(InquiryState::Waiting));
-    let mut offline = presence("a", &[("orders", 3)], 5);
-    offline.status = AgentStatus::Offline;
-    let fx = b.agent(offline);
-    let withdrawn = fx.iter().any(
-        |e| matches!(e, Effect::Withdraw { inquiry, agent, .. } if inquiry.as_str() == "active" && agent.as_str() == "a"),
-    );
-    assert!(withdrawn, "the desktop is told the chat is no longer its own");
-    let view = b.router.inquiry(b.now, "active").unwrap();
-    assert_eq!(view.state, InquiryState::Waiting);
-    assert_eq!(view.note.unwrap().author, "system");
-    let fx = b.agent(presence("b", &[("orders", 3)], 5));
-    assert_eq!(offers(&fx).len(), 2);
-}
-
-#[test]
-fn a_desktop_gone_past_the_grace_period_sets_away_and_returns_offers_only() {
-    let mut b = bench();
-    b.agent(presence("a", &[("orders", 3)], 5));
-    b.apply(Command::DesktopConnected { agent: "a".into() });
-    b.arrive(inquiry("chat", Category::Order));
-    b.accept("a", "chat");
-    b.arrive(inquiry("offer", Category::Order));
-    b.apply(Command::DesktopDisconnected { agent: "a".into() });
-    b.advance(29_000);
-    assert_eq!(b.router.agent("a").unwrap().status, AgentStatus::Available);
-    b.advance(1_000);
-    assert_eq!(b.router.agent("a").unwrap().status, AgentStatus::Away);
-    assert_eq!(b.router.inquiry_state("chat"), Some(InquiryState::Active));
-    assert_eq!(b.router.inquiry_state("offer"), Some(InquiryState::Waiting));
-}
-
-#[test]
-fn a_desktop_back_within_the_grace_period_loses_nothing() {
-    let mut b = bench();
-    b.agent(presence("a", &[("orders", 3)], 5));
-    b.apply(Command::DesktopConnected { agent: "a".into() });
-    b.arrive(inquiry("offer", Category::Order));
-    b.apply(Command::DesktopDisconnected { agent: "a".into() });
-    b.advance(10_000);
-    b.apply(Command::DesktopConnected { agent: "a".into() });
-    b.advance(25_000);
-    assert_eq!(b.router.agent("a").unwrap().status, AgentStatus::Available);
 }
 
 #[test]

@@ -1,0 +1,130 @@
+//! Offers and presence: accept timeouts, AWAY, breaks, OFFLINE and the
+//! desktop's heartbeat.
+
+use super::tests::{bench, events};
+use crate::core::command::Command;
+use crate::core::effect::{Effect, EventKind};
+use crate::core::snapshot::Change;
+use crate::core::testkit::{inquiry, offer_pairs, offers, presence};
+use crate::core::types::{AgentStatus, Category, InquiryState};
+
+#[test]
+fn an_unaccepted_offer_times_out_goes_to_another_agent_and_two_timeouts_set_away() {
+    let mut b = bench();
+    b.agent(presence("slow", &[("orders", 5)], 5));
+    b.agent(presence("quick", &[("orders", 3)], 5));
+    let fx = b.arrive(inquiry("q1", Category::Order));
+    assert_eq!(offers(&fx)[0].agent.as_str(), "slow");
+    let fx = b.advance(30_000);
+    assert_eq!(offer_pairs(&fx), [("q1".to_string(), "quick".to_string())]);
+    assert_eq!(offers(&fx)[0].attempt, 2);
+    assert!(events(&fx).contains(&EventKind::TimedOut));
+    b.arrive(inquiry("q2", Category::Order));
+    let fx = b.advance(30_000);
+    assert!(fx.iter().any(|e| matches!(e, Effect::AgentStatusChanged { status: AgentStatus::Away, .. })));
+    assert_eq!(b.router.agent("slow").unwrap().status, AgentStatus::Away);
+}
+
+#[test]
+fn a_desktop_resending_available_does_not_clear_its_timeouts() {
+    let mut b = bench();
+    b.agent(presence("slow", &[("orders", 5)], 5));
+    b.agent(presence("quick", &[("orders", 3)], 5));
+    b.arrive(inquiry("q1", Category::Order));
+    b.advance(30_000);
+    // The same presence again (a desktop refreshing it) is not a new start.
+    b.agent(presence("slow", &[("orders", 5)], 5));
+    b.arrive(inquiry("q2", Category::Order));
+    b.advance(30_000);
+    assert_eq!(b.router.agent("slow").unwrap().status, AgentStatus::Away);
+}
+
+#[test]
+fn extended_offers_time_out_that_much_later_and_stay_recorded() {
+    let mut b = bench();
+    b.router.track_changes();
+    b.agent(presence("slow", &[("orders", 5)], 5));
+    b.agent(presence("quick", &[("orders", 3)], 5));
+    b.arrive(inquiry("q1", Category::Order));
+    let offered_at = b.now;
+    let fx = b.advance(20_000);
+    assert!(offers(&fx).is_empty());
+    b.router.take_changes();
+    // The adapters could not deliver anything for 25 s: the 30 s accept
+    // timeout restarts its count from where it was.
+    let renewed = b.apply(Command::ExtendOffers { by: 25_000 });
+    let expires_at = offered_at + 55_000;
+    let (inquiry, agent) = ("q1".into(), "slow".into());
+    assert_eq!(renewed, [Effect::OfferRenewed { inquiry, agent, expires_at }], "the desktop learns the new deadline");
+    assert_eq!(b.router.inquiry(b.now, "q1").unwrap().offer_expires_at, Some(expires_at));
+    let recorded: Vec<_> = b
+        .router
+        .take_changes()
+        .into_iter()
+        .filter_map(|c| match c {
+            Change::Inquiry(r) => Some((r.inquiry.id.to_string(), r.deadline)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(recorded, [("q1".to_string(), Some(offered_at + 55_000))], "the moved deadline is recorded");
+    assert!(offers(&b.advance(34_000)).is_empty(), "54 s after the offer, 29 s of it counted");
+    let fx = b.advance(1_000);
+    assert_eq!(offer_pairs(&fx), [("q1".to_string(), "quick".to_string())]);
+    b.router.check_invariants().unwrap();
+}
+
+#[test]
+fn offline_returns_offers_and_chats_with_a_system_note_break_keeps_chats() {
+    let mut b = bench();
+    b.agent(presence("a", &[("orders", 3)], 5));
+    b.arrive(inquiry("active", Category::Order));
+    b.accept("a", "active");
+    b.arrive(inquiry("offered", Category::Order));
+    let mut on_break = presence("a", &[("orders", 3)], 5);
+    on_break.status = AgentStatus::Break;
+    b.agent(on_break);
+    assert_eq!(b.router.inquiry_state("active"), Some(InquiryState::Active));
+    assert_eq!(b.router.inquiry_state("offered"), Some(InquiryState::Waiting));
+    let mut offline = presence("a", &[("orders", 3)], 5);
+    offline.status = AgentStatus::Offline;
+    let fx = b.agent(offline);
+    let withdrawn = fx.iter().any(
+        |e| matches!(e, Effect::Withdraw { inquiry, agent, .. } if inquiry.as_str() == "active" && agent.as_str() == "a"),
+    );
+    assert!(withdrawn, "the desktop is told the chat is no longer its own");
+    let view = b.router.inquiry(b.now, "active").unwrap();
+    assert_eq!(view.state, InquiryState::Waiting);
+    assert_eq!(view.note.unwrap().author, "system");
+    let fx = b.agent(presence("b", &[("orders", 3)], 5));
+    assert_eq!(offers(&fx).len(), 2);
+}
+
+#[test]
+fn a_desktop_gone_past_the_grace_period_sets_away_and_returns_offers_only() {
+    let mut b = bench();
+    b.agent(presence("a", &[("orders", 3)], 5));
+    b.apply(Command::DesktopConnected { agent: "a".into() });
+    b.arrive(inquiry("chat", Category::Order));
+    b.accept("a", "chat");
+    b.arrive(inquiry("offer", Category::Order));
+    b.apply(Command::DesktopDisconnected { agent: "a".into() });
+    b.advance(29_000);
+    assert_eq!(b.router.agent("a").unwrap().status, AgentStatus::Available);
+    b.advance(1_000);
+    assert_eq!(b.router.agent("a").unwrap().status, AgentStatus::Away);
+    assert_eq!(b.router.inquiry_state("chat"), Some(InquiryState::Active));
+    assert_eq!(b.router.inquiry_state("offer"), Some(InquiryState::Waiting));
+}
+
+#[test]
+fn a_desktop_back_within_the_grace_period_loses_nothing() {
+    let mut b = bench();
+    b.agent(presence("a", &[("orders", 3)], 5));
+    b.apply(Command::DesktopConnected { agent: "a".into() });
+    b.arrive(inquiry("offer", Category::Order));
+    b.apply(Command::DesktopDisconnected { agent: "a".into() });
+    b.advance(10_000);
+    b.apply(Command::DesktopConnected { agent: "a".into() });
+    b.advance(25_000);
+    assert_eq!(b.router.agent("a").unwrap().status, AgentStatus::Available);
+}
