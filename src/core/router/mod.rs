@@ -12,6 +12,7 @@ mod persist;
 mod placement;
 mod presence;
 mod record;
+mod reserve;
 mod timeline;
 mod views;
 

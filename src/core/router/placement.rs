@@ -5,7 +5,7 @@ use super::record::{Place, Step};
 use super::Router;
 use crate::core::agents::{AgentIx, AgentKey, Class, GroupIx, InqIx};
 use crate::core::effect::{Effect, EventKind, Offer};
-use crate::core::matching::{Mismatch, Need};
+use crate::core::matching::Mismatch;
 use crate::core::priority;
 use crate::core::queue::{LaneKey, Lanes};
 use crate::core::types::{Band, DecisionTrace, Level, Millis, Rule};
@@ -116,61 +116,6 @@ impl Router {
         self.closed_scratch = closed;
     }
 
-    /// Adds the groups of agent `ax` whose reserve holds NORMAL and LOW work back now.
-    fn reserve_closed(&self, ax: AgentIx, closed: &mut Vec<GroupIx>) {
-        let groups = self.agents[ax as usize].groups.iter().map(|&(g, _)| g);
-        closed.extend(groups.filter(|&g| !self.reserve_allows(g, Band::Normal)));
-    }
-
-    /// Fills the ready agents of every group in `reopened`, best agent first.
-    ///
-    /// Work is conserved between commands, so all a reopened reserve can let
-    /// through is NORMAL and LOW work waiting in the group's queue or
-    /// overflowed from the groups that overflow into it. Only agents whose
-    /// languages and skills fit such work are visited, and the walk ends once
-    /// the reserve closes again or no such work is left: the other agents
-    /// could take nothing they could not take before.
-    pub(super) fn fill_reopened(&mut self, now: Millis, fx: &mut Vec<Effect>) {
-        use std::ops::Bound::{Excluded, Unbounded};
-        while let Some(g) = self.reopened.pop() {
-            let mut visited: rustc_hash::FxHashSet<AgentIx> = Default::default();
-            // Filling an agent changes no other agent's key, so the best agent
-            // not yet visited comes after the last one visited, in the order
-            // at the start (a filled agent's new key may come later: skipped).
-            let mut after: Option<crate::core::agents::AgentKey> = None;
-            while self.reserve_allows(g, Band::Normal) {
-                let needs = self.held_back_needs(g);
-                let from = after.as_ref().map_or(Unbounded, Excluded);
-                let next = self.groups[g as usize]
-                    .agents
-                    .ready
-                    .iter()
-                    .filter(|(offering, _)| needs.iter().any(|&need| offering.check(need).is_ok()))
-                    .filter_map(|(_, set)| set.range((from, Unbounded)).find(|k| !visited.contains(&k.ix)))
-                    .min()
-                    .cloned();
-                let Some(key) = next else { break };
-                visited.insert(key.ix);
-                let ax = key.ix;
-                after = Some(key);
-                self.fill_agent(now, ax, None, fx);
-            }
-        }
-    }
-
-    /// Needs of the NORMAL and LOW work whose way group `g`'s reserve
-    /// decides: waiting in its queue, or overflowed into it.
-    fn held_back_needs(&self, g: GroupIx) -> Vec<Need> {
-        let group = &self.groups[g as usize];
-        let sources = group.overflow_from.iter().map(|&s| &self.groups[s as usize].queue.overflowed);
-        std::iter::once(&group.queue.lanes)
-            .chain(sources)
-            .flat_map(|lanes| lanes.iter())
-            .filter(|(_, lanes)| !lanes.rest.is_empty())
-            .map(|(&need, _)| need)
-            .collect()
-    }
-
     /// Frees the slot `ix` holds at agent `ax`.
     pub(super) fn release(&mut self, ax: AgentIx, ix: InqIx) {
         self.with_agent(ax, |a| a.holding.retain(|&i| i != ix));
@@ -193,11 +138,6 @@ impl Router {
             skipped_not_available: census.not_available,
             ..DecisionTrace::default()
         }
-    }
-
-    /// Whether the group's reserve lets an inquiry of this band take a slot.
-    fn reserve_allows(&self, g: GroupIx, band: Band) -> bool {
-        band == Band::High || self.groups[g as usize].agents.census.free_slots() > self.reserve_slots(g)
     }
 
     /// Chooses the agent for inquiry `ix` in group `g` (SPEC "Agent choice").
