@@ -90,11 +90,7 @@ pub async fn run(store: StateStore, mut batches: mpsc::UnboundedReceiver<Batch>,
             let frames = frame::encode(&writes, FRAME_LIMIT);
             let next_seq = unchecked.through + 1;
             let through = until_done("cannot record routing state", || async {
-                let appended = store.append(&frames).await;
-                if appended.is_err() && store.recreate_if_lost(next_seq).await {
-                    lost.store(true, Ordering::Relaxed);
-                }
-                appended
+                mend_if_lost(&store, store.append(&frames).await, next_seq, &lost).await
             })
             .await;
             unchecked.add(writes, through);
@@ -146,6 +142,21 @@ async fn record_everything(engine: &EngineHandle, unchecked: &mut Unchecked) {
     unchecked.add(writes, through);
 }
 
+/// Passes `result` on; when it failed, creates the bucket or the journal
+/// again if the server lost them (a new journal from `next_seq`), and sets
+/// `lost` so that everything is recorded anew.
+async fn mend_if_lost<T>(
+    store: &StateStore,
+    result: Result<T, async_nats::Error>,
+    next_seq: u64,
+    lost: &AtomicBool,
+) -> Result<T, async_nats::Error> {
+    if result.is_err() && store.recreate_if_lost(next_seq).await {
+        lost.store(true, Ordering::Relaxed);
+    }
+    result
+}
+
 /// Hands the unchecked keys to a new checkpoint, unless one still runs (its
 /// successor then takes everything changed meanwhile).
 fn start_checkpoint(
@@ -162,11 +173,7 @@ fn start_checkpoint(
     *running = Some(tokio::spawn(async move {
         let started = std::time::Instant::now();
         until_done("cannot checkpoint routing state", || async {
-            let written = store.checkpoint(&writes, through).await;
-            if written.is_err() && store.recreate_if_lost(through + 1).await {
-                lost.store(true, Ordering::Relaxed);
-            }
-            written
+            mend_if_lost(&store, store.checkpoint(&writes, through).await, through + 1, &lost).await
         })
         .await;
         let took_ms = started.elapsed().as_millis() as u64;
