@@ -143,8 +143,8 @@ pub async fn run(
             Some((message, disposition)) = in_flight.next() => match finish(&js, &subjects, message, disposition).await {
                 Finished::Next => {}
                 Finished::Stopping => return Ok(()),
-                // Likely the dead-letter stream is gone: setting up again
-                // creates it; the message comes back after its ack wait.
+                // The dead-letter stream is gone: setting up again creates
+                // it; the message comes back after its ack wait.
                 Finished::DeadLetterFailed(e) => {
                     if lost.is_none() {
                         lost = Some(e);
