@@ -274,7 +274,21 @@ impl Engine {
             self.effects.clear();
         }
         let changes = if self.journal.is_some() { self.router.take_changes() } else { Vec::new() };
-        let mut batch = Batch { changes, releases, reply };
+        self.record(now, Batch { changes, releases, reply });
+    }
+
+    /// Passes what a restore decided before the engine started (offers made
+    /// while catching up, deflections resent) to the journal like any other
+    /// command's outcome, so that its offers' timers too pause while it
+    /// cannot be recorded.
+    pub fn record_restored(&mut self, changes: Vec<Change>, releases: Vec<Release>) {
+        let now = (self.clock)();
+        self.record(now, Batch { changes, releases, reply: None });
+    }
+
+    /// Sends a batch to the journal, counted until recorded; or, without a
+    /// journal or with nothing to record or send, completes it at once.
+    fn record(&mut self, now: Millis, mut batch: Batch) {
         match &self.journal {
             Some(journal) if !batch.changes.is_empty() || !batch.releases.is_empty() => {
                 self.sent += 1;
@@ -326,6 +340,46 @@ mod tests {
             let delivered = self.0.clone();
             Some(Box::new(move || delivered.lock().unwrap().extend(deadlines)))
         }
+    }
+
+    #[test]
+    fn offers_made_while_restoring_pause_their_timers_until_recorded() {
+        // A clock of its own: the other test moves `NOW` meanwhile.
+        static LATER: AtomicU64 = AtomicU64::new(5_000_000);
+        fn clock() -> Millis {
+            LATER.load(Ordering::SeqCst)
+        }
+        let tick = |engine: &mut Engine| {
+            LATER.fetch_add(100, Ordering::SeqCst);
+            engine.tick();
+        };
+        let mut router = Router::new(RoutingSettings::default()).unwrap();
+        router.track_changes();
+        let mut catch_up = Vec::new();
+        let now = clock();
+        let presence = presence("ann", &[("orders", 3)], 3);
+        router.handle(now, Command::SetPresence { actor: Actor::agent("ann"), presence }, &mut catch_up).unwrap();
+        router.handle(now, Command::Arrive(Box::new(inquiry("q1", Category::Order))), &mut catch_up).unwrap();
+        let changes = router.take_changes();
+        let (journal, mut batches) = mpsc::unbounded_channel();
+        let (engine, _handle) = Engine::new(router, vec![]);
+        let mut engine = engine.with_journal(journal);
+        engine.clock = clock;
+        engine.record_restored(changes, vec![Box::new(|| {})]);
+        for _ in 0..600 {
+            tick(&mut engine);
+        }
+        assert_eq!(engine.router.inquiry_state("q1"), Some(InquiryState::Offered), "not shown, so not timed out");
+        while let Ok(batch) = batches.try_recv() {
+            batch.complete();
+        }
+        for _ in 0..400 {
+            tick(&mut engine);
+            while let Ok(batch) = batches.try_recv() {
+                batch.complete();
+            }
+        }
+        assert_eq!(engine.router.inquiry_state("q1"), Some(InquiryState::Waiting), "times out once recorded");
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! from the recorded times), record what that catch-up changed, then serve.
 //! Stop: no new input, the last decisions recorded, their effects flushed.
 
-use super::engine::{now_ms, Batch, EffectSink, Engine, EngineHandle};
+use super::engine::{now_ms, EffectSink, Engine, EngineHandle};
 use super::grpc::{self, OfferHub};
 use super::metrics::{self, MetricsSink};
 use super::nats::{self, inbound, outbound::NatsPublisher, Subjects};
@@ -66,14 +66,11 @@ pub async fn run(
     let mut sinks: Vec<Box<dyn EffectSink>> = vec![Box::new(hub.clone()), Box::new(publisher), Box::new(MetricsSink)];
     let (journal_tx, journal_rx) = mpsc::unbounded_channel();
     let mut router = router;
-    let first = Batch {
-        changes: router.take_changes(),
-        releases: sinks.iter_mut().filter_map(|s| s.prepare(now_ms(), &catch_up, &router)).collect(),
-        reply: None,
-    };
-    journal_tx.send(first).expect("journal queue open");
+    let changes = router.take_changes();
+    let releases = sinks.iter_mut().filter_map(|s| s.prepare(now_ms(), &catch_up, &router)).collect();
     let (engine, handle) = Engine::new(router, sinks);
-    let engine = engine.on_decision(metrics::observe_decision).with_journal(journal_tx);
+    let mut engine = engine.on_decision(metrics::observe_decision).with_journal(journal_tx);
+    engine.record_restored(changes, releases);
     // Unusable keys or certificates stop the start, before anything runs.
     let grpc_server = grpc::GrpcServer::new(handle.clone(), hub.clone(), &config.grpc)?;
 

@@ -113,6 +113,8 @@ impl Router {
         let overrides = self.overrides.len();
         self.overrides.retain(|o| o.until > now);
         self.levels_dirty |= overrides != self.overrides.len();
+        // Handle times move with every completion; recorded once a second.
+        self.levels_dirty |= std::mem::take(&mut self.handle_avg_moved);
         let mut changed = Vec::new();
         let offered_since = self.oldest_offered();
         for g in 0..self.groups.len() as GroupIx {

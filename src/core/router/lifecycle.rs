@@ -287,6 +287,7 @@ impl Router {
         let handled = now.saturating_sub(self.rec(ix).accepted_at().unwrap_or(now));
         let avg = &mut self.groups[group as usize].handle_ms_avg;
         *avg = 0.9 * *avg + 0.1 * handled as f64; // EWMA: recent handle times weigh most
+        self.handle_avg_moved = true;
         let detail = EventDetail { agent: Some(ax), handled_ms: Some(handled), ..EventDetail::default() };
         self.emit(now, ix, EventKind::Completed, Some(detail), fx);
         self.finish(now, ix, InquiryState::Completed);

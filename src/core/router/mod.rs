@@ -112,6 +112,8 @@ pub struct Router {
     dirty_agents: Vec<AgentIx>,
     forgotten: Vec<Id>,
     levels_dirty: bool,
+    /// A group's average handle time moved since levels were last recorded.
+    handle_avg_moved: bool,
     /// Whether changes are collected at all (only a persisting service asks).
     tracking: bool,
 }
@@ -222,6 +224,7 @@ impl Router {
             dirty_agents: Vec::new(),
             forgotten: Vec::new(),
             levels_dirty: false,
+            handle_avg_moved: false,
             tracking: false,
         })
     }

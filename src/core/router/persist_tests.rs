@@ -252,3 +252,24 @@ fn a_restart_publishes_again_the_deflections_of_its_last_two_minutes() {
     resent.sort_unstable();
     assert_eq!(resent, ["late1", "late2"], "not the one from before, nor the one the bot handed back");
 }
+
+#[test]
+fn average_handle_times_are_recorded_within_a_second() {
+    let mut b = recorded_bench();
+    let mut store = Store::default();
+    b.agent(presence("a", &[("orders", 3)], 2));
+    sync(&mut b, &mut store);
+    let before = b.router.groups(b.now).into_iter().find(|g| &*g.id == "orders").unwrap().handle_secs;
+    b.arrive(inquiry("o1", Category::Order));
+    b.accept("a", "o1");
+    b.advance(600_000);
+    sync(&mut b, &mut store);
+    b.apply(Command::Complete { actor: Actor::agent("a"), inquiry: "o1".into() });
+    b.advance(1_000);
+    sync(&mut b, &mut store);
+    let handle_secs = |r: &Router, now| r.groups(now).into_iter().find(|g| &*g.id == "orders").unwrap().handle_secs;
+    let moved = handle_secs(&b.router, b.now);
+    assert!(moved > before, "a 10-minute chat moves the average: {before} -> {moved}");
+    let (restored, _) = Router::restore(RoutingSettings::default(), store.restored(), b.now).unwrap();
+    assert_eq!(handle_secs(&restored, b.now), moved, "staffing advice after a restart uses the same handle time");
+}
