@@ -96,3 +96,26 @@ async fn a_journal_created_anew_goes_on_after_the_checkpoint() {
     assert!(seq > through, "appended at {seq}, after the checkpoint's {through}");
     assert_eq!(agents(&reopened).await, vec![("a".to_string(), AgentStatus::Break)], "not hidden by the marker");
 }
+
+#[tokio::test]
+async fn a_group_commit_cut_short_by_a_crash_is_not_replayed() {
+    let nats = NatsServer::start();
+    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let settings = NatsSettings { url: nats.url(), state_bucket: "test_state".into(), ..NatsSettings::default() };
+    let store = StateStore::open(js.clone(), &settings).await.expect("open");
+    store.append(&frame::encode(&[agent("a", AgentStatus::Available)], 1 << 20)).await.unwrap();
+
+    // One group in several messages: `a` takes a break and `b` comes in.
+    // The router stopped after storing its first message only.
+    let group = frame::encode(&[agent("a", AgentStatus::Break), agent("b", AgentStatus::Available)], 64);
+    assert!(group.len() >= 2);
+    store.append(&group[..1]).await.unwrap();
+    let before = vec![("a".to_string(), AgentStatus::Available)];
+    assert_eq!(agents(&store).await, before, "half a group is no state the router was ever in");
+
+    // The restarted router decides on: its groups are read, the stray half is not.
+    let reopened = StateStore::open(js.clone(), &settings).await.expect("reopen");
+    reopened.append(&frame::encode(&[agent("c", AgentStatus::Away)], 64)).await.unwrap();
+    let after = vec![("a".to_string(), AgentStatus::Available), ("c".to_string(), AgentStatus::Away)];
+    assert_eq!(agents(&reopened).await, after);
+}

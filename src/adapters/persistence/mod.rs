@@ -318,15 +318,24 @@ impl StateStore {
             ..Default::default()
         };
         let mut frames = 0;
+        let mut groups = frame::Groups::default();
         read_stream(&self.js, &self.journal, journal, through, |message| {
             frames += 1;
             match frame::decode(message.payload.clone()) {
-                Ok(writes) => replay(&mut latest, writes),
+                Ok(frame) => groups.push(frame).into_iter().for_each(|writes| replay(&mut latest, writes)),
                 Err(e) => tracing::error!(error = %e, "a journal message cannot be read; it is skipped"),
             }
         })
         .await
         .map_err(|e| read_error(&e))?;
+        groups.finish();
+        if groups.dropped > 0 {
+            tracing::info!(
+                messages = groups.dropped,
+                "skipped journal messages of a group commit that never finished (the router stopped while \
+                 recording it; nothing of it was announced)"
+            );
+        }
         tracing::debug!(keys = latest.len(), checkpoint = through, journal_messages = frames, "recorded state read");
         let mut restored = Restored::default();
         for (key, payload) in &latest {
