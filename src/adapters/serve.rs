@@ -11,7 +11,7 @@ use super::engine::{now_ms, EffectSink, Engine, EngineHandle};
 use super::grpc::{self, OfferHub};
 use super::metrics::{self, MetricsSink};
 use super::nats::{self, inbound, outbound::NatsPublisher, Subjects};
-use super::persistence::{journal, StateStore, StoreError};
+use super::persistence::{journal, StateStore, StoreError, Write};
 use crate::config::Config;
 use crate::core::Router;
 use std::time::{Duration, Instant};
@@ -59,7 +59,7 @@ pub async fn run(
     else {
         return Ok(());
     };
-    let Some((router, catch_up)) = restore(&config, &store, &shutdown).await? else { return Ok(()) };
+    let Some((router, catch_up, replayed)) = restore(&config, &store, &shutdown).await? else { return Ok(()) };
 
     let hub = OfferHub::new();
     let (publisher, outgoing) = NatsPublisher::new(subjects.clone(), config.nats.outbound_encoding);
@@ -77,7 +77,7 @@ pub async fn run(
     let tasks = TaskTracker::new();
     let engine_stop = CancellationToken::new();
     let engine_task = tasks.spawn(engine.run(engine_stop.clone()));
-    let journal_task = tasks.spawn(journal::run(store, journal_rx, handle.clone()));
+    let journal_task = tasks.spawn(journal::run(store, replayed, journal_rx, handle.clone()));
     let publisher_task = tasks.spawn(nats::outbound::run_publisher(client.clone(), outgoing));
     let front_stop = CancellationToken::new();
     let health = grpc::Health::new().await;
@@ -112,9 +112,12 @@ async fn restore(
     config: &Config,
     store: &StateStore,
     shutdown: &CancellationToken,
-) -> Result<Option<(Router, Vec<crate::core::Effect>)>, ServeError> {
+) -> Result<Option<(Router, Vec<crate::core::Effect>, Vec<Write>)>, ServeError> {
     let started = Instant::now();
-    let Some(restored) = retry("read the recorded state", shutdown, || store.load()).await else { return Ok(None) };
+    let Some((restored, replayed)) = retry("read the recorded state", shutdown, || store.load_with_journal()).await
+    else {
+        return Ok(None);
+    };
     let (inquiries, agents) = (restored.inquiries.len(), restored.agents.len());
     let (router, catch_up) = Router::restore(config.routing(), restored, now_ms())?;
     let counts = router.state_counts();
@@ -127,7 +130,7 @@ async fn restore(
         took_ms = started.elapsed().as_millis() as u64,
         "restored the routing state"
     );
-    Ok(Some((router, catch_up)))
+    Ok(Some((router, catch_up, replayed)))
 }
 
 /// Retries `attempt` with backoff until it succeeds or shutdown (None).

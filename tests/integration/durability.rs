@@ -173,12 +173,9 @@ async fn streams_lost_by_the_server_are_created_again_and_routing_goes_on() {
     assert!(js.get_stream("JOURNAL_ticket_router_state").await.is_ok(), "the journal is back");
     pool.stop().await;
 
-    // What the lost bucket held is recorded again: a restart still knows the waiting complaint.
-    let bucket = js.get_key_value("ticket_router_state").await.unwrap();
-    eventually("the waiting complaint recorded again", SETTLE, || async {
-        bucket.get("inq.complaint-1").await.ok().flatten().map(|_| ())
-    })
-    .await;
+    // What the lost bucket held was recorded again before anything after the
+    // loss was announced: a crash now, before any checkpoint could refill the
+    // bucket, still finds the waiting complaint.
     router.kill();
     let router = RouterProcess::start(&config(&nats));
     let mut c = connect(&router.grpc_url(), None).await;
@@ -372,4 +369,48 @@ async fn recovery_of_100k_waiting_inquiries() {
     let line = log.lines().find(|l| l.contains("restored the routing state")).unwrap_or_default().to_string();
     println!("recovery: {waiting} waiting after restart; process start to ready {ready:?}; {line}");
     assert_eq!(waiting, n, "none lost");
+}
+
+#[tokio::test]
+async fn what_a_restart_replayed_from_the_journal_outlives_the_next_checkpoint() {
+    use ticket_router::adapters::persistence::{frame, StateStore};
+    let nats = NatsServer::start();
+    let bus = async_nats::connect(nats.url()).await.unwrap();
+    let js = async_nats::jetstream::new(bus.clone());
+    // No one serves complaints: this one waits, recorded once, never touched again.
+    let mut router = RouterProcess::start(&config(&nats));
+    publish(&bus, "support.inquiries.shop-1".into(), inquiry_json("complaint-1", "COMPLAINT", 0, false)).await;
+    let bucket = js.get_key_value("ticket_router_state").await.unwrap();
+    let record = eventually("the complaint checkpointed", SETTLE, || async {
+        bucket.get("inq.complaint-1").await.ok().flatten()
+    })
+    .await;
+    router.terminate();
+
+    // As after a crash before the checkpoint: the record is in the journal only.
+    let kv = js.get_stream("KV_ticket_router_state").await.unwrap();
+    kv.purge().filter("$KV.ticket_router_state.inq.complaint-1").await.unwrap();
+    let settings = ticket_router::config::NatsSettings { url: nats.url(), ..Default::default() };
+    let store = StateStore::open(js.clone(), &settings).await.unwrap();
+    store.append(&frame::encode(&[("inq.complaint-1".to_string(), Some(record))], 1 << 20)).await.unwrap();
+
+    // The next run restores it from the journal, decides other things, and
+    // checkpoints them, which purges the journal.
+    let mut router = RouterProcess::start(&config(&nats));
+    publish(&bus, "support.inquiries.shop-1".into(), inquiry_json("order-2", "ORDER", 0, false)).await;
+    eventually("a checkpoint after the restart emptied the journal", SETTLE, || async {
+        let order = bucket.get("inq.order-2").await.ok().flatten();
+        let info = js.get_stream("JOURNAL_ticket_router_state").await.ok()?.info().await.ok()?.state.messages;
+        (order.is_some() && info == 0).then_some(())
+    })
+    .await;
+    router.kill();
+
+    let router = RouterProcess::start(&config(&nats));
+    let mut c = connect(&router.grpc_url(), None).await;
+    let waiting = c.handoff.get_inquiry(proto::GetInquiryRequest { inquiry_id: "complaint-1".into() }).await;
+    assert_eq!(
+        waiting.expect("known after the second restart").into_inner().state,
+        proto::InquiryState::Waiting as i32
+    );
 }

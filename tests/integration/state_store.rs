@@ -50,7 +50,7 @@ async fn the_journal_is_replayed_over_the_last_checkpoint() {
     let both = vec![("a".to_string(), AgentStatus::Available), ("b".to_string(), AgentStatus::Available)];
     assert_eq!(agents(&store).await, both, "read from the journal alone");
 
-    store.checkpoint(&first, through).await.unwrap();
+    store.checkpoint(&first, through, || true).await.unwrap();
     assert_eq!(journal_messages(&js).await, 0, "a checkpoint empties the journal");
     assert_eq!(agents(&store).await, both, "read from the bucket alone");
 
@@ -67,7 +67,7 @@ async fn the_journal_is_replayed_over_the_last_checkpoint() {
     // Checkpointed, the forgotten key leaves nothing behind in the bucket:
     // no delete marker piles up for each record ever forgotten.
     let through = store.append(&frame::encode(&later, 1 << 20)).await.unwrap();
-    store.checkpoint(&later, through).await.unwrap();
+    store.checkpoint(&later, through, || true).await.unwrap();
     assert_eq!(agents(&store).await, vec![("a".to_string(), AgentStatus::Break)], "read from the bucket alone");
     let bucket = js.get_stream("KV_test_state").await.unwrap();
     let gone = bucket.get_last_raw_message_by_subject("$KV.test_state.agent.b").await;
@@ -85,7 +85,7 @@ async fn a_journal_created_anew_goes_on_after_the_checkpoint() {
         store.append(&frame::encode(&first, 1 << 20)).await.unwrap();
     }
     let through = store.append(&frame::encode(&first, 1 << 20)).await.unwrap();
-    store.checkpoint(&first, through).await.unwrap();
+    store.checkpoint(&first, through, || true).await.unwrap();
     assert_eq!(store.last_recorded().await, through);
 
     // The journal is lost; a router starting now opens a new one.

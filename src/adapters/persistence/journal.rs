@@ -16,7 +16,7 @@ use crate::core::snapshot::Change;
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -53,27 +53,49 @@ impl Unchecked {
     }
 }
 
-/// Runs until every sender is gone and the queue is empty. `engine` is asked
-/// for every record when the server lost the bucket or the journal.
-pub async fn run(store: StateStore, mut batches: mpsc::UnboundedReceiver<Batch>, engine: EngineHandle) {
+/// Counts the times the server lost the bucket or the journal and they were
+/// created anew, and the last of those times whose snapshot of every record
+/// the journal holds. Until the two agree the bucket may lack records that
+/// did not change since, so no checkpoint marks it as covering the journal
+/// (which would let the journal be purged).
+#[derive(Default)]
+struct Losses {
+    recreated: AtomicU64,
+    snapshotted: AtomicU64,
+}
+
+impl Losses {
+    fn unsnapshotted(&self) -> Option<u64> {
+        let recreated = self.recreated.load(Ordering::Acquire);
+        (recreated != self.snapshotted.load(Ordering::Acquire)).then_some(recreated)
+    }
+}
+
+/// Runs until every sender is gone and the queue is empty. `replayed` is
+/// what the start read from the journal, not yet in the bucket: the first
+/// checkpoint writes it, since it purges the journal. `engine` is asked for
+/// every record when the server lost the bucket or the journal.
+pub async fn run(
+    store: StateStore,
+    replayed: Vec<Write>,
+    mut batches: mpsc::UnboundedReceiver<Batch>,
+    engine: EngineHandle,
+) {
     let mut group = Vec::with_capacity(MAX_GROUP);
     // Where the journal stands, so that one created anew after a loss goes
     // on from there even before this run has appended anything.
-    let mut unchecked = Unchecked { through: store.last_recorded().await, ..Unchecked::default() };
+    let mut unchecked = Unchecked { through: 0, latest: replayed.into_iter().collect() };
+    unchecked.through = store.last_recorded().await;
     let mut checkpoint: Option<JoinHandle<()>> = None;
-    // Set when the server had lost the bucket or the journal and they were
-    // created again: everything the router holds is then recorded anew.
-    let lost = Arc::new(AtomicBool::new(false));
+    let losses = Arc::new(Losses::default());
     let mut ticks = tokio::time::interval(CHECKPOINT_EVERY);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         let first = tokio::select! {
             first = batches.recv() => first,
             _ = ticks.tick() => {
-                if lost.swap(false, Ordering::Relaxed) {
-                    record_everything(&engine, &mut unchecked).await;
-                }
-                start_checkpoint(&store, &mut unchecked, &mut checkpoint, &lost);
+                snapshot_if_lost(&store, &engine, &mut unchecked, &losses).await;
+                start_checkpoint(&store, &mut unchecked, &mut checkpoint, &losses);
                 continue;
             }
         };
@@ -87,29 +109,22 @@ pub async fn run(store: StateStore, mut batches: mpsc::UnboundedReceiver<Batch>,
         }
         let writes = coalesce(&mut group);
         if !writes.is_empty() {
-            let frames = frame::encode(&writes, FRAME_LIMIT);
-            let next_seq = unchecked.through + 1;
-            let through = until_done("cannot record routing state", || async {
-                mend_if_lost(&store, store.append(&frames).await, next_seq, &lost).await
-            })
-            .await;
+            let through = append(&store, &writes, unchecked.through, &losses).await;
             unchecked.add(writes, through);
         }
-        if lost.swap(false, Ordering::Relaxed) {
-            record_everything(&engine, &mut unchecked).await;
-        }
+        snapshot_if_lost(&store, &engine, &mut unchecked, &losses).await;
         for batch in group.drain(..) {
             batch.complete();
         }
         if unchecked.latest.len() >= CHECKPOINT_KEYS {
-            start_checkpoint(&store, &mut unchecked, &mut checkpoint, &lost);
+            start_checkpoint(&store, &mut unchecked, &mut checkpoint, &losses);
         }
     }
     let last = async {
         if let Some(running) = checkpoint.take() {
             let _ = running.await;
         }
-        start_checkpoint(&store, &mut unchecked, &mut checkpoint, &lost);
+        start_checkpoint(&store, &mut unchecked, &mut checkpoint, &losses);
         if let Some(running) = checkpoint.take() {
             let _ = running.await;
         }
@@ -119,13 +134,24 @@ pub async fn run(store: StateStore, mut batches: mpsc::UnboundedReceiver<Batch>,
     }
 }
 
-/// Puts every record the router holds among the keys of the next
-/// checkpoint: the lost bucket held the ones that had not changed since.
-/// Through the one checkpoint in flight at a time, so no older value is
-/// written after a newer one. (The engine may be a few batches ahead of the
-/// journal; those batches follow with their own values, which replay agrees
-/// with.)
-async fn record_everything(engine: &EngineHandle, unchecked: &mut Unchecked) {
+/// Appends one group commit after sequence `after`, retrying until stored;
+/// the sequence of its last message.
+async fn append(store: &StateStore, writes: &[Write], after: u64, losses: &Losses) -> u64 {
+    let frames = frame::encode(writes, FRAME_LIMIT);
+    until_done("cannot record routing state", || async {
+        mend_if_lost(store, store.append(&frames).await, after + 1, losses).await
+    })
+    .await
+}
+
+/// After the server lost the bucket or the journal: appends every record
+/// the router holds to the journal at once, as one group commit, since the
+/// lost store held the records that had not changed lately; then the next
+/// checkpoints carry them into the bucket. (The engine may be a few batches
+/// ahead of the journal; those batches follow with their own values, which
+/// replay agrees with.)
+async fn snapshot_if_lost(store: &StateStore, engine: &EngineHandle, unchecked: &mut Unchecked, losses: &Losses) {
+    let Some(epoch) = losses.unsnapshotted() else { return };
     let Ok(all) = engine.query(|router, _| router.all_records()).await else { return };
     let changes = all
         .levels
@@ -134,25 +160,23 @@ async fn record_everything(engine: &EngineHandle, unchecked: &mut Unchecked) {
         .chain(all.agents.into_iter().map(Change::Agent))
         .chain(all.inquiries.into_iter().map(|r| Change::Inquiry(Box::new(r))));
     let writes: Vec<Write> = changes.map(|c| (key_of(&c), value_of(&c))).collect();
-    tracing::info!(
-        records = writes.len(),
-        "recording every record again with the next checkpoint (the state bucket was lost)"
-    );
-    let through = unchecked.through;
+    tracing::info!(records = writes.len(), "recording every record the router holds again (the server lost its store)");
+    let through = append(store, &writes, unchecked.through, losses).await;
     unchecked.add(writes, through);
+    losses.snapshotted.store(epoch, Ordering::Release);
 }
 
 /// Passes `result` on; when it failed, creates the bucket or the journal
-/// again if the server lost them (a new journal from `next_seq`), and sets
-/// `lost` so that everything is recorded anew.
+/// again if the server lost them (a new journal from `next_seq`), and counts
+/// the loss so that everything is recorded anew.
 async fn mend_if_lost<T>(
     store: &StateStore,
     result: Result<T, async_nats::Error>,
     next_seq: u64,
-    lost: &AtomicBool,
+    losses: &Losses,
 ) -> Result<T, async_nats::Error> {
     if result.is_err() && store.recreate_if_lost(next_seq).await {
-        lost.store(true, Ordering::Relaxed);
+        losses.recreated.fetch_add(1, Ordering::AcqRel);
     }
     result
 }
@@ -163,17 +187,18 @@ fn start_checkpoint(
     store: &StateStore,
     unchecked: &mut Unchecked,
     running: &mut Option<JoinHandle<()>>,
-    lost: &Arc<AtomicBool>,
+    losses: &Arc<Losses>,
 ) {
     if unchecked.latest.is_empty() || running.as_ref().is_some_and(|r| !r.is_finished()) {
         return;
     }
     let (writes, through) = unchecked.take();
-    let (store, lost) = (store.clone(), lost.clone());
+    let (store, losses) = (store.clone(), losses.clone());
     *running = Some(tokio::spawn(async move {
         let started = std::time::Instant::now();
+        let may_mark = || losses.unsnapshotted().is_none();
         until_done("cannot checkpoint routing state", || async {
-            mend_if_lost(&store, store.checkpoint(&writes, through).await, through + 1, &lost).await
+            mend_if_lost(&store, store.checkpoint(&writes, through, may_mark).await, through + 1, &losses).await
         })
         .await;
         let took_ms = started.elapsed().as_millis() as u64;

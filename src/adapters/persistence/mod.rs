@@ -244,8 +244,16 @@ impl StateStore {
 
     /// Writes the latest value of every key changed up to journal sequence
     /// `through`, records that the bucket covers it, and purges the journal
-    /// up to it (a failed purge is left to the next checkpoint).
-    pub async fn checkpoint(&self, writes: &[Write], through: u64) -> Result<(), async_nats::Error> {
+    /// up to it (a failed purge is left to the next checkpoint). When
+    /// `may_mark` says no at that point (the bucket was lost, and the records
+    /// it lacks are not yet in the journal), only the values are written and
+    /// the journal keeps everything.
+    pub async fn checkpoint(
+        &self,
+        writes: &[Write],
+        through: u64,
+        may_mark: impl Fn() -> bool,
+    ) -> Result<(), async_nats::Error> {
         let bucket = if writes.iter().any(|(_, value)| value.is_none()) {
             Some(self.js.get_stream(format!("KV_{}", self.bucket)).await?)
         } else {
@@ -253,6 +261,10 @@ impl StateStore {
         };
         for window in writes.chunks(checkpoint_window(writes.len())) {
             self.write_window(window, bucket.as_ref()).await?;
+        }
+        if !may_mark() {
+            tracing::info!(through, "checkpoint written without its marker: the bucket was lost and is being refilled");
+            return Ok(());
         }
         let marker = Bytes::from(through.to_string());
         self.write_window(&[(CHECKPOINT_KEY.to_string(), Some(marker))], None).await?;
@@ -291,6 +303,13 @@ impl StateStore {
 
     /// Reads the recorded state: the bucket, then the journal after its checkpoint.
     pub async fn load(&self) -> Result<Restored, StoreError> {
+        Ok(self.load_with_journal().await?.0)
+    }
+
+    /// [`StateStore::load`], with the latest value of every key the journal
+    /// held: the bucket lacks those, so the next checkpoint must write them
+    /// before it lets the journal go (see [`journal::run`]).
+    pub async fn load_with_journal(&self) -> Result<(Restored, Vec<Write>), StoreError> {
         let read_error =
             |e: &dyn std::fmt::Display| StoreError::Read { bucket: self.bucket.clone(), detail: e.to_string() };
         let mut latest: HashMap<String, Bytes> = HashMap::new();
@@ -319,10 +338,14 @@ impl StateStore {
         };
         let mut frames = 0;
         let mut groups = frame::Groups::default();
+        let mut from_journal: HashMap<String, Option<Bytes>> = HashMap::new();
         read_stream(&self.js, &self.journal, journal, through, |message| {
             frames += 1;
             match frame::decode(message.payload.clone()) {
-                Ok(frame) => groups.push(frame).into_iter().for_each(|writes| replay(&mut latest, writes)),
+                Ok(frame) => groups.push(frame).into_iter().for_each(|writes| {
+                    from_journal.extend(writes.iter().cloned());
+                    replay(&mut latest, writes);
+                }),
                 Err(e) => tracing::error!(error = %e, "a journal message cannot be read; it is skipped"),
             }
         })
@@ -341,7 +364,7 @@ impl StateStore {
         for (key, payload) in &latest {
             decode_into(&mut restored, key, payload);
         }
-        Ok(restored)
+        Ok((restored, from_journal.into_iter().collect()))
     }
 }
 
