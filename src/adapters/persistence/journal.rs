@@ -28,8 +28,6 @@ const MAX_GROUP: usize = 1024;
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// ...or as soon as this many keys changed since the last one.
 const CHECKPOINT_KEYS: usize = 50_000;
-/// Journal messages stay below this (the server's default `max_payload` is 1 MiB).
-const FRAME_LIMIT: usize = 512 * 1024;
 /// How long stopping waits for the last checkpoint; the journal holds
 /// everything anyway, the checkpoint only makes the next start quicker.
 const LAST_CHECKPOINT_WAIT: Duration = Duration::from_secs(5);
@@ -107,7 +105,7 @@ pub async fn run(
                 Err(_) => break,
             }
         }
-        let writes = coalesce(&mut group);
+        let writes = coalesce(&mut group, store.record_limit());
         if !writes.is_empty() {
             let through = append(&store, &writes, unchecked.through, &losses).await;
             unchecked.add(writes, through);
@@ -137,7 +135,7 @@ pub async fn run(
 /// Appends one group commit after sequence `after`, retrying until stored;
 /// the sequence of its last message.
 async fn append(store: &StateStore, writes: &[Write], after: u64, losses: &Losses) -> u64 {
-    let frames = frame::encode(writes, FRAME_LIMIT);
+    let frames = frame::encode(writes, store.frame_limit());
     until_done("cannot record routing state", || async {
         mend_if_lost(store, store.append(&frames).await, after + 1, losses).await
     })
@@ -159,7 +157,8 @@ async fn snapshot_if_lost(store: &StateStore, engine: &EngineHandle, unchecked: 
         .into_iter()
         .chain(all.agents.into_iter().map(Change::Agent))
         .chain(all.inquiries.into_iter().map(|r| Change::Inquiry(Box::new(r))));
-    let writes: Vec<Write> = changes.map(|c| (key_of(&c), value_of(&c))).collect();
+    let limit = store.record_limit();
+    let writes: Vec<Write> = changes.map(|c| (key_of(&c), value_of(&c, limit))).collect();
     tracing::info!(records = writes.len(), "recording every record the router holds again (the server lost its store)");
     let through = append(store, &writes, unchecked.through, losses).await;
     unchecked.add(writes, through);
@@ -209,7 +208,7 @@ fn start_checkpoint(
 /// The writes of a group, in order, each key once with its last value.
 /// Only that last value is encoded: under load one agent's record changes
 /// with every offer, accept and complete of a group, but is written once.
-fn coalesce(group: &mut [Batch]) -> Vec<Write> {
+fn coalesce(group: &mut [Batch], record_limit: usize) -> Vec<Write> {
     let mut last: Vec<(String, Change)> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
     for batch in group.iter_mut() {
@@ -224,7 +223,7 @@ fn coalesce(group: &mut [Batch]) -> Vec<Write> {
             }
         }
     }
-    last.into_iter().map(|(key, change)| (key, value_of(&change))).collect()
+    last.into_iter().map(|(key, change)| (key, value_of(&change, record_limit))).collect()
 }
 
 /// Retries `attempt` with backoff (0.1 s doubling to 5 s) until it succeeds.

@@ -17,6 +17,7 @@
 //!   hands changes to the checkpoints.
 //! * [`frame`] — the journal's message format.
 
+mod fit;
 pub mod frame;
 pub mod journal;
 
@@ -88,18 +89,27 @@ pub fn key_of(change: &Change) -> String {
     }
 }
 
-/// The encoded value of a change (`None`: delete the key).
-pub fn value_of(change: &Change) -> Option<Bytes> {
+/// The encoded value of a change (`None`: delete the key); an inquiry's
+/// record is kept within `limit` bytes (see [`fit`]).
+pub fn value_of(change: &Change, limit: usize) -> Option<Bytes> {
     fn json<T: serde::Serialize>(value: &T) -> Option<Bytes> {
         Some(serde_json::to_vec(value).expect("records always serialise").into())
     }
     match change {
-        Change::Inquiry(r) => json(r.as_ref()),
+        Change::Inquiry(r) => Some(fit::inquiry_json(r, limit)),
         Change::Forget(_) => None,
         Change::Agent(a) => json(a),
         Change::Levels(l) => json(l),
     }
 }
+
+/// Journal messages stay below this, or below the server's `max_payload`
+/// less [`FRAME_MARGIN`] when that is smaller (the default is 1 MiB).
+const FRAME_LIMIT: usize = 512 * 1024;
+/// Room for the message's subject and protocol overhead.
+const FRAME_MARGIN: usize = 4 * 1024;
+/// Room in a message for one record's key and the message header.
+const RECORD_MARGIN: usize = 1024;
 
 /// Most writes whose acknowledgements are awaited at once. The JetStream
 /// context lends 5,000 ack permits and a publish waits for a free one, so a
@@ -174,6 +184,20 @@ impl StateStore {
         };
         js.create_or_update_stream(config).await.map_err(|e| open_error(&e))?;
         Ok(StateStore { js, bucket, journal, journal_subject, settings: settings.clone() })
+    }
+
+    /// The most bytes of one journal message: 512 KiB, less on a server whose
+    /// `max_payload` is smaller.
+    pub fn frame_limit(&self) -> usize {
+        match self.js.client().server_info().max_payload {
+            0 => FRAME_LIMIT,
+            max => FRAME_LIMIT.min(max.saturating_sub(FRAME_MARGIN)),
+        }
+    }
+
+    /// The most bytes of one stored inquiry record (see [`fit`]).
+    pub fn record_limit(&self) -> usize {
+        self.frame_limit().saturating_sub(RECORD_MARGIN)
     }
 
     /// The last journal sequence recorded: the journal's last message, or the
