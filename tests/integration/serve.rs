@@ -321,6 +321,17 @@ async fn a_burst_raises_the_level_to_surge_with_reserve_deflection_and_overrides
     let kept = js.get_stream("SUPPORT_DEFLECTIONS").await.expect("the deflection stream exists");
     let stored = kept.get_last_raw_message_by_subject("support.deflections.shop-1").await.unwrap();
     assert_eq!(serde_json::from_slice::<proto::Inquiry>(&stored.payload).unwrap().id, "low-1");
+    // A deflection stream lost meanwhile is set up again, and the next
+    // deflection is stored in it all the same (with a subscriber listening
+    // on the subject, as here, the lost stream shows as an ack timeout).
+    js.delete_stream("SUPPORT_DEFLECTIONS").await.unwrap();
+    publish(&w.bus, "support.inquiries.shop-1".into(), inquiry_json("low-2", "PRE_SALES", 0, false)).await;
+    eventually("low-2 stored in the deflection stream set up again", WAIT, || async {
+        let kept = js.get_stream("SUPPORT_DEFLECTIONS").await.ok()?;
+        let stored = kept.get_last_raw_message_by_subject("support.deflections.shop-1").await.ok()?;
+        (serde_json::from_slice::<proto::Inquiry>(&stored.payload).ok()?.id == "low-2").then_some(())
+    })
+    .await;
     // The bot could not help: it hands the inquiry back under its own id,
     // marked, with a message id of its own (JetStream would drop a repeat).
     let back = proto::Inquiry { bot_attempted: true, ..deflected };

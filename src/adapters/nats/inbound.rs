@@ -224,7 +224,7 @@ async fn finish(
 }
 
 /// Whether a JetStream publish failed because no stream takes its subject.
-fn stream_missing(e: &async_nats::Error) -> bool {
+pub(crate) fn stream_missing(e: &async_nats::Error) -> bool {
     use async_nats::jetstream::context::{PublishError, PublishErrorKind};
     e.downcast_ref::<PublishError>().is_some_and(|e| e.kind() == PublishErrorKind::StreamNotFound)
 }

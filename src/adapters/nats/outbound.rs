@@ -9,12 +9,15 @@
 use super::Subjects;
 use crate::adapters::convert;
 use crate::adapters::engine::{EffectSink, Release};
+use crate::config::NatsSettings;
 use crate::config::WireEncoding;
 use crate::core::{Effect, Millis, Router};
 use crate::proto;
 use async_nats::HeaderMap;
 use bytes::Bytes;
+use std::time::Duration;
 use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 
 /// One message to publish.
 #[derive(Debug)]
@@ -22,6 +25,9 @@ pub struct Outgoing {
     pub subject: String,
     pub headers: HeaderMap,
     pub payload: Bytes,
+    /// Published through JetStream and retried until a stream stored it
+    /// (deflections: the bot's only copy of the customer's inquiry).
+    pub kept: bool,
 }
 
 /// Encodes `message` for `subject` in `encoding`, with its `Content-Type`.
@@ -34,7 +40,7 @@ fn encode<T: serde::Serialize + prost::Message>(encoding: WireEncoding, subject:
     };
     let mut headers = HeaderMap::new();
     headers.insert("Content-Type", content_type);
-    Outgoing { subject, headers, payload: payload.into() }
+    Outgoing { subject, headers, payload: payload.into(), kept: false }
 }
 
 /// The inquiry for the bot on `deflections.<shop>`, with `Nats-Msg-Id:
@@ -50,6 +56,7 @@ fn deflection(
     let view = router.inquiry(now, inquiry)?;
     let mut message = encode(encoding, subjects.deflections(shop), &convert::inquiry(view.inquiry));
     message.headers.insert("Nats-Msg-Id", format!("{inquiry}.deflect").as_str());
+    message.kept = true;
     Some(message)
 }
 
@@ -147,9 +154,26 @@ impl EffectSink for NatsPublisher {
     }
 }
 
+/// How long stopping waits for deflections not yet stored; those of the
+/// last 2 minutes are published again at the next start anyway.
+const KEPT_WAIT_AT_STOP: Duration = Duration::from_secs(5);
+
 /// Sends queued messages in order until the queue closes, then flushes.
-pub async fn run_publisher(client: async_nats::Client, mut queue: mpsc::UnboundedReceiver<Outgoing>) {
+/// Kept messages go through JetStream, each retried on its own until stored,
+/// so a slow or missing stream holds up nothing else.
+pub async fn run_publisher(
+    client: async_nats::Client,
+    settings: NatsSettings,
+    mut queue: mpsc::UnboundedReceiver<Outgoing>,
+) {
+    let js = async_nats::jetstream::new(client.clone());
+    let mut kept = JoinSet::new();
     while let Some(message) = queue.recv().await {
+        while kept.try_join_next().is_some() {}
+        if message.kept {
+            kept.spawn(publish_kept(js.clone(), settings.clone(), message));
+            continue;
+        }
         // Publishing only fails once the client is closed; async-nats buffers
         // across reconnects.
         if let Err(e) = client.publish_with_headers(message.subject, message.headers, message.payload).await {
@@ -158,5 +182,47 @@ pub async fn run_publisher(client: async_nats::Client, mut queue: mpsc::Unbounde
     }
     if let Err(e) = client.flush().await {
         tracing::warn!(error = %e, "could not flush outbound messages at shutdown");
+    }
+    let stored = async { while kept.join_next().await.is_some() {} };
+    if tokio::time::timeout(KEPT_WAIT_AT_STOP, stored).await.is_err() {
+        tracing::warn!(
+            unstored = kept.len(),
+            "stopping with deflections not yet stored; the next start publishes those of its last 2 minutes again"
+        );
+    }
+}
+
+/// Publishes through JetStream until a stream stored the message; a missing
+/// stream is set up again (`setup_kept_streams`).
+async fn publish_kept(js: async_nats::jetstream::Context, settings: NatsSettings, message: Outgoing) {
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        let (subject, headers, payload) = (message.subject.clone(), message.headers.clone(), message.payload.clone());
+        let stored: Result<_, async_nats::Error> =
+            async { Ok(js.publish_with_headers(subject, headers, payload).await?.await?) }.await;
+        let Err(e) = stored else { return };
+        // With a subscriber on the subject (a bot listening directly) a
+        // missing stream shows as a timeout rather than as no responders.
+        if super::inbound::stream_missing(&e) || stream_gone(&js, &settings.deflection_stream).await {
+            tracing::error!(error = %e, subject = %message.subject, "the deflection stream is gone; setting it up again");
+            if let Err(e) = super::setup_kept_streams(&js, &settings).await {
+                tracing::warn!(error = %e, "cannot set up the kept streams yet");
+            }
+        } else {
+            tracing::warn!(error = %e, subject = %message.subject, retry_in = ?backoff, "a deflection is not stored yet; retrying");
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// Whether the server says it has no stream `name`.
+async fn stream_gone(js: &async_nats::jetstream::Context, name: &str) -> bool {
+    use async_nats::jetstream::context::GetStreamErrorKind;
+    match js.get_stream(name).await {
+        Err(e) => {
+            matches!(e.kind(), GetStreamErrorKind::JetStream(e) if e.error_code() == async_nats::jetstream::ErrorCode::STREAM_NOT_FOUND)
+        }
+        Ok(_) => false,
     }
 }
