@@ -143,6 +143,14 @@ pub async fn connect(settings: &NatsSettings) -> Result<(async_nats::Client, wat
 /// created; ops may change it on the stream (`nats stream edit`), which is kept.
 const KEPT_MAX_AGE: Duration = Duration::from_secs(30 * 24 * 3600);
 
+/// Whether the server says it has no such stream (rather than not answering).
+pub(crate) fn stream_not_found(e: &jetstream::context::GetStreamError) -> bool {
+    matches!(
+        e.kind(),
+        jetstream::context::GetStreamErrorKind::JetStream(js) if js.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND
+    )
+}
+
 /// Creates, if absent, the streams that keep what the router publishes for
 /// others to take later: dead letters (a plain publish nobody hears would be
 /// lost) and deflections (a bot that was restarting must still find them).

@@ -218,11 +218,5 @@ async fn publish_kept(js: async_nats::jetstream::Context, settings: NatsSettings
 
 /// Whether the server says it has no stream `name`.
 async fn stream_gone(js: &async_nats::jetstream::Context, name: &str) -> bool {
-    use async_nats::jetstream::context::GetStreamErrorKind;
-    match js.get_stream(name).await {
-        Err(e) => {
-            matches!(e.kind(), GetStreamErrorKind::JetStream(e) if e.error_code() == async_nats::jetstream::ErrorCode::STREAM_NOT_FOUND)
-        }
-        Ok(_) => false,
-    }
+    js.get_stream(name).await.err().is_some_and(|e| super::stream_not_found(&e))
 }

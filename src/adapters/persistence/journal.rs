@@ -83,7 +83,7 @@ pub async fn run(
     // Where the journal stands, so that one created anew after a loss goes
     // on from there even before this run has appended anything.
     let mut unchecked = Unchecked { through: 0, latest: replayed.into_iter().collect() };
-    unchecked.through = store.last_recorded().await;
+    unchecked.through = until_done("cannot read where the journal stands", || store.last_recorded()).await;
     let mut checkpoint: Option<JoinHandle<()>> = None;
     let losses = Arc::new(Losses::default());
     let mut ticks = tokio::time::interval(CHECKPOINT_EVERY);

@@ -21,6 +21,7 @@ mod fit;
 pub mod frame;
 pub mod journal;
 
+use crate::adapters::nats::stream_not_found;
 use crate::config::NatsSettings;
 use crate::core::snapshot::{Change, Restored};
 use async_nats::jetstream::{self, consumer, kv, stream};
@@ -59,11 +60,22 @@ pub type Write = (String, Option<Bytes>);
 /// Key of the journal sequence the bucket covers.
 const CHECKPOINT_KEY: &str = "checkpoint";
 
-/// The journal sequence the bucket's checkpoint covers, if it has one.
-async fn checkpoint_marker(js: &jetstream::Context, bucket: &str) -> Option<u64> {
-    let store = js.get_key_value(bucket).await.ok()?;
-    let value = store.get(CHECKPOINT_KEY).await.ok()??;
-    std::str::from_utf8(&value).ok()?.trim().parse().ok()
+/// The journal sequence the bucket's checkpoint covers, if it has one (none
+/// when the server has no bucket). An unanswered read is an error, never
+/// "no marker": a journal created anew from a wrong sequence would hide
+/// decisions from the next start.
+async fn checkpoint_marker(js: &jetstream::Context, bucket: &str) -> Result<Option<u64>, async_nats::Error> {
+    let stream = match js.get_stream(format!("KV_{bucket}")).await {
+        Ok(stream) => stream,
+        Err(e) if stream_not_found(&e) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let message = match stream.get_last_raw_message_by_subject(&format!("$KV.{bucket}.{CHECKPOINT_KEY}")).await {
+        Ok(message) => message,
+        Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(std::str::from_utf8(&message.payload).ok().and_then(|s| s.trim().parse().ok()))
 }
 
 /// Escapes an id into a key token: `[A-Za-z0-9_-]` stay, anything else is `=XX`.
@@ -170,8 +182,13 @@ impl StateStore {
         // after it: messages at or below the marker are skipped at load.
         let first_seq = match first_seq {
             Some(seq) => Some(seq),
-            None if js.get_stream(&journal).await.is_err() => checkpoint_marker(&js, &bucket).await.map(|m| m + 1),
-            None => None,
+            None => match js.get_stream(&journal).await {
+                Ok(_) => None,
+                Err(e) if stream_not_found(&e) => {
+                    checkpoint_marker(&js, &bucket).await.map_err(|e| open_error(&e))?.map(|m| m + 1)
+                }
+                Err(e) => return Err(open_error(&e)),
+            },
         };
         let config = stream::Config {
             name: journal.clone(),
@@ -201,13 +218,15 @@ impl StateStore {
     }
 
     /// The last journal sequence recorded: the journal's last message, or the
-    /// bucket's checkpoint marker if that is later; 0 when neither can be read.
-    pub async fn last_recorded(&self) -> u64 {
+    /// bucket's checkpoint marker if that is later (0 when the server has
+    /// neither); an error when the server does not answer.
+    pub async fn last_recorded(&self) -> Result<u64, async_nats::Error> {
         let journal = match self.js.get_stream(&self.journal).await {
-            Ok(mut stream) => stream.info().await.map_or(0, |info| info.state.last_sequence),
-            Err(_) => 0,
+            Ok(mut stream) => stream.info().await?.state.last_sequence,
+            Err(e) if stream_not_found(&e) => 0,
+            Err(e) => return Err(e.into()),
         };
-        journal.max(checkpoint_marker(&self.js, &self.bucket).await.unwrap_or(0))
+        Ok(journal.max(checkpoint_marker(&self.js, &self.bucket).await?.unwrap_or(0)))
     }
 
     /// After a failed write: if the server no longer has the journal or the
@@ -216,16 +235,8 @@ impl StateStore {
     /// sequence after the last one appended. What they held is gone from the
     /// server: the caller records everything the router holds again.
     pub async fn recreate_if_lost(&self, next_seq: u64) -> bool {
-        let lost = |name: String| async move {
-            match self.js.get_stream(name).await {
-                Err(e) => matches!(
-                    e.kind(),
-                    jetstream::context::GetStreamErrorKind::JetStream(js)
-                        if js.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND
-                ),
-                Ok(_) => false,
-            }
-        };
+        let lost =
+            |name: String| async move { self.js.get_stream(name).await.err().is_some_and(|e| stream_not_found(&e)) };
         let journal_lost = lost(self.journal.clone()).await;
         let bucket_lost = lost(format!("KV_{}", self.bucket)).await;
         if !(journal_lost || bucket_lost) {
