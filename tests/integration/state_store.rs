@@ -50,7 +50,7 @@ async fn the_journal_is_replayed_over_the_last_checkpoint() {
     let both = vec![("a".to_string(), AgentStatus::Available), ("b".to_string(), AgentStatus::Available)];
     assert_eq!(agents(&store).await, both, "read from the journal alone");
 
-    store.checkpoint(&first, through, || true).await.unwrap();
+    store.checkpoint(&first, through, || true, &Default::default()).await.unwrap();
     assert_eq!(journal_messages(&js).await, 0, "a checkpoint empties the journal");
     assert_eq!(agents(&store).await, both, "read from the bucket alone");
 
@@ -67,7 +67,7 @@ async fn the_journal_is_replayed_over_the_last_checkpoint() {
     // Checkpointed, the forgotten key leaves nothing behind in the bucket:
     // no delete marker piles up for each record ever forgotten.
     let through = store.append(&frame::encode(&later, 1 << 20)).await.unwrap();
-    store.checkpoint(&later, through, || true).await.unwrap();
+    store.checkpoint(&later, through, || true, &Default::default()).await.unwrap();
     assert_eq!(agents(&store).await, vec![("a".to_string(), AgentStatus::Break)], "read from the bucket alone");
     let bucket = js.get_stream("KV_test_state").await.unwrap();
     let gone = bucket.get_last_raw_message_by_subject("$KV.test_state.agent.b").await;
@@ -85,7 +85,7 @@ async fn a_journal_created_anew_goes_on_after_the_checkpoint() {
         store.append(&frame::encode(&first, 1 << 20)).await.unwrap();
     }
     let through = store.append(&frame::encode(&first, 1 << 20)).await.unwrap();
-    store.checkpoint(&first, through, || true).await.unwrap();
+    store.checkpoint(&first, through, || true, &Default::default()).await.unwrap();
     assert_eq!(store.last_recorded().await.unwrap(), through);
 
     // The journal is lost; a router starting now opens a new one.
@@ -118,4 +118,20 @@ async fn a_group_commit_cut_short_by_a_crash_is_not_replayed() {
     reopened.append(&frame::encode(&[agent("c", AgentStatus::Away)], 64)).await.unwrap();
     let after = vec![("a".to_string(), AgentStatus::Available), ("c".to_string(), AgentStatus::Away)];
     assert_eq!(agents(&reopened).await, after);
+}
+
+#[tokio::test]
+async fn a_retried_checkpoint_goes_on_after_the_windows_it_stored() {
+    let nats = NatsServer::start();
+    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let settings = NatsSettings { url: nats.url(), state_bucket: "test_state".into(), ..NatsSettings::default() };
+    let store = StateStore::open(js.clone(), &settings).await.expect("open");
+    let writes: Vec<Write> = (0..100).map(|i| agent(&format!("a{i:03}"), AgentStatus::Available)).collect();
+    // A first attempt stored its first window of 64 writes, then failed.
+    let done = std::sync::atomic::AtomicUsize::new(1);
+    store.checkpoint(&writes, 0, || true, &done).await.unwrap();
+    assert_eq!(done.load(std::sync::atomic::Ordering::Relaxed), 2, "both windows done");
+    let bucket = js.get_key_value("test_state").await.unwrap();
+    assert!(bucket.get("agent.a000").await.unwrap().is_none(), "the first window is not written again");
+    assert!(bucket.get("agent.a064").await.unwrap().is_some() && bucket.get("agent.a099").await.unwrap().is_some());
 }

@@ -16,7 +16,7 @@ use crate::core::snapshot::Change;
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -196,8 +196,10 @@ fn start_checkpoint(
     *running = Some(tokio::spawn(async move {
         let started = std::time::Instant::now();
         let may_mark = || losses.unsnapshotted().is_none();
+        let windows_done = AtomicUsize::new(0);
         until_done("cannot checkpoint routing state", || async {
-            mend_if_lost(&store, store.checkpoint(&writes, through, may_mark).await, through + 1, &losses).await
+            let written = store.checkpoint(&writes, through, may_mark, &windows_done).await;
+            mend_if_lost(&store, written, through + 1, &losses).await
         })
         .await;
         let took_ms = started.elapsed().as_millis() as u64;

@@ -28,6 +28,7 @@ use async_nats::jetstream::{self, consumer, kv, stream};
 use bytes::Bytes;
 use futures::StreamExt;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// Why the state bucket could not be opened or read.
@@ -282,20 +283,27 @@ impl StateStore {
     /// up to it (a failed purge is left to the next checkpoint). When
     /// `may_mark` says no at that point (the bucket was lost, and the records
     /// it lacks are not yet in the journal), only the values are written and
-    /// the journal keeps everything.
+    /// the journal keeps everything. `windows_done` counts the windows of
+    /// writes stored so far, across attempts.
     pub async fn checkpoint(
         &self,
         writes: &[Write],
         through: u64,
         may_mark: impl Fn() -> bool,
+        windows_done: &AtomicUsize,
     ) -> Result<(), async_nats::Error> {
         let bucket = if writes.iter().any(|(_, value)| value.is_none()) {
             Some(self.js.get_stream(format!("KV_{}", self.bucket)).await?)
         } else {
             None
         };
-        for window in writes.chunks(checkpoint_window(writes.len())) {
+        // A retry goes on after the windows already written: a large
+        // checkpoint over a server that times out now and then must not
+        // start over each time.
+        let windows = writes.chunks(checkpoint_window(writes.len())).enumerate();
+        for (index, window) in windows.skip(windows_done.load(Ordering::Relaxed)) {
             self.write_window(window, bucket.as_ref()).await?;
+            windows_done.store(index + 1, Ordering::Relaxed);
         }
         if !may_mark() {
             tracing::info!(through, "checkpoint written without its marker: the bucket was lost and is being refilled");
