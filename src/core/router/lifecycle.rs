@@ -348,7 +348,12 @@ impl Router {
     pub(super) fn time_out_unseen(&mut self, now: Millis, ix: InqIx, fx: &mut Vec<Effect>) {
         let Place::Offered { agent: ax, .. } = self.rec(ix).place else { return };
         self.take_back(now, ix, ax, EventKind::TimedOut, None, fx);
-        self.fill_agent(now, ax, Some(ix), fx);
+        // Another agent had the first chance; if none took it, the agent who
+        // never saw the offer is not avoided: it is still first in line.
+        if self.rec(ix).place == Place::Waiting {
+            self.rec_mut(ix).excluded = None;
+        }
+        self.fill_agent(now, ax, None, fx);
     }
 
     /// An unaccepted offer ran out: back to the queue, and AWAY after too many.

@@ -174,6 +174,22 @@ fn offers_that_expired_while_down_time_out_at_restore_and_move_on() {
 }
 
 #[test]
+fn an_offer_that_expired_while_down_stays_first_in_line_for_its_only_agent() {
+    let mut b = recorded_bench();
+    let mut store = Store::default();
+    b.agent(presence("a", &[("orders", 3)], 1));
+    b.arrive(inquiry("o1", Category::Order));
+    b.advance(1_000);
+    b.arrive(inquiry("o2", Category::Order));
+    sync(&mut b, &mut store);
+    let later = b.now + 31_000;
+    let (restored, fx) = Router::restore(RoutingSettings::default(), store.restored(), later).unwrap();
+    restored.check_invariants().unwrap();
+    let offered: Vec<_> = offers(&fx).iter().map(|o| o.inquiry.to_string()).collect();
+    assert_eq!(offered, ["o1"], "the agent never saw it: the oldest goes to them again, not the newer o2");
+}
+
+#[test]
 fn work_held_by_an_agent_whose_record_was_lost_goes_back_to_the_queue() {
     let mut b = recorded_bench();
     let mut store = Store::default();
