@@ -17,7 +17,7 @@
 mod check;
 mod env;
 mod load;
-mod validate;
+pub(crate) mod validate;
 
 #[cfg(test)]
 mod tests;

@@ -314,9 +314,20 @@ async fn sigterm_under_load_exits_cleanly_and_a_restart_goes_on() {
         let (js, first) = (js.clone(), all[..1_000].to_vec());
         tokio::spawn(async move { publish_all(&js, &first).await })
     };
+    // A desktop on break, subscribed: told to reconnect when the router stops.
+    let mut watcher = connect(&router.grpc_url(), None).await;
+    let away = proto::SetPresenceRequest {
+        status: proto::AgentStatus::Break as i32,
+        ..crate::support::client::presence("watcher", &[("orders", 1)], 1)
+    };
+    watcher.desk.set_presence(away).await.unwrap();
+    let request = proto::SubscribeRequest { agent_id: "watcher".into() };
+    let mut stream = watcher.desk.subscribe(request).await.unwrap().into_inner();
     eventually("work under way", SETTLE, || async { (ledger.accepted() > 100).then_some(()) }).await;
     let status = router.terminate().expect("exit status");
     assert!(status.success(), "SIGTERM exit: {status:?}\n{}", router.log_text());
+    let end = stream.message().await.expect_err("the stream ends with a status, not OK");
+    assert_eq!((end.code(), end.message().contains("stopping")), (tonic::Code::Unavailable, true), "{end:?}");
     publisher.await.unwrap();
     publish_all(&js, &all[1_000..]).await;
     let router = RouterProcess::start(&config(&nats));

@@ -356,6 +356,12 @@ async fn bad_fields_are_invalid_arguments_and_change_nothing() {
         presence("a1", &[("orders", 6)], 5),
         presence("a1", &[], 5),
         presence("", &[("orders", 3)], 5),
+        proto::SetPresenceRequest { skills: vec!["x".repeat(1_200_000)], ..presence("a1", &[("orders", 3)], 5) },
+        proto::SetPresenceRequest {
+            skills: (0..63).map(|i| format!("s{i}")).collect(),
+            ..presence("a1", &[("orders", 3)], 5)
+        },
+        proto::SetPresenceRequest { languages: vec!["zh cn".into()], ..presence("a1", &[("orders", 3)], 5) },
     ];
     for request in bad_presences {
         let err = c.desk.set_presence(request.clone()).await.unwrap_err();
@@ -369,6 +375,9 @@ async fn bad_fields_are_invalid_arguments_and_change_nothing() {
     server.arrive("q1", Category::Order).await;
     let err = c.desk.accept(action("a1", "")).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
+    let err = c.desk.accept(action("a1", &"q".repeat(2_000_000))).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "a long id is refused, not echoed whole");
+    assert!(err.message().len() < 400, "{} bytes", err.message().len());
     let err = c.handoff.transfer(proto::TransferRequest { inquiry_id: "q1".into(), target: None, note: None }).await;
     assert_eq!(err.unwrap_err().code(), Code::InvalidArgument);
     let err = c.handoff.get_inquiry(proto::GetInquiryRequest { inquiry_id: "nope".into() }).await.unwrap_err();
@@ -385,8 +394,17 @@ async fn bad_fields_are_invalid_arguments_and_change_nothing() {
     };
     let err = c.ops.set_level_override(backwards.clone()).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument, "{}", err.message());
-    let err = c.ops.set_level_override(proto::SetLevelOverrideRequest { min_level: 7, ..backwards }).await;
+    let err = c.ops.set_level_override(proto::SetLevelOverrideRequest { min_level: 7, ..backwards.clone() }).await;
     assert_eq!(err.unwrap_err().code(), Code::InvalidArgument);
+    // NORMAL, or no level at all, would silently replace a pin in force.
+    let normal = proto::SetLevelOverrideRequest {
+        min_level: proto::LoadLevel::Normal as i32,
+        from_ms: 0,
+        until_ms: now + 60_000,
+        ..backwards
+    };
+    let err = c.ops.set_level_override(normal).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{}", err.message());
     assert!(queues(&mut c).await.groups.iter().all(|g| g.level == proto::LoadLevel::Normal as i32));
     server.stop().await;
 }

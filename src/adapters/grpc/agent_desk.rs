@@ -6,7 +6,7 @@
 
 use super::auth::desk_actor;
 use super::offers::{Heartbeat, OfferHub, OfferStream, DESKTOP_BUFFER};
-use super::{agent_id, required};
+use super::{agent_id, group_id, inquiry_id};
 use crate::adapters::convert;
 use crate::adapters::engine::{EngineError, EngineHandle};
 use crate::core::{Actor, AgentStatus, Command, CoreError, Id, Presence};
@@ -35,7 +35,7 @@ impl AgentDeskService {
     ) -> Result<Response<proto::ActionResponse>, Status> {
         let agent_id = agent_id(&request.get_ref().agent_id)?;
         let actor = desk_actor(&request, agent_id)?;
-        let inquiry: Id = required("inquiry_id", &request.get_ref().inquiry_id)?.into();
+        let inquiry: Id = inquiry_id("inquiry_id", &request.get_ref().inquiry_id)?.into();
         self.engine.execute(command(actor, inquiry.clone())).await?;
         action_response(&self.engine, inquiry).await
     }
@@ -60,7 +60,7 @@ pub fn presence_from_proto(req: &proto::SetPresenceRequest) -> Result<Presence, 
         .ok_or_else(|| Status::invalid_argument("status is required: AVAILABLE, AWAY, BREAK or OFFLINE"))?;
     let mut groups = Vec::with_capacity(req.groups.len());
     for m in &req.groups {
-        let group = required("groups.group", &m.group)?;
+        let group = group_id("groups.group", &m.group)?;
         let proficiency = u8::try_from(m.proficiency).ok().filter(|p| (1..=5).contains(p)).ok_or_else(|| {
             Status::invalid_argument(format!(
                 "proficiency {} in group `{group}` is out of range; use 1 (learning) to 5 (expert)",
@@ -79,9 +79,33 @@ pub fn presence_from_proto(req: &proto::SetPresenceRequest) -> Result<Presence, 
         status,
         groups,
         max_concurrent: (req.max_concurrent != 0).then_some(req.max_concurrent),
-        languages: req.languages.clone(),
-        skills: req.skills.clone(),
+        languages: names("languages", &req.languages, MAX_LANGUAGES)?,
+        skills: names("skills", &req.skills, MAX_SKILLS)?,
     })
+}
+
+/// Most languages and skills one agent may list. The router tells at most
+/// 63 distinct languages and 63 distinct skills apart, for all agents and
+/// inquiries together, for as long as it runs.
+const MAX_LANGUAGES: usize = 8;
+const MAX_SKILLS: usize = 16;
+
+/// Language or skill names: at most `most`, each 1-64 letters, digits, `_`,
+/// `-`, `.` or `:` (inquiries name skills the same way).
+fn names(field: &str, values: &[String], most: usize) -> Result<Vec<String>, Status> {
+    if values.len() > most {
+        return Err(Status::invalid_argument(format!("`{field}` lists {} names; at most {most}", values.len())));
+    }
+    let usable = |v: &String| {
+        (1..=64).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.:".contains(&b))
+    };
+    if let Some(bad) = values.iter().find(|v| !usable(v)) {
+        return Err(Status::invalid_argument(format!(
+            "`{field}` entry `{}` is not usable: use 1-64 letters, digits, `_`, `-`, `.` or `:`",
+            bad.chars().take(70).collect::<String>()
+        )));
+    }
+    Ok(values.to_vec())
 }
 
 #[tonic::async_trait]

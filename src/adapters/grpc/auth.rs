@@ -149,8 +149,14 @@ fn decoding_key(auth: &GrpcAuth) -> Result<(DecodingKey, Algorithm), GrpcError> 
             ))
         }
     };
-    if secret.is_empty() {
-        return Err(GrpcError::Auth("the HS256 secret is empty".to_string()));
+    // check-config holds an inline secret to this; one read from a file is
+    // only known here.
+    let least = crate::config::validate::adapters::MIN_HS256_SECRET_BYTES;
+    if secret.len() < least {
+        return Err(GrpcError::Auth(format!(
+            "the HS256 secret is {} bytes; use at least {least} random bytes (e.g. `openssl rand -base64 48`)",
+            secret.len()
+        )));
     }
     Ok((DecodingKey::from_secret(&secret), Algorithm::HS256))
 }
@@ -183,12 +189,17 @@ fn caller<T>(request: &Request<T>) -> Result<&Caller, Status> {
 }
 
 /// The actor of an `AgentDesk` call for agent `agent_id`: the token's
-/// subject, which must be that agent unless it is an admin. With auth off,
-/// the agent itself.
+/// subject, which must be that agent; an admin acts as that agent (to sign
+/// off a desktop left on, say), so the core's checks of who holds what
+/// apply as to the agent. With auth off, the agent itself.
 pub fn desk_actor<T>(request: &Request<T>, agent_id: &str) -> Result<Actor, Status> {
     match caller(request)? {
         Caller::Open => Ok(Actor::agent(agent_id)),
-        Caller::Token(actor) if actor.role == Role::Admin || *actor.id == *agent_id => Ok(actor.clone()),
+        Caller::Token(actor) if *actor.id == *agent_id => Ok(actor.clone()),
+        Caller::Token(actor) if actor.role == Role::Admin => {
+            tracing::info!(admin = %actor.id, agent_id, "an admin acts as an agent on AgentDesk");
+            Ok(Actor::agent(agent_id))
+        }
         Caller::Token(actor) => {
             Err(Status::permission_denied(format!("`{}` may act only as itself, not as agent `{agent_id}`", actor.id)))
         }

@@ -7,7 +7,7 @@
 
 use super::agent_desk::action_response;
 use super::auth::staff_actor;
-use super::{agent_token, required};
+use super::{agent_token, group_id, inquiry_id};
 use crate::adapters::convert;
 use crate::adapters::engine::{EngineError, EngineHandle};
 use crate::core::router::InquiryView;
@@ -31,7 +31,7 @@ impl HandoffService {
 pub fn transfer_target(target: Option<&Target>) -> Result<TransferTarget, Status> {
     match target {
         Some(Target::ToAgent(agent)) => Ok(TransferTarget::Agent(agent_token("to_agent", agent)?.into())),
-        Some(Target::ToGroup(group)) => Ok(TransferTarget::Group(required("to_group", group)?.to_string())),
+        Some(Target::ToGroup(group)) => Ok(TransferTarget::Group(group_id("to_group", group)?.to_string())),
         None => Err(Status::invalid_argument("a transfer needs a target: set `to_agent` or `to_group`")),
     }
 }
@@ -60,7 +60,7 @@ impl Handoff for HandoffService {
     ) -> Result<Response<proto::ActionResponse>, Status> {
         let actor = staff_actor(&request)?;
         let req = request.into_inner();
-        let inquiry: Id = required("inquiry_id", &req.inquiry_id)?.into();
+        let inquiry: Id = inquiry_id("inquiry_id", &req.inquiry_id)?.into();
         let target = transfer_target(req.target.as_ref())?;
         let note = convert::note_from_proto(req.note);
         self.engine.execute(Command::Transfer { actor, inquiry: inquiry.clone(), target, note }).await?;
@@ -73,7 +73,7 @@ impl Handoff for HandoffService {
     ) -> Result<Response<proto::ActionResponse>, Status> {
         let actor = staff_actor(&request)?;
         let req = request.into_inner();
-        let inquiry: Id = required("inquiry_id", &req.inquiry_id)?.into();
+        let inquiry: Id = inquiry_id("inquiry_id", &req.inquiry_id)?.into();
         let note = convert::note_from_proto(req.note);
         self.engine.execute(Command::Escalate { actor, inquiry: inquiry.clone(), note }).await?;
         action_response(&self.engine, inquiry).await
@@ -84,7 +84,7 @@ impl Handoff for HandoffService {
         request: Request<proto::GetInquiryRequest>,
     ) -> Result<Response<proto::InquiryDetail>, Status> {
         let actor = staff_actor(&request)?;
-        let id: Id = required("inquiry_id", &request.get_ref().inquiry_id)?.into();
+        let id: Id = inquiry_id("inquiry_id", &request.get_ref().inquiry_id)?.into();
         let key = id.clone();
         let reader = actor.clone();
         let detail = self

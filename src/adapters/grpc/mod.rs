@@ -198,6 +198,32 @@ fn required<'a>(field: &str, value: &'a str) -> Result<&'a str, Status> {
     Ok(value)
 }
 
+/// An inquiry id in request field `field`: 1-128 characters of
+/// `[A-Za-z0-9._:-]`, as inquiries are published with.
+fn inquiry_id<'a>(field: &str, value: &'a str) -> Result<&'a str, Status> {
+    let value = required(field, value)?;
+    if !crate::adapters::codec::valid_id(value) {
+        return Err(Status::invalid_argument(format!(
+            "{field} `{}` is not an inquiry id: inquiry ids are 1-128 letters, digits, `.`, `_`, `:` or `-`",
+            value.chars().take(140).collect::<String>()
+        )));
+    }
+    Ok(value)
+}
+
+/// A group id in request field `field` (at most 128 bytes; whether it is
+/// configured is the core's to say).
+fn group_id<'a>(field: &str, value: &'a str) -> Result<&'a str, Status> {
+    let value = required(field, value)?;
+    if value.len() > 128 {
+        return Err(Status::invalid_argument(format!(
+            "{field} has {} bytes; group ids are at most 128 (see GetQueues for the configured ones)",
+            value.len()
+        )));
+    }
+    Ok(value)
+}
+
 /// The request's `agent_id`, which must be 1-128 characters of
 /// `[A-Za-z0-9_:-]`: it becomes a NATS subject token
 /// (`<prefix>.assignments.<agent_id>`) and a key in the state bucket.

@@ -235,6 +235,14 @@ impl Stream for OfferStream {
                 self.ended = true;
                 Poll::Ready(Some(Err(fell_behind())))
             }
+            // The router is stopping: a desktop should reconnect (to this
+            // router once it is back, or to its replacement).
+            Poll::Ready(None) if !self.ended => {
+                self.ended = true;
+                Poll::Ready(Some(Err(Status::unavailable(
+                    "the router is stopping; call Subscribe again (with backoff) to reconnect",
+                ))))
+            }
             other => other,
         }
     }

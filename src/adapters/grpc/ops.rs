@@ -118,8 +118,15 @@ impl Ops for OpsService {
         let req = request.into_inner();
         let level = proto::LoadLevel::try_from(req.min_level)
             .map_err(|_| Status::invalid_argument(format!("min_level {} is not a known LoadLevel", req.min_level)))?;
+        // NORMAL (also what an unset field reads as) pins nothing, and would
+        // silently replace an override in force.
+        if level == proto::LoadLevel::Normal {
+            return Err(Status::invalid_argument(
+                "min_level NORMAL pins nothing; set PEAK or SURGE, or end an override with ClearLevelOverride",
+            ));
+        }
         let (from, until) = override_window(&req, now_ms())?;
-        let group = scope(&req.group);
+        let group = scope(&req.group).map(|g| super::group_id("group", &g).map(str::to_string)).transpose()?;
         let command = Command::SetLevelOverride { actor, group, level: convert::level_from_proto(level), from, until };
         self.engine.execute(command).await?;
         tracing::info!(group = %req.group, level = ?level, from, until, "level override set");
@@ -137,7 +144,8 @@ impl Ops for OpsService {
     ) -> Result<Response<proto::ClearLevelOverrideResponse>, Status> {
         let actor = staff_actor(&request)?;
         require_admin(&actor, "clear a level override")?;
-        let group = scope(&request.get_ref().group);
+        let group =
+            scope(&request.get_ref().group).map(|g| super::group_id("group", &g).map(str::to_string)).transpose()?;
         let asked = group.clone();
         let was_set = self.engine.query(move |router, now| router.has_override(asked.as_deref(), now)).await?;
         self.engine.execute(Command::ClearLevelOverride { actor, group }).await?;

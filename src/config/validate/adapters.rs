@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 /// HS256 keys shorter than the hash output weaken it (RFC 7518 section 3.2).
-const MIN_HS256_SECRET_BYTES: usize = 32;
+pub(crate) const MIN_HS256_SECRET_BYTES: usize = 32;
 
 pub(super) fn check_nats(nats: &NatsSettings, out: &mut Vec<Problem>) {
     check_nats_url(&nats.url, out);

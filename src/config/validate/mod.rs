@@ -3,7 +3,7 @@
 //! (paths to key files are not opened here). The adapter sections' checks are in
 //! `adapters.rs`; the tests of every rule in `tests.rs`.
 
-mod adapters;
+pub(crate) mod adapters;
 #[cfg(test)]
 mod tests;
 

@@ -100,7 +100,7 @@ fn agents_act_only_as_themselves_unless_admin() {
     let lead = with(Caller::Token(Actor { id: "l1".into(), role: Role::Lead }));
     assert_eq!(desk_actor(&lead, "a2").unwrap_err().code(), Code::PermissionDenied);
     let admin = with(Caller::Token(Actor { id: "boss".into(), role: Role::Admin }));
-    assert_eq!(desk_actor(&admin, "a2").unwrap().id.as_str(), "boss");
+    assert_eq!(desk_actor(&admin, "a2").unwrap(), Actor::agent("a2"), "as the agent, held to what it holds");
     let open = with(Caller::Open);
     assert_eq!(desk_actor(&open, "a2").unwrap(), Actor::agent("a2"));
     assert_eq!(staff_actor(&open).unwrap(), Actor { id: "anonymous".into(), role: Role::Admin });
@@ -125,6 +125,16 @@ fn a_secret_file_is_read_without_its_trailing_newline() {
     let auth = GrpcAuth { mode: "jwt".into(), hs256_secret_file: Some(path), ..GrpcAuth::default() };
     let auth = Authenticator::from_settings(&auth).unwrap();
     assert!(check(&auth, json!({ "sub": "a1", "role": "admin", "exp": in_an_hour() })).is_ok());
+}
+
+#[test]
+fn a_short_secret_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("secret");
+    std::fs::write(&path, "changeme\n").unwrap();
+    let auth = GrpcAuth { mode: "jwt".into(), hs256_secret_file: Some(path), ..GrpcAuth::default() };
+    let Err(GrpcError::Auth(message)) = Authenticator::from_settings(&auth) else { panic!("a guessable secret") };
+    assert!(message.contains("8 bytes") && message.contains("at least 32"), "{message}");
 }
 
 #[test]
