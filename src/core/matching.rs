@@ -33,6 +33,14 @@ impl BitNames {
         Some(bit)
     }
 
+    /// Whether all of `names` have a bit or fit in the room left, so that
+    /// a request can be refused before any of its names is interned.
+    pub fn has_room_for<'a>(&self, names: impl IntoIterator<Item = &'a str>) -> bool {
+        let mut new: FxHashSet<&str> = FxHashSet::default();
+        new.extend(names.into_iter().filter(|n| !self.ids.contains_key(*n)));
+        self.names.len() + new.len() <= OVERFLOW_BIT as usize
+    }
+
     /// Bit of an inquiry's need: interned, or the never-served overflow bit.
     pub fn need(&mut self, name: &str) -> u8 {
         self.intern(name).unwrap_or(OVERFLOW_BIT)

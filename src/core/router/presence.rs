@@ -75,6 +75,13 @@ impl Router {
         } else {
             p.languages.iter().map(|l| language_key(l)).collect()
         };
+        // Refused before anything is interned: an error changes nothing.
+        if !self.languages.has_room_for(languages.iter().map(String::as_str)) {
+            return Err(too_many("languages"));
+        }
+        if !self.skills.has_room_for(p.skills.iter().map(String::as_str)) {
+            return Err(too_many("skills"));
+        }
         let mut offering = Offering::default();
         for language in &languages {
             let bit = self.languages.intern(language).ok_or_else(|| too_many("languages"))?;

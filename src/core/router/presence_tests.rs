@@ -128,3 +128,21 @@ fn a_desktop_back_within_the_grace_period_loses_nothing() {
     b.advance(25_000);
     assert_eq!(b.router.agent("a").unwrap().status, AgentStatus::Available);
 }
+
+#[test]
+fn a_presence_with_too_many_new_skills_is_refused_and_interns_none_of_them() {
+    let mut b = bench();
+    let with_skills = |agent: &str, skills: Vec<String>| crate::core::command::Presence {
+        skills,
+        ..presence(agent, &[("orders", 3)], 3)
+    };
+    b.agent(with_skills("a", (0..60).map(|i| format!("s{i}")).collect()));
+    let set = |agent: &str, skills: Vec<String>| Command::SetPresence {
+        actor: crate::core::command::Actor::agent(agent),
+        presence: with_skills(agent, skills),
+    };
+    let err = b.try_apply(set("b", (0..5).map(|i| format!("new{i}")).collect())).unwrap_err();
+    assert!(err.to_string().contains("63 distinct skills"), "{err}");
+    // None of the refused request's names took a place: three still fit.
+    b.try_apply(set("c", (0..3).map(|i| format!("other{i}")).collect())).expect("room for three");
+}
