@@ -198,6 +198,10 @@ async fn a_transfer_with_a_note_reaches_another_agent_and_only_the_holder_may_tr
     assert_eq!(transferred.note.as_ref().unwrap().customer_expectation, "a refund today");
     let bad = a1.handoff.transfer(proto::TransferRequest { target: None, ..transfer("x") }).await.unwrap_err();
     assert_eq!(bad.code(), Code::InvalidArgument, "{}", bad.message());
+    for note in [None, note("  ")] {
+        let bad = a1.handoff.transfer(proto::TransferRequest { note, ..transfer("x") }).await.unwrap_err();
+        assert_eq!(bad.code(), Code::InvalidArgument, "a transfer without a summary: {}", bad.message());
+    }
     server.stop().await;
 }
 

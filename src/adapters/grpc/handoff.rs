@@ -62,6 +62,13 @@ impl Handoff for HandoffService {
         let req = request.into_inner();
         let inquiry: Id = inquiry_id("inquiry_id", &req.inquiry_id)?.into();
         let target = transfer_target(req.target.as_ref())?;
+        // SPEC: a transfer carries a note, so the customer never repeats themselves.
+        if req.note.as_ref().is_none_or(|n| n.summary.trim().is_empty()) {
+            return Err(Status::invalid_argument(
+                "a transfer carries a handoff note: set note.summary (the problem), and note.attempted and \
+                 note.customer_expectation, so the customer never has to repeat themselves",
+            ));
+        }
         let note = convert::note_from_proto(req.note);
         self.engine.execute(Command::Transfer { actor, inquiry: inquiry.clone(), target, note }).await?;
         action_response(&self.engine, inquiry).await
