@@ -114,10 +114,10 @@ async fn restore(
     shutdown: &CancellationToken,
 ) -> Result<Option<(Router, Vec<crate::core::Effect>, Vec<Write>)>, ServeError> {
     let started = Instant::now();
-    let Some((restored, replayed)) = retry("read the recorded state", shutdown, || store.load_with_journal()).await
-    else {
+    let Some(loaded) = retry("read the recorded state", shutdown, || store.load_with_journal()).await else {
         return Ok(None);
     };
+    let (restored, replayed) = (loaded.restored, loaded.replayed);
     let (inquiries, agents) = (restored.inquiries.len(), restored.agents.len());
     let (router, catch_up) = Router::restore(config.routing(), restored, now_ms())?;
     let counts = router.state_counts();

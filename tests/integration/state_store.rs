@@ -135,3 +135,27 @@ async fn a_retried_checkpoint_goes_on_after_the_windows_it_stored() {
     assert!(bucket.get("agent.a000").await.unwrap().is_none(), "the first window is not written again");
     assert!(bucket.get("agent.a064").await.unwrap().is_some() && bucket.get("agent.a099").await.unwrap().is_some());
 }
+
+#[tokio::test]
+async fn journal_messages_the_server_lost_are_reported_unless_a_snapshot_follows() {
+    let nats = NatsServer::start();
+    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let settings = NatsSettings { url: nats.url(), state_bucket: "test_state".into(), ..NatsSettings::default() };
+    let store = StateStore::open(js.clone(), &settings).await.expect("open");
+    let first = vec![agent("a", AgentStatus::Available)];
+    let through = store.append(&frame::encode(&first, 1 << 20)).await.unwrap();
+    store.checkpoint(&first, through, || true, &Default::default()).await.unwrap();
+    let lost = store.append(&frame::encode(&[agent("b", AgentStatus::Available)], 1 << 20)).await.unwrap();
+    store.append(&frame::encode(&[agent("c", AgentStatus::Available)], 1 << 20)).await.unwrap();
+    assert_eq!(store.load_with_journal().await.unwrap().lost, None, "nothing missing");
+
+    // The server loses the message right after the checkpoint.
+    let journal = js.get_stream("JOURNAL_test_state").await.unwrap();
+    journal.delete_message(lost).await.unwrap();
+    assert_eq!(store.load_with_journal().await.unwrap().lost, Some((lost, lost)));
+
+    // A snapshot of every record appended after the loss makes up for it.
+    let all = vec![agent("a", AgentStatus::Available), agent("b", AgentStatus::Available)];
+    store.append(&frame::encode_group(&all, 1 << 20, true)).await.unwrap();
+    assert_eq!(store.load_with_journal().await.unwrap().lost, None);
+}

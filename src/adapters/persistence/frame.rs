@@ -2,8 +2,9 @@
 //! messages of one group commit marked as such.
 //!
 //! `TRJ2`, a group tag (this process's run id and group number, u64 each,
-//! big-endian) with the message's index in its group and the group's
-//! message count (u32 each), then per write: key length (u32, big-endian),
+//! big-endian) with the message's index in its group, the group's message
+//! count and flags (u32 each; bit 0: the group is a snapshot of every record
+//! the router held), then per write: key length (u32, big-endian),
 //! key, and either `0` (delete) or `1`, value length (u32), value. `TRJ1`
 //! messages (no group tag, each complete by itself) are still read.
 //!
@@ -21,8 +22,9 @@ use std::sync::OnceLock;
 
 const MAGIC_V1: &[u8; 4] = b"TRJ1";
 const MAGIC: &[u8; 4] = b"TRJ2";
-/// Magic, run, group, index, count.
-const HEADER: usize = 4 + 8 + 8 + 4 + 4;
+/// Magic, run, group, index, count, flags.
+const HEADER: usize = 4 + 8 + 8 + 4 + 4 + 4;
+const SNAPSHOT: u32 = 1;
 
 /// Where a message stands in its group commit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +33,8 @@ pub struct Part {
     pub group: u64,
     pub index: u32,
     pub count: u32,
+    /// The group holds every record the router held (after a lost store).
+    pub snapshot: bool,
 }
 
 /// A decoded message: its place in a group (`None` for `TRJ1`) and writes.
@@ -53,6 +57,11 @@ static NEXT_GROUP: AtomicU64 = AtomicU64::new(1);
 /// `limit` bytes each (a single write larger than that gets a message of
 /// its own).
 pub fn encode(writes: &[Write], limit: usize) -> Vec<Bytes> {
+    encode_group(writes, limit, false)
+}
+
+/// [`encode`], marking a snapshot of every record when `snapshot`.
+pub fn encode_group(writes: &[Write], limit: usize, snapshot: bool) -> Vec<Bytes> {
     let group = NEXT_GROUP.fetch_add(1, Ordering::Relaxed);
     let mut frames: Vec<BytesMut> = Vec::new();
     let mut frame = BytesMut::new();
@@ -90,6 +99,7 @@ pub fn encode(writes: &[Write], limit: usize) -> Vec<Bytes> {
             tag.put_u64(group);
             tag.put_u32(index as u32);
             tag.put_u32(count);
+            tag.put_u32(if snapshot { SNAPSHOT } else { 0 });
             frame.freeze()
         })
         .collect()
@@ -103,10 +113,11 @@ pub fn decode(mut frame: Bytes) -> Result<Frame, String> {
         }
         frame.advance(MAGIC.len());
         let (run, group, index, count) = (frame.get_u64(), frame.get_u64(), frame.get_u32(), frame.get_u32());
+        let snapshot = frame.get_u32() & SNAPSHOT != 0;
         if index >= count {
             return Err(format!("journal message {index} of a group of {count}"));
         }
-        Some(Part { run, group, index, count })
+        Some(Part { run, group, index, count, snapshot })
     } else if frame.starts_with(MAGIC_V1) {
         frame.advance(MAGIC_V1.len());
         None
@@ -149,6 +160,8 @@ pub struct Groups {
     open: Option<(Part, Vec<Write>)>,
     /// Messages of groups that never finished, skipped.
     pub dropped: u64,
+    /// Whether a complete snapshot group was read.
+    pub snapshot: bool,
 }
 
 impl Groups {
@@ -177,6 +190,7 @@ impl Groups {
         if part.index + 1 < part.count {
             return None;
         }
+        self.snapshot |= part.snapshot;
         self.open.take().map(|(_, writes)| writes)
     }
 

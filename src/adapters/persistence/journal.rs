@@ -107,7 +107,7 @@ pub async fn run(
         }
         let writes = coalesce(&mut group, store.record_limit());
         if !writes.is_empty() {
-            let through = append(&store, &writes, unchecked.through, &losses).await;
+            let through = append(&store, &writes, unchecked.through, &losses, false).await;
             unchecked.add(writes, through);
         }
         snapshot_if_lost(&store, &engine, &mut unchecked, &losses).await;
@@ -134,8 +134,8 @@ pub async fn run(
 
 /// Appends one group commit after sequence `after`, retrying until stored;
 /// the sequence of its last message.
-async fn append(store: &StateStore, writes: &[Write], after: u64, losses: &Losses) -> u64 {
-    let frames = frame::encode(writes, store.frame_limit());
+async fn append(store: &StateStore, writes: &[Write], after: u64, losses: &Losses, snapshot: bool) -> u64 {
+    let frames = frame::encode_group(writes, store.frame_limit(), snapshot);
     until_done("cannot record routing state", || async {
         mend_if_lost(store, store.append(&frames).await, after + 1, losses).await
     })
@@ -160,7 +160,7 @@ async fn snapshot_if_lost(store: &StateStore, engine: &EngineHandle, unchecked: 
     let limit = store.record_limit();
     let writes: Vec<Write> = changes.map(|c| (key_of(&c), value_of(&c, limit))).collect();
     tracing::info!(records = writes.len(), "recording every record the router holds again (the server lost its store)");
-    let through = append(store, &writes, unchecked.through, losses).await;
+    let through = append(store, &writes, unchecked.through, losses, true).await;
     unchecked.add(writes, through);
     losses.snapshotted.store(epoch, Ordering::Release);
 }

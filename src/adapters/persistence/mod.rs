@@ -55,6 +55,15 @@ pub struct StateStore {
     settings: NatsSettings,
 }
 
+/// What a start read from the server.
+pub struct Loaded {
+    pub restored: Restored,
+    /// The latest value of every key the journal held (not yet in the bucket).
+    pub replayed: Vec<Write>,
+    /// Journal sequences the server lost that the bucket does not cover.
+    pub lost: Option<(u64, u64)>,
+}
+
 /// One write: a key and its new value, or `None` to delete it.
 pub type Write = (String, Option<Bytes>);
 
@@ -346,13 +355,13 @@ impl StateStore {
 
     /// Reads the recorded state: the bucket, then the journal after its checkpoint.
     pub async fn load(&self) -> Result<Restored, StoreError> {
-        Ok(self.load_with_journal().await?.0)
+        Ok(self.load_with_journal().await?.restored)
     }
 
     /// [`StateStore::load`], with the latest value of every key the journal
     /// held: the bucket lacks those, so the next checkpoint must write them
     /// before it lets the journal go (see [`journal::run`]).
-    pub async fn load_with_journal(&self) -> Result<(Restored, Vec<Write>), StoreError> {
+    pub async fn load_with_journal(&self) -> Result<Loaded, StoreError> {
         let read_error =
             |e: &dyn std::fmt::Display| StoreError::Read { bucket: self.bucket.clone(), detail: e.to_string() };
         let mut latest: HashMap<String, Bytes> = HashMap::new();
@@ -382,8 +391,10 @@ impl StateStore {
         let mut frames = 0;
         let mut groups = frame::Groups::default();
         let mut from_journal: HashMap<String, Option<Bytes>> = HashMap::new();
+        let mut first_seq = None;
         read_stream(&self.js, &self.journal, journal, through, |message| {
             frames += 1;
+            first_seq = first_seq.or_else(|| message.info().ok().map(|i| i.stream_sequence));
             match frame::decode(message.payload.clone()) {
                 Ok(frame) => groups.push(frame).into_iter().for_each(|writes| {
                     from_journal.extend(writes.iter().cloned());
@@ -395,6 +406,21 @@ impl StateStore {
         .await
         .map_err(|e| read_error(&e))?;
         groups.finish();
+        // The journal goes on right after what the bucket covers, unless the
+        // server lost messages in between; a snapshot the router appended
+        // after such a loss makes up for them.
+        let lost =
+            first_seq.filter(|&first| first > through + 1 && !groups.snapshot).map(|first| (through + 1, first - 1));
+        if let Some((_, last)) = lost {
+            let first = last + 1;
+            tracing::error!(
+                checkpoint = through,
+                journal_starts_at = first,
+                "the server lost journal messages the bucket does not cover (a wiped or purged store?); \
+                 decisions recorded only there are missing from the restored state: check inquiries \
+                 published just before, and their publishers' logs"
+            );
+        }
         if groups.dropped > 0 {
             tracing::info!(
                 messages = groups.dropped,
@@ -407,7 +433,7 @@ impl StateStore {
         for (key, payload) in &latest {
             decode_into(&mut restored, key, payload);
         }
-        Ok((restored, from_journal.into_iter().collect()))
+        Ok(Loaded { restored, replayed: from_journal.into_iter().collect(), lost })
     }
 }
 
