@@ -56,6 +56,9 @@ pub struct Batch {
     pub changes: Vec<Change>,
     pub releases: Vec<Release>,
     pub reply: Option<(Reply, Result<(), CoreError>)>,
+    /// Every record the router holds, asked for after the server lost the
+    /// store (the loss it answers, see [`EngineHandle::snapshot`]).
+    pub snapshot: Option<u64>,
 }
 
 impl Batch {
@@ -84,6 +87,7 @@ type Query = Box<dyn FnOnce(&Router, Millis) + Send>;
 enum Job {
     Command(Command, Option<Reply>),
     Query(Query),
+    Snapshot(u64),
 }
 
 /// A command sent to the engine whose answer has not arrived yet.
@@ -126,6 +130,14 @@ impl EngineHandle {
         self.jobs.try_send(Job::Command(command, None)).is_ok()
     }
 
+    /// Asks for a batch of every record the router holds, sent to the
+    /// journal in order with the commands' batches (so it follows every
+    /// decision taken before it, and precedes every one after), marked
+    /// with `loss`.
+    pub async fn snapshot(&self, loss: u64) -> Result<(), EngineError> {
+        self.jobs.send(Job::Snapshot(loss)).await.map_err(|_| EngineError::Stopped)
+    }
+
     /// Runs `read` against the router at the engine's current time.
     pub async fn query<R, F>(&self, read: F) -> Result<R, EngineError>
     where
@@ -157,6 +169,8 @@ pub struct Engine {
     recorded: Arc<AtomicU64>,
     /// When the journal stopped keeping up, while the timers are paused.
     paused_since: Option<Millis>,
+    /// Whether decisions are being recorded (false while paused), for health.
+    recording: tokio::sync::watch::Sender<bool>,
 }
 
 impl Engine {
@@ -175,6 +189,7 @@ impl Engine {
             sent: 0,
             recorded: Arc::new(AtomicU64::new(0)),
             paused_since: None,
+            recording: tokio::sync::watch::Sender::new(true),
         };
         (engine, EngineHandle { jobs: tx })
     }
@@ -185,6 +200,13 @@ impl Engine {
     pub fn with_journal(mut self, journal: mpsc::UnboundedSender<Batch>) -> Engine {
         self.journal = Some(journal);
         self
+    }
+
+    /// Follows whether decisions are being recorded: false from when the
+    /// timers pause until records go through again (a broker that hangs
+    /// rather than drops the connection shows only here).
+    pub fn recording(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.recording.subscribe()
     }
 
     /// Called with the duration of every inquiry arrival the core decided
@@ -223,6 +245,10 @@ impl Engine {
         let now = (self.clock)();
         match job {
             Job::Query(read) => read(&self.router, now),
+            Job::Snapshot(loss) => {
+                let changes = self.router.all_changes();
+                self.record(now, Batch { changes, releases: Vec::new(), reply: None, snapshot: Some(loss) });
+            }
             Job::Command(command, reply) => {
                 let timed = matches!(command, Command::Arrive(_)) && self.on_decision.is_some();
                 let started = timed.then(std::time::Instant::now);
@@ -247,9 +273,11 @@ impl Engine {
             if self.paused_since.is_none() {
                 tracing::warn!("decisions are not being recorded; timers paused until they are");
                 self.paused_since = Some(since);
+                self.recording.send_replace(false);
             }
         } else if let Some(since) = self.paused_since.take() {
             tracing::info!(paused_ms = now.saturating_sub(since), "decisions recorded again; timers resume");
+            self.recording.send_replace(true);
             let by = now.saturating_sub(since);
             let _ = self.router.handle(now, Command::ExtendOffers { by }, &mut self.effects);
             self.flush(now, None);
@@ -274,7 +302,7 @@ impl Engine {
             self.effects.clear();
         }
         let changes = if self.journal.is_some() { self.router.take_changes() } else { Vec::new() };
-        self.record(now, Batch { changes, releases, reply });
+        self.record(now, Batch { changes, releases, reply, snapshot: None });
     }
 
     /// Passes what a restore decided before the engine started (offers made
@@ -283,14 +311,14 @@ impl Engine {
     /// cannot be recorded.
     pub fn record_restored(&mut self, changes: Vec<Change>, releases: Vec<Release>) {
         let now = (self.clock)();
-        self.record(now, Batch { changes, releases, reply: None });
+        self.record(now, Batch { changes, releases, reply: None, snapshot: None });
     }
 
     /// Sends a batch to the journal, counted until recorded; or, without a
     /// journal or with nothing to record or send, completes it at once.
     fn record(&mut self, now: Millis, mut batch: Batch) {
         match &self.journal {
-            Some(journal) if !batch.changes.is_empty() || !batch.releases.is_empty() => {
+            Some(journal) if !batch.changes.is_empty() || !batch.releases.is_empty() || batch.snapshot.is_some() => {
                 self.sent += 1;
                 self.unrecorded.push_back((self.sent, now));
                 let recorded = self.recorded.clone();

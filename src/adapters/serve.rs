@@ -76,6 +76,7 @@ pub async fn run(
 
     let tasks = TaskTracker::new();
     let engine_stop = CancellationToken::new();
+    let recording = engine.recording();
     let engine_task = tasks.spawn(engine.run(engine_stop.clone()));
     let journal_task = tasks.spawn(journal::run(store, replayed, journal_rx, handle.clone()));
     let publisher_task = tasks.spawn(nats::outbound::run_publisher(client.clone(), config.nats.clone(), outgoing));
@@ -84,7 +85,8 @@ pub async fn run(
     tasks.spawn(grpc_task(grpc_server, listeners.grpc, health.clone(), front_stop.clone()));
     tasks.spawn(metrics_task(listeners.metrics, prometheus, front_stop.clone()));
 
-    consume(&config, client.clone(), connected, handle.clone(), subjects, &health, &shutdown, on_ready).await;
+    let serving = Serving { connected, recording };
+    consume(&config, client.clone(), serving, handle.clone(), subjects, &health, &shutdown, on_ready).await;
 
     // Order: no new input, then the last decisions recorded, then their effects.
     tracing::debug!("inbound stopped");
@@ -157,10 +159,31 @@ where
 /// Sets up the stream and consumes until shutdown, retrying while NATS is
 /// away; health follows the connection.
 #[allow(clippy::too_many_arguments)]
+/// What health follows: the connection to NATS, and whether decisions are
+/// recorded (a hung broker keeps the connection but records nothing).
+struct Serving {
+    connected: tokio::sync::watch::Receiver<bool>,
+    recording: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Serving {
+    fn now(&self) -> bool {
+        *self.connected.borrow() && *self.recording.borrow()
+    }
+
+    /// Waits for either to change; false once neither can.
+    async fn changed(&mut self) -> bool {
+        tokio::select! {
+            c = self.connected.changed() => c.is_ok(),
+            r = self.recording.changed() => r.is_ok(),
+        }
+    }
+}
+
 async fn consume(
     config: &Config,
     client: async_nats::Client,
-    mut connected: tokio::sync::watch::Receiver<bool>,
+    serving: Serving,
     engine: EngineHandle,
     subjects: Subjects,
     health: &grpc::Health,
@@ -169,26 +192,39 @@ async fn consume(
 ) {
     let js = async_nats::jetstream::new(client.clone());
     let mut on_ready = Some(on_ready);
+    let mut connected = serving.connected.clone();
     while !shutdown.is_cancelled() {
         let Some(consumer) =
             retry("set up the inbound stream", shutdown, || nats::setup_inbound(&js, &config.nats)).await
         else {
             break;
         };
-        health.set_serving(true).await;
+        health.set_serving(serving.now()).await;
         if let Some(ready) = on_ready.take() {
             ready();
         }
         let stop = shutdown.child_token();
         let watch = {
             let (stop, health) = (stop.clone(), health.clone());
-            let mut connected = connected.clone();
+            let mut serving = Serving { connected: serving.connected.clone(), recording: serving.recording.clone() };
             tokio::spawn(async move {
-                while connected.changed().await.is_ok() {
-                    let up = *connected.borrow();
+                let mut was = serving.now();
+                while serving.changed().await {
+                    let up = serving.now();
+                    if up == was {
+                        continue;
+                    }
+                    was = up;
                     health.set_serving(up).await;
-                    if !up {
-                        tracing::warn!("lost the connection to NATS; health is NOT_SERVING until it is back");
+                    match (up, *serving.connected.borrow()) {
+                        (true, _) => tracing::info!("NATS records decisions again; health is SERVING"),
+                        (false, false) => {
+                            tracing::warn!("lost the connection to NATS; health is NOT_SERVING until it is back")
+                        }
+                        (false, true) => tracing::warn!(
+                            "NATS keeps the connection but records nothing (a hung server?); health is NOT_SERVING \
+                             until decisions are recorded again"
+                        ),
                     }
                 }
                 let _ = stop;

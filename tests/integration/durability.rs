@@ -173,9 +173,9 @@ async fn streams_lost_by_the_server_are_created_again_and_routing_goes_on() {
     assert!(js.get_stream("JOURNAL_ticket_router_state").await.is_ok(), "the journal is back");
     pool.stop().await;
 
-    // What the lost bucket held was recorded again before anything after the
-    // loss was announced: a crash now, before any checkpoint could refill the
-    // bucket, still finds the waiting complaint.
+    // What the lost bucket held was recorded again at once: a crash now,
+    // whether or not a checkpoint has refilled the bucket yet, still finds
+    // the waiting complaint.
     router.kill();
     let router = RouterProcess::start(&config(&nats));
     let mut c = connect(&router.grpc_url(), None).await;
@@ -424,4 +424,33 @@ async fn what_a_restart_replayed_from_the_journal_outlives_the_next_checkpoint()
         waiting.expect("known after the second restart").into_inner().state,
         proto::InquiryState::Waiting as i32
     );
+}
+
+#[tokio::test]
+async fn a_hung_broker_turns_health_not_serving_until_decisions_are_recorded_again() {
+    use tonic_health::pb::{health_check_response::ServingStatus, health_client::HealthClient, HealthCheckRequest};
+    let nats = NatsServer::start();
+    let router = RouterProcess::start(&config(&nats));
+    let channel = tonic::transport::Channel::from_shared(router.grpc_url()).unwrap().connect().await.unwrap();
+    let health = HealthClient::new(channel);
+    let status = |want: ServingStatus| {
+        let mut health = health.clone();
+        async move {
+            let reply = health.check(HealthCheckRequest { service: String::new() }).await.ok()?;
+            (reply.into_inner().status == want as i32).then_some(())
+        }
+    };
+    eventually("SERVING", SETTLE, || status(ServingStatus::Serving)).await;
+
+    // The server hangs with its connections open; a decision waits for its record.
+    nats.freeze(true);
+    let mut c = connect(&router.grpc_url(), None).await;
+    let waiting =
+        tokio::spawn(
+            async move { c.desk.set_presence(crate::support::client::presence("a1", &[("orders", 3)], 3)).await },
+        );
+    eventually("NOT_SERVING while nothing is recorded", SETTLE, || status(ServingStatus::NotServing)).await;
+    nats.freeze(false);
+    waiting.await.unwrap().expect("answered once recorded");
+    eventually("SERVING again", SETTLE, || status(ServingStatus::Serving)).await;
 }

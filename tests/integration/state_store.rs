@@ -159,3 +159,19 @@ async fn journal_messages_the_server_lost_are_reported_unless_a_snapshot_follows
     store.append(&frame::encode_group(&all, 1 << 20, true)).await.unwrap();
     assert_eq!(store.load_with_journal().await.unwrap().lost, None);
 }
+
+#[tokio::test]
+async fn a_checkpoint_not_allowed_to_mark_leaves_the_marker_and_the_journal_alone() {
+    let nats = NatsServer::start();
+    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let settings = NatsSettings { url: nats.url(), state_bucket: "test_state".into(), ..NatsSettings::default() };
+    let store = StateStore::open(js.clone(), &settings).await.expect("open");
+    let first = vec![agent("a", AgentStatus::Available)];
+    let through = store.append(&frame::encode(&first, 1 << 20)).await.unwrap();
+    // As while a lost bucket is being refilled: the values go in, nothing else.
+    store.checkpoint(&first, through, || false, &Default::default()).await.unwrap();
+    let bucket = js.get_key_value("test_state").await.unwrap();
+    assert!(bucket.get("agent.a").await.unwrap().is_some(), "the values are written");
+    assert!(bucket.get("checkpoint").await.unwrap().is_none(), "no marker");
+    assert_eq!(journal_messages(&js).await, 1, "the journal keeps everything");
+}

@@ -195,11 +195,13 @@ fn caller<T>(request: &Request<T>) -> Result<&Caller, Status> {
 pub fn desk_actor<T>(request: &Request<T>, agent_id: &str) -> Result<Actor, Status> {
     match caller(request)? {
         Caller::Open => Ok(Actor::agent(agent_id)),
-        Caller::Token(actor) if *actor.id == *agent_id => Ok(actor.clone()),
         Caller::Token(actor) if actor.role == Role::Admin => {
-            tracing::info!(admin = %actor.id, agent_id, "an admin acts as an agent on AgentDesk");
+            if *actor.id != *agent_id {
+                tracing::info!(admin = %actor.id, agent_id, "an admin acts as an agent on AgentDesk");
+            }
             Ok(Actor::agent(agent_id))
         }
+        Caller::Token(actor) if *actor.id == *agent_id => Ok(actor.clone()),
         Caller::Token(actor) => {
             Err(Status::permission_denied(format!("`{}` may act only as itself, not as agent `{agent_id}`", actor.id)))
         }

@@ -7,9 +7,11 @@
 //! hold every decision after it. Such a record is stored with its
 //! first step and its latest steps; if that is still too large, older steps
 //! lose their notes and traces, and at last long texts are cut. The routing
-//! state (place, holder, deadlines, rank) is always whole; only the history
-//! people read is shortened, and the log says so.
+//! state (place, holder, deadlines, rank) is always whole, and so are the
+//! steps routing reads back (handoffs, the first acceptance); only the
+//! history people read is shortened, and the log says so.
 
+use crate::core::effect::EventKind;
 use crate::core::snapshot::InquiryRecord;
 use bytes::Bytes;
 
@@ -31,7 +33,18 @@ pub fn inquiry_json(record: &InquiryRecord, limit: usize) -> Bytes {
     let mut cut = record.clone();
     let steps = cut.timeline.len();
     if steps > LATEST_STEPS + 1 {
-        cut.timeline.drain(1..steps - LATEST_STEPS);
+        // Steps routing reads back are kept: handoffs (counted against the
+        // most an inquiry may have) and the first acceptance (its wait).
+        let first_accepted = cut.timeline.iter().position(|s| s.kind == EventKind::Accepted);
+        let mut index = 0;
+        cut.timeline.retain(|step| {
+            let keep = index == 0
+                || index >= steps - LATEST_STEPS
+                || Some(index) == first_accepted
+                || matches!(step.kind, EventKind::Transferred | EventKind::Escalated);
+            index += 1;
+            keep
+        });
     }
     let mut bytes = encode(&cut);
     if bytes.len() > limit {
@@ -131,13 +144,19 @@ mod tests {
         let stored: InquiryRecord = serde_json::from_slice(&inquiry_json(&record, limit)).unwrap();
         assert!(encode(&stored).len() <= limit);
         assert_eq!((&stored.state, &stored.agent, stored.attempts), (&record.state, &record.agent, record.attempts));
-        assert_eq!(stored.timeline.first(), record.timeline.first(), "how it started");
+        let when = |r: &InquiryRecord, i: usize| r.timeline.get(i).map(|s| (s.kind, s.at));
+        assert_eq!(when(&stored, 0), when(&record, 0), "how it started");
         assert_eq!(stored.timeline.last(), record.timeline.last(), "where it stands");
         assert_eq!(stored.note, record.note, "the note the holder reads now");
+        let count = |r: &InquiryRecord, kind| r.timeline.iter().filter(|s| s.kind == kind).count();
+        assert_eq!(count(&stored, EventKind::Transferred), 20, "handoffs still count against the most allowed");
+        let accepted = |r: &InquiryRecord| r.timeline.iter().find(|s| s.kind == EventKind::Accepted).map(|s| s.at);
+        assert_eq!(accepted(&stored), accepted(&record), "the first acceptance, which its wait is measured to");
 
         // A tight limit: older steps lose their notes, then long texts are cut.
         let tight: InquiryRecord = serde_json::from_slice(&inquiry_json(&record, 16 * 1024)).unwrap();
         assert!(encode(&tight).len() <= 16 * 1024, "{} bytes", encode(&tight).len());
-        assert_eq!((tight.state, tight.timeline.len()), (record.state, LATEST_STEPS + 1));
+        assert_eq!(tight.state, record.state);
+        assert_eq!(count(&tight, EventKind::Transferred), 20);
     }
 }

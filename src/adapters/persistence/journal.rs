@@ -14,7 +14,7 @@ use super::{frame, key_of, value_of, StateStore, Write};
 use crate::adapters::engine::{Batch, EngineHandle};
 use crate::core::snapshot::Change;
 use bytes::Bytes;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -86,13 +86,15 @@ pub async fn run(
     unchecked.through = until_done("cannot read where the journal stands", || store.last_recorded()).await;
     let mut checkpoint: Option<JoinHandle<()>> = None;
     let losses = Arc::new(Losses::default());
+    // The last loss a snapshot was asked for.
+    let mut asked = 0;
     let mut ticks = tokio::time::interval(CHECKPOINT_EVERY);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         let first = tokio::select! {
             first = batches.recv() => first,
             _ = ticks.tick() => {
-                snapshot_if_lost(&store, &engine, &mut unchecked, &losses).await;
+                ask_snapshot_if_lost(&engine, &losses, &mut asked).await;
                 start_checkpoint(&store, &mut unchecked, &mut checkpoint, &losses);
                 continue;
             }
@@ -105,12 +107,33 @@ pub async fn run(
                 Err(_) => break,
             }
         }
-        let writes = coalesce(&mut group, store.record_limit());
-        if !writes.is_empty() {
-            let through = append(&store, &writes, unchecked.through, &losses, false).await;
+        let snapshot = group.iter().filter_map(|b| b.snapshot).max();
+        let mut writes = coalesce(&mut group, store.record_limit());
+        if let Some(loss) = snapshot {
+            // Records forgotten since the last checkpoint started were
+            // deleted only in the journal: a lost journal lost that too.
+            let kept: HashSet<&str> = writes.iter().map(|(key, _)| key.as_str()).collect();
+            let deleted: Vec<Write> = unchecked
+                .latest
+                .iter()
+                .filter(|(key, value)| value.is_none() && !kept.contains(key.as_str()))
+                .map(|(key, _)| (key.clone(), None))
+                .collect();
+            writes.extend(deleted);
+            tracing::info!(
+                records = writes.len(),
+                loss,
+                "recording every record the router holds again (the server lost its store)"
+            );
+        }
+        if !writes.is_empty() || snapshot.is_some() {
+            let through = append(&store, &writes, unchecked.through, &losses, snapshot.is_some()).await;
             unchecked.add(writes, through);
         }
-        snapshot_if_lost(&store, &engine, &mut unchecked, &losses).await;
+        if let Some(loss) = snapshot {
+            losses.snapshotted.fetch_max(loss, Ordering::AcqRel);
+        }
+        ask_snapshot_if_lost(&engine, &losses, &mut asked).await;
         for batch in group.drain(..) {
             batch.complete();
         }
@@ -142,27 +165,20 @@ async fn append(store: &StateStore, writes: &[Write], after: u64, losses: &Losse
     .await
 }
 
-/// After the server lost the bucket or the journal: appends every record
-/// the router holds to the journal at once, as one group commit, since the
-/// lost store held the records that had not changed lately; then the next
-/// checkpoints carry them into the bucket. (The engine may be a few batches
-/// ahead of the journal; those batches follow with their own values, which
-/// replay agrees with.)
-async fn snapshot_if_lost(store: &StateStore, engine: &EngineHandle, unchecked: &mut Unchecked, losses: &Losses) {
-    let Some(epoch) = losses.unsnapshotted() else { return };
-    let Ok(all) = engine.query(|router, _| router.all_records()).await else { return };
-    let changes = all
-        .levels
-        .map(Change::Levels)
-        .into_iter()
-        .chain(all.agents.into_iter().map(Change::Agent))
-        .chain(all.inquiries.into_iter().map(|r| Change::Inquiry(Box::new(r))));
-    let limit = store.record_limit();
-    let writes: Vec<Write> = changes.map(|c| (key_of(&c), value_of(&c, limit))).collect();
-    tracing::info!(records = writes.len(), "recording every record the router holds again (the server lost its store)");
-    let through = append(store, &writes, unchecked.through, losses, true).await;
-    unchecked.add(writes, through);
-    losses.snapshotted.store(epoch, Ordering::Release);
+/// After the server lost the bucket or the journal: asks the engine for
+/// every record the router holds, since the lost store held the records
+/// that had not changed lately. The engine sends them as a batch in order
+/// with its decisions, so the group commit that carries them is a state the
+/// router was in; the next checkpoints carry them into the bucket.
+async fn ask_snapshot_if_lost(engine: &EngineHandle, losses: &Losses, asked: &mut u64) {
+    let Some(loss) = losses.unsnapshotted().filter(|&loss| loss > *asked) else { return };
+    match engine.snapshot(loss).await {
+        Ok(()) => *asked = loss,
+        Err(_) => tracing::error!(
+            "the server lost the state store while the router was stopping; records that did not change \
+             lately could not be recorded again and will be missing at the next start"
+        ),
+    }
 }
 
 /// Passes `result` on; when it failed, creates the bucket or the journal

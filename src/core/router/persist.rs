@@ -62,6 +62,14 @@ impl Router {
         }
     }
 
+    /// Every live record as changes: levels, agents, inquiries.
+    pub fn all_changes(&self) -> Vec<Change> {
+        let all = self.all_records();
+        let levels = all.levels.map(Change::Levels).into_iter();
+        let agents = all.agents.into_iter().map(Change::Agent);
+        levels.chain(agents).chain(all.inquiries.into_iter().map(|r| Change::Inquiry(Box::new(r)))).collect()
+    }
+
     fn group_name(&self, g: GroupIx) -> crate::core::types::Id {
         self.groups[g as usize].id.clone()
     }

@@ -91,6 +91,15 @@ impl NatsServer {
         }
     }
 
+    /// Freezes (`true`, SIGSTOP) or thaws (`false`, SIGCONT) the server: a
+    /// hung broker whose connections stay open.
+    pub fn freeze(&self, frozen: bool) {
+        let pid = self.child.as_ref().expect("running").id().to_string();
+        let signal = if frozen { "-STOP" } else { "-CONT" };
+        let done = std::process::Command::new("kill").args([signal, &pid]).status().expect("kill runs");
+        assert!(done.success(), "kill {signal} {pid}");
+    }
+
     /// Starts it again on the same port with the same store.
     pub fn restart(&mut self) {
         self.stop();
