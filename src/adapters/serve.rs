@@ -156,9 +156,6 @@ where
     }
 }
 
-/// Sets up the stream and consumes until shutdown, retrying while NATS is
-/// away; health follows the connection.
-#[allow(clippy::too_many_arguments)]
 /// What health follows: the connection to NATS, and whether decisions are
 /// recorded (a hung broker keeps the connection but records nothing).
 struct Serving {
@@ -180,6 +177,9 @@ impl Serving {
     }
 }
 
+/// Sets up the stream and consumes until shutdown, retrying while NATS is
+/// away; health follows the connection and whether decisions are recorded.
+#[allow(clippy::too_many_arguments)]
 async fn consume(
     config: &Config,
     client: async_nats::Client,
