@@ -15,9 +15,11 @@ use crate::core::{Effect, Millis, Router};
 use crate::proto;
 use async_nats::HeaderMap;
 use bytes::Bytes;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
-use tokio::task::JoinSet;
 
 /// One message to publish.
 #[derive(Debug)]
@@ -157,9 +159,11 @@ impl EffectSink for NatsPublisher {
 /// How long stopping waits for deflections not yet stored; those of the
 /// last 2 minutes are published again at the next start anyway.
 const KEPT_WAIT_AT_STOP: Duration = Duration::from_secs(5);
+/// Kept messages whose acknowledgements are awaited at once.
+const KEPT_WINDOW: usize = 256;
 
 /// Sends queued messages in order until the queue closes, then flushes.
-/// Kept messages go through JetStream, each retried on its own until stored,
+/// Kept messages go to a task of their own that retries them until stored,
 /// so a slow or missing stream holds up nothing else.
 pub async fn run_publisher(
     client: async_nats::Client,
@@ -167,11 +171,13 @@ pub async fn run_publisher(
     mut queue: mpsc::UnboundedReceiver<Outgoing>,
 ) {
     let js = async_nats::jetstream::new(client.clone());
-    let mut kept = JoinSet::new();
+    let (kept_tx, kept_rx) = mpsc::unbounded_channel();
+    let backlog = Arc::new(AtomicUsize::new(0));
+    let mut kept = tokio::spawn(run_kept(js, settings, kept_rx, backlog.clone()));
     while let Some(message) = queue.recv().await {
-        while kept.try_join_next().is_some() {}
         if message.kept {
-            kept.spawn(publish_kept(js.clone(), settings.clone(), message));
+            backlog.fetch_add(1, Ordering::Relaxed);
+            let _ = kept_tx.send(message);
             continue;
         }
         // Publishing only fails once the client is closed; async-nats buffers
@@ -183,33 +189,77 @@ pub async fn run_publisher(
     if let Err(e) = client.flush().await {
         tracing::warn!(error = %e, "could not flush outbound messages at shutdown");
     }
-    let stored = async { while kept.join_next().await.is_some() {} };
-    if tokio::time::timeout(KEPT_WAIT_AT_STOP, stored).await.is_err() {
+    drop(kept_tx);
+    if tokio::time::timeout(KEPT_WAIT_AT_STOP, &mut kept).await.is_err() {
+        kept.abort();
         tracing::warn!(
-            unstored = kept.len(),
+            unstored = backlog.load(Ordering::Relaxed),
             "stopping with deflections not yet stored; the next start publishes those of its last 2 minutes again"
         );
     }
 }
 
-/// Publishes through JetStream until a stream stored the message; a missing
-/// stream is set up again (`setup_kept_streams`).
-async fn publish_kept(js: async_nats::jetstream::Context, settings: NatsSettings, message: Outgoing) {
+/// Publishes kept messages through JetStream, in order, up to
+/// [`KEPT_WINDOW`] awaiting their acknowledgement at once; what was not
+/// stored is tried again, first, after a backoff, and a missing stream is
+/// set up again (`setup_kept_streams`). Ends when the queue is closed and
+/// everything is stored. `backlog` counts the messages not yet stored.
+async fn run_kept(
+    js: async_nats::jetstream::Context,
+    settings: NatsSettings,
+    mut queue: mpsc::UnboundedReceiver<Outgoing>,
+    backlog: Arc<AtomicUsize>,
+) {
+    let mut pending: VecDeque<Outgoing> = VecDeque::new();
     let mut backoff = Duration::from_millis(200);
     loop {
-        let (subject, headers, payload) = (message.subject.clone(), message.headers.clone(), message.payload.clone());
-        let stored: Result<_, async_nats::Error> =
-            async { Ok(js.publish_with_headers(subject, headers, payload).await?.await?) }.await;
-        let Err(e) = stored else { return };
+        if pending.is_empty() {
+            match queue.recv().await {
+                Some(message) => pending.push_back(message),
+                None => return,
+            }
+        }
+        while let Ok(message) = queue.try_recv() {
+            pending.push_back(message);
+        }
+        let window: Vec<Outgoing> = pending.drain(..pending.len().min(KEPT_WINDOW)).collect();
+        let mut acks = Vec::with_capacity(window.len());
+        for m in &window {
+            acks.push(js.publish_with_headers(m.subject.clone(), m.headers.clone(), m.payload.clone()).await);
+        }
+        let (mut failed, mut error) = (Vec::new(), None);
+        for (message, sent) in window.into_iter().zip(acks) {
+            let stored: Result<(), async_nats::Error> = match sent {
+                Ok(ack) => ack.await.map(|_| ()).map_err(Into::into),
+                Err(e) => Err(e.into()),
+            };
+            match stored {
+                Ok(()) => {
+                    backlog.fetch_sub(1, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    error.get_or_insert(e);
+                    failed.push(message);
+                }
+            }
+        }
+        let Some(e) = error else {
+            backoff = Duration::from_millis(200);
+            continue;
+        };
+        for message in failed.into_iter().rev() {
+            pending.push_front(message);
+        }
         // With a subscriber on the subject (a bot listening directly) a
         // missing stream shows as a timeout rather than as no responders.
         if super::inbound::stream_missing(&e) || stream_gone(&js, &settings.deflection_stream).await {
-            tracing::error!(error = %e, subject = %message.subject, "the deflection stream is gone; setting it up again");
+            tracing::error!(error = %e, "the deflection stream is gone; setting it up again");
             if let Err(e) = super::setup_kept_streams(&js, &settings).await {
                 tracing::warn!(error = %e, "cannot set up the kept streams yet");
             }
         } else {
-            tracing::warn!(error = %e, subject = %message.subject, retry_in = ?backoff, "a deflection is not stored yet; retrying");
+            let unstored = backlog.load(Ordering::Relaxed);
+            tracing::warn!(error = %e, unstored, retry_in = ?backoff, "deflections are not stored yet; retrying");
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(5));
