@@ -156,8 +156,12 @@ async fn journal_messages_the_server_lost_are_reported_unless_a_snapshot_follows
 
     // A snapshot of every record appended after the loss makes up for it.
     let all = vec![agent("a", AgentStatus::Available), agent("b", AgentStatus::Available)];
-    store.append(&frame::encode_group(&all, 1 << 20, true)).await.unwrap();
+    let last = store.append(&frame::encode_group(&all, 1 << 20, true)).await.unwrap();
     assert_eq!(store.load_with_journal().await.unwrap().lost, None);
+
+    // A journal emptied past the checkpoint lost everything after it.
+    js.get_stream("JOURNAL_test_state").await.unwrap().purge().await.unwrap();
+    assert_eq!(store.load_with_journal().await.unwrap().lost, Some((through + 1, last)));
 }
 
 #[tokio::test]

@@ -392,6 +392,10 @@ impl StateStore {
         let mut groups = frame::Groups::default();
         let mut from_journal: HashMap<String, Option<Bytes>> = HashMap::new();
         let mut first_seq = None;
+        // An empty journal whose sequence went on past the checkpoint lost
+        // (or had purged) what came after it.
+        let state = self.js.get_stream(&self.journal).await.map_err(|e| read_error(&e))?.cached_info().state.clone();
+        let emptied = (state.messages == 0 && state.last_sequence > through).then_some(state.last_sequence + 1);
         read_stream(&self.js, &self.journal, journal, through, |message| {
             frames += 1;
             first_seq = first_seq.or_else(|| message.info().ok().map(|i| i.stream_sequence));
@@ -409,8 +413,10 @@ impl StateStore {
         // The journal goes on right after what the bucket covers, unless the
         // server lost messages in between; a snapshot the router appended
         // after such a loss makes up for them.
-        let lost =
-            first_seq.filter(|&first| first > through + 1 && !groups.snapshot).map(|first| (through + 1, first - 1));
+        let lost = first_seq
+            .or(emptied)
+            .filter(|&first| first > through + 1 && !groups.snapshot)
+            .map(|first| (through + 1, first - 1));
         if let Some((_, last)) = lost {
             let first = last + 1;
             tracing::error!(
