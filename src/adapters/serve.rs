@@ -199,7 +199,8 @@ async fn consume(
         else {
             break;
         };
-        health.set_serving(serving.now()).await;
+        let serving_now = serving.now();
+        health.set_serving(serving_now).await;
         if let Some(ready) = on_ready.take() {
             ready();
         }
@@ -208,14 +209,15 @@ async fn consume(
             let (stop, health) = (stop.clone(), health.clone());
             let mut serving = Serving { connected: serving.connected.clone(), recording: serving.recording.clone() };
             tokio::spawn(async move {
-                let mut was = serving.now();
+                // From the value health was set to, so no change between is missed.
+                let mut was = serving_now;
                 while serving.changed().await {
                     let up = serving.now();
+                    health.set_serving(up).await;
                     if up == was {
                         continue;
                     }
                     was = up;
-                    health.set_serving(up).await;
                     match (up, *serving.connected.borrow()) {
                         (true, _) => tracing::info!("NATS records decisions again; health is SERVING"),
                         (false, false) => {

@@ -227,15 +227,24 @@ async fn run_kept(
         for m in &window {
             acks.push(js.publish_with_headers(m.subject.clone(), m.headers.clone(), m.payload.clone()).await);
         }
-        let (mut failed, mut error) = (Vec::new(), None);
-        for (message, sent) in window.into_iter().zip(acks) {
-            let stored: Result<(), async_nats::Error> = match sent {
-                Ok(ack) => ack.await.map(|_| ()).map_err(Into::into),
+        // Awaited together: each ack's timeout runs only while awaited.
+        let stored = futures::future::join_all(acks.into_iter().map(|sent| async move {
+            match sent {
+                Ok(ack) => ack.await.map(|_| ()).map_err(async_nats::Error::from),
                 Err(e) => Err(e.into()),
-            };
+            }
+        }))
+        .await;
+        let (mut failed, mut error) = (Vec::new(), None);
+        for (message, stored) in window.into_iter().zip(stored) {
             match stored {
                 Ok(()) => {
                     backlog.fetch_sub(1, Ordering::Relaxed);
+                }
+                // One no stream will ever take: retrying would hold up the rest.
+                Err(e) if too_large(&e) => {
+                    backlog.fetch_sub(1, Ordering::Relaxed);
+                    tracing::error!(error = %e, subject = %message.subject, "a deflection is too large for NATS; it is dropped");
                 }
                 Err(e) => {
                     error.get_or_insert(e);
@@ -264,6 +273,12 @@ async fn run_kept(
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(5));
     }
+}
+
+/// Whether a publish failed because the message exceeds what NATS takes.
+fn too_large(e: &async_nats::Error) -> bool {
+    use async_nats::jetstream::context::{PublishError, PublishErrorKind};
+    e.downcast_ref::<PublishError>().is_some_and(|e| e.kind() == PublishErrorKind::MaxPayloadExceeded)
 }
 
 /// Whether the server says it has no stream `name`.

@@ -60,6 +60,9 @@ impl Unchecked {
 struct Losses {
     recreated: AtomicU64,
     snapshotted: AtomicU64,
+    /// The last journal sequence appended: a journal created anew goes on
+    /// after it, whoever found the loss.
+    tip: AtomicU64,
 }
 
 impl Losses {
@@ -86,6 +89,7 @@ pub async fn run(
     unchecked.through = until_done("cannot read where the journal stands", || store.last_recorded()).await;
     let mut checkpoint: Option<JoinHandle<()>> = None;
     let losses = Arc::new(Losses::default());
+    losses.tip.store(unchecked.through, Ordering::Release);
     // The last loss a snapshot was asked for.
     let mut asked = 0;
     let mut ticks = tokio::time::interval(CHECKPOINT_EVERY);
@@ -159,10 +163,14 @@ pub async fn run(
 /// the sequence of its last message.
 async fn append(store: &StateStore, writes: &[Write], after: u64, losses: &Losses, snapshot: bool) -> u64 {
     let frames = frame::encode_group(writes, store.frame_limit(), snapshot);
-    until_done("cannot record routing state", || async {
-        mend_if_lost(store, store.append(&frames).await, after + 1, losses).await
+    let through = until_done("cannot record routing state", || async {
+        mend_if_lost(store, store.append(&frames).await, losses).await
     })
-    .await
+    .await;
+    // An empty group (nothing to write) appends nothing: where it stood.
+    let through = through.max(after);
+    losses.tip.fetch_max(through, Ordering::AcqRel);
+    through
 }
 
 /// After the server lost the bucket or the journal: asks the engine for
@@ -172,8 +180,9 @@ async fn append(store: &StateStore, writes: &[Write], after: u64, losses: &Losse
 /// router was in; the next checkpoints carry them into the bucket.
 async fn ask_snapshot_if_lost(engine: &EngineHandle, losses: &Losses, asked: &mut u64) {
     let Some(loss) = losses.unsnapshotted().filter(|&loss| loss > *asked) else { return };
+    *asked = loss;
     match engine.snapshot(loss).await {
-        Ok(()) => *asked = loss,
+        Ok(()) => {}
         Err(_) => tracing::error!(
             "the server lost the state store while the router was stopping; records that did not change \
              lately could not be recorded again and will be missing at the next start"
@@ -182,16 +191,20 @@ async fn ask_snapshot_if_lost(engine: &EngineHandle, losses: &Losses, asked: &mu
 }
 
 /// Passes `result` on; when it failed, creates the bucket or the journal
-/// again if the server lost them (a new journal from `next_seq`), and counts
-/// the loss so that everything is recorded anew.
+/// again if the server lost them (a new journal after the last sequence
+/// appended), and counts the loss so that everything is recorded anew.
 async fn mend_if_lost<T>(
     store: &StateStore,
     result: Result<T, async_nats::Error>,
-    next_seq: u64,
     losses: &Losses,
 ) -> Result<T, async_nats::Error> {
-    if result.is_err() && store.recreate_if_lost(next_seq).await {
-        losses.recreated.fetch_add(1, Ordering::AcqRel);
+    if result.is_err() {
+        let next_seq = losses.tip.load(Ordering::Acquire) + 1;
+        store
+            .recreate_if_lost(next_seq, || {
+                losses.recreated.fetch_add(1, Ordering::AcqRel);
+            })
+            .await;
     }
     result
 }
@@ -207,6 +220,11 @@ fn start_checkpoint(
     if unchecked.latest.is_empty() || running.as_ref().is_some_and(|r| !r.is_finished()) {
         return;
     }
+    // After a loss, none starts before the snapshot is in the journal: one
+    // could otherwise mark and purge past it with sequences of the old one.
+    if losses.unsnapshotted().is_some() {
+        return;
+    }
     let (writes, through) = unchecked.take();
     let (store, losses) = (store.clone(), losses.clone());
     *running = Some(tokio::spawn(async move {
@@ -215,7 +233,7 @@ fn start_checkpoint(
         let windows_done = AtomicUsize::new(0);
         until_done("cannot checkpoint routing state", || async {
             let written = store.checkpoint(&writes, through, may_mark, &windows_done).await;
-            mend_if_lost(&store, written, through + 1, &losses).await
+            mend_if_lost(&store, written, &losses).await
         })
         .await;
         let took_ms = started.elapsed().as_millis() as u64;

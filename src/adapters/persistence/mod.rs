@@ -195,7 +195,16 @@ impl StateStore {
             None => match js.get_stream(&journal).await {
                 Ok(_) => None,
                 Err(e) if stream_not_found(&e) => {
-                    checkpoint_marker(&js, &bucket).await.map_err(|e| open_error(&e))?.map(|m| m + 1)
+                    let marker = checkpoint_marker(&js, &bucket).await.map_err(|e| open_error(&e))?;
+                    if let Some(marker) = marker {
+                        tracing::warn!(
+                            journal = %journal,
+                            checkpoint = marker,
+                            "the journal is missing while the bucket holds a checkpoint: decisions recorded after \
+                             it, if any, are lost (a wiped or deleted stream?); creating it again"
+                        );
+                    }
+                    marker.map(|m| m + 1)
                 }
                 Err(e) => return Err(open_error(&e)),
             },
@@ -244,7 +253,7 @@ impl StateStore {
     /// that deciding goes on; true when it did. `next_seq` is the journal
     /// sequence after the last one appended. What they held is gone from the
     /// server: the caller records everything the router holds again.
-    pub async fn recreate_if_lost(&self, next_seq: u64) -> bool {
+    pub async fn recreate_if_lost(&self, next_seq: u64, on_loss: impl FnOnce()) -> bool {
         let lost =
             |name: String| async move { self.js.get_stream(name).await.err().is_some_and(|e| stream_not_found(&e)) };
         let journal_lost = lost(self.journal.clone()).await;
@@ -252,6 +261,9 @@ impl StateStore {
         if !(journal_lost || bucket_lost) {
             return false;
         }
+        // Counted before anything is created: were the creation to fail
+        // half-way, the next attempt would find the streams and not know.
+        on_loss();
         tracing::error!(
             journal_lost,
             bucket_lost,
@@ -262,13 +274,10 @@ impl StateStore {
         // A new journal goes on from the old one's sequence, so that a
         // checkpoint marker still in the bucket does not hide its messages.
         let first_seq = journal_lost.then_some(next_seq);
-        match StateStore::create(self.js.clone(), &self.settings, first_seq).await {
-            Ok(_) => true,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot create the state bucket and journal again yet");
-                false
-            }
+        if let Err(e) = StateStore::create(self.js.clone(), &self.settings, first_seq).await {
+            tracing::warn!(error = %e, "cannot create the state bucket and journal again yet");
         }
+        true
     }
 
     /// Appends messages to the journal and waits until the server has stored
@@ -280,9 +289,9 @@ impl StateStore {
             for frame in window {
                 acks.push(self.js.publish(self.journal_subject.clone(), frame.clone()).await?);
             }
-            for ack in acks {
-                last = ack.await?.sequence;
-            }
+            // Awaited together: each ack's timeout runs only while awaited.
+            let stored = futures::future::try_join_all(acks.into_iter().map(std::future::IntoFuture::into_future));
+            last = stored.await?.iter().map(|ack| ack.sequence).max().unwrap_or(last);
         }
         Ok(last)
     }
@@ -344,9 +353,7 @@ impl StateStore {
                 (None, None) => unreachable!("deletes come with the bucket's stream"),
             }
         }
-        for ack in acks {
-            ack.await?;
-        }
+        futures::future::try_join_all(acks.into_iter().map(std::future::IntoFuture::into_future)).await?;
         for removed in futures::future::join_all(removals).await {
             removed?;
         }
