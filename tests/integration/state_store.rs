@@ -32,17 +32,22 @@ async fn agents(store: &StateStore) -> Vec<(String, AgentStatus)> {
     found
 }
 
+/// A nats-server of its own and a state store `test_state` on it.
+async fn fresh_store() -> (NatsServer, async_nats::jetstream::Context, NatsSettings, StateStore) {
+    let nats = NatsServer::start();
+    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let settings = NatsSettings { url: nats.url(), state_bucket: "test_state".into(), ..NatsSettings::default() };
+    let store = StateStore::open(js.clone(), &settings).await.expect("open");
+    (nats, js, settings, store)
+}
+
 async fn journal_messages(js: &async_nats::jetstream::Context) -> u64 {
     js.get_stream("JOURNAL_test_state").await.unwrap().info().await.unwrap().state.messages
 }
 
 #[tokio::test]
 async fn the_journal_is_replayed_over_the_last_checkpoint() {
-    let nats = NatsServer::start();
-    let client = async_nats::connect(nats.url()).await.unwrap();
-    let js = async_nats::jetstream::new(client);
-    let settings = NatsSettings { url: nats.url(), state_bucket: "test_state".into(), ..NatsSettings::default() };
-    let store = StateStore::open(js.clone(), &settings).await.expect("open");
+    let (_nats, js, settings, store) = fresh_store().await;
     assert!(agents(&store).await.is_empty(), "a new store is empty");
 
     let first = vec![agent("a", AgentStatus::Available), agent("b", AgentStatus::Available)];
@@ -76,10 +81,7 @@ async fn the_journal_is_replayed_over_the_last_checkpoint() {
 
 #[tokio::test]
 async fn a_journal_created_anew_goes_on_after_the_checkpoint() {
-    let nats = NatsServer::start();
-    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
-    let settings = NatsSettings { url: nats.url(), state_bucket: "test_state".into(), ..NatsSettings::default() };
-    let store = StateStore::open(js.clone(), &settings).await.expect("open");
+    let (_nats, js, settings, store) = fresh_store().await;
     let first = vec![agent("a", AgentStatus::Available)];
     for _ in 0..5 {
         store.append(&frame::encode(&first, 1 << 20)).await.unwrap();
@@ -99,10 +101,7 @@ async fn a_journal_created_anew_goes_on_after_the_checkpoint() {
 
 #[tokio::test]
 async fn a_group_commit_cut_short_by_a_crash_is_not_replayed() {
-    let nats = NatsServer::start();
-    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
-    let settings = NatsSettings { url: nats.url(), state_bucket: "test_state".into(), ..NatsSettings::default() };
-    let store = StateStore::open(js.clone(), &settings).await.expect("open");
+    let (_nats, js, settings, store) = fresh_store().await;
     store.append(&frame::encode(&[agent("a", AgentStatus::Available)], 1 << 20)).await.unwrap();
 
     // One group in several messages: `a` takes a break and `b` comes in.
@@ -122,10 +121,7 @@ async fn a_group_commit_cut_short_by_a_crash_is_not_replayed() {
 
 #[tokio::test]
 async fn a_retried_checkpoint_goes_on_after_the_windows_it_stored() {
-    let nats = NatsServer::start();
-    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
-    let settings = NatsSettings { url: nats.url(), state_bucket: "test_state".into(), ..NatsSettings::default() };
-    let store = StateStore::open(js.clone(), &settings).await.expect("open");
+    let (_nats, js, _, store) = fresh_store().await;
     let writes: Vec<Write> = (0..100).map(|i| agent(&format!("a{i:03}"), AgentStatus::Available)).collect();
     // A first attempt stored its first window of 64 writes, then failed.
     let done = std::sync::atomic::AtomicUsize::new(1);
@@ -138,10 +134,7 @@ async fn a_retried_checkpoint_goes_on_after_the_windows_it_stored() {
 
 #[tokio::test]
 async fn journal_messages_the_server_lost_are_reported_unless_a_snapshot_follows() {
-    let nats = NatsServer::start();
-    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
-    let settings = NatsSettings { url: nats.url(), state_bucket: "test_state".into(), ..NatsSettings::default() };
-    let store = StateStore::open(js.clone(), &settings).await.expect("open");
+    let (_nats, js, _, store) = fresh_store().await;
     let first = vec![agent("a", AgentStatus::Available)];
     let through = store.append(&frame::encode(&first, 1 << 20)).await.unwrap();
     store.checkpoint(&first, through, || true, &Default::default()).await.unwrap();
@@ -166,10 +159,7 @@ async fn journal_messages_the_server_lost_are_reported_unless_a_snapshot_follows
 
 #[tokio::test]
 async fn a_checkpoint_not_allowed_to_mark_leaves_the_marker_and_the_journal_alone() {
-    let nats = NatsServer::start();
-    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
-    let settings = NatsSettings { url: nats.url(), state_bucket: "test_state".into(), ..NatsSettings::default() };
-    let store = StateStore::open(js.clone(), &settings).await.expect("open");
+    let (_nats, js, _, store) = fresh_store().await;
     let first = vec![agent("a", AgentStatus::Available)];
     let through = store.append(&frame::encode(&first, 1 << 20)).await.unwrap();
     // As while a lost bucket is being refilled: the values go in, nothing else.
