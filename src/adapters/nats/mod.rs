@@ -151,6 +151,12 @@ pub(crate) fn stream_not_found(e: &jetstream::context::GetStreamError) -> bool {
     )
 }
 
+/// Whether the server says it has no stream `name` (an unanswered lookup is
+/// not taken for one).
+pub(crate) async fn stream_absent(js: &jetstream::Context, name: &str) -> bool {
+    js.get_stream(name).await.err().is_some_and(|e| stream_not_found(&e))
+}
+
 /// Creates, if absent, the streams that keep what the router publishes for
 /// others to take later: dead letters (a plain publish nobody hears would be
 /// lost) and deflections (a bot that was restarting must still find them).

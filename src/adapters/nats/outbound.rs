@@ -261,7 +261,7 @@ async fn run_kept(
         }
         // With a subscriber on the subject (a bot listening directly) a
         // missing stream shows as a timeout rather than as no responders.
-        if super::inbound::stream_missing(&e) || stream_gone(&js, &settings.deflection_stream).await {
+        if super::inbound::stream_missing(&e) || super::stream_absent(&js, &settings.deflection_stream).await {
             tracing::error!(error = %e, "the deflection stream is gone; setting it up again");
             if let Err(e) = super::setup_kept_streams(&js, &settings).await {
                 tracing::warn!(error = %e, "cannot set up the kept streams yet");
@@ -279,9 +279,4 @@ async fn run_kept(
 fn too_large(e: &async_nats::Error) -> bool {
     use async_nats::jetstream::context::{PublishError, PublishErrorKind};
     e.downcast_ref::<PublishError>().is_some_and(|e| e.kind() == PublishErrorKind::MaxPayloadExceeded)
-}
-
-/// Whether the server says it has no stream `name`.
-async fn stream_gone(js: &async_nats::jetstream::Context, name: &str) -> bool {
-    js.get_stream(name).await.err().is_some_and(|e| super::stream_not_found(&e))
 }

@@ -24,7 +24,7 @@ mod load;
 
 pub use load::Loaded;
 
-use crate::adapters::nats::stream_not_found;
+use crate::adapters::nats::{stream_absent, stream_not_found};
 use crate::config::NatsSettings;
 use crate::core::snapshot::Change;
 use async_nats::jetstream::{self, kv, stream};
@@ -245,10 +245,8 @@ impl StateStore {
     /// sequence after the last one appended. What they held is gone from the
     /// server: the caller records everything the router holds again.
     pub async fn recreate_if_lost(&self, next_seq: u64, on_loss: impl FnOnce()) -> bool {
-        let lost =
-            |name: String| async move { self.js.get_stream(name).await.err().is_some_and(|e| stream_not_found(&e)) };
-        let journal_lost = lost(self.journal.clone()).await;
-        let bucket_lost = lost(format!("KV_{}", self.bucket)).await;
+        let journal_lost = stream_absent(&self.js, &self.journal).await;
+        let bucket_lost = stream_absent(&self.js, &format!("KV_{}", self.bucket)).await;
         if !(journal_lost || bucket_lost) {
             return false;
         }
