@@ -158,6 +158,7 @@ where
 
 /// What health follows: the connection to NATS, and whether decisions are
 /// recorded (a hung broker keeps the connection but records nothing).
+#[derive(Clone)]
 struct Serving {
     connected: tokio::sync::watch::Receiver<bool>,
     recording: tokio::sync::watch::Receiver<bool>,
@@ -207,7 +208,7 @@ async fn consume(
         let stop = shutdown.child_token();
         let watch = {
             let (stop, health) = (stop.clone(), health.clone());
-            let mut serving = Serving { connected: serving.connected.clone(), recording: serving.recording.clone() };
+            let mut serving = serving.clone();
             tokio::spawn(async move {
                 // From the value health was set to, so no change between is missed.
                 let mut was = serving_now;

@@ -10,7 +10,7 @@
 //! not recorded. Checkpoints only shorten recovery: a failed one is retried,
 //! and until it succeeds the journal simply keeps more.
 
-use super::{frame, key_of, value_of, StateStore, Write};
+use super::{frame, key_of, value_of, Limits, StateStore, Write};
 use crate::adapters::engine::{Batch, EngineHandle};
 use crate::core::snapshot::Change;
 use bytes::Bytes;
@@ -112,7 +112,8 @@ pub async fn run(
             }
         }
         let snapshot = group.iter().filter_map(|b| b.snapshot).max();
-        let mut writes = coalesce(&mut group, store.record_limit());
+        let limits = store.limits();
+        let mut writes = coalesce(&mut group, limits.record);
         if let Some(loss) = snapshot {
             // Records forgotten since the last checkpoint started were
             // deleted only in the journal: a lost journal lost that too.
@@ -131,7 +132,7 @@ pub async fn run(
             );
         }
         if !writes.is_empty() || snapshot.is_some() {
-            let through = append(&store, &writes, unchecked.through, &losses, snapshot.is_some()).await;
+            let through = append(&store, &writes, unchecked.through, &losses, snapshot.is_some(), limits).await;
             unchecked.add(writes, through);
         }
         if let Some(loss) = snapshot {
@@ -161,8 +162,15 @@ pub async fn run(
 
 /// Appends one group commit after sequence `after`, retrying until stored;
 /// the sequence of its last message.
-async fn append(store: &StateStore, writes: &[Write], after: u64, losses: &Losses, snapshot: bool) -> u64 {
-    let frames = frame::encode_group(writes, store.frame_limit(), snapshot);
+async fn append(
+    store: &StateStore,
+    writes: &[Write],
+    after: u64,
+    losses: &Losses,
+    snapshot: bool,
+    limits: Limits,
+) -> u64 {
+    let frames = frame::encode_group(writes, limits.frame, snapshot);
     let through = until_done("cannot record routing state", || async {
         mend_if_lost(store, store.append(&frames).await, losses).await
     })

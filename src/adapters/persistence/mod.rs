@@ -55,6 +55,15 @@ pub struct StateStore {
     settings: NatsSettings,
 }
 
+/// Sizes the journal keeps to (see [`StateStore::limits`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Most bytes of one journal message.
+    pub frame: usize,
+    /// Most bytes of one stored inquiry record (see [`fit`]).
+    pub record: usize,
+}
+
 /// One write: a key and its new value, or `None` to delete it.
 pub type Write = (String, Option<Bytes>);
 
@@ -213,18 +222,15 @@ impl StateStore {
         Ok(StateStore { js, bucket, journal, journal_subject, settings: settings.clone() })
     }
 
-    /// The most bytes of one journal message: 512 KiB, less on a server whose
-    /// `max_payload` is smaller.
-    pub fn frame_limit(&self) -> usize {
-        match self.js.client().server_info().max_payload {
+    /// How large journal messages and inquiry records may be: 512 KiB a
+    /// message, less on a server whose `max_payload` is smaller (read once
+    /// per group commit: the server's info is copied on every read).
+    pub fn limits(&self) -> Limits {
+        let frame = match self.js.client().server_info().max_payload {
             0 => FRAME_LIMIT,
             max => FRAME_LIMIT.min(max.saturating_sub(FRAME_MARGIN)),
-        }
-    }
-
-    /// The most bytes of one stored inquiry record (see [`fit`]).
-    pub fn record_limit(&self) -> usize {
-        self.frame_limit().saturating_sub(RECORD_MARGIN)
+        };
+        Limits { frame, record: frame.saturating_sub(RECORD_MARGIN) }
     }
 
     /// The last journal sequence recorded: the journal's last message, or the
