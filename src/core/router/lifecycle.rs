@@ -1,5 +1,5 @@
 //! An inquiry's life: arrival (dedicated group, deflection), accept, decline,
-//! complete, cancel and offer timeout.
+//! complete and cancel (offers that run out and go back: `returns.rs`).
 
 use super::placement::sticky_key;
 use super::record::{Place, Record, Step, NO_NAME};
@@ -11,7 +11,7 @@ use crate::core::effect::{Effect, EventKind};
 use crate::core::error::CoreError;
 use crate::core::matching::{primary_language, Need};
 use crate::core::priority::{self, PriorityInput};
-use crate::core::types::{AgentStatus, Band, Category, HandoffNote, Inquiry, InquiryState, Millis, Rule};
+use crate::core::types::{Band, Category, Inquiry, InquiryState, Millis};
 
 impl Router {
     pub(super) fn arrive(&mut self, now: Millis, inquiry: Inquiry, fx: &mut Vec<Effect>) -> Result<(), CoreError> {
@@ -340,126 +340,5 @@ impl Router {
             self.fill_agent(now, ax, None, fx);
         }
         Ok(())
-    }
-
-    /// An offer that ran out while the router was down: back to the queue
-    /// like any timeout, but not counted against the agent, whose desktop
-    /// could not accept it meanwhile.
-    pub(super) fn time_out_unseen(&mut self, now: Millis, ix: InqIx, fx: &mut Vec<Effect>) {
-        let Place::Offered { agent: ax, .. } = self.rec(ix).place else { return };
-        self.take_back(now, ix, ax, EventKind::TimedOut, None, fx);
-        // Another agent had the first chance; if none took it, the agent who
-        // never saw the offer is not avoided: it is still first in line.
-        if self.rec(ix).place == Place::Waiting {
-            self.rec_mut(ix).excluded = None;
-        }
-        self.fill_agent(now, ax, None, fx);
-    }
-
-    /// An unaccepted offer ran out: back to the queue, and AWAY after too many.
-    pub(super) fn time_out(&mut self, now: Millis, ix: InqIx, fx: &mut Vec<Effect>) {
-        let Place::Offered { agent: ax, .. } = self.rec(ix).place else { return };
-        self.take_back(now, ix, ax, EventKind::TimedOut, None, fx);
-        self.touch_agent(ax);
-        let agent = &mut self.agents[ax as usize];
-        agent.consecutive_timeouts += 1;
-        if agent.consecutive_timeouts >= self.settings.agents.timeouts_before_away
-            && agent.status == AgentStatus::Available
-        {
-            self.set_status(now, ax, AgentStatus::Away, "consecutive offer timeouts", fx);
-        } else {
-            self.fill_agent(now, ax, Some(ix), fx);
-        }
-    }
-
-    /// Avoids agent `ax` for inquiry `ix` for one accept timeout, so that
-    /// another agent gets the chance first; after that it may be offered to
-    /// `ax` again (see `expire_exclusions`).
-    pub(super) fn exclude(&mut self, now: Millis, ix: InqIx, ax: Option<AgentIx>) {
-        let until = now + self.groups[self.rec(ix).home as usize].settings.accept_timeout.as_millis() as u64;
-        let rec = self.rec_mut(ix);
-        rec.excluded = ax;
-        rec.excluded_until = until;
-        if ax.is_some() {
-            self.exclusion_deadlines.insert((until, ix));
-        }
-    }
-
-    /// Ends exclusions that ran their time; a waiting inquiry whose only
-    /// eligible agent was the excluded one is offered now.
-    pub(super) fn expire_exclusions(&mut self, now: Millis, fx: &mut Vec<Effect>) {
-        while let Some(&(until, ix)) = self.exclusion_deadlines.first() {
-            if until > now {
-                break;
-            }
-            self.exclusion_deadlines.pop_first();
-            let live =
-                self.records[ix as usize].as_ref().is_some_and(|r| r.excluded.is_some() && r.excluded_until == until);
-            if !live {
-                continue;
-            }
-            self.rec_mut(ix).excluded = None;
-            if self.rec(ix).place == Place::Waiting {
-                self.place_waiting(now, ix, fx);
-            }
-        }
-    }
-
-    /// Offers a waiting inquiry if an agent of its group (or, once
-    /// overflowed, of an overflow group) may take it now.
-    fn place_waiting(&mut self, now: Millis, ix: InqIx, fx: &mut Vec<Effect>) {
-        let home = self.rec(ix).home;
-        let overflow =
-            if self.rec(ix).overflowed { self.groups[home as usize].overflow_to.clone() } else { Vec::new() };
-        for (g, rule) in std::iter::once((home, None)).chain(overflow.into_iter().map(|t| (t, Some(Rule::Overflow)))) {
-            let mut choice = self.choose_agent(now, g, ix);
-            if let Some((ax, _)) = choice.agent {
-                if rule.is_some() {
-                    choice.trace.rule = rule;
-                }
-                self.dequeue(ix);
-                self.offer(now, ix, ax, g, choice.trace, fx);
-                return;
-            }
-        }
-    }
-
-    /// Takes an offered or active inquiry back from agent `ax` and routes it
-    /// again from the front of its queue (rank kept), avoiding `ax` once.
-    pub(super) fn take_back(
-        &mut self,
-        now: Millis,
-        ix: InqIx,
-        ax: AgentIx,
-        why: EventKind,
-        note: Option<HandoffNote>,
-        fx: &mut Vec<Effect>,
-    ) {
-        if let Place::Offered { deadline, .. } = self.rec(ix).place {
-            self.offer_deadlines.remove(&(deadline, ix));
-        }
-        // Offer or active chat: the desktop (a second one still open, say)
-        // stops showing what is no longer the agent's.
-        let (inquiry, agent) = (self.rec(ix).inquiry.id.clone(), self.agents[ax as usize].id.clone());
-        let reason = match why {
-            EventKind::TimedOut => "accept timeout",
-            EventKind::Declined => "declined",
-            _ => "returned to the queue",
-        };
-        fx.push(Effect::Withdraw { inquiry, agent, reason });
-        self.release(ax, ix);
-        let note = note.map(Box::new);
-        let detail = EventDetail { agent: Some(ax), note: note.clone(), ..EventDetail::default() };
-        self.emit(now, ix, why, Some(detail), fx);
-        self.exclude(now, ix, Some(ax));
-        let rec = self.rec_mut(ix);
-        rec.place = Place::Waiting;
-        if let Some(note) = note {
-            rec.note = Some(note);
-        }
-        if rec.next_rule == Some(Rule::TransferTarget) {
-            rec.next_rule = None;
-        }
-        self.route(now, ix, EventKind::Requeued, fx);
     }
 }

@@ -13,6 +13,7 @@ mod placement;
 mod presence;
 mod record;
 mod reserve;
+mod returns;
 mod timeline;
 mod views;
 
