@@ -46,6 +46,15 @@ impl Unchecked {
         self.through = through;
     }
 
+    /// Deletes waiting for the next checkpoint, of keys `writes` does not
+    /// hold: records forgotten since the last checkpoint started, deleted
+    /// only in the journal (a lost journal lost that too).
+    fn deletes_outside(&self, writes: &[Write]) -> Vec<Write> {
+        let kept: HashSet<&str> = writes.iter().map(|(key, _)| key.as_str()).collect();
+        let deleted = self.latest.iter().filter(|(key, value)| value.is_none() && !kept.contains(key.as_str()));
+        deleted.map(|(key, _)| (key.clone(), None)).collect()
+    }
+
     fn take(&mut self) -> (Vec<Write>, u64) {
         (std::mem::take(&mut self.latest).into_iter().collect(), self.through)
     }
@@ -85,8 +94,8 @@ pub async fn run(
     let mut group = Vec::with_capacity(MAX_GROUP);
     // Where the journal stands, so that one created anew after a loss goes
     // on from there even before this run has appended anything.
-    let mut unchecked = Unchecked { through: 0, latest: replayed.into_iter().collect() };
-    unchecked.through = until_done("cannot read where the journal stands", || store.last_recorded()).await;
+    let through = until_done("cannot read where the journal stands", || store.last_recorded()).await;
+    let mut unchecked = Unchecked { through, latest: replayed.into_iter().collect() };
     let mut checkpoint: Option<JoinHandle<()>> = None;
     let losses = Arc::new(Losses::default());
     losses.tip.store(unchecked.through, Ordering::Release);
@@ -115,15 +124,7 @@ pub async fn run(
         let limits = store.limits();
         let mut writes = coalesce(&mut group, limits.record);
         if let Some(loss) = snapshot {
-            // Records forgotten since the last checkpoint started were
-            // deleted only in the journal: a lost journal lost that too.
-            let kept: HashSet<&str> = writes.iter().map(|(key, _)| key.as_str()).collect();
-            let deleted: Vec<Write> = unchecked
-                .latest
-                .iter()
-                .filter(|(key, value)| value.is_none() && !kept.contains(key.as_str()))
-                .map(|(key, _)| (key.clone(), None))
-                .collect();
+            let deleted = unchecked.deletes_outside(&writes);
             writes.extend(deleted);
             tracing::info!(
                 records = writes.len(),
