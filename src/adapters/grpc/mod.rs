@@ -24,7 +24,7 @@ pub mod ops;
 mod status;
 
 pub use auth::{Authenticator, Caller};
-pub use offers::{OfferHub, OfferStream};
+pub use offers::{OfferHub, OfferStream, DESKTOPS_PER_AGENT};
 
 use crate::adapters::engine::EngineHandle;
 use crate::config::{GrpcSettings, GrpcTls};

@@ -23,6 +23,11 @@ use tonic::Status;
 /// Messages buffered per desktop before further ones are dropped.
 pub const DESKTOP_BUFFER: usize = 128;
 
+/// Desktops one agent may have subscribed at once. Each holds a buffer and
+/// gets every offer, so one more ends the oldest stream (most likely a
+/// desktop gone silent that keepalive has not dropped yet).
+pub const DESKTOPS_PER_AGENT: usize = 8;
+
 type Desk = mpsc::Sender<Result<proto::Assignment, Status>>;
 
 #[derive(Default)]
@@ -88,7 +93,16 @@ impl OfferHub {
                 tracing::warn!(agent_id = %agent, "desktop buffer full while re-sending held offers");
             }
         }
-        desks.by_agent.entry(agent.clone()).or_default().push(desk);
+        let list = desks.by_agent.entry(agent.clone()).or_default();
+        list.retain(|d| !d.is_closed());
+        if list.len() >= DESKTOPS_PER_AGENT {
+            let oldest = list.remove(0);
+            tracing::warn!(agent_id = %agent, "more than {DESKTOPS_PER_AGENT} desktops subscribed; ending the oldest stream");
+            // Its stream ends with this status, or, if its buffer is full,
+            // as one that fell behind.
+            let _ = oldest.try_send(Err(replaced()));
+        }
+        list.push(desk);
         true
     }
 
@@ -230,6 +244,11 @@ impl Stream for OfferStream {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         match self.rx.poll_recv(cx) {
+            // The hub ended this stream with a status of its own.
+            Poll::Ready(Some(Err(status))) => {
+                self.ended = true;
+                Poll::Ready(Some(Err(status)))
+            }
             // The hub let go while still open: this desktop fell behind.
             Poll::Ready(None) if !self.ended && !self.heartbeat.hub.is_closed() => {
                 self.ended = true;
@@ -246,6 +265,14 @@ impl Stream for OfferStream {
             other => other,
         }
     }
+}
+
+/// The end of the oldest stream of an agent with too many desktops.
+fn replaced() -> Status {
+    Status::resource_exhausted(format!(
+        "this agent subscribed from more than {DESKTOPS_PER_AGENT} desktops at once, so the oldest stream (this one) \
+         was ended; close the desktops the agent no longer uses"
+    ))
 }
 
 /// The end of a stream whose desktop did not keep up.
@@ -287,149 +314,4 @@ impl Drop for Heartbeat {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::core::testkit::{self, Bench};
-    use crate::core::{Category, RoutingSettings};
-
-    type Rx = mpsc::Receiver<Result<proto::Assignment, Status>>;
-
-    fn desk(hub: &OfferHub, bench: &Bench, agent: &str, buffer: usize) -> Rx {
-        let (tx, rx) = mpsc::channel(buffer);
-        assert!(hub.register(&bench.router, bench.now, &agent.into(), tx));
-        rx
-    }
-
-    fn next(rx: &mut Rx) -> proto::Assignment {
-        rx.try_recv().expect("a message").expect("not an error")
-    }
-
-    #[test]
-    fn offers_and_withdrawals_reach_the_agents_desktops() {
-        let (mut hub, mut bench) = (OfferHub::new(), Bench::new(RoutingSettings::default()));
-        bench.agent(testkit::presence("a1", &[("orders", 3)], 5));
-        let mut rx = desk(&hub, &bench, "a1", 8);
-        let mut other = desk(&hub, &bench, "a2", 8);
-        let fx = bench.arrive(testkit::inquiry("q1", Category::Order));
-        if let Some(release) = hub.prepare(bench.now, &fx, &bench.router) {
-            release();
-        }
-        let offer = next(&mut rx);
-        assert_eq!((offer.inquiry.as_ref().unwrap().id.as_str(), offer.withdrawn), ("q1", false));
-        assert_eq!(offer.inquiry.as_ref().unwrap().shop_id, "shop-1", "the offer carries the inquiry");
-        assert!(other.try_recv().is_err());
-
-        // A second desktop of the same agent first gets the offer it holds, unchanged.
-        let mut late = desk(&hub, &bench, "a1", 8);
-        assert_eq!(next(&mut late), offer);
-
-        let withdraw = [Effect::Withdraw { inquiry: "q1".into(), agent: "a1".into(), reason: "timeout" }];
-        if let Some(release) = hub.prepare(bench.now, &withdraw, &bench.router) {
-            release();
-        }
-        for rx in [&mut rx, &mut late] {
-            let w = next(rx);
-            assert!(w.withdrawn);
-            assert_eq!(w.inquiry.unwrap().id, "q1");
-        }
-    }
-
-    #[test]
-    fn a_desktop_subscribing_before_an_offer_is_recorded_gets_it_once_when_it_is() {
-        let (mut hub, mut bench) = (OfferHub::new(), Bench::new(RoutingSettings::default()));
-        bench.agent(testkit::presence("a1", &[("orders", 3)], 5));
-        let fx = bench.arrive(testkit::inquiry("q1", Category::Order));
-        let release = hub.prepare(bench.now, &fx, &bench.router).expect("an offer to send");
-        let mut rx = desk(&hub, &bench, "a1", 8);
-        assert!(rx.try_recv().is_err(), "not shown before it is recorded");
-        release();
-        assert_eq!(next(&mut rx).inquiry.unwrap().id, "q1");
-        assert!(rx.try_recv().is_err(), "once");
-        let mut late = desk(&hub, &bench, "a1", 8);
-        assert_eq!(next(&mut late).inquiry.unwrap().id, "q1", "recorded: later desktops get it from the state");
-    }
-
-    #[test]
-    fn a_moved_deadline_reaches_the_desktop_and_later_subscribers() {
-        let (mut hub, mut bench) = (OfferHub::new(), Bench::new(RoutingSettings::default()));
-        bench.agent(testkit::presence("a1", &[("orders", 3)], 5));
-        let mut rx = desk(&hub, &bench, "a1", 8);
-        let fx = bench.arrive(testkit::inquiry("q1", Category::Order));
-        if let Some(release) = hub.prepare(bench.now, &fx, &bench.router) {
-            release();
-        }
-        let first = next(&mut rx);
-        let fx = bench.apply(Command::ExtendOffers { by: 20_000 });
-        if let Some(release) = hub.prepare(bench.now, &fx, &bench.router) {
-            release();
-        }
-        let renewed = next(&mut rx);
-        assert_eq!(renewed.expires_at_ms, first.expires_at_ms + 20_000);
-        assert_eq!(
-            (renewed.inquiry, renewed.offered_at_ms, renewed.withdrawn),
-            (first.inquiry, first.offered_at_ms, false)
-        );
-        let mut late = desk(&hub, &bench, "a1", 8);
-        assert_eq!(
-            next(&mut late).expires_at_ms,
-            renewed.expires_at_ms,
-            "a resubscribing desktop sees the moved deadline"
-        );
-    }
-
-    #[test]
-    fn a_full_desktop_is_let_go_and_a_closed_one_forgotten() {
-        let (mut hub, mut bench) = (OfferHub::new(), Bench::new(RoutingSettings::default()));
-        bench.agent(testkit::presence("a1", &[("orders", 3)], 5));
-        let mut full = desk(&hub, &bench, "a1", 1);
-        let closed = desk(&hub, &bench, "a1", 8);
-        drop(closed);
-        for id in ["q1", "q2"] {
-            let fx = bench.arrive(testkit::inquiry(id, Category::Order));
-            if let Some(release) = hub.prepare(bench.now, &fx, &bench.router) {
-                release();
-            }
-        }
-        assert_eq!(next(&mut full).inquiry.unwrap().id, "q1");
-        assert!(
-            matches!(full.try_recv(), Err(mpsc::error::TryRecvError::Disconnected)),
-            "fallen behind, the desktop is let go rather than waited for or shown a gap"
-        );
-        assert_eq!(hub.connections("a1"), 0);
-    }
-
-    #[test]
-    fn a_desktop_that_fell_behind_gets_what_it_buffered_then_is_told_to_subscribe_again() {
-        use futures::StreamExt;
-        let (mut hub, mut bench) = (OfferHub::new(), Bench::new(RoutingSettings::default()));
-        bench.agent(testkit::presence("a1", &[("orders", 3)], 5));
-        let (tx, rx) = mpsc::channel(1);
-        assert!(hub.register(&bench.router, bench.now, &"a1".into(), tx));
-        let (_engine, handle) =
-            crate::adapters::engine::Engine::new(Router::new(RoutingSettings::default()).unwrap(), vec![]);
-        let heartbeat = Heartbeat { agent: "a1".into(), engine: handle, hub: hub.clone() };
-        let stream = OfferStream::new(rx, heartbeat);
-        for id in ["q1", "q2"] {
-            let fx = bench.arrive(testkit::inquiry(id, Category::Order));
-            if let Some(release) = hub.prepare(bench.now, &fx, &bench.router) {
-                release();
-            }
-        }
-        let got: Vec<_> = futures::executor::block_on(stream.collect());
-        assert_eq!(got.len(), 2, "{got:?}");
-        assert_eq!(got[0].as_ref().unwrap().inquiry.as_ref().unwrap().id, "q1");
-        let end = got[1].as_ref().unwrap_err();
-        assert_eq!(end.code(), tonic::Code::ResourceExhausted);
-        assert!(end.message().contains("call Subscribe again"), "{}", end.message());
-    }
-
-    #[test]
-    fn closing_ends_the_streams_and_refuses_new_ones() {
-        let (hub, bench) = (OfferHub::new(), Bench::new(RoutingSettings::default()));
-        let mut rx = desk(&hub, &bench, "a1", 8);
-        hub.close();
-        assert!(matches!(rx.try_recv(), Err(mpsc::error::TryRecvError::Disconnected)));
-        let (tx, _rx) = mpsc::channel(1);
-        assert!(!hub.register(&bench.router, bench.now, &"a1".into(), tx));
-    }
-}
+mod tests;
