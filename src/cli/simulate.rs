@@ -64,8 +64,11 @@ fn execute(args: &SimulateArgs) -> Result<String, String> {
         None => report::table(&plan, &run_a),
     };
     if let Some(path) = &args.chart {
-        std::fs::write(path, chart::svg(&plan, &series))
-            .map_err(|e| format!("cannot write the chart to {}: {e}; check the directory exists", path.display()))?;
+        if let Err(e) = std::fs::write(path, chart::svg(&plan, &series)) {
+            // The run is done: keep its report even without the chart.
+            print!("{text}");
+            return Err(format!("cannot write the chart to {}: {e}; check the directory exists", path.display()));
+        }
         eprintln!("chart written to {}", path.display());
     }
     Ok(text)
@@ -75,6 +78,9 @@ fn execute(args: &SimulateArgs) -> Result<String, String> {
 fn plan(args: &SimulateArgs) -> Result<Plan, String> {
     let mut scenario = Scenario::load(&args.scenario).map_err(|e| e.to_string())?;
     if let Some(patience) = args.patience {
+        if patience.is_zero() {
+            return Err("--patience: must be more than 0, e.g. 5m (leave it out for customers who never leave)".into());
+        }
         scenario.patience = Some(Span(patience));
     }
     let seed = args.seed.or(scenario.seed).unwrap_or(1);

@@ -220,7 +220,10 @@ fn levels(c: &mut Canvas, runs: &[Series]) {
 fn time_axis(c: &mut Canvas, plan: &Plan, bottom: f64) {
     let hours = c.minutes as f64 / 60.0;
     let every = [1u64, 2, 3, 4, 6, 12, 24].into_iter().find(|e| hours / *e as f64 <= 16.0).unwrap_or(24);
-    let first_hour = plan.start.at.div_ceil(3_600_000) * 3_600_000;
+    // The first whole local hour (offsets such as +05:30 are not whole UTC hours).
+    let local = plan.start.at as i64 + plan.start.offset_ms;
+    let first_hour = (local.div_euclid(3_600_000) * 3_600_000 + 3_600_000 * i64::from(local % 3_600_000 != 0)
+        - plan.start.offset_ms) as u64;
     let mut at = first_hour;
     while at <= plan.end {
         let (month, day, hour, _) = plan.start.local_parts(at);

@@ -70,7 +70,11 @@ pub fn parse_start(text: &str) -> Result<Start, String> {
         return Err(bad());
     }
     let in_day = parse_hms(time).filter(|&ms| ms < DAY).ok_or_else(bad)?;
-    let local = days_from_civil(y, m as u32, dd as u32) * DAY + in_day;
+    let days = days_from_civil(y, m as u32, dd as u32);
+    if civil_from_days(days) != (y, m as u32, dd as u32) {
+        return Err(format!("`{text}`: there is no {date} (that month is shorter)"));
+    }
+    let local = days * DAY + in_day;
     let at = local - offset_ms;
     if at < 0 {
         return Err(bad());

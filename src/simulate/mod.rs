@@ -30,6 +30,8 @@ pub mod stats;
 pub mod traffic;
 
 #[cfg(test)]
+mod regressions;
+#[cfg(test)]
 mod tests;
 
 pub use engine::{run, Outcome};

@@ -6,7 +6,9 @@ use super::clock::{clock_time, parse_start, Start};
 use super::scenario::{Breaks, Scenario, Shift};
 use super::traffic::{Arrival, Curve, CustomerModel, HandleModel, Mix, SpikeShape, Traffic};
 use super::SimError;
+use crate::core::settings::FatigueSettings;
 use crate::core::{AgentStatus, Category, Level, Millis, Presence, RoutingSettings};
+use std::time::Duration;
 
 /// What a simulated agent does at one moment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,6 +89,23 @@ pub fn compile(s: &Scenario, seed: u64, draw: bool) -> Result<Plan, SimError> {
     let pins = pins(s, &mut p, &at);
     let Some(start) = start.filter(|_| p.is_empty()) else { return Err(SimError::Invalid(p)) };
     let end = start.at + s.duration.ms();
+    for (i, shift) in s.roster.iter().enumerate() {
+        let (from, until) = (at(&shift.start, String::new(), &mut p), at(&shift.end, String::new(), &mut p));
+        if until <= start.at || from >= end {
+            p.push(format!(
+                "roster[{i}]: shift `{}` ({} to {}) lies outside the window ({} to {}); a time after midnight of \
+                 the start day is written e.g. \"+1 02:00\"",
+                shift.name,
+                start.format(from),
+                start.format(until),
+                start.format(start.at),
+                start.format(end)
+            ));
+        }
+    }
+    if !p.is_empty() {
+        return Err(SimError::Invalid(p));
+    }
     let traffic = Traffic {
         curve: &curve,
         mix: &mix,
@@ -300,8 +319,13 @@ fn agent(shift: &Shift, n: u32, from: Millis, until: Millis) -> AgentPlan {
         let (every, length) = (every.ms(), length.ms());
         // Staggered: agent n of a shift first breaks (n+1)/count of `every` into it.
         let mut at = from + every * u64::from(n + 1) / u64::from(shift.count.max(1));
-        while length > 0 && every > length && at + length + 10 * 60_000 <= until {
+        // No stretch of work longer than `every`: a break due when the shift
+        // ends anyway becomes leaving on break.
+        while length > 0 && every > length && at < until {
             steps.push((at, Step::Break));
+            if at + length >= until {
+                break;
+            }
             steps.push((at + length, Step::Available));
             at += length + every;
         }
@@ -356,5 +380,58 @@ impl Plan {
             }
         }
         p
+    }
+
+    /// Shifts whose agents work longer than `fatigue` allows without a break
+    /// long enough to reset it: the router then stops offering them new work
+    /// (where the level enforces fatigue), which a planner should know.
+    pub fn fatigue_notes(&self, fatigue: &FatigueSettings) -> Vec<String> {
+        let (max, min_break) = (fatigue.max_continuous.as_millis() as u64, fatigue.min_break.as_millis() as u64);
+        let mut over: Vec<(&str, u64)> = Vec::new();
+        for agent in &self.agents {
+            let shift = agent.presence.agent.rsplit_once('-').map_or("", |(name, _)| name);
+            if over.iter().any(|(s, _)| *s == shift) {
+                continue;
+            }
+            let (mut longest, mut since) = (0, None);
+            for (i, &(at, step)) in agent.steps.iter().enumerate() {
+                match step {
+                    Step::Available => {
+                        since = since.or(Some(at));
+                    }
+                    Step::Break | Step::Leave => {
+                        // A break the shift ends in ends the work too.
+                        let back = match agent.steps.get(i + 1) {
+                            Some(&(next, Step::Available)) => next,
+                            _ => u64::MAX,
+                        };
+                        if step == Step::Leave || back.saturating_sub(at) >= min_break {
+                            longest = longest.max(since.map_or(0, |s| at - s));
+                            since = None;
+                        }
+                    }
+                }
+            }
+            if longest > max {
+                over.push((shift, longest));
+            }
+        }
+        over.sort_by_key(|&(_, longest)| std::cmp::Reverse(longest));
+        let Some(&(worst, longest)) = over.first() else { return Vec::new() };
+        let round = |ms: u64| humantime::format_duration(Duration::from_secs(ms / 60_000 * 60));
+        let others = match over.len() {
+            1 => String::new(),
+            n => format!(" (and {} other shift(s))", n - 1),
+        };
+        vec![format!(
+            "shift `{worst}`{others} works up to {} without a break of at least {}: after {} the router stops \
+             offering such agents new work (fatigue, where the level enforces it) until they pause; give shifts \
+             breaks, e.g. breaks = {{ every = \"{}\", length = \"{}\" }}",
+            round(longest),
+            round(min_break),
+            round(max),
+            round(max),
+            round(min_break),
+        )]
     }
 }

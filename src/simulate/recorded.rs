@@ -44,8 +44,7 @@ pub const DEFAULT_SHOP: &str = "recorded";
 pub fn read(path: &Path, plan: &Plan) -> Result<Recording, SimError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| SimError::Recording(format!("{}: cannot read the file: {e}", path.display())))?;
-    let (mut good, skipped) = parse(&text);
-    good.sort_by_key(|(_, inquiry)| inquiry.created_at_ms);
+    let (good, skipped) = parse(&text);
     let Some(first) = good.first().map(|(_, i)| i.created_at_ms) else {
         let hint = skipped.first().map_or(String::new(), |p| format!("; line {}: {}", p.line, p.reason));
         return Err(SimError::Recording(format!(
@@ -93,38 +92,47 @@ pub fn read(path: &Path, plan: &Plan) -> Result<Recording, SimError> {
     Ok(Recording { arrivals, skipped, outside, shifted_days })
 }
 
-/// Every line decoded and checked: `(line, inquiry)` and the problems.
+/// Every line decoded and checked: `(line, inquiry)` in arrival order (file
+/// order for equal times), and the problems by line. Of several lines with
+/// one id the earliest arrival counts, wherever it is in the file.
 pub fn parse(text: &str) -> (Vec<(usize, crate::core::Inquiry)>, Vec<LineProblem>) {
-    let mut good = Vec::new();
+    let mut decoded = Vec::new();
     let mut skipped = Vec::new();
-    let mut seen: HashMap<String, usize> = HashMap::new();
+    // A byte-order mark is not part of the first line's JSON.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     for (i, line) in text.lines().enumerate() {
-        let n = i + 1;
         if line.trim().is_empty() {
             continue;
         }
         match decode(line) {
-            Ok(inquiry) => match seen.get(&*inquiry.id) {
+            Ok(inquiry) => decoded.push((i + 1, inquiry)),
+            Err(reason) => skipped.push(LineProblem { line: i + 1, reason }),
+        }
+    }
+    decoded.sort_by_key(|(_, inquiry)| inquiry.created_at_ms);
+    let mut good = Vec::with_capacity(decoded.len());
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for (n, inquiry) in decoded {
+        match seen.get(&*inquiry.id) {
                 // The simulated bot hands deflected inquiries back itself.
                 Some(first) if inquiry.bot_attempted => skipped.push(LineProblem {
                     line: n,
                     reason: format!(
-                        "the bot's hand-back of `{}` (first on line {first}); hand-backs come from the scenario's [bot]",
+                        "the bot's hand-back of `{}` (arrived earlier, line {first}); hand-backs come from the scenario's [bot]",
                         inquiry.id
                     ),
                 }),
                 Some(first) => skipped.push(LineProblem {
                     line: n,
-                    reason: format!("duplicate id `{}` (first on line {first}); ids must be unique", inquiry.id),
+                    reason: format!("duplicate id `{}` (arrived earlier, line {first}); ids must be unique", inquiry.id),
                 }),
                 None => {
                     seen.insert(inquiry.id.to_string(), n);
                     good.push((n, inquiry));
                 }
-            },
-            Err(reason) => skipped.push(LineProblem { line: n, reason }),
         }
     }
+    skipped.sort_by_key(|p| p.line);
     (good, skipped)
 }
 

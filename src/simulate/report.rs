@@ -36,8 +36,9 @@ pub fn table(plan: &Plan, run: &Run) -> String {
         .map(|key| match key {
             None => Vec::new(),
             Some((g, l)) => {
+                let g = g.as_deref();
                 let c = cell(s, g, l);
-                let mut row = vec![group_name(s, g), level_name(l)];
+                let mut row = vec![group_name(g), level_name(l)];
                 row.extend([
                     count(c.arrivals),
                     share(&c),
@@ -65,7 +66,7 @@ pub fn compare(plan: &Plan, a: &Run, b: &Run) -> String {
     let headers: Vec<&str> = COMPARE_HEADERS.split('|').collect();
     let mut rows = row_keys(&[sa, sb])
         .into_iter()
-        .map(|key| key.map_or_else(Vec::new, |(g, l)| compare_row(sa, sb, g, l)))
+        .map(|key| key.map_or_else(Vec::new, |(g, l)| compare_row(sa, sb, g.as_deref(), l)))
         .collect::<Vec<_>>();
     blank_repeats(&mut rows);
     out.push_str(&render(&headers, &rows));
@@ -76,12 +77,12 @@ pub fn compare(plan: &Plan, a: &Run, b: &Run) -> String {
 const COMPARE_HEADERS: &str = "group|level|arrivals A|B|<=30s A|B|delta|avg wait A|B|delta|p95 A|B|delta|\
     max queue A|B|deflected A|B|abandoned A|B|need/on A|B";
 
-fn compare_row(sa: &Stats, sb: &Stats, g: Option<usize>, l: Option<Level>) -> Vec<String> {
+fn compare_row(sa: &Stats, sb: &Stats, g: Option<&str>, l: Option<Level>) -> Vec<String> {
     let (ca, cb) = (cell(sa, g, l), cell(sb, g, l));
     let (wa, wb) = (ca.avg_wait_s(), cb.avg_wait_s());
     let (pa, pb) = (ca.p95_wait_s(), cb.p95_wait_s());
     vec![
-        group_name(sa, g),
+        group_name(g),
         level_name(l),
         count(ca.arrivals),
         count(cb.arrivals),
@@ -142,11 +143,15 @@ fn header(plan: &Plan, runs: &[&Run]) -> String {
 fn footer(runs: &[&Run]) -> String {
     let mut out = String::from(concat!(
         "\nlevel: the group's level when the inquiry arrived. wait: from receipt to an agent's accept.\n",
-        "<=30s: share of queued (not deflected) inquiries accepted within 30 s. need/on: the router's highest\n",
+        "<=30s: share of queued (not deflected) inquiries accepted within 30 s. max queue of all groups: all\n",
+        "queues together, at the router's level. need/on: the router's highest\n",
         "recommended agents (Erlang C + standby reserve) at that level, and the agents on shift at that moment.\n",
     ));
     for run in runs {
         let s = &run.outcome.stats;
+        for note in &run.outcome.notes {
+            out.push_str(&format!("{}: note: {note}\n", run.config));
+        }
         if s.unfinished > 0 {
             out.push_str(&format!(
                 "{}: {} inquiries were still waiting 2 h after the window closed.\n",
@@ -172,39 +177,52 @@ fn distinct_shifts(plan: &Plan) -> usize {
 }
 
 /// Rows to print: `(group or None for all, level or None for all)`, with
-/// `None` rows as blank separators. Levels nobody saw are left out.
-fn row_keys(stats: &[&Stats]) -> Vec<Option<(Option<usize>, Option<Level>)>> {
-    let seen = |g: Option<usize>, l: Level| {
+/// `None` rows as blank separators. Levels nobody saw are left out. Groups
+/// are matched by id: the first run's in its order, then those only the
+/// second configuration has.
+fn row_keys(stats: &[&Stats]) -> Vec<Option<(Option<String>, Option<Level>)>> {
+    let mut groups: Vec<&str> = Vec::new();
+    for s in stats {
+        for g in &s.groups {
+            if !groups.contains(&g.as_str()) {
+                groups.push(g);
+            }
+        }
+    }
+    let seen = |g: Option<&str>, l: Level| {
         stats.iter().any(|s| {
             let c = cell(s, g, Some(l));
             c.arrivals > 0 || c.time_ms > 0
         })
     };
     let mut keys = Vec::new();
-    for g in (0..stats[0].groups.len()).map(Some).chain([None]) {
+    for g in groups.into_iter().map(Some).chain([None]) {
         if g.is_some() && stats.iter().all(|s| cell(s, g, None).arrivals == 0) {
             continue;
         }
         for l in Level::ALL.into_iter().filter(|&l| seen(g, l)) {
-            keys.push(Some((g, Some(l))));
+            keys.push(Some((g.map(str::to_string), Some(l))));
         }
-        keys.push(Some((g, None)));
+        keys.push(Some((g.map(str::to_string), None)));
         keys.push(None);
     }
     keys.pop();
     keys
 }
 
-fn cell(s: &Stats, g: Option<usize>, l: Option<Level>) -> Cell {
-    match (g, l) {
-        (Some(g), Some(l)) => s.cells[g][l.index()].clone(),
-        (Some(g), None) => s.group_total(g),
-        (None, l) => s.level_total(l),
+/// A group's (by id; empty where the run has no such group) or all groups'
+/// cell, at one level or all.
+fn cell(s: &Stats, g: Option<&str>, l: Option<Level>) -> Cell {
+    let Some(name) = g else { return s.level_total(l) };
+    let Some(g) = s.groups.iter().position(|id| id.as_str() == name) else { return Cell::default() };
+    match l {
+        Some(l) => s.cells[g][l.index()].clone(),
+        None => s.group_total(g),
     }
 }
 
-fn group_name(s: &Stats, g: Option<usize>) -> String {
-    g.map_or_else(|| "all groups".to_string(), |g| s.groups[g].to_string())
+fn group_name(g: Option<&str>) -> String {
+    g.unwrap_or("all groups").to_string()
 }
 
 /// Shows a group's name only on the first row of its block.
@@ -223,7 +241,7 @@ fn level_name(l: Option<Level>) -> String {
     l.map_or_else(|| "all".to_string(), |l| l.name().to_string())
 }
 
-fn staffing(s: &Stats, c: &Cell, g: Option<usize>, l: Option<Level>) -> String {
+fn staffing(s: &Stats, c: &Cell, g: Option<&str>, l: Option<Level>) -> String {
     let (need, have) = match (g, l) {
         (None, Some(l)) => s.router_peak[l.index()],
         (None, None) => s.router_peak.iter().copied().max_by_key(|p| p.0).unwrap_or_default(),

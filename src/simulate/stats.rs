@@ -113,6 +113,8 @@ pub struct Stats {
     pub unfinished: u64,
     /// Per router level: the highest total recommended agents, and agents on shift then.
     pub router_peak: [(u32, u32); 3],
+    /// Per router level: the longest queue of all groups together.
+    pub router_max_queue: [u32; 3],
 }
 
 impl Stats {
@@ -128,6 +130,7 @@ impl Stats {
             bot_returned: 0,
             unfinished: 0,
             router_peak: [(0, 0); 3],
+            router_max_queue: [0; 3],
         }
     }
 
@@ -183,6 +186,8 @@ impl Stats {
         }
         let queue = groups.iter().map(|s| s.queue).sum();
         let needed = groups.iter().map(|s| s.recommended).sum();
+        let longest = &mut self.router_max_queue[router_level.index()];
+        *longest = (*longest).max(queue);
         let peak = &mut self.router_peak[router_level.index()];
         if needed > peak.0 {
             *peak = (needed, on_shift);
@@ -203,14 +208,18 @@ impl Stats {
         total
     }
 
-    /// All groups at one level summed (`None`: every level).
+    /// All groups at one level summed (`None`: every level). Its longest
+    /// queue is that of all groups together while the router was at `level`
+    /// (the longest single group's would understate it).
     pub fn level_total(&self, level: Option<Level>) -> Cell {
         let mut total = Cell::default();
+        let levels = || Level::ALL.into_iter().filter(|l| level.is_none_or(|x| x == *l));
         for group in &self.cells {
-            for l in Level::ALL.into_iter().filter(|l| level.is_none_or(|x| x == *l)) {
+            for l in levels() {
                 total.absorb(&group[l.index()]);
             }
         }
+        total.max_queue = levels().map(|l| self.router_max_queue[l.index()]).max().unwrap_or(0);
         total
     }
 }

@@ -132,7 +132,7 @@ fn a_recording_replays_its_good_lines_and_reports_the_bad_ones() {
     assert_eq!(good.len(), 3);
     let lines: Vec<usize> = skipped.iter().map(|p| p.line).collect();
     assert_eq!(lines, [2, 4, 6, 7]);
-    assert!(skipped[2].reason.contains("duplicate id `r-1` (first on line 1)"), "{skipped:?}");
+    assert!(skipped[2].reason.contains("duplicate id `r-1` (arrived earlier, line 1)"), "{skipped:?}");
     assert!(skipped[3].reason.contains("created_at_ms"), "{skipped:?}");
 
     let dir = tempfile::tempdir().unwrap();

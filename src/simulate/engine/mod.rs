@@ -30,6 +30,8 @@ pub struct Outcome {
     pub commands: u64,
     /// Wall-clock time the run took.
     pub elapsed: Duration,
+    /// What the planner should know about the plan under these settings.
+    pub notes: Vec<String>,
 }
 
 /// Runs `plan` through a router with `settings`.
@@ -38,11 +40,12 @@ pub fn run(plan: &Plan, settings: RoutingSettings) -> Result<Outcome, SimError> 
     if !problems.is_empty() {
         return Err(SimError::Configuration(problems));
     }
+    let notes = plan.fatigue_notes(&settings.fatigue);
     let started = Instant::now();
     let router = Router::new(settings).map_err(|e| SimError::Configuration(vec![e.to_string()]))?;
     let mut sim = Sim::new(plan, router);
     sim.run();
-    Ok(Outcome { stats: sim.stats, commands: sim.commands, elapsed: started.elapsed() })
+    Ok(Outcome { stats: sim.stats, commands: sim.commands, elapsed: started.elapsed(), notes })
 }
 
 /// Where a simulated inquiry is, from the customer's side.
@@ -109,6 +112,8 @@ struct Sim<'p> {
     levels: Vec<Level>,
     on_shift: Vec<u32>,
     open: u64,
+    /// Deflected inquiries the bot will hand back: the run waits for them.
+    bot_pending: u64,
     stats: Stats,
     commands: u64,
 }
@@ -147,6 +152,7 @@ impl<'p> Sim<'p> {
             on_shift: vec![0; groups.len()],
             group_ix,
             open: 0,
+            bot_pending: 0,
             stats: Stats::new(groups, plan.start.at),
             commands: 0,
         }
@@ -175,11 +181,12 @@ impl<'p> Sim<'p> {
             self.sample(tick, tick <= end);
             tick += step;
             let arrivals_done = self.next_arrival >= self.plan.arrivals.len();
-            if tick > end && arrivals_done && (self.open == 0 || tick > end + DRAIN_MS) {
+            let settled = self.open == 0 && self.bot_pending == 0;
+            if tick > end && arrivals_done && (settled || tick > end + DRAIN_MS) {
                 break;
             }
         }
-        self.stats.unfinished = self.open;
+        self.stats.unfinished = self.open + self.bot_pending;
     }
 
     fn pin_levels(&mut self) {

@@ -43,7 +43,10 @@ impl Sim<'_> {
                     self.presence(agent, AgentStatus::Available);
                 }
             }
-            Ev::BotReturn(ix) => self.bot_return(ix),
+            Ev::BotReturn(ix) => {
+                self.bot_pending -= 1;
+                self.bot_return(ix);
+            }
         }
         self.settle();
     }
@@ -184,6 +187,7 @@ impl Sim<'_> {
         self.stats.deflected(group, level, self.now);
         let resolved = unit_of(mix(self.plan.seed.rotate_left(17), track.draw_key)) < self.plan.bot_resolves;
         if !resolved && track.planned.is_some() {
+            self.bot_pending += 1;
             self.schedule(self.now + self.plan.bot_returns_ms, Ev::BotReturn(ix));
         }
     }
