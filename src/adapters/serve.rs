@@ -144,7 +144,13 @@ where
 {
     let mut backoff = Duration::from_millis(200);
     loop {
-        match attempt().await {
+        // Raced with shutdown: a request to a server that is away waits for
+        // it, and stopping must not.
+        let outcome = tokio::select! {
+            outcome = attempt() => outcome,
+            _ = shutdown.cancelled() => return None,
+        };
+        match outcome {
             Ok(value) => return Some(value),
             Err(e) => tracing::warn!(error = %e, retry_in = ?backoff, "cannot {what} yet; retrying"),
         }

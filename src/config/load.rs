@@ -86,7 +86,7 @@ fn index_in_file(removed: &[(String, usize)], list: &str, index: usize) -> usize
 }
 
 /// Names the environment variable a bad value came from.
-fn annotate(mut problems: Vec<Problem>, applied: &[Applied]) -> Vec<Problem> {
+pub(super) fn annotate(mut problems: Vec<Problem>, applied: &[Applied]) -> Vec<Problem> {
     for problem in &mut problems {
         if let Some(applied) = applied.iter().find(|a| a.path == problem.path) {
             problem.message.push_str(&format!(" (value from environment variable {})", applied.var));

@@ -101,7 +101,9 @@ impl Config {
             // under a bad field are not reported on top of it (a check that
             // compares it with another field may still speak of its default).
             let under_bad = |p: &Problem| bad_fields.iter().any(|b| !b.path.is_empty() && is_under(&p.path, &b.path));
-            problems.extend(validate(&config).into_iter().filter(|p| !under_bad(p)));
+            let checked = validate(&config).into_iter().filter(|p| !under_bad(p)).collect();
+            // A value out of range that came from the environment says so.
+            problems.extend(load::annotate(checked, &applied));
             if problems.is_empty() && bad_fields.is_empty() {
                 return Ok(config);
             }

@@ -305,12 +305,25 @@ fn bad_env_values_name_the_variable() {
         ["agents.max_concurrent: invalid type: string \"many\", expected u32 \
           (value from environment variable TICKET_ROUTER_AGENTS_MAX_CONCURRENT)"]
     );
-    // A value that is valid but wrong is a validation problem at the key's path.
+    // A value that is valid but wrong is a validation problem at the key's
+    // path, which says where the value came from too.
     let env = [("TICKET_ROUTER_GRPC_AUTH_MODE", "jtw")];
     assert_eq!(
         error_lines("", &env)[0],
-        "grpc.auth.mode: unknown mode \"jtw\"; write \"jwt\" or, for a local demo only, \"none\""
+        "grpc.auth.mode: unknown mode \"jtw\"; write \"jwt\" or, for a local demo only, \"none\" \
+         (value from environment variable TICKET_ROUTER_GRPC_AUTH_MODE)"
     );
+    let env = [("TICKET_ROUTER_AGENTS_MAX_CONCURRENT", "0"), ("TICKET_ROUTER_GRPC_AUTH_MODE", "none")];
+    let lines = error_lines("", &env);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].ends_with("(value from environment variable TICKET_ROUTER_AGENTS_MAX_CONCURRENT)"), "{lines:?}");
+}
+
+#[test]
+fn a_duration_override_may_be_whole_seconds_as_in_the_file() {
+    let env = [("TICKET_ROUTER_LEVELS_COOLDOWN", "300"), ("TICKET_ROUTER_GRPC_AUTH_MODE", "none")];
+    let config = Config::from_toml("", &env).expect("whole seconds");
+    assert_eq!(config.levels.cooldown, Duration::from_secs(300));
 }
 
 #[test]

@@ -353,3 +353,41 @@ async fn a_hung_broker_turns_health_not_serving_until_decisions_are_recorded_aga
     waiting.await.unwrap().expect("answered once recorded");
     eventually("SERVING again", SETTLE, || status(ServingStatus::Serving)).await;
 }
+
+#[test]
+fn sigterm_while_nats_has_never_answered_stops_at_once_and_cleanly() {
+    // Nothing listens on port 1: the router keeps trying to reach NATS.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("router.toml");
+    std::fs::write(&file, test_config("nats://127.0.0.1:1", "support", "")).unwrap();
+    let log = dir.path().join("router.log");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ticket-router"))
+        .args(["serve", "--config"])
+        .arg(&file)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let started = || std::fs::read_to_string(&log).unwrap_or_default().contains("starting");
+    for _ in 0..100 {
+        if started() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    std::process::Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+    // Stopping gives in-flight work 10 s and then exits with an error; with
+    // nothing in flight it must not come to that.
+    let mut status = None;
+    for _ in 0..80 {
+        status = child.try_wait().unwrap();
+        if status.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(status.is_some_and(|s| s.success()), "exit {status:?}; log:\n{text}");
+}

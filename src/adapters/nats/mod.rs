@@ -23,6 +23,8 @@ const MAX_ACK_PENDING: i64 = 20_000;
 pub enum NatsError {
     #[error("cannot read NATS credentials `{path}`: {source}; check nats.credentials_file / nats.nkey_seed_file")]
     Credentials { path: String, source: std::io::Error },
+    #[error("cannot read nats.tls.{key} `{path}`: {source}; check the path (and that the file is mounted)")]
+    TlsFile { key: &'static str, path: String, source: std::io::Error },
     #[error("cannot connect to NATS at {url}: {source}; check nats.url and that nats-server is running with JetStream (-js)")]
     Connect { url: String, source: async_nats::ConnectError },
     #[error("cannot create or update JetStream stream `{stream}`: {detail}; the server must run with JetStream enabled (-js), version 2.10.23 or newer")]
@@ -125,6 +127,17 @@ pub async fn connect(settings: &NatsSettings) -> Result<(async_nats::Client, wat
         options = options.token(token.expose().to_string());
     }
     let tls = &settings.tls;
+    // Checked here: the client would only log a TLS error on every retry
+    // (or, with TLS not required, connect without the configured CA).
+    for (key, path) in [("ca_file", &tls.ca_file), ("cert_file", &tls.cert_file), ("key_file", &tls.key_file)] {
+        if let Some(path) = path {
+            std::fs::File::open(path).map_err(|source| NatsError::TlsFile {
+                key,
+                path: path.display().to_string(),
+                source,
+            })?;
+        }
+    }
     if let Some(ca) = &tls.ca_file {
         options = options.add_root_certificates(ca.clone());
     }
@@ -237,4 +250,18 @@ pub async fn setup_inbound(
         )
         .await
         .map_err(|e| NatsError::Consumer { stream: name, consumer: settings.consumer.clone(), detail: e.to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_missing_tls_file_is_an_error_naming_it_even_with_tls_not_required() {
+        let mut settings = crate::config::NatsSettings { url: "nats://127.0.0.1:1".into(), ..Default::default() };
+        settings.tls.ca_file = Some("/nonexistent/ca.pem".into());
+        settings.tls.required = false;
+        let err = connect(&settings).await.err().expect("refused").to_string();
+        assert!(err.contains("nats.tls.ca_file `/nonexistent/ca.pem`"), "{err}");
+    }
 }

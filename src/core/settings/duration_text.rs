@@ -21,6 +21,10 @@ pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duratio
         Written::Seconds(secs) => return Ok(Duration::from_secs(secs)),
         Written::Text(text) => text,
     };
+    // Whole seconds as text too: an environment override is always text.
+    if let Ok(secs) = text.trim().parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
     humantime::parse_duration(&text).map_err(|e| {
         D::Error::custom(format!("`{text}` is not a duration ({e}); write e.g. \"30s\", \"5m\" or \"1h 30m\""))
     })
