@@ -261,7 +261,8 @@ mod tests {
         let mut settings = crate::config::NatsSettings { url: "nats://127.0.0.1:1".into(), ..Default::default() };
         settings.tls.ca_file = Some("/nonexistent/ca.pem".into());
         settings.tls.required = false;
-        let err = connect(&settings).await.err().expect("refused").to_string();
+        let Err(err) = connect(&settings).await else { panic!("refused") };
+        let err = err.to_string();
         assert!(err.contains("nats.tls.ca_file `/nonexistent/ca.pem`"), "{err}");
     }
 }
