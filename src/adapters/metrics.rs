@@ -70,10 +70,13 @@ pub fn count(outcome: Outcome) {
     counter!(INQUIRIES, "outcome" => outcome.label()).increment(1);
 }
 
-/// Counts one dead-lettered message (and its inquiry as rejected).
-pub fn count_deadletter(reason: RejectReason) {
+/// Counts one dead-lettered message, and as a rejected inquiry unless it
+/// was a cancellation (`inquiry` false): those are no inquiries.
+pub fn count_deadletter(reason: RejectReason, inquiry: bool) {
     counter!(DEADLETTER, "reason" => reason.as_str()).increment(1);
-    count(Outcome::Rejected);
+    if inquiry {
+        count(Outcome::Rejected);
+    }
 }
 
 /// Observes the duration of one routing decision.
@@ -106,11 +109,14 @@ fn describe() {
         INQUIRIES,
         "Inquiries by outcome: received, assigned, deflected, cancelled, duplicate, rejected."
     );
-    describe_histogram!(WAIT, Unit::Seconds, "Time from receipt to an accepted offer, by group.");
+    describe_histogram!(WAIT, Unit::Seconds, "Time from receipt to an accepted offer, by the group it waited in.");
     describe_histogram!(ROUTING_DURATION, Unit::Seconds, "Time the core took to decide one arriving inquiry.");
     describe_gauge!(AGENTS, "Agents who are members of a group, by status.");
-    describe_gauge!(OCCUPANCY, "Load over capacity of a group's agents who can take work.");
-    describe_gauge!(RESERVED_CAPACITY, "Share of a group's capacity held back for HIGH band work (the headroom).");
+    describe_gauge!(OCCUPANCY, "Chats over capacity of a group's agents on duty (AVAILABLE or on BREAK).");
+    describe_gauge!(
+        RESERVED_CAPACITY,
+        "Share of a group's capacity held back for HIGH band work now (the headroom in force, in whole slots)."
+    );
     describe_gauge!(
         RECOMMENDED_AGENTS,
         "Erlang C agents needed for the service level, plus the level's standby reserve."
@@ -197,7 +203,9 @@ impl EffectSink for MetricsSink {
                     EventKind::Accepted => {
                         if let Some(waited_ms) = e.waited_ms {
                             count(Outcome::Assigned);
-                            histogram!(WAIT, "group" => e.group.to_string()).record(waited_ms as f64 / 1000.0);
+                            // The queue it waited in, like the queue gauges.
+                            let group = e.waited_in.as_ref().unwrap_or(&e.group).to_string();
+                            histogram!(WAIT, "group" => group).record(waited_ms as f64 / 1000.0);
                         }
                     }
                     EventKind::Cancelled => count(Outcome::Cancelled),
@@ -229,7 +237,9 @@ impl EffectSink for MetricsSink {
                 gauge!(AGENTS, "group" => group.clone(), "status" => status_label(status)).set(f64::from(n));
             }
             gauge!(OCCUPANCY, "group" => group.clone()).set(g.occupancy);
-            gauge!(RESERVED_CAPACITY, "group" => group.clone()).set(g.reserve_ratio);
+            // The headroom held now: the playbook's ratio of the capacity, in whole slots.
+            let held = if g.capacity == 0 { 0.0 } else { f64::from(g.reserved_slots) / f64::from(g.capacity) };
+            gauge!(RESERVED_CAPACITY, "group" => group.clone()).set(held);
             gauge!(RECOMMENDED_AGENTS, "group" => group).set(f64::from(g.recommended_agents));
         }
     }

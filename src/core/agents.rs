@@ -116,6 +116,10 @@ pub struct Census {
     /// Their free slots, agent by agent: one above its cap (after a level
     /// drop or a lower `max_concurrent`) frees none, and hides no one else's.
     pub free: u32,
+    /// Capacity and load of the agents at work (AVAILABLE or on BREAK),
+    /// fatigued or not: how busy the team on duty is (occupancy).
+    pub on_duty_capacity: u32,
+    pub on_duty_load: u32,
 }
 
 impl Census {
@@ -136,6 +140,10 @@ impl Census {
             Class::Fatigued => apply(&mut self.fatigued, 1),
             Class::Full => apply(&mut self.full, 1),
             Class::Ready => apply(&mut self.ready, 1),
+        }
+        if matches!(agent.status, AgentStatus::Available | AgentStatus::Break) {
+            apply(&mut self.on_duty_capacity, agent.capacity);
+            apply(&mut self.on_duty_load, agent.load());
         }
         if matches!(agent.class, Class::Full | Class::Ready) {
             apply(&mut self.capacity, agent.capacity);

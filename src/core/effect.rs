@@ -54,6 +54,9 @@ pub struct Event {
     pub score: i32,
     /// For an inquiry's first ACCEPTED: milliseconds from receipt to acceptance.
     pub waited_ms: Option<u64>,
+    /// With `waited_ms`: the group whose queue it waited in (an overflow
+    /// group's agent may have taken it).
+    pub waited_in: Option<Id>,
     /// For COMPLETED: milliseconds from acceptance to completion.
     pub handled_ms: Option<u64>,
     pub note: Option<Box<HandoffNote>>,

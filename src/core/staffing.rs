@@ -7,6 +7,9 @@
 /// Inputs for one group's advice.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct StaffingInput {
+    /// Customers waiting now: whatever the arrival rate, a backlog needs
+    /// agents (after a quiet minute or a restart the rate reads 0).
+    pub waiting: u32,
     pub arrivals_per_sec: f64,
     pub handle_secs: f64,
     pub concurrency: f64,
@@ -74,11 +77,20 @@ fn service_level_from_c(agents: u32, traffic: f64, c: f64, service_secs: f64, wi
 
 /// Agents needed to meet the service level, plus the standby reserve.
 pub fn advise(input: StaffingInput) -> StaffingAdvice {
+    let backlog = (f64::from(input.waiting) / input.concurrency.max(1.0)).ceil() as u32;
+    let with_reserve = |agents: u32| (f64::from(agents) * (1.0 + input.standby_reserve.max(0.0))).ceil() as u32;
+    let erlang = erlang_agents(&input);
+    let agents = erlang.max(backlog);
+    StaffingAdvice { erlang_agents: agents, recommended: with_reserve(agents) }
+}
+
+/// Agents Erlang C asks for at the arrival rate (0 without traffic).
+fn erlang_agents(input: &StaffingInput) -> u32 {
     let service_secs = input.handle_secs / input.concurrency.max(1.0);
     let traffic = input.arrivals_per_sec * service_secs;
     // NaN traffic counts as none.
     if traffic.is_nan() || traffic <= 0.0 || !service_secs.is_finite() {
-        return StaffingAdvice::default();
+        return 0;
     }
     // The smallest team above the traffic that meets the target. Erlang B is
     // carried from one team size to the next instead of recomputed, so each
@@ -98,8 +110,7 @@ pub fn advise(input: StaffingInput) -> StaffingAdvice {
             b = erlang_b_next(b, agents, traffic);
         }
     }
-    let recommended = (f64::from(agents) * (1.0 + input.standby_reserve.max(0.0))).ceil() as u32;
-    StaffingAdvice { erlang_agents: agents, recommended }
+    agents
 }
 
 #[cfg(test)]
@@ -131,6 +142,7 @@ mod tests {
     fn classic_call_centre_example_needs_fourteen_agents() {
         // 100 calls per half hour, 3 min handle time, 80 % within 20 s.
         let advice = advise(StaffingInput {
+            waiting: 0,
             arrivals_per_sec: 100.0 / 1800.0,
             handle_secs: 180.0,
             concurrency: 1.0,
@@ -148,6 +160,7 @@ mod tests {
             [(0.05, 180.0, 1.0), (2.0, 240.0, 4.0), (37.0, 300.0, 3.5), (200.0, 240.0, 5.0)]
         {
             let input = StaffingInput {
+                waiting: 0,
                 arrivals_per_sec,
                 handle_secs,
                 concurrency,
@@ -168,6 +181,7 @@ mod tests {
     #[test]
     fn concurrency_and_standby_reserve_shape_the_advice() {
         let base = StaffingInput {
+            waiting: 0,
             arrivals_per_sec: 2.0,
             handle_secs: 240.0,
             concurrency: 4.0,
@@ -181,5 +195,22 @@ mod tests {
         let with_reserve = advise(StaffingInput { standby_reserve: 0.25, ..base });
         assert_eq!(with_reserve.recommended, (f64::from(plain.erlang_agents) * 1.25).ceil() as u32);
         assert_eq!(advise(StaffingInput { arrivals_per_sec: 0.0, ..base }), StaffingAdvice::default());
+    }
+
+    #[test]
+    fn customers_waiting_need_agents_even_with_no_arrivals_measured() {
+        let quiet = StaffingInput {
+            waiting: 7,
+            arrivals_per_sec: 0.0,
+            handle_secs: 240.0,
+            concurrency: 3.0,
+            service_level: 0.8,
+            answer_within_secs: 30.0,
+            standby_reserve: 0.25,
+        };
+        // Three chats each: 3 agents for 7 customers, plus the standby reserve.
+        assert_eq!(advise(quiet), StaffingAdvice { erlang_agents: 3, recommended: 4 });
+        let busy = StaffingInput { arrivals_per_sec: 1.0, ..quiet };
+        assert!(advise(busy).erlang_agents > 3, "the arrival rate asks for more: {:?}", advise(busy));
     }
 }

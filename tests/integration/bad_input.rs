@@ -106,6 +106,9 @@ async fn every_bad_input_is_dead_lettered_with_its_reason_while_good_traffic_flo
         );
     }
     assert_eq!(sample(&scrape, "ticket_router_deadletter_total{reason=\"empty\"}"), Some(1.0));
+    // Every case but the cancellation was an inquiry the router rejected.
+    let rejected = sample(&scrape, "ticket_router_inquiries_total{outcome=\"rejected\"}");
+    assert_eq!(rejected, Some(cases.len() as f64 - 1.0));
     let unique: HashSet<&String> = reasons.iter().collect();
     assert!(unique.len() >= 11, "the cases cover most reasons");
 }

@@ -206,7 +206,8 @@ async fn finish(
             .await;
             match sent {
                 Ok(()) => {
-                    metrics::count_deadletter(rejection.reason);
+                    let cancellation = message.subject.starts_with(&format!("{}.cancellations.", subjects.prefix));
+                    metrics::count_deadletter(rejection.reason, !cancellation);
                     ack(&message).await;
                 }
                 // Only a missing stream is mended by setting up again; any

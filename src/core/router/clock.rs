@@ -199,6 +199,7 @@ impl Router {
         let working = census.ready + census.full;
         let concurrency = if working == 0 { default_chats } else { f64::from(census.capacity) / f64::from(working) };
         group.staffing = advise(StaffingInput {
+            waiting: group.queue.len(),
             arrivals_per_sec: group.routed_per_min / 60.0,
             handle_secs: group.handle_ms_avg / 1000.0,
             concurrency,

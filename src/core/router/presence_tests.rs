@@ -146,3 +146,30 @@ fn a_presence_with_too_many_new_skills_is_refused_and_interns_none_of_them() {
     // None of the refused request's names took a place: three still fit.
     b.try_apply(set("c", (0..3).map(|i| format!("other{i}")).collect())).expect("room for three");
 }
+
+#[test]
+fn occupancy_counts_the_chats_of_agents_on_break_or_fatigued() {
+    let mut b = bench();
+    b.agent(presence("a1", &[("orders", 4)], 4));
+    for id in ["q1", "q2"] {
+        b.arrive(inquiry(id, Category::Order));
+        b.accept("a1", id);
+    }
+    let occupancy = |b: &crate::core::testkit::Bench| {
+        b.router.groups(b.now).into_iter().find(|g| &*g.id == "orders").expect("orders").occupancy
+    };
+    assert_eq!(occupancy(&b), 0.5);
+    let mut on_break = presence("a1", &[("orders", 4)], 4);
+    on_break.status = AgentStatus::Break;
+    b.agent(on_break);
+    assert_eq!(occupancy(&b), 0.5, "a break takes no new work but keeps its chats");
+    let mut away = presence("a1", &[("orders", 4)], 4);
+    away.status = AgentStatus::Away;
+    b.agent(away);
+    assert_eq!(occupancy(&b), 0.0, "nobody on duty");
+    b.agent(presence("a1", &[("orders", 4)], 4));
+    b.advance(46 * 60_000);
+    let fatigued = b.router.groups(b.now).into_iter().find(|g| &*g.id == "orders").unwrap();
+    assert_eq!(fatigued.capacity, 0, "fatigued: no new work at NORMAL");
+    assert_eq!(fatigued.occupancy, 0.5, "still holding its chats");
+}

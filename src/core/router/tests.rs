@@ -249,6 +249,14 @@ fn after_overflow_after_a_waiting_inquiry_is_offered_to_an_overflow_groups_agent
     let fx = b.advance(1_000);
     assert_eq!(offer_pairs(&fx), [("q1".to_string(), "orders-agent".to_string())]);
     assert_eq!(offers(&fx)[0].trace.rule, Some(Rule::Overflow));
+    let fx = b.accept("orders-agent", "q1");
+    let accepted = fx.iter().find_map(|e| match e {
+        Effect::Event(ev) if ev.kind == EventKind::Accepted => Some(ev),
+        _ => None,
+    });
+    let accepted = accepted.expect("ACCEPTED");
+    assert_eq!(accepted.group.as_str(), "orders", "taken by the overflow group");
+    assert_eq!(accepted.waited_in.as_deref(), Some("pre_sales"), "it waited in pre-sales");
 }
 
 #[test]

@@ -74,6 +74,7 @@ impl Router {
             at: now,
             score,
             waited_ms: detail.waited_ms,
+            waited_in: detail.waited_ms.map(|_| self.groups[rec.home as usize].id.clone()),
             handled_ms: detail.handled_ms,
             note: detail.note.clone(),
             detail: detail.text.clone(),

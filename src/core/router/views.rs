@@ -159,10 +159,10 @@ impl Router {
                     waiting: [q.len_of(Band::High), q.len_of(Band::Normal), q.len_of(Band::Low)],
                     oldest_wait_ms: oldest_wait(q.oldest_since(), offered_since[g], now),
                     agents: census.by_status,
-                    occupancy: if census.capacity == 0 {
+                    occupancy: if census.on_duty_capacity == 0 {
                         0.0
                     } else {
-                        f64::from(census.load) / f64::from(census.capacity)
+                        f64::from(census.on_duty_load) / f64::from(census.on_duty_capacity)
                     },
                     level: group.level,
                     reserve_ratio: playbook.reserve_ratio,
