@@ -250,7 +250,8 @@ impl Engine {
                 self.record(now, Batch { changes, releases: Vec::new(), reply: None, snapshot: Some(loss) });
             }
             Job::Command(command, reply) => {
-                let timed = matches!(command, Command::Arrive(_)) && self.on_decision.is_some();
+                let timed = matches!(command, Command::Arrive(_) | Command::ArriveReceived { .. })
+                    && self.on_decision.is_some();
                 let started = timed.then(std::time::Instant::now);
                 let result = self.router.handle(now, command, &mut self.effects);
                 if let (Some(started), Some(observe)) = (started, self.on_decision.as_mut()) {

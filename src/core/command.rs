@@ -56,7 +56,15 @@ pub enum TransferTarget {
 /// Every input the core reacts to.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Command {
+    /// An inquiry received now.
     Arrive(Box<Inquiry>),
+    /// An inquiry the service received at `received_at` (its broker stored
+    /// it then; the router was away or behind): its wait, aging included,
+    /// counts from then. A time after the command's is taken as now.
+    ArriveReceived {
+        inquiry: Box<Inquiry>,
+        received_at: Millis,
+    },
     /// The customer left. `shop`, when known (the subject's shop), must be
     /// the inquiry's: one shop cannot cancel another's customers.
     Cancel {

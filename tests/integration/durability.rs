@@ -391,3 +391,29 @@ fn sigterm_while_nats_has_never_answered_stops_at_once_and_cleanly() {
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(status.is_some_and(|s| s.success()), "exit {status:?}; log:\n{text}");
 }
+
+#[tokio::test]
+async fn a_customer_who_waited_in_the_stream_while_the_router_was_down_counts_that_wait() {
+    let nats = NatsServer::start();
+    let mut router = RouterProcess::start(&config(&nats));
+    assert!(router.terminate().expect("exit status").success());
+    let bus = async_nats::connect(nats.url()).await.unwrap();
+    let js = async_nats::jetstream::new(bus.clone());
+    publish_all(&js, &["down-1".to_string()]).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let router = RouterProcess::start(&config(&nats));
+    let mut c = connect(&router.grpc_url(), None).await;
+    let ops = c.ops.clone();
+    let oldest = eventually("the inquiry is routed", SETTLE, || {
+        let mut ops = ops.clone();
+        async move {
+            let queues = ops.get_queues(proto::GetQueuesRequest {}).await.ok()?.into_inner();
+            let orders = queues.groups.into_iter().find(|g| g.group == "orders")?;
+            (orders.waiting_normal + orders.waiting_high + orders.waiting_low > 0).then_some(orders.oldest_wait_seconds)
+        }
+    })
+    .await;
+    assert!(oldest >= 3.0, "waited since the stream stored it, 3 s before the start: {oldest}");
+    let detail = c.handoff.get_inquiry(proto::GetInquiryRequest { inquiry_id: "down-1".into() }).await.unwrap();
+    assert_eq!(detail.into_inner().state, proto::InquiryState::Waiting as i32);
+}

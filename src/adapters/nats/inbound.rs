@@ -35,12 +35,14 @@ pub enum Disposition {
     Retry,
 }
 
-/// Decodes one message into a command for the core.
+/// Decodes one message into a command for the core; `received_at`, when
+/// known, is when the stream stored it (the customer's wait starts there).
 pub fn command_for(
     subjects: &Subjects,
     subject: &str,
     headers: Option<&HeaderMap>,
     body: &[u8],
+    received_at: Option<crate::core::Millis>,
 ) -> Result<Command, Rejection> {
     let content_type = headers.and_then(|h| h.get("Content-Type")).map(|v| v.as_str());
     let format = codec::format_of(content_type);
@@ -51,8 +53,11 @@ pub fn command_for(
         return Ok(Command::Cancel { inquiry: id.into(), shop: Some(shop.into()) });
     }
     let shop = codec::shop_of_subject(subject, prefix, "inquiries")?;
-    let inquiry = codec::decode_inquiry(shop, format, body, now_ms())?;
-    Ok(Command::Arrive(Box::new(inquiry)))
+    let inquiry = Box::new(codec::decode_inquiry(shop, format, body, now_ms())?);
+    Ok(match received_at {
+        Some(received_at) => Command::ArriveReceived { inquiry, received_at },
+        None => Command::Arrive(inquiry),
+    })
 }
 
 /// What the engine's answer means for the message (`arrival`: it was an inquiry).
@@ -160,10 +165,11 @@ pub async fn run(
 /// Decodes a message and, when it is usable, queues its command in the
 /// engine now (keeping the order) with the answer to await later.
 async fn admit(engine: &EngineHandle, subjects: &Subjects, message: JsMessage) -> InFlight {
-    match command_for(subjects, &message.subject, message.headers.as_ref(), &message.payload) {
+    let stored = message.info().ok().map(|info| (info.published.unix_timestamp_nanos() / 1_000_000).max(0) as u64);
+    match command_for(subjects, &message.subject, message.headers.as_ref(), &message.payload, stored) {
         Err(rejection) => Box::pin(async move { (message, Disposition::Rejected(rejection)) }),
         Ok(command) => {
-            let arrival = matches!(command, Command::Arrive(_));
+            let arrival = matches!(command, Command::Arrive(_) | Command::ArriveReceived { .. });
             match engine.start(command).await {
                 Ok(pending) => Box::pin(async move {
                     let outcome = pending.outcome().await;

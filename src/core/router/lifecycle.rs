@@ -14,7 +14,14 @@ use crate::core::priority::{self, PriorityInput};
 use crate::core::types::{Band, Category, Inquiry, InquiryState, Millis};
 
 impl Router {
-    pub(super) fn arrive(&mut self, now: Millis, inquiry: Inquiry, fx: &mut Vec<Effect>) -> Result<(), CoreError> {
+    /// An inquiry arrives at `now`, received (and waiting) since `received`.
+    pub(super) fn arrive(
+        &mut self,
+        now: Millis,
+        received: Millis,
+        inquiry: Inquiry,
+        fx: &mut Vec<Effect>,
+    ) -> Result<(), CoreError> {
         if inquiry.customer.vip_tier > 5 {
             return Err(CoreError::InvalidArgument(format!(
                 "customer.vip_tier {} is out of range; use 0 to 5",
@@ -22,7 +29,7 @@ impl Router {
             )));
         }
         let (ix, back_from_bot) = match self.find_inquiry(&inquiry.id) {
-            None => (self.insert_record(now, inquiry), false),
+            None => (self.insert_record(received, inquiry), false),
             Some(ix) if self.is_back_from_bot(ix, &inquiry) => (self.reopen_record(now, ix, inquiry), true),
             Some(_) => return Err(CoreError::Duplicate(inquiry.id)),
         };

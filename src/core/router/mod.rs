@@ -234,7 +234,10 @@ impl Router {
     /// On error nothing changed and nothing was appended.
     pub fn handle(&mut self, now: Millis, command: Command, effects: &mut Vec<Effect>) -> Result<(), CoreError> {
         let result = match command {
-            Command::Arrive(inquiry) => self.arrive(now, *inquiry, effects),
+            Command::Arrive(inquiry) => self.arrive(now, now, *inquiry, effects),
+            Command::ArriveReceived { inquiry, received_at } => {
+                self.arrive(now, received_at.min(now), *inquiry, effects)
+            }
             Command::Cancel { inquiry, shop } => self.cancel(now, &inquiry, shop.as_deref(), effects),
             Command::SetPresence { actor, presence } => self.set_presence(now, &actor, presence, effects),
             Command::Accept { actor, inquiry } => self.accept(now, &actor, &inquiry, effects),

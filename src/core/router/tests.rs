@@ -355,3 +355,27 @@ fn only_the_offered_agent_may_accept_and_only_offers_can_be_accepted() {
     let theirs = b.try_apply(Command::Accept { actor: Actor::agent("b"), inquiry: "q1".into() });
     assert!(matches!(theirs, Err(CoreError::PermissionDenied(_))), "{theirs:?}");
 }
+
+#[test]
+fn an_inquiry_received_earlier_waits_and_ages_from_then() {
+    let mut b = bench();
+    b.arrive(inquiry("now", Category::Order));
+    let received_at = b.now - 60_000;
+    let early = Box::new(inquiry("early", Category::Order));
+    b.apply(Command::ArriveReceived { inquiry: early, received_at });
+    let orders = b.router.groups(b.now).into_iter().find(|g| g.id.as_str() == "orders").unwrap();
+    assert_eq!(orders.oldest_wait_ms, 60_000);
+    let fx = b.agent(presence("a", &[("orders", 3)], 1));
+    assert_eq!(offer_pairs(&fx), [("early".to_string(), "a".to_string())], "it has waited longer");
+    b.now += 5_000;
+    let fx = b.accept("a", "early");
+    let waited = fx.iter().find_map(|e| match e {
+        Effect::Event(ev) if ev.kind == EventKind::Accepted => ev.waited_ms,
+        _ => None,
+    });
+    assert_eq!(waited, Some(65_000));
+    let later = Box::new(inquiry("clock-ahead", Category::Order));
+    b.apply(Command::ArriveReceived { inquiry: later, received_at: b.now + 10_000 });
+    let orders = b.router.groups(b.now).into_iter().find(|g| g.id.as_str() == "orders").unwrap();
+    assert_eq!(orders.oldest_wait_ms, 5_000, "a time ahead of the router's counts as now; `now` waits on");
+}
