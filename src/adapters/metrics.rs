@@ -20,6 +20,7 @@ pub const INQUIRIES: &str = "ticket_router_inquiries_total";
 pub const WAIT: &str = "ticket_router_wait_seconds";
 pub const ROUTING_DURATION: &str = "ticket_router_routing_duration_seconds";
 pub const AGENTS: &str = "ticket_router_agents";
+pub const DISTINCT_AGENTS: &str = "ticket_router_distinct_agents";
 pub const OCCUPANCY: &str = "ticket_router_occupancy_ratio";
 pub const RESERVED_CAPACITY: &str = "ticket_router_reserved_capacity_ratio";
 pub const RECOMMENDED_AGENTS: &str = "ticket_router_recommended_agents";
@@ -112,6 +113,10 @@ fn describe() {
     describe_histogram!(WAIT, Unit::Seconds, "Time from receipt to an accepted offer, by the group it waited in.");
     describe_histogram!(ROUTING_DURATION, Unit::Seconds, "Time the core took to decide one arriving inquiry.");
     describe_gauge!(AGENTS, "Agents who are members of a group, by status.");
+    describe_gauge!(
+        DISTINCT_AGENTS,
+        "Agents the router knows, by status, each counted once whatever its groups (the team's head count)."
+    );
     describe_gauge!(OCCUPANCY, "Chats over capacity of a group's agents on duty (AVAILABLE or on BREAK).");
     describe_gauge!(
         RESERVED_CAPACITY,
@@ -190,7 +195,10 @@ fn level_value(level: Level) -> f64 {
 
 /// Counts effects and samples the router's gauges after every tick.
 #[derive(Default)]
-pub struct MetricsSink;
+pub struct MetricsSink {
+    /// Groups whose offer-timeout counter exists (at 0 until the first).
+    timeouts_listed: usize,
+}
 
 impl EffectSink for MetricsSink {
     fn prepare(&mut self, _now: Millis, effects: &[Effect], _router: &Router) -> Option<super::engine::Release> {
@@ -225,7 +233,16 @@ impl EffectSink for MetricsSink {
     }
 
     fn refresh(&mut self, now: Millis, router: &Router) {
+        let groups = &router.settings().groups;
+        // A series from the start, so a quiet router's panel shows 0, not "no data".
+        for g in &groups[self.timeouts_listed.min(groups.len())..] {
+            counter!(OFFER_TIMEOUTS, "group" => g.id.clone()).increment(0);
+        }
+        self.timeouts_listed = groups.len();
         gauge!(LOAD_LEVEL, "scope" => "router").set(level_value(router.router_level()));
+        for (status, n) in AgentStatus::ALL.into_iter().zip(router.agents_by_status()) {
+            gauge!(DISTINCT_AGENTS, "status" => status_label(status)).set(f64::from(n));
+        }
         for g in router.groups(now) {
             let group = g.id.to_string();
             for (band, waiting) in ["high", "normal", "low"].into_iter().zip(g.waiting) {

@@ -63,7 +63,8 @@ pub async fn run(
 
     let hub = OfferHub::new();
     let (publisher, outgoing) = NatsPublisher::new(subjects.clone(), config.nats.outbound_encoding);
-    let mut sinks: Vec<Box<dyn EffectSink>> = vec![Box::new(hub.clone()), Box::new(publisher), Box::new(MetricsSink)];
+    let mut sinks: Vec<Box<dyn EffectSink>> =
+        vec![Box::new(hub.clone()), Box::new(publisher), Box::new(MetricsSink::default())];
     let (journal_tx, journal_rx) = mpsc::unbounded_channel();
     let mut router = router;
     let changes = router.take_changes();

@@ -146,6 +146,8 @@ fn panel_queries(dashboard: &Value) -> Vec<(String, String)> {
                 ("$__range", "1h"),
                 ("${group}", ".*"),
                 ("$group", ".*"),
+                ("${instance}", ".*"),
+                ("$instance", ".*"),
             ] {
                 expr = expr.replace(variable, value);
             }
