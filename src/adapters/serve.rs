@@ -246,7 +246,10 @@ async fn consume(
         watch.abort();
         if !shutdown.is_cancelled() {
             health.set_serving(false).await;
-            let _ = connected.wait_for(|up| *up).await;
+            tokio::select! {
+                _ = connected.wait_for(|up| *up) => {}
+                _ = shutdown.cancelled() => {}
+            }
         }
     }
 }

@@ -397,7 +397,8 @@ impl Plan {
             for (i, &(at, step)) in agent.steps.iter().enumerate() {
                 match step {
                     Step::Available => {
-                        since = since.or(Some(at));
+                        // The router meets agents on shift at the window's start.
+                        since = since.or(Some(at.max(self.start.at)));
                     }
                     Step::Break | Step::Leave => {
                         // A break the shift ends in ends the work too.
@@ -406,7 +407,7 @@ impl Plan {
                             _ => u64::MAX,
                         };
                         if step == Step::Leave || back.saturating_sub(at) >= min_break {
-                            longest = longest.max(since.map_or(0, |s| at - s));
+                            longest = longest.max(since.map_or(0, |s| at.min(self.end).saturating_sub(s)));
                             since = None;
                         }
                     }
@@ -425,8 +426,8 @@ impl Plan {
         };
         vec![format!(
             "shift `{worst}`{others} works up to {} without a break of at least {}: after {} the router stops \
-             offering such agents new work (fatigue, where the level enforces it) until they pause; give shifts \
-             breaks, e.g. breaks = {{ every = \"{}\", length = \"{}\" }}",
+             offering such agents new work (fatigue, where the level enforces it) until they take such a \
+             break; give shifts breaks, e.g. breaks = {{ every = \"{}\", length = \"{}\" }}",
             round(longest),
             round(min_break),
             round(max),

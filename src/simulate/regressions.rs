@@ -133,14 +133,22 @@ fn a_shift_outside_the_window_is_a_problem_with_a_hint() {
 #[test]
 fn shifts_without_breaks_long_enough_to_reset_fatigue_are_noted() {
     let settings = RoutingSettings::default();
-    let with_breaks = plan(&scenario(10, 1.0, GENERALISTS, ""));
+    // A 3-hour window from 10:00; the shift runs 09:00-12:00.
+    let with_breaks = plan(&scenario(180, 1.0, GENERALISTS, ""));
     assert!(with_breaks.fatigue_notes(&settings.fatigue).is_empty());
-    let none = plan(&scenario(10, 1.0, &GENERALISTS.replace("breaks = { every = \"30m\", length = \"10m\" }", ""), ""));
+    let none =
+        plan(&scenario(180, 1.0, &GENERALISTS.replace("breaks = { every = \"30m\", length = \"10m\" }", ""), ""));
     let notes = none.fatigue_notes(&settings.fatigue);
     assert_eq!(notes.len(), 1, "one note per shift: {notes:?}");
-    assert!(notes[0].contains("shift `all` works up to 3h") && notes[0].contains("breaks = {"), "{notes:?}");
-    let short = plan(&scenario(10, 1.0, &GENERALISTS.replace("length = \"10m\"", "length = \"5m\""), ""));
+    assert!(
+        notes[0].contains("shift `all` works up to 2h ") && notes[0].contains("breaks = {"),
+        "from the window's start: {notes:?}"
+    );
+    let short = plan(&scenario(180, 1.0, &GENERALISTS.replace("length = \"10m\"", "length = \"5m\""), ""));
     assert_eq!(short.fatigue_notes(&settings.fatigue).len(), 1, "5-minute breaks do not reset fatigue");
+    let brief =
+        plan(&scenario(30, 1.0, &GENERALISTS.replace("breaks = { every = \"30m\", length = \"10m\" }", ""), ""));
+    assert!(brief.fatigue_notes(&settings.fatigue).is_empty(), "30 minutes of the shift are in the window");
     let mut settings = settings;
     settings.groups.push(GroupSettings { id: "extra".into(), ..GroupSettings::default() });
     let run = run(&none, settings).expect("runs");

@@ -176,7 +176,7 @@ async fn one_desktop_too_many_ends_the_agents_oldest_stream_and_the_rest_get_off
     }
     let oldest = tokio::time::timeout(Duration::from_secs(10), streams[0].message()).await;
     let end = oldest.expect("the oldest stream ends").expect_err("with an error status");
-    assert_eq!(end.code(), Code::ResourceExhausted, "{}", end.message());
+    assert_eq!(end.code(), Code::FailedPrecondition, "{}", end.message());
     assert!(end.message().contains("more than 8 desktops"), "{}", end.message());
     server.arrive("q1", Category::Order).await;
     for offers in &mut streams[1..] {

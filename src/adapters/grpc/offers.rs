@@ -269,7 +269,9 @@ impl Stream for OfferStream {
 
 /// The end of the oldest stream of an agent with too many desktops.
 fn replaced() -> Status {
-    Status::resource_exhausted(format!(
+    // Not a code desktops retry on: one that subscribed again would end
+    // another desktop's stream in turn.
+    Status::failed_precondition(format!(
         "this agent subscribed from more than {DESKTOPS_PER_AGENT} desktops at once, so the oldest stream (this one) \
          was ended; close the desktops the agent no longer uses"
     ))

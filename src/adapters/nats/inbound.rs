@@ -47,7 +47,7 @@ pub fn command_for(
     let content_type = headers.and_then(|h| h.get("Content-Type")).map(|v| v.as_str());
     let format = codec::format_of(content_type);
     let prefix = &subjects.prefix;
-    if subject.starts_with(&format!("{prefix}.cancellations")) {
+    if is_cancellation(subjects, subject) {
         let shop = codec::shop_of_subject(subject, prefix, "cancellations")?;
         let id = codec::decode_cancellation(format, body)?;
         return Ok(Command::Cancel { inquiry: id.into(), shop: Some(shop.into()) });
@@ -58,6 +58,11 @@ pub fn command_for(
         Some(received_at) => Command::ArriveReceived { inquiry, received_at },
         None => Command::Arrive(inquiry),
     })
+}
+
+/// Whether a message came on the cancellation subjects (not an inquiry).
+fn is_cancellation(subjects: &Subjects, subject: &str) -> bool {
+    subject.starts_with(&format!("{}.cancellations", subjects.prefix))
 }
 
 /// What the engine's answer means for the message (`arrival`: it was an inquiry).
@@ -212,7 +217,7 @@ async fn finish(
             .await;
             match sent {
                 Ok(()) => {
-                    let cancellation = message.subject.starts_with(&format!("{}.cancellations.", subjects.prefix));
+                    let cancellation = is_cancellation(subjects, &message.subject);
                     metrics::count_deadletter(rejection.reason, !cancellation);
                     ack(&message).await;
                 }

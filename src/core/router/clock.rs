@@ -189,17 +189,25 @@ impl Router {
             .unwrap_or_default()
     }
 
-    fn update_staffing(&mut self, g: GroupIx) {
-        let playbook = self.playbook(self.groups[g as usize].level);
-        let (standby, extra_chats) = (playbook.standby_reserve, playbook.extra_concurrent);
-        // With no one working, what an agent at this level would carry.
-        let default_chats = f64::from(self.settings.agents.max_concurrent + extra_chats);
-        let group = &mut self.groups[g as usize];
+    /// Chats per working agent of a group: with no one working, what an
+    /// agent at the group's level would carry.
+    pub(super) fn staffing_concurrency(&self, g: GroupIx) -> f64 {
+        let group = &self.groups[g as usize];
         let census = &group.agents.census;
         let working = census.ready + census.full;
-        let concurrency = if working == 0 { default_chats } else { f64::from(census.capacity) / f64::from(working) };
+        if working == 0 {
+            f64::from(self.settings.agents.max_concurrent + self.playbook(group.level).extra_concurrent)
+        } else {
+            f64::from(census.capacity) / f64::from(working)
+        }
+    }
+
+    fn update_staffing(&mut self, g: GroupIx) {
+        let standby = self.playbook(self.groups[g as usize].level).standby_reserve;
+        let concurrency = self.staffing_concurrency(g);
+        let group = &mut self.groups[g as usize];
         group.staffing = advise(StaffingInput {
-            waiting: group.queue.len(),
+            in_hand: group.queue.len() + group.agents.census.load,
             arrivals_per_sec: group.routed_per_min / 60.0,
             handle_secs: group.handle_ms_avg / 1000.0,
             concurrency,

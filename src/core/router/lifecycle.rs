@@ -30,7 +30,7 @@ impl Router {
         }
         let (ix, back_from_bot) = match self.find_inquiry(&inquiry.id) {
             None => (self.insert_record(received, inquiry), false),
-            Some(ix) if self.is_back_from_bot(ix, &inquiry) => (self.reopen_record(now, ix, inquiry), true),
+            Some(ix) if self.is_back_from_bot(ix, &inquiry) => (self.reopen_record(received, ix, inquiry), true),
             Some(_) => return Err(CoreError::Duplicate(inquiry.id)),
         };
         let primary = self.rec(ix).home;

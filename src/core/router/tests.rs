@@ -374,8 +374,18 @@ fn an_inquiry_received_earlier_waits_and_ages_from_then() {
         _ => None,
     });
     assert_eq!(waited, Some(65_000));
-    let later = Box::new(inquiry("clock-ahead", Category::Order));
-    b.apply(Command::ArriveReceived { inquiry: later, received_at: b.now + 10_000 });
-    let orders = b.router.groups(b.now).into_iter().find(|g| g.id.as_str() == "orders").unwrap();
-    assert_eq!(orders.oldest_wait_ms, 5_000, "a time ahead of the router's counts as now; `now` waits on");
+    b.complete("a", "early");
+    b.accept("a", "now");
+    b.complete("a", "now");
+    // A broker clock ahead of the router's: received counts as now.
+    let ahead = Box::new(inquiry("clock-ahead", Category::Order));
+    let fx = b.apply(Command::ArriveReceived { inquiry: ahead, received_at: b.now + 10_000 });
+    assert_eq!(offer_pairs(&fx), [("clock-ahead".to_string(), "a".to_string())]);
+    b.now += 1_000;
+    let fx = b.accept("a", "clock-ahead");
+    let waited = fx.iter().find_map(|e| match e {
+        Effect::Event(ev) if ev.kind == EventKind::Accepted => ev.waited_ms,
+        _ => None,
+    });
+    assert_eq!(waited, Some(1_000));
 }

@@ -171,11 +171,7 @@ impl Router {
                     free_slots: census.free_slots(),
                     arrivals_per_min: group.arrivals_per_min,
                     handle_secs: group.handle_ms_avg / 1000.0,
-                    concurrency: if census.ready + census.full == 0 {
-                        f64::from(self.settings.agents.max_concurrent)
-                    } else {
-                        f64::from(census.capacity) / f64::from(census.ready + census.full)
-                    },
+                    concurrency: self.staffing_concurrency(g as u16),
                     erlang_agents: group.staffing.erlang_agents,
                     standby_reserve: playbook.standby_reserve,
                     recommended_agents: group.staffing.recommended,

@@ -121,7 +121,7 @@ fn a_desktop_beyond_the_limit_ends_the_agents_oldest_stream_with_a_reason() {
     let got: Vec<_> = futures::executor::block_on(futures::StreamExt::collect::<Vec<_>>(stream));
     assert_eq!(got.len(), 1, "only the reason, then the end: {got:?}");
     let end = got[0].as_ref().unwrap_err();
-    assert_eq!(end.code(), tonic::Code::ResourceExhausted);
+    assert_eq!(end.code(), tonic::Code::FailedPrecondition);
     assert!(end.message().contains("close the desktops the agent no longer uses"), "{}", end.message());
 
     let fx = bench.arrive(testkit::inquiry("q1", Category::Order));

@@ -104,7 +104,7 @@ impl Harness {
                 }
         };
         match cmd {
-            Command::Arrive(q) => place(&q.id).is_none(),
+            Command::Arrive(q) | Command::ArriveReceived { inquiry: q, .. } => place(&q.id).is_none(),
             Command::Cancel { inquiry, .. } => place(inquiry)
                 .is_some_and(|p| !matches!(p, Place::Finished(state, _) if *state != InquiryState::Deflected)),
             Command::Accept { actor, inquiry } | Command::Decline { actor, inquiry } => held_by(inquiry, actor, false),
@@ -162,14 +162,19 @@ impl Harness {
     fn take_effects(&mut self, cmd: &Command, fx: &[Effect], check: bool) -> Result<Vec<OfferSeen>, TestCaseError> {
         let now = self.now;
         self.model.command(cmd);
-        if let Command::Arrive(q) = cmd {
+        // An inquiry offered at once ranks from when it was received.
+        let mut received = now;
+        if let Command::Arrive(q) | Command::ArriveReceived { inquiry: q, .. } = cmd {
             self.ranks.remove(&q.id);
+        }
+        if let Command::ArriveReceived { received_at, .. } = cmd {
+            received = (*received_at).min(now);
         }
         let mut offers = Vec::new();
         for effect in fx {
             match effect {
                 Effect::Offer(o) => {
-                    let started = priority::rank(o.trace.score, now, self.aging_ms);
+                    let started = priority::rank(o.trace.score, received, self.aging_ms);
                     let rank = *self.ranks.entry(o.inquiry.clone()).or_insert(started);
                     let m = &self.model;
                     let waiting = m.ids_where(|p| *p == Place::Waiting).into_iter();

@@ -105,7 +105,7 @@ impl Model {
     /// What a command that succeeded says by itself, before its effects.
     pub fn command(&mut self, cmd: &Command) {
         match cmd {
-            Command::Arrive(inquiry) => {
+            Command::Arrive(inquiry) | Command::ArriveReceived { inquiry, .. } => {
                 self.inquiries.insert(inquiry.id.clone(), Place::New);
             }
             Command::SetPresence { presence, .. } => self.presence(presence),

@@ -69,6 +69,8 @@ pub struct Arrival {
     /// Bit 0: skill `a`, bit 1: skill `b`.
     pub skills: u8,
     pub bot_attempted: bool,
+    /// Seconds the stream held it before the router got it (0: received now).
+    pub held_secs: u8,
 }
 
 /// Who sets a presence: the agent itself, another agent (refused) or an admin.
@@ -172,16 +174,13 @@ fn skills() -> impl Strategy<Value = u8> {
 }
 
 fn arrival() -> impl Strategy<Value = Arrival> {
-    (0..INQUIRIES, 0..CUSTOMERS, category(), 0u8..=5, any::<bool>(), prop::bool::weighted(0.3), skills(), any::<bool>())
-        .prop_map(|(id, customer, category, vip_tier, fan, english, skills, bot_attempted)| Arrival {
-            id,
-            customer,
-            category,
-            vip_tier,
-            fan,
-            english,
-            skills,
-            bot_attempted,
+    let held = prop_oneof![3 => Just(0u8), 1 => 1u8..=200];
+    (
+        (0..INQUIRIES, 0..CUSTOMERS, category(), 0u8..=5, any::<bool>()),
+        (prop::bool::weighted(0.3), skills(), any::<bool>(), held),
+    )
+        .prop_map(|((id, customer, category, vip_tier, fan), (english, skills, bot_attempted, held_secs))| {
+            Arrival { id, customer, category, vip_tier, fan, english, skills, bot_attempted, held_secs }
         })
 }
 
@@ -284,7 +283,10 @@ impl Arrival {
         q.required_skills = skill_names(self.skills);
         q.bot_attempted = self.bot_attempted;
         q.created_at_ms = now;
-        Command::Arrive(Box::new(q))
+        match self.held_secs {
+            0 => Command::Arrive(Box::new(q)),
+            held => Command::ArriveReceived { inquiry: Box::new(q), received_at: now - u64::from(held) * 1_000 },
+        }
     }
 }
 
