@@ -254,9 +254,7 @@ impl EffectSink for MetricsSink {
                 gauge!(AGENTS, "group" => group.clone(), "status" => status_label(status)).set(f64::from(n));
             }
             gauge!(OCCUPANCY, "group" => group.clone()).set(g.occupancy);
-            // The headroom held now: the playbook's ratio of the capacity, in whole slots.
-            let held = if g.capacity == 0 { 0.0 } else { f64::from(g.reserved_slots) / f64::from(g.capacity) };
-            gauge!(RESERVED_CAPACITY, "group" => group.clone()).set(held);
+            gauge!(RESERVED_CAPACITY, "group" => group.clone()).set(g.reserve_held());
             gauge!(RECOMMENDED_AGENTS, "group" => group).set(f64::from(g.recommended_agents));
         }
     }

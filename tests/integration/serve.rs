@@ -312,6 +312,9 @@ async fn a_burst_raises_the_level_to_surge_with_reserve_deflection_and_overrides
         (sample(&text, "ticket_router_reserved_capacity_ratio{group=\"pre_sales\"}") == Some(0.25)).then_some(())
     })
     .await;
+    let queues = admin.ops.get_queues(proto::GetQueuesRequest {}).await.unwrap().into_inner();
+    let pre_sales = queues.groups.iter().find(|g| g.group == "pre_sales").unwrap();
+    assert_eq!((pre_sales.reserved_capacity_ratio, pre_sales.reserved_slots), (0.25, 1), "GetQueues says the same");
     publish(&w.bus, "support.inquiries.shop-1".into(), inquiry_json("low-1", "PRE_SALES", 0, false)).await;
     let deflected = tokio::time::timeout(WAIT, deflections.next()).await.expect("a deflection").unwrap();
     let msg_id = deflected.headers.as_ref().and_then(|h| h.get("Nats-Msg-Id")).map(|v| v.as_str().to_string());

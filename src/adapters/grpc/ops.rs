@@ -52,7 +52,7 @@ pub fn group_queue(g: &GroupView) -> proto::GroupQueue {
             .collect(),
         occupancy: g.occupancy,
         level: convert::level(g.level) as i32,
-        reserved_capacity_ratio: g.reserve_ratio,
+        reserved_capacity_ratio: g.reserve_held(),
         reserved_slots: g.reserved_slots,
         recommended_agents: g.recommended_agents,
     }

@@ -38,8 +38,10 @@ pub struct GroupView {
     pub agents: [u32; 4],
     pub occupancy: f64,
     pub level: Level,
+    /// The level's reserve ratio (policy).
     pub reserve_ratio: f64,
     pub reserved_slots: u32,
+    /// Capacity of the agents who can take work now.
     pub capacity: u32,
     pub free_slots: u32,
     pub arrivals_per_min: f64,
@@ -60,6 +62,18 @@ pub struct AgentView {
     pub groups: Vec<(Id, u8)>,
     pub offered: Vec<Id>,
     pub active: Vec<Id>,
+}
+
+impl GroupView {
+    /// The headroom in force: slots held back for HIGH work now over the
+    /// capacity of agents who can take work (0 when nobody can).
+    pub fn reserve_held(&self) -> f64 {
+        if self.capacity == 0 {
+            0.0
+        } else {
+            f64::from(self.reserved_slots) / f64::from(self.capacity)
+        }
+    }
 }
 
 /// How many known inquiries are in each state.
