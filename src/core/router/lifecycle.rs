@@ -244,10 +244,7 @@ impl Router {
         let (ix, ax) = self.held_by_actor(actor, id, false, "accept")?;
         let Place::Offered { group, deadline, .. } = self.rec(ix).place else { unreachable!() };
         self.offer_deadlines.remove(&(deadline, ix));
-        if self.agents[ax as usize].consecutive_timeouts != 0 {
-            self.agents[ax as usize].consecutive_timeouts = 0;
-            self.touch_agent(ax);
-        }
+        self.answered_an_offer(ax);
         let rec = self.rec_mut(ix);
         rec.place = Place::Active { agent: ax, group, accepted_at: now };
         // The wait is receipt to the first acceptance; a chat handed off and
@@ -265,6 +262,15 @@ impl Router {
         Ok(())
     }
 
+    /// Any answer to an offer, accept or decline, shows the agent at the
+    /// desk: it breaks a run of timeouts.
+    fn answered_an_offer(&mut self, ax: AgentIx) {
+        if self.agents[ax as usize].consecutive_timeouts != 0 {
+            self.agents[ax as usize].consecutive_timeouts = 0;
+            self.touch_agent(ax);
+        }
+    }
+
     pub(super) fn decline(
         &mut self,
         now: Millis,
@@ -273,6 +279,7 @@ impl Router {
         fx: &mut Vec<Effect>,
     ) -> Result<(), CoreError> {
         let (ix, ax) = self.held_by_actor(actor, id, false, "decline")?;
+        self.answered_an_offer(ax);
         self.take_back(now, ix, ax, EventKind::Declined, None, fx);
         self.fill_agent(now, ax, Some(ix), fx);
         Ok(())

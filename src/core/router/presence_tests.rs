@@ -173,3 +173,19 @@ fn occupancy_counts_the_chats_of_agents_on_break_or_fatigued() {
     assert_eq!(fatigued.capacity, 0, "fatigued: no new work at NORMAL");
     assert_eq!(fatigued.occupancy, 0.5, "still holding its chats");
 }
+
+#[test]
+fn a_decline_between_two_timeouts_breaks_the_run() {
+    let mut b = bench();
+    b.agent(presence("slow", &[("orders", 5)], 1));
+    b.arrive(inquiry("q1", Category::Order));
+    b.advance(30_000); // q1 timed out: one
+    let fx = b.arrive(inquiry("q2", Category::Order));
+    assert_eq!(offer_pairs(&fx), [("q2".to_string(), "slow".to_string())]);
+    b.apply(Command::Decline { actor: crate::core::command::Actor::agent("slow"), inquiry: "q2".into() });
+    b.apply(Command::Cancel { inquiry: "q2".into(), shop: None });
+    let fx = b.advance(30_000); // q1's exclusion is over: offered again
+    assert_eq!(offer_pairs(&fx), [("q1".to_string(), "slow".to_string())]);
+    b.advance(30_000); // timed out again, but not two in a row
+    assert_eq!(b.router.agent("slow").unwrap().status, AgentStatus::Available);
+}
