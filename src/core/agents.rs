@@ -169,6 +169,9 @@ pub struct GroupAgents {
     pub members: BTreeSet<AgentIx>,
     pub census: Census,
     pub ready: FxHashMap<Offering, BTreeSet<AgentKey>>,
+    /// Agents who can take work (AVAILABLE, not fatigued), full or not, by
+    /// offering: who will serve a need once a slot frees.
+    pub working: FxHashMap<Offering, u32>,
 }
 
 impl GroupAgents {
@@ -185,8 +188,31 @@ impl GroupAgents {
     /// [`GroupAgents::update`] except `members`: for taking an agent out
     /// while its state changes and its groups stay the same.
     pub fn update_counts(&mut self, group: GroupIx, ix: AgentIx, agent: &Agent, add: bool) {
-        self.census.count(agent, if add { 1 } else { -1 });
+        self.count(agent, add);
         self.update_ready(group, ix, agent, add);
+    }
+
+    /// Adds the agent to (`add`) or takes it out of the census and the
+    /// working counts, as it is now.
+    pub fn count(&mut self, agent: &Agent, add: bool) {
+        self.census.count(agent, if add { 1 } else { -1 });
+        if matches!(agent.class, Class::Full | Class::Ready) {
+            let n = self.working.entry(agent.offering).or_default();
+            if add {
+                *n += 1;
+            } else {
+                *n -= 1;
+                if *n == 0 {
+                    self.working.remove(&agent.offering);
+                }
+            }
+        }
+    }
+
+    /// Whether an agent who can take work now (a slot free or not) could
+    /// serve `need`.
+    pub fn someone_working_could_serve(&self, need: crate::core::matching::Need) -> bool {
+        self.working.keys().any(|offering| offering.check(need).is_ok())
     }
 
     /// Puts the agent in (`add`) or takes it out of the ready index under

@@ -87,3 +87,17 @@ fn an_empty_dedicated_group_is_skipped() {
     fan.customer.is_fan = true;
     assert_eq!(offers(&b.arrive(fan))[0].agent.as_str(), "pre");
 }
+
+#[test]
+fn a_vip_waits_for_the_fans_group_only_if_someone_there_could_serve_them() {
+    let mut b = bench();
+    b.agent(presence("fan-desk", &[("fans", 3)], 2)); // Chinese only
+    let mut english = presence("en-orders", &[("orders", 3)], 2);
+    english.languages = vec!["en".into()];
+    b.agent(english);
+    let mut vip = inquiry("vip1", Category::Order);
+    vip.customer.vip_tier = 3;
+    vip.language = "en-US".into();
+    let fx = b.arrive(vip);
+    assert_eq!(offer_pairs(&fx), [("vip1".to_string(), "en-orders".to_string())], "at once, not after overflow");
+}

@@ -93,7 +93,10 @@ impl Router {
             if group.agents.census != want.census {
                 return Err(format!("group {} census {:?}, expected {:?}", group.id, group.agents.census, want.census));
             }
-            if group.agents.ready != want.ready || group.agents.members != want.members {
+            if group.agents.ready != want.ready
+                || group.agents.members != want.members
+                || group.agents.working != want.working
+            {
                 return Err(format!("group {} ready index out of step", group.id));
             }
         }

@@ -164,9 +164,11 @@ impl Router {
             return primary;
         }
         let group = &self.groups[dedicated as usize];
-        let someone_available = group.agents.census.by_status[0] > 0;
+        // Someone there who could serve this customer once a slot frees (the
+        // language and skills it needs, not fatigued).
+        let someone_could = group.agents.someone_working_could_serve(rec.need);
         let short_queue = group.queue.len() < rules.short_queue;
-        if self.choose_agent(now, dedicated, ix).agent.is_some() || (short_queue && someone_available) {
+        if self.choose_agent(now, dedicated, ix).agent.is_some() || (short_queue && someone_could) {
             dedicated
         } else {
             primary

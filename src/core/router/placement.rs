@@ -31,7 +31,7 @@ impl Router {
         let index = self.index_held != Some(ax);
         for &(g, _) in &agent.groups {
             let group = &mut self.groups[g as usize].agents;
-            group.census.count(agent, -1);
+            group.count(agent, false);
             if index {
                 group.update_ready(g, ax, agent, false);
             }
@@ -66,7 +66,7 @@ impl Router {
         let index = self.index_held != Some(ax);
         for &(g, _) in &agent.groups {
             let group = &mut self.groups[g as usize].agents;
-            group.census.count(agent, 1);
+            group.count(agent, true);
             if index {
                 group.update_ready(g, ax, agent, true);
             }
