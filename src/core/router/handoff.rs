@@ -86,25 +86,32 @@ impl Router {
         let ix = self.inquiry_by_id(id)?;
         let holder = self.may_hand_off(actor, ix, id)?;
         self.check_handoffs(ix, id)?;
-        let (to_agent, to_group) = match &target {
+        // The group it is offered in, and the queue it waits in if that
+        // offer is declined or times out.
+        let (to_agent, to_group, queue) = match &target {
             TransferTarget::Agent(agent) => {
                 let ax = self.transfer_agent(ix, holder, agent)?;
                 let home = self.rec(ix).home;
                 let a = &self.agents[ax as usize];
+                // An agent outside its group serves it under one of theirs;
+                // should they not take it, it waits where it was.
                 let g = if a.proficiency_in(home).is_some() { home } else { a.groups[0].0 };
-                (Some(ax), g)
+                (Some(ax), g, home)
             }
-            TransferTarget::Group(group) => (None, self.group_by_name(group)?),
+            TransferTarget::Group(group) => {
+                let g = self.group_by_name(group)?;
+                (None, g, g)
+            }
         };
         let from = self.current_group(ix);
         self.detach_inquiry(ix, holder, "transferred", fx);
         let note = HandoffNote { author: actor.id.to_string(), at: now, ..note };
-        self.move_to_group(now, ix, to_group, Rule::TransferTarget, holder);
+        self.move_to_group(now, ix, queue, Rule::TransferTarget, holder);
         let text = match &target {
             TransferTarget::Agent(a) => format!("to agent {a}"),
             TransferTarget::Group(g) => format!("to group {g}"),
         };
-        self.record_handoff(now, ix, EventKind::Transferred, from, holder, note, text, fx);
+        self.record_handoff(now, ix, EventKind::Transferred, (from, to_group), holder, note, text, fx);
         match to_agent {
             Some(ax) => {
                 let mut trace = self.choose_agent(now, to_group, ix).trace;
@@ -166,7 +173,8 @@ impl Router {
         self.detach_inquiry(ix, holder, "escalated", fx);
         let note = HandoffNote { author: actor.id.to_string(), at: now, ..note };
         self.move_to_group(now, ix, target, Rule::Escalation, holder);
-        self.record_handoff(now, ix, EventKind::Escalated, from, holder, note, "to the supervisors".into(), fx);
+        let text = "to the supervisors".to_string();
+        self.record_handoff(now, ix, EventKind::Escalated, (from, target), holder, note, text, fx);
         self.route(now, ix, EventKind::Queued, fx);
         if let Some(ax) = holder {
             self.fill_agent(now, ax, Some(ix), fx);
@@ -227,7 +235,7 @@ impl Router {
         now: Millis,
         ix: InqIx,
         kind: EventKind,
-        from: GroupIx,
+        (from, to): (GroupIx, GroupIx),
         holder: Option<AgentIx>,
         note: HandoffNote,
         text: String,
@@ -236,6 +244,7 @@ impl Router {
         let note = Box::new(note);
         self.rec_mut(ix).note = Some(note.clone());
         let detail = EventDetail {
+            group: Some(to),
             agent: holder,
             from_group: Some(from),
             note: Some(note),

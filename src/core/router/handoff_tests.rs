@@ -148,3 +148,25 @@ fn only_the_first_acceptance_reports_the_customers_wait() {
     b.apply(to_group(Actor::agent("pre"), "orders", HandoffNote::default()));
     assert_eq!(waited(&b.accept("ord", "q1")), None, "a handed-off chat is not a second wait");
 }
+
+#[test]
+fn an_agent_outside_the_group_who_does_not_take_a_transfer_leaves_it_where_it_waited() {
+    let mut b = bench();
+    b.agent(presence("ord", &[("orders", 3)], 1));
+    b.agent(presence("s1", &[("fans", 3), ("after_sales", 3)], 5));
+    b.arrive(inquiry("q1", Category::Order));
+    b.accept("ord", "q1");
+    let note = HandoffNote { summary: "needs a specialist".into(), ..HandoffNote::default() };
+    let target = TransferTarget::Agent("s1".into());
+    let fx = b.apply(Command::Transfer { actor: Actor::agent("ord"), inquiry: "q1".into(), target, note });
+    let transferred = fx.iter().find_map(|e| match e {
+        Effect::Event(ev) if ev.kind == EventKind::Transferred => Some(ev),
+        _ => None,
+    });
+    let transferred = transferred.expect("TRANSFERRED");
+    assert_eq!((transferred.from_group.as_deref(), transferred.group.as_str()), (Some("orders"), "fans"));
+    assert_eq!(offers(&fx)[0].group.as_str(), "fans", "offered under a group of the agent's");
+    let fx = b.apply(Command::Decline { actor: Actor::agent("s1"), inquiry: "q1".into() });
+    assert_eq!(offer_pairs(&fx), [("q1".to_string(), "ord".to_string())], "back in orders, not in fans");
+    assert_eq!(b.router.inquiry(b.now, "q1").unwrap().group.as_str(), "orders");
+}

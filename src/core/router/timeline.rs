@@ -56,11 +56,11 @@ impl Router {
     ) {
         let aging = self.aging_ms();
         let rec = self.rec(ix);
-        let group = match rec.place {
+        let detail = detail.unwrap_or_default();
+        let group = detail.group.unwrap_or(match rec.place {
             Place::Offered { group, .. } | Place::Active { group, .. } => group,
             _ => rec.home,
-        };
-        let detail = detail.unwrap_or_default();
+        });
         let group_name = self.groups[group as usize].name;
         let agent_name = detail.agent.map_or(NO_NAME, |a| self.agents[a as usize].name);
         let score = priority::aged_score(rec.score, rec.since, now, aging);
@@ -140,6 +140,9 @@ impl Router {
 /// Optional parts of a lifecycle event.
 #[derive(Default)]
 pub(super) struct EventDetail {
+    /// The group the step names, when not where the inquiry is (a transfer
+    /// to an agent names the agent's group).
+    pub group: Option<GroupIx>,
     pub agent: Option<AgentIx>,
     pub from_group: Option<GroupIx>,
     pub waited_ms: Option<u64>,
