@@ -369,11 +369,7 @@ fn an_inquiry_received_earlier_waits_and_ages_from_then() {
     assert_eq!(offer_pairs(&fx), [("early".to_string(), "a".to_string())], "it has waited longer");
     b.now += 5_000;
     let fx = b.accept("a", "early");
-    let waited = fx.iter().find_map(|e| match e {
-        Effect::Event(ev) if ev.kind == EventKind::Accepted => ev.waited_ms,
-        _ => None,
-    });
-    assert_eq!(waited, Some(65_000));
+    assert_eq!(accepted_wait(&fx), Some(65_000));
     b.complete("a", "early");
     b.accept("a", "now");
     b.complete("a", "now");
@@ -383,9 +379,13 @@ fn an_inquiry_received_earlier_waits_and_ages_from_then() {
     assert_eq!(offer_pairs(&fx), [("clock-ahead".to_string(), "a".to_string())]);
     b.now += 1_000;
     let fx = b.accept("a", "clock-ahead");
-    let waited = fx.iter().find_map(|e| match e {
+    assert_eq!(accepted_wait(&fx), Some(1_000));
+}
+
+/// The wait an ACCEPTED event among `fx` reports.
+fn accepted_wait(fx: &[Effect]) -> Option<u64> {
+    fx.iter().find_map(|e| match e {
         Effect::Event(ev) if ev.kind == EventKind::Accepted => ev.waited_ms,
         _ => None,
-    });
-    assert_eq!(waited, Some(1_000));
+    })
 }
