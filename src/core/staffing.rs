@@ -7,10 +7,9 @@
 /// Inputs for one group's advice.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct StaffingInput {
-    /// Chats in hand: customers waiting plus chats the working agents hold.
-    /// Whatever the arrival rate, they need agents (after a quiet minute or
-    /// a restart the rate reads 0).
-    pub in_hand: u32,
+    /// Customers waiting now: whatever the arrival rate, they need agents
+    /// (after a quiet minute or a restart the rate reads 0).
+    pub waiting: u32,
     pub arrivals_per_sec: f64,
     pub handle_secs: f64,
     pub concurrency: f64,
@@ -22,7 +21,7 @@ pub struct StaffingInput {
 }
 
 /// The advice: Erlang C agents for the arrival rate, and the total: at least
-/// enough agents for the chats in hand, plus the standby reserve.
+/// enough agents for the customers waiting, plus the standby reserve.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct StaffingAdvice {
     pub erlang_agents: u32,
@@ -79,11 +78,11 @@ fn service_level_from_c(agents: u32, traffic: f64, c: f64, service_secs: f64, wi
 
 /// Agents needed to meet the service level, plus the standby reserve.
 pub fn advise(input: StaffingInput) -> StaffingAdvice {
-    // Slightly under the quotient before rounding up: 21 chats at 1.4 per
+    // Slightly under the quotient before rounding up: 21 customers at 1.4 per
     // agent are 15 agents, though 21 / 1.4 is 15.000000000000002.
-    let for_hand = (f64::from(input.in_hand) / input.concurrency.max(1.0) - 1e-9).ceil().max(0.0) as u32;
+    let for_waiting = (f64::from(input.waiting) / input.concurrency.max(1.0) - 1e-9).ceil().max(0.0) as u32;
     let erlang = erlang_agents(&input);
-    let agents = erlang.max(for_hand);
+    let agents = erlang.max(for_waiting);
     let recommended = (f64::from(agents) * (1.0 + input.standby_reserve.max(0.0)) - 1e-9).ceil() as u32;
     StaffingAdvice { erlang_agents: erlang, recommended }
 }
@@ -146,7 +145,7 @@ mod tests {
     fn classic_call_centre_example_needs_fourteen_agents() {
         // 100 calls per half hour, 3 min handle time, 80 % within 20 s.
         let advice = advise(StaffingInput {
-            in_hand: 0,
+            waiting: 0,
             arrivals_per_sec: 100.0 / 1800.0,
             handle_secs: 180.0,
             concurrency: 1.0,
@@ -164,7 +163,7 @@ mod tests {
             [(0.05, 180.0, 1.0), (2.0, 240.0, 4.0), (37.0, 300.0, 3.5), (200.0, 240.0, 5.0)]
         {
             let input = StaffingInput {
-                in_hand: 0,
+                waiting: 0,
                 arrivals_per_sec,
                 handle_secs,
                 concurrency,
@@ -185,7 +184,7 @@ mod tests {
     #[test]
     fn concurrency_and_standby_reserve_shape_the_advice() {
         let base = StaffingInput {
-            in_hand: 0,
+            waiting: 0,
             arrivals_per_sec: 2.0,
             handle_secs: 240.0,
             concurrency: 4.0,
@@ -202,9 +201,9 @@ mod tests {
     }
 
     #[test]
-    fn chats_in_hand_need_agents_even_with_no_arrivals_measured() {
+    fn chats_waiting_need_agents_even_with_no_arrivals_measured() {
         let quiet = StaffingInput {
-            in_hand: 7,
+            waiting: 7,
             arrivals_per_sec: 0.0,
             handle_secs: 240.0,
             concurrency: 3.0,
@@ -212,13 +211,13 @@ mod tests {
             answer_within_secs: 30.0,
             standby_reserve: 0.25,
         };
-        // Three chats each: 3 agents for 7 chats, plus the standby reserve.
+        // Three chats each: 3 agents for 7 customers, plus the standby reserve.
         assert_eq!(advise(quiet), StaffingAdvice { erlang_agents: 0, recommended: 4 });
         let busy = StaffingInput { arrivals_per_sec: 1.0, ..quiet };
         assert!(advise(busy).erlang_agents > 3, "the arrival rate asks for more: {:?}", advise(busy));
         assert_eq!(advise(busy).recommended, (f64::from(advise(busy).erlang_agents) * 1.25).ceil() as u32);
-        // No rounding up past a whole number: 21 chats at 1.4 each are 15 agents.
-        let mixed = StaffingInput { in_hand: 21, concurrency: 7.0 / 5.0, standby_reserve: 0.0, ..quiet };
+        // No rounding up past a whole number: 21 customers at 1.4 each need 15 agents.
+        let mixed = StaffingInput { waiting: 21, concurrency: 7.0 / 5.0, standby_reserve: 0.0, ..quiet };
         assert_eq!(advise(mixed).recommended, 15);
     }
 }

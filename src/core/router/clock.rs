@@ -207,7 +207,9 @@ impl Router {
         let concurrency = self.staffing_concurrency(g);
         let group = &mut self.groups[g as usize];
         group.staffing = advise(StaffingInput {
-            in_hand: group.queue.len() + group.agents.census.load,
+            // Customers waiting, not the chats agents hold: an agent in
+            // several groups holds other groups' chats too.
+            waiting: group.queue.len(),
             arrivals_per_sec: group.routed_per_min / 60.0,
             handle_secs: group.handle_ms_avg / 1000.0,
             concurrency,
