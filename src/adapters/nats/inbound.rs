@@ -62,7 +62,8 @@ pub fn command_for(
 
 /// Whether a message came on the cancellation subjects (not an inquiry).
 fn is_cancellation(subjects: &Subjects, subject: &str) -> bool {
-    subject.starts_with(&format!("{}.cancellations", subjects.prefix))
+    // Per message: compared in place rather than through a formatted string.
+    subject.strip_prefix(subjects.prefix.as_str()).is_some_and(|rest| rest.starts_with(".cancellations"))
 }
 
 /// What the engine's answer means for the message (`arrival`: it was an inquiry).
