@@ -19,10 +19,22 @@ fn an_unaccepted_offer_times_out_goes_to_another_agent_and_two_timeouts_set_away
     assert_eq!(offer_pairs(&fx), [("q1".to_string(), "quick".to_string())]);
     assert_eq!(offers(&fx)[0].attempt, 2);
     assert!(events(&fx).contains(&EventKind::TimedOut));
+    assert_eq!(withdrawals(&fx), [("slow", "accept timeout")]);
     b.arrive(inquiry("q2", Category::Order));
     let fx = b.advance(30_000);
     assert!(fx.iter().any(|e| matches!(e, Effect::AgentStatusChanged { status: AgentStatus::Away, .. })));
     assert_eq!(b.router.agent("slow").unwrap().status, AgentStatus::Away);
+    // The desktop hears of AWAY only through the withdrawal; it must say so.
+    assert!(withdrawals(&fx).contains(&("slow", super::returns::AWAY_AFTER_TIMEOUTS)), "{:?}", withdrawals(&fx));
+}
+
+fn withdrawals(fx: &[Effect]) -> Vec<(&str, &'static str)> {
+    fx.iter()
+        .filter_map(|e| match e {
+            Effect::Withdraw { agent, reason, .. } => Some((agent.as_str(), *reason)),
+            _ => None,
+        })
+        .collect()
 }
 
 #[test]

@@ -9,6 +9,10 @@ use crate::core::agents::{AgentIx, InqIx};
 use crate::core::effect::{Effect, EventKind};
 use crate::core::types::{AgentStatus, HandoffNote, Millis, Rule};
 
+/// The withdrawal reason of the timeout that sets an agent AWAY.
+pub(super) const AWAY_AFTER_TIMEOUTS: &str =
+    "accept timeout; too many offers in a row timed out, so you are AWAY now: set AVAILABLE to take offers again";
+
 impl Router {
     /// An offer that ran out while the router was down: back to the queue
     /// like any timeout, but not counted against the agent, whose desktop
@@ -34,6 +38,14 @@ impl Router {
         if agent.consecutive_timeouts >= self.settings.agents.timeouts_before_away
             && agent.status == AgentStatus::Available
         {
+            // The desktop learns it from the withdrawal: nothing else reaches
+            // it, and an agent who believes they are AVAILABLE would wait.
+            let inquiry = &self.rec(ix).inquiry.id;
+            if let Some(Effect::Withdraw { reason, .. }) =
+                fx.iter_mut().rev().find(|e| matches!(e, Effect::Withdraw { inquiry: i, .. } if i == inquiry))
+            {
+                *reason = AWAY_AFTER_TIMEOUTS;
+            }
             self.set_status(now, ax, AgentStatus::Away, "consecutive offer timeouts", fx);
         } else {
             self.fill_agent(now, ax, Some(ix), fx);

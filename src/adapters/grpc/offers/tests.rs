@@ -41,6 +41,7 @@ fn offers_and_withdrawals_reach_the_agents_desktops() {
         let w = next(rx);
         assert!(w.withdrawn);
         assert_eq!(w.inquiry.unwrap().id, "q1");
+        assert_eq!(w.note.unwrap().summary, "timeout", "the desktop is told why");
     }
 }
 
