@@ -119,7 +119,7 @@ impl Ops for OpsService {
         let level = proto::LoadLevel::try_from(req.min_level)
             .map_err(|_| Status::invalid_argument(format!("min_level {} is not a known LoadLevel", req.min_level)))?;
         // NORMAL (also what an unset field reads as) pins nothing, and would
-        // silently replace an override in force.
+        // silently replace the overrides it overlaps.
         if level == proto::LoadLevel::Normal {
             return Err(Status::invalid_argument(
                 "min_level NORMAL pins nothing; set PEAK or SURGE, or end an override with ClearLevelOverride",
@@ -150,7 +150,7 @@ impl Ops for OpsService {
         let was_set = self.engine.query(move |router, now| router.has_override(asked.as_deref(), now)).await?;
         self.engine.execute(Command::ClearLevelOverride { actor, group }).await?;
         tracing::info!(group = %request.get_ref().group, was_set, "level override cleared");
-        // The core keeps at most one override per scope; after this none is set.
+        // Every window of the scope is gone now, in force or scheduled.
         Ok(Response::new(proto::ClearLevelOverrideResponse { cleared: was_set }))
     }
 

@@ -14,6 +14,8 @@ use crate::core::types::{Level, Millis, Rule};
 
 /// Levels are re-evaluated at most this often.
 const LEVEL_EVAL_MS: u64 = 1_000;
+/// Override windows one scope may hold at once (a promotion has a few).
+const OVERRIDES_PER_SCOPE: usize = 16;
 
 impl Router {
     pub(super) fn tick(&mut self, now: Millis, fx: &mut Vec<Effect>) {
@@ -258,7 +260,16 @@ impl Router {
                 "override window ends ({until}) before it starts ({from}) or in the past; until_ms must be later than from_ms and now"
             )));
         }
-        self.overrides.retain(|o| o.group != g);
+        // A scope may hold several windows (the midnight opening and the
+        // evening spike, set up the day before); a new one replaces those
+        // of its scope it overlaps.
+        let kept = |o: &Override| o.group != g || o.until <= from || until <= o.from;
+        if self.overrides.iter().filter(|o| o.group == g && kept(o)).count() >= OVERRIDES_PER_SCOPE {
+            return Err(CoreError::FailedPrecondition(format!(
+                "{OVERRIDES_PER_SCOPE} override windows are already set for this scope; clear them (ClearLevelOverride) and set the ones still needed"
+            )));
+        }
+        self.overrides.retain(kept);
         self.overrides.push(Override { group: g, level, from, until });
         self.levels_dirty = true;
         self.evaluate_levels(now, fx);
