@@ -71,7 +71,12 @@ impl Router {
     /// (SPEC: the bot may send it back with `bot_attempted`; it is then
     /// routed and never deflected again). Any other repeat is a duplicate.
     fn is_back_from_bot(&self, ix: InqIx, inquiry: &Inquiry) -> bool {
-        inquiry.bot_attempted && matches!(self.rec(ix).place, Place::Finished { state: InquiryState::Deflected, .. })
+        let rec = self.rec(ix);
+        // Only from the shop the bot got it from: another shop publishing the
+        // same id is a repeat, not a way to take over that shop's customer.
+        inquiry.bot_attempted
+            && rec.inquiry.shop_id == inquiry.shop_id
+            && matches!(rec.place, Place::Finished { state: InquiryState::Deflected, .. })
     }
 
     /// Starts the deflected record `ix` over as a new arrival of `inquiry`,

@@ -227,6 +227,12 @@ fn at_surge_low_pre_sales_go_to_the_bot_unless_the_bot_already_tried() {
     b.now += 20_000;
     let mut back = inquiry("q1", Category::PreSales);
     back.bot_attempted = true;
+    // Another shop cannot take the customer over by publishing the same id.
+    let mut other_shop = back.clone();
+    other_shop.shop_id = "shop-2".into();
+    let takeover = Command::Arrive(Box::new(other_shop));
+    assert!(matches!(b.try_apply(takeover), Err(CoreError::Duplicate(_))));
+    assert_eq!(b.router.inquiry_state("q1"), Some(InquiryState::Deflected));
     assert_eq!(offer_pairs(&b.arrive(back.clone())), [("q1".to_string(), "pre".to_string())]);
     assert_eq!(steps(&b), [EventKind::Deflected, EventKind::Offered]);
     let twice = Command::Arrive(Box::new(back));
