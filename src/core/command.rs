@@ -82,6 +82,9 @@ pub enum Command {
     Decline {
         actor: Actor,
         inquiry: Id,
+        /// Why, in the agent's words (plain text, at most
+        /// `MAX_DECLINE_REASON` bytes): on the DECLINED step and event.
+        reason: Option<Box<str>>,
     },
     Complete {
         actor: Actor,

@@ -118,6 +118,16 @@ async fn an_offer_streams_to_the_desktop_and_is_accepted_and_completed() {
     assert_eq!(reply.capacity, 5, "max_concurrent 0 takes the default");
     let mut offers = subscribe(&mut c, "a1").await;
 
+    // A decline: the desktop is told why the offer went, the lead reads the reason.
+    server.arrive("q0", Category::Order).await;
+    assert_eq!(next_offer(&mut offers).await.inquiry.unwrap().id, "q0");
+    let decline = proto::InquiryAction { reason: "needs Cantonese".into(), ..action("a1", "q0") };
+    c.desk.decline(decline).await.unwrap();
+    let withdrawn = offers.message().await.unwrap().unwrap();
+    assert_eq!((withdrawn.withdrawn, withdrawn.note.unwrap().summary.as_str()), (true, "declined"));
+    let declined = detail(&mut c, "q0").await.timeline.into_iter().find(|e| e.kind == Kind::Declined as i32);
+    assert_eq!(declined.expect("DECLINED step").detail, "needs Cantonese");
+
     server.arrive("q1", Category::Order).await;
     let offer = next_offer(&mut offers).await;
     assert_eq!(offer.inquiry.as_ref().unwrap().id, "q1");

@@ -31,12 +31,13 @@ impl AgentDeskService {
     async fn act(
         &self,
         request: Request<proto::InquiryAction>,
-        command: fn(Actor, Id) -> Command,
+        command: fn(Actor, Id, Option<Box<str>>) -> Command,
     ) -> Result<Response<proto::ActionResponse>, Status> {
         let agent_id = agent_id(&request.get_ref().agent_id)?;
         let actor = desk_actor(&request, agent_id)?;
         let inquiry: Id = inquiry_id("inquiry_id", &request.get_ref().inquiry_id)?.into();
-        self.engine.execute(command(actor, inquiry.clone())).await?;
+        let reason = Some(request.get_ref().reason.trim()).filter(|r| !r.is_empty()).map(Box::from);
+        self.engine.execute(command(actor, inquiry.clone(), reason)).await?;
         action_response(&self.engine, inquiry).await
     }
 }
@@ -157,20 +158,19 @@ impl AgentDesk for AgentDeskService {
     }
 
     async fn accept(&self, request: Request<proto::InquiryAction>) -> Result<Response<proto::ActionResponse>, Status> {
-        self.act(request, |actor, inquiry| Command::Accept { actor, inquiry }).await
+        self.act(request, |actor, inquiry, _| Command::Accept { actor, inquiry }).await
     }
 
     async fn decline(&self, request: Request<proto::InquiryAction>) -> Result<Response<proto::ActionResponse>, Status> {
-        // The reason is for the desktop's own records; the core keeps no free text
-        // from agents outside handoff notes.
-        self.act(request, |actor, inquiry| Command::Decline { actor, inquiry }).await
+        // The reason goes on the DECLINED step and event, for the lead.
+        self.act(request, |actor, inquiry, reason| Command::Decline { actor, inquiry, reason }).await
     }
 
     async fn complete(
         &self,
         request: Request<proto::InquiryAction>,
     ) -> Result<Response<proto::ActionResponse>, Status> {
-        self.act(request, |actor, inquiry| Command::Complete { actor, inquiry }).await
+        self.act(request, |actor, inquiry, _| Command::Complete { actor, inquiry }).await
     }
 }
 

@@ -166,7 +166,7 @@ fn an_agent_outside_the_group_who_does_not_take_a_transfer_leaves_it_where_it_wa
     let transferred = transferred.expect("TRANSFERRED");
     assert_eq!((transferred.from_group.as_deref(), transferred.group.as_str()), (Some("orders"), "fans"));
     assert_eq!(offers(&fx)[0].group.as_str(), "fans", "offered under a group of the agent's");
-    let fx = b.apply(Command::Decline { actor: Actor::agent("s1"), inquiry: "q1".into() });
+    let fx = b.apply(Command::Decline { actor: Actor::agent("s1"), inquiry: "q1".into(), reason: None });
     assert_eq!(offer_pairs(&fx), [("q1".to_string(), "ord".to_string())], "back in orders, not in fans");
     assert_eq!(b.router.inquiry(b.now, "q1").unwrap().group.as_str(), "orders");
 }

@@ -3,6 +3,7 @@
 
 use super::placement::sticky_key;
 use super::record::{Place, Record, Step, NO_NAME};
+use super::returns::Said;
 use super::timeline::EventDetail;
 use super::Router;
 use crate::core::agents::{AgentIx, InqIx};
@@ -283,11 +284,17 @@ impl Router {
         now: Millis,
         actor: &Actor,
         id: &str,
+        reason: Option<Box<str>>,
         fx: &mut Vec<Effect>,
     ) -> Result<(), CoreError> {
+        let reason = reason.filter(|r| !r.trim().is_empty());
+        if let Some(reason) = &reason {
+            check_decline_reason(reason)?;
+        }
         let (ix, ax) = self.held_by_actor(actor, id, false, "decline")?;
         self.answered_an_offer(ax);
-        self.take_back(now, ix, ax, EventKind::Declined, None, fx);
+        let said = Said { note: None, reason: reason.map(String::from) };
+        self.take_back(now, ix, ax, EventKind::Declined, said, fx);
         self.fill_agent(now, ax, Some(ix), fx);
         Ok(())
     }
@@ -362,4 +369,23 @@ impl Router {
         }
         Ok(())
     }
+}
+
+/// Longest decline reason, in bytes: a line for the lead, not a transcript
+/// (every decline adds a step to the inquiry's record).
+pub const MAX_DECLINE_REASON: usize = 512;
+
+fn check_decline_reason(reason: &str) -> Result<(), CoreError> {
+    if reason.len() > MAX_DECLINE_REASON {
+        return Err(CoreError::InvalidArgument(format!(
+            "reason is {} bytes; keep a decline reason within {MAX_DECLINE_REASON} bytes",
+            reason.len()
+        )));
+    }
+    if reason.chars().any(char::is_control) {
+        return Err(CoreError::InvalidArgument(
+            "reason contains control characters; send one line of plain text".to_string(),
+        ));
+    }
+    Ok(())
 }

@@ -241,7 +241,7 @@ impl Router {
             Command::Cancel { inquiry, shop } => self.cancel(now, &inquiry, shop.as_deref(), effects),
             Command::SetPresence { actor, presence } => self.set_presence(now, &actor, presence, effects),
             Command::Accept { actor, inquiry } => self.accept(now, &actor, &inquiry, effects),
-            Command::Decline { actor, inquiry } => self.decline(now, &actor, &inquiry, effects),
+            Command::Decline { actor, inquiry, reason } => self.decline(now, &actor, &inquiry, reason, effects),
             Command::Complete { actor, inquiry } => self.complete(now, &actor, &inquiry, effects),
             Command::Transfer { actor, inquiry, target, note } => {
                 self.transfer(now, &actor, &inquiry, target, note, effects)

@@ -2,6 +2,7 @@
 //! heartbeat with its grace period, and the fatigue clock.
 
 use super::handoff::system_note;
+use super::returns::Said;
 use super::Router;
 use crate::core::agents::{Agent, AgentIx, Class, GroupIx};
 use crate::core::command::{Actor, Presence, Role};
@@ -178,7 +179,7 @@ impl Router {
             for ix in give_back {
                 let note = (status == AgentStatus::Offline && self.rec(ix).accepted_at().is_some())
                     .then(|| system_note(now, &self.agents[ax as usize].id));
-                self.take_back(now, ix, ax, EventKind::Requeued, note, fx);
+                self.take_back(now, ix, ax, EventKind::Requeued, Said { note, reason: None }, fx);
             }
         }
         self.fill_agent(now, ax, None, fx);

@@ -194,10 +194,37 @@ fn a_decline_between_two_timeouts_breaks_the_run() {
     b.advance(30_000); // q1 timed out: one
     let fx = b.arrive(inquiry("q2", Category::Order));
     assert_eq!(offer_pairs(&fx), [("q2".to_string(), "slow".to_string())]);
-    b.apply(Command::Decline { actor: crate::core::command::Actor::agent("slow"), inquiry: "q2".into() });
+    b.apply(Command::Decline { actor: crate::core::command::Actor::agent("slow"), inquiry: "q2".into(), reason: None });
     b.apply(Command::Cancel { inquiry: "q2".into(), shop: None });
     let fx = b.advance(30_000); // q1's exclusion is over: offered again
     assert_eq!(offer_pairs(&fx), [("q1".to_string(), "slow".to_string())]);
     b.advance(30_000); // timed out again, but not two in a row
     assert_eq!(b.router.agent("slow").unwrap().status, AgentStatus::Available);
+}
+
+#[test]
+fn a_decline_reason_goes_on_the_declined_step_and_event_and_must_be_plain_text() {
+    let mut b = bench();
+    b.agent(presence("a", &[("orders", 5)], 5));
+    b.agent(presence("b", &[("orders", 3)], 5));
+    b.arrive(inquiry("q1", Category::Order));
+    let decline = |reason: &str| Command::Decline {
+        actor: crate::core::command::Actor::agent("a"),
+        inquiry: "q1".into(),
+        reason: Some(reason.into()),
+    };
+    for bad in ["two\nlines", &"x".repeat(513)] {
+        let refused = b.try_apply(decline(bad));
+        assert!(matches!(refused, Err(crate::core::error::CoreError::InvalidArgument(_))), "{refused:?}");
+    }
+    assert_eq!(b.router.inquiry_state("q1"), Some(InquiryState::Offered), "a refused decline changes nothing");
+    let fx = b.apply(decline("customer writes Cantonese only"));
+    let event = fx.iter().find_map(|e| match e {
+        Effect::Event(ev) if ev.kind == EventKind::Declined => Some(ev),
+        _ => None,
+    });
+    assert_eq!(event.expect("DECLINED").detail.as_deref(), Some("customer writes Cantonese only"));
+    let view = b.router.inquiry(b.now, "q1").unwrap();
+    let step = view.timeline.iter().find(|t| t.kind == EventKind::Declined).expect("DECLINED step");
+    assert_eq!(step.detail.as_deref(), Some("customer writes Cantonese only"));
 }

@@ -22,7 +22,7 @@ fn a_returned_overflowed_inquiry_goes_to_a_free_agent_of_an_overflow_group() {
     b.agent(presence("p", &[("pre_sales", 3)], 1));
     assert_eq!(b.router.inquiry_state("pre"), Some(InquiryState::Offered));
     b.complete("o", "order");
-    let fx = b.apply(Command::Decline { actor: Actor::agent("p"), inquiry: "pre".into() });
+    let fx = b.apply(Command::Decline { actor: Actor::agent("p"), inquiry: "pre".into(), reason: None });
     assert_eq!(offer_pairs(&fx), [("pre".to_string(), "o".to_string())]);
     assert_eq!(offers(&fx)[0].trace.rule, Some(Rule::Overflow));
 }
@@ -68,7 +68,7 @@ fn an_agent_is_offered_waiting_work_behind_any_number_of_inquiries_it_declined()
     b.agent(presence("a", &[("orders", 3)], 1));
     for i in 0..9 {
         b.arrive(inquiry(&format!("d{i}"), Category::Order));
-        b.apply(Command::Decline { actor: Actor::agent("a"), inquiry: format!("d{i}").into() });
+        b.apply(Command::Decline { actor: Actor::agent("a"), inquiry: format!("d{i}").into(), reason: None });
     }
     b.arrive(inquiry("z", Category::Order));
     b.accept("a", "z");

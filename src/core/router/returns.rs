@@ -13,13 +13,21 @@ use crate::core::types::{AgentStatus, HandoffNote, Millis, Rule};
 pub(super) const AWAY_AFTER_TIMEOUTS: &str =
     "accept timeout; too many offers in a row timed out, so you are AWAY now: set AVAILABLE to take offers again";
 
+/// What goes on the step of work taken back: the system's handoff note
+/// (an agent gone OFFLINE), or the agent's reason (a decline).
+#[derive(Default)]
+pub(super) struct Said {
+    pub note: Option<HandoffNote>,
+    pub reason: Option<String>,
+}
+
 impl Router {
     /// An offer that ran out while the router was down: back to the queue
     /// like any timeout, but not counted against the agent, whose desktop
     /// could not accept it meanwhile.
     pub(super) fn time_out_unseen(&mut self, now: Millis, ix: InqIx, fx: &mut Vec<Effect>) {
         let Place::Offered { agent: ax, .. } = self.rec(ix).place else { return };
-        self.take_back(now, ix, ax, EventKind::TimedOut, None, fx);
+        self.take_back(now, ix, ax, EventKind::TimedOut, Said::default(), fx);
         // Another agent had the first chance; if none took it, the agent who
         // never saw the offer is not avoided: it is still first in line.
         if self.rec(ix).place == Place::Waiting {
@@ -31,7 +39,7 @@ impl Router {
     /// An unaccepted offer ran out: back to the queue, and AWAY after too many.
     pub(super) fn time_out(&mut self, now: Millis, ix: InqIx, fx: &mut Vec<Effect>) {
         let Place::Offered { agent: ax, .. } = self.rec(ix).place else { return };
-        self.take_back(now, ix, ax, EventKind::TimedOut, None, fx);
+        self.take_back(now, ix, ax, EventKind::TimedOut, Said::default(), fx);
         self.touch_agent(ax);
         let agent = &mut self.agents[ax as usize];
         agent.consecutive_timeouts += 1;
@@ -112,24 +120,25 @@ impl Router {
         ix: InqIx,
         ax: AgentIx,
         why: EventKind,
-        note: Option<HandoffNote>,
+        said: Said,
         fx: &mut Vec<Effect>,
     ) {
+        let Said { note, reason } = said;
         if let Place::Offered { deadline, .. } = self.rec(ix).place {
             self.offer_deadlines.remove(&(deadline, ix));
         }
         // Offer or active chat: the desktop (a second one still open, say)
         // stops showing what is no longer the agent's.
         let (inquiry, agent) = (self.rec(ix).inquiry.id.clone(), self.agents[ax as usize].id.clone());
-        let reason = match why {
+        let withdrawn = match why {
             EventKind::TimedOut => "accept timeout",
             EventKind::Declined => "declined",
             _ => "returned to the queue",
         };
-        fx.push(Effect::Withdraw { inquiry, agent, reason });
+        fx.push(Effect::Withdraw { inquiry, agent, reason: withdrawn });
         self.release(ax, ix);
         let note = note.map(Box::new);
-        let detail = EventDetail { agent: Some(ax), note: note.clone(), ..EventDetail::default() };
+        let detail = EventDetail { agent: Some(ax), note: note.clone(), text: reason, ..EventDetail::default() };
         self.emit(now, ix, why, Some(detail), fx);
         self.exclude(now, ix, Some(ax));
         let rec = self.rec_mut(ix);

@@ -94,7 +94,7 @@ fn the_customers_previous_agent_is_preferred_within_the_sticky_window() {
     first.customer.id = "alice".into();
     let fx = b.arrive(first);
     assert_eq!(offers(&fx)[0].agent.as_str(), "expert");
-    b.apply(Command::Decline { actor: Actor::agent("expert"), inquiry: "q1".into() });
+    b.apply(Command::Decline { actor: Actor::agent("expert"), inquiry: "q1".into(), reason: None });
     b.accept("regular", "q1");
     b.complete("regular", "q1");
     let mut again = inquiry("q2", Category::Order);
@@ -112,7 +112,7 @@ fn customers_without_an_id_are_not_stuck_to_the_last_anonymous_customers_agent()
     let mut first = inquiry("q1", Category::Order);
     first.customer.id = "".into();
     b.arrive(first);
-    b.apply(Command::Decline { actor: Actor::agent("expert"), inquiry: "q1".into() });
+    b.apply(Command::Decline { actor: Actor::agent("expert"), inquiry: "q1".into(), reason: None });
     b.accept("regular", "q1");
     b.complete("regular", "q1");
     let mut other = inquiry("q2", Category::Order);

@@ -107,7 +107,9 @@ impl Harness {
             Command::Arrive(q) | Command::ArriveReceived { inquiry: q, .. } => place(&q.id).is_none(),
             Command::Cancel { inquiry, .. } => place(inquiry)
                 .is_some_and(|p| !matches!(p, Place::Finished(state, _) if *state != InquiryState::Deflected)),
-            Command::Accept { actor, inquiry } | Command::Decline { actor, inquiry } => held_by(inquiry, actor, false),
+            Command::Accept { actor, inquiry } | Command::Decline { actor, inquiry, .. } => {
+                held_by(inquiry, actor, false)
+            }
             Command::Complete { actor, inquiry } => held_by(inquiry, actor, true),
             Command::DesktopConnected { agent } | Command::DesktopDisconnected { agent } => {
                 self.model.agents.contains_key(agent)

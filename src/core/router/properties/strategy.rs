@@ -356,7 +356,7 @@ pub fn command(model: &Model, now: Millis, op: &Op) -> Command {
         }
         Op::Decline(pick) => {
             let (inquiry, actor) = resolve(model, pick, offered);
-            Command::Decline { actor, inquiry }
+            Command::Decline { actor, inquiry, reason: None }
         }
         Op::Complete(pick) => {
             let (inquiry, actor) = resolve(model, pick, |p| matches!(p, Place::Active(_)));
