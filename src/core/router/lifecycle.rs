@@ -206,6 +206,11 @@ impl Router {
         active: bool,
         action: &str,
     ) -> Result<(InqIx, AgentIx), CoreError> {
+        // An agent the router does not know holds nothing: say so, rather
+        // than "held by another agent" or a state it cannot change.
+        if matches!(actor.role, Role::Agent | Role::Lead) {
+            self.agent_by_id(&actor.id)?;
+        }
         let ix = self.inquiry_by_id(id)?;
         let place = self.rec(ix).place;
         // Another agent's inquiry is refused as such, whatever its state, and

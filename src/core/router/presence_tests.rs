@@ -228,3 +228,25 @@ fn a_decline_reason_goes_on_the_declined_step_and_event_and_must_be_plain_text()
     let step = view.timeline.iter().find(|t| t.kind == EventKind::Declined).expect("DECLINED step");
     assert_eq!(step.detail.as_deref(), Some("customer writes Cantonese only"));
 }
+
+#[test]
+fn an_agent_the_router_does_not_know_is_told_so_whatever_the_inquiry() {
+    use crate::core::command::Actor;
+    use crate::core::error::CoreError;
+    let mut b = bench();
+    b.agent(presence("a", &[("orders", 5)], 5));
+    b.arrive(inquiry("offered", Category::Order));
+    b.agent(presence("a", &[("orders", 5)], 1));
+    b.arrive(inquiry("waiting", Category::Order));
+    for id in ["offered", "waiting"] {
+        let ghost = Actor::agent("ghost");
+        for command in [
+            Command::Accept { actor: ghost.clone(), inquiry: id.into() },
+            Command::Decline { actor: ghost.clone(), inquiry: id.into(), reason: None },
+            Command::Complete { actor: ghost.clone(), inquiry: id.into() },
+        ] {
+            let refused = b.try_apply(command);
+            assert!(matches!(refused, Err(CoreError::UnknownAgent(_))), "{id}: {refused:?}");
+        }
+    }
+}
