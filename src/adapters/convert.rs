@@ -217,6 +217,23 @@ pub fn assignment(offer: &core::Offer, inquiry_data: Option<&core::Inquiry>) -> 
 }
 
 /// The OFFERED event that an offer stands for.
+/// The message that takes back an earlier offer or chat: on NATS and on the
+/// desktop's `Subscribe` stream alike, its note says why, from the system.
+pub fn withdrawal(inquiry: &str, agent: &str, reason: &str, now: core::Millis) -> proto::Assignment {
+    proto::Assignment {
+        inquiry: Some(proto::Inquiry { id: inquiry.to_string(), ..proto::Inquiry::default() }),
+        agent_id: agent.to_string(),
+        withdrawn: true,
+        note: Some(proto::HandoffNote {
+            summary: reason.to_string(),
+            author: "system".to_string(),
+            at_ms: now as i64,
+            ..proto::HandoffNote::default()
+        }),
+        ..proto::Assignment::default()
+    }
+}
+
 pub fn offered_event(offer: &core::Offer) -> proto::InquiryEvent {
     proto::InquiryEvent {
         inquiry_id: offer.inquiry.to_string(),

@@ -168,7 +168,7 @@ impl EffectSink for OfferHub {
                     outgoing.extend(convert::open_offer(router, now, agent, inquiry).map(|a| (agent.clone(), a)));
                 }
                 Effect::Withdraw { inquiry, agent, reason } => {
-                    outgoing.push((agent.clone(), withdrawal(inquiry, agent, reason)))
+                    outgoing.push((agent.clone(), convert::withdrawal(inquiry, agent, reason, now)))
                 }
                 _ => {}
             }
@@ -193,18 +193,6 @@ impl EffectSink for OfferHub {
 
 fn inquiry_id(assignment: &proto::Assignment) -> &str {
     assignment.inquiry.as_ref().map_or("", |i| i.id.as_str())
-}
-
-/// The message that tells a desktop to drop an earlier offer, and why (the
-/// note's summary, as on NATS).
-fn withdrawal(inquiry: &str, agent: &str, reason: &str) -> proto::Assignment {
-    proto::Assignment {
-        inquiry: Some(proto::Inquiry { id: inquiry.to_string(), ..proto::Inquiry::default() }),
-        agent_id: agent.to_string(),
-        withdrawn: true,
-        note: Some(proto::HandoffNote { summary: reason.to_string(), ..proto::HandoffNote::default() }),
-        ..proto::Assignment::default()
-    }
 }
 
 /// What `agent` holds now, rebuilt from the router's views: its active

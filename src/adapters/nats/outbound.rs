@@ -105,14 +105,7 @@ impl EffectSink for NatsPublisher {
                     }
                 }
                 Effect::Withdraw { inquiry, agent, reason } => {
-                    let withdrawn = proto::Assignment {
-                        inquiry: Some(proto::Inquiry { id: inquiry.to_string(), ..Default::default() }),
-                        agent_id: agent.to_string(),
-                        withdrawn: true,
-                        note: Some(proto::HandoffNote { summary: reason.to_string(), ..Default::default() }),
-                        ..Default::default()
-                    };
-                    out.send(encode(encoding, s.assignments(agent), &withdrawn));
+                    out.send(encode(encoding, s.assignments(agent), &convert::withdrawal(inquiry, agent, reason, now)));
                 }
                 Effect::Event(event) => out.send(encode(encoding, s.events(&event.shop), &convert::event(event))),
                 Effect::Deflect { inquiry, shop, group, at } => {

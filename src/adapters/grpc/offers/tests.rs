@@ -41,7 +41,9 @@ fn offers_and_withdrawals_reach_the_agents_desktops() {
         let w = next(rx);
         assert!(w.withdrawn);
         assert_eq!(w.inquiry.unwrap().id, "q1");
-        assert_eq!(w.note.unwrap().summary, "timeout", "the desktop is told why");
+        let note = w.note.unwrap();
+        assert_eq!((note.summary.as_str(), note.author.as_str()), ("timeout", "system"), "the desktop is told why");
+        assert_eq!(note.at_ms, bench.now as i64);
     }
 }
 
