@@ -279,7 +279,7 @@ pub fn timeline_entry(inquiry_id: &str, shop: &str, t: &core::router::TimelineEn
         group: t.group.to_string(),
         agent_id: t.agent.as_deref().unwrap_or_default().to_string(),
         at_ms: t.at as i64,
-        score: t.trace.as_ref().map_or(0, |tr| tr.score),
+        score: t.score,
         trace: t.trace.as_deref().map(trace),
         note: t.note.as_deref().map(note),
         detail: t.detail.as_deref().unwrap_or_default().to_string(),

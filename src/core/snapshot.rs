@@ -17,6 +17,10 @@ pub struct TimelineRecord {
     pub group: Id,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<Id>,
+    /// Absent in records written before steps kept their score: then the
+    /// offer's trace has it, other steps read 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace: Option<DecisionTrace>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

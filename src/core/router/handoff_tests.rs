@@ -61,6 +61,18 @@ fn escalation_goes_to_supervisors_with_raised_priority() {
     assert_eq!((offer.agent.as_ref(), offer.group.as_str()), ("boss", "supervisors"));
     assert_eq!(offer.trace.rule, Some(Rule::Escalation));
     assert_eq!((offer.trace.score, offer.trace.band), (80, Some(Band::High)), "+10 on top of the aging it earned");
+    // GetInquiry tells each step's score as its event did.
+    let event_scores: Vec<_> = fx
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Event(ev) => Some((ev.kind, ev.score)),
+            _ => None,
+        })
+        .collect();
+    let view = b.router.inquiry(b.now, "q1").unwrap();
+    let step_scores: Vec<_> = view.timeline.iter().map(|t| (t.kind, t.score)).collect();
+    assert_eq!(event_scores, [(EventKind::Escalated, 80)]);
+    assert_eq!(step_scores, [(EventKind::Queued, 40), (EventKind::Escalated, 80), (EventKind::Offered, 80)]);
 }
 
 #[test]

@@ -49,6 +49,7 @@ impl Router {
                 rare: None,
                 group: group_name,
                 agent: NO_NAME,
+                score: self.rec(ix).score,
                 kind: EventKind::Deflected,
             };
             // Exactly one step's room: deflected inquiries are kept as long as finished ones.

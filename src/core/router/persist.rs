@@ -111,6 +111,7 @@ impl Router {
                 at: step.at,
                 group: self.names.id(step.group),
                 agent: self.names.get(step.agent).cloned(),
+                score: Some(step.score),
                 trace: step.trace.as_deref().cloned(),
                 note: step.rare.as_ref().and_then(|r| r.note.clone()),
                 detail: step.rare.as_ref().and_then(|r| r.detail.as_deref().map(String::from)),
@@ -363,6 +364,7 @@ impl Router {
             .then(|| Box::new(StepRare { note: t.note, detail: t.detail.map(String::into_boxed_str) }));
         Step {
             at: t.at,
+            score: t.score.or(t.trace.as_ref().map(|tr| tr.score)).unwrap_or(0),
             trace: t.trace.map(Box::new),
             rare,
             group: self.names.intern(&t.group),

@@ -231,6 +231,7 @@ impl Router {
         rec.next_rule = None;
         let step = Step {
             at: now,
+            score: trace.score,
             trace: Some(Box::new(trace.clone())),
             rare: None,
             group: group_name,
@@ -260,7 +261,12 @@ impl Router {
         let group = &mut self.groups[home as usize];
         group.queue.insert(ix, &slot, overflowed, clocked);
         self.rec_mut(ix).place = Place::Waiting;
-        self.emit(now, ix, kind, None, fx);
+        // Work an agent gave back (OFFLINE) was just REQUEUED, with the agent
+        // and the note; waiting now is the same step, not a second one.
+        let told = self.rec(ix).timeline.last().is_some_and(|s| s.kind == kind && s.at == now);
+        if !(told && kind == EventKind::Requeued) {
+            self.emit(now, ix, kind, None, fx);
+        }
     }
 
     /// Whether waiting inquiry `ix` runs an overflow clock: its group has

@@ -104,9 +104,22 @@ fn offline_returns_offers_and_chats_with_a_system_note_break_keeps_chats() {
         |e| matches!(e, Effect::Withdraw { inquiry, agent, .. } if inquiry.as_str() == "active" && agent.as_str() == "a"),
     );
     assert!(withdrawn, "the desktop is told the chat is no longer its own");
+    let requeued: Vec<_> =
+        fx.iter().filter(|e| matches!(e, Effect::Event(ev) if ev.kind == EventKind::Requeued)).collect();
+    assert_eq!(requeued.len(), 1, "the chat is REQUEUED once, not again for waiting: {requeued:?}");
     let view = b.router.inquiry(b.now, "active").unwrap();
     assert_eq!(view.state, InquiryState::Waiting);
     assert_eq!(view.note.unwrap().author, "system");
+    let steps: Vec<_> = view.timeline.iter().map(|t| (t.kind, t.agent.as_deref(), t.score)).collect();
+    assert_eq!(
+        steps,
+        [
+            (EventKind::Offered, Some("a"), 40),
+            (EventKind::Accepted, Some("a"), 40),
+            (EventKind::Requeued, Some("a"), 40),
+        ],
+        "one REQUEUED, naming the agent; every step with its score"
+    );
     let fx = b.agent(presence("b", &[("orders", 3)], 5));
     assert_eq!(offers(&fx).len(), 2);
 }

@@ -43,6 +43,7 @@ pub struct TimelineEntry {
     pub at: Millis,
     pub group: Id,
     pub agent: Option<Id>,
+    pub score: i32,
     pub trace: Option<Box<DecisionTrace>>,
     pub note: Option<Box<HandoffNote>>,
     pub detail: Option<Box<str>>,
@@ -63,6 +64,8 @@ pub struct Step {
     pub group: NameIx,
     /// `NO_NAME` when no agent took part.
     pub agent: NameIx,
+    /// The inquiry's score at `at`, aging included (as its event said).
+    pub score: i32,
     pub kind: EventKind,
 }
 

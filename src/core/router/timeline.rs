@@ -86,7 +86,7 @@ impl Router {
             let rare = (detail.note.is_some() || detail.text.is_some()).then(|| {
                 Box::new(StepRare { note: detail.note.map(|n| *n), detail: detail.text.map(String::into_boxed_str) })
             });
-            let step = Step { at: now, trace: None, rare, group: group_name, agent: agent_name, kind };
+            let step = Step { at: now, trace: None, rare, group: group_name, agent: agent_name, score, kind };
             self.push_step(ix, step);
         }
         fx.push(Effect::Event(event));
@@ -114,7 +114,8 @@ impl Router {
     /// The QUEUED entry a record keeps out of its timeline.
     fn untold_queued(&self, rec: &Record) -> Step {
         let group = self.groups[rec.home as usize].name;
-        Step { at: rec.received_at, trace: None, rare: None, group, agent: NO_NAME, kind: EventKind::Queued }
+        let score = rec.score; // no aging yet at receipt
+        Step { at: rec.received_at, trace: None, rare: None, group, agent: NO_NAME, score, kind: EventKind::Queued }
     }
 
     /// `f` of every step of an inquiry's timeline, the untold QUEUED one included.
@@ -130,6 +131,7 @@ impl Router {
             at: step.at,
             group: self.names.id(step.group),
             agent: self.names.get(step.agent).cloned(),
+            score: step.score,
             trace: step.trace.clone(),
             note: step.rare.as_ref().and_then(|r| r.note.clone()).map(Box::new),
             detail: step.rare.as_ref().and_then(|r| r.detail.clone()),
