@@ -131,18 +131,46 @@ fn decode<T: Message + Default + serde::de::DeserializeOwned>(format: Format, bo
     match format {
         Format::Protobuf => T::decode(body)
             .map_err(|e| Rejection::new(RejectReason::NotDecodable, format!("not a valid protobuf message ({e})"))),
-        Format::Json => serde_json::from_slice(body).map_err(|e| {
-            // pbjson doubles the word in its message for an unknown number.
-            let text = e.to_string().replace("expected expected", "expected");
-            let unknown_number = text.contains("invalid value: integer") && text.contains("expected one of");
-            let reason = if text.contains("unknown variant") || text.contains("invalid enum") || unknown_number {
-                RejectReason::UnknownEnum
-            } else {
-                RejectReason::NotDecodable
-            };
-            Rejection::new(reason, format!("not a valid JSON payload ({text})"))
-        }),
+        Format::Json => serde_json::from_slice(body).map_err(|e| json_rejection::<T>(body, e)),
     }
+}
+
+/// Why a JSON body did not decode, naming the field when there is one. Only
+/// runs for bad input, so it may decode the body twice more.
+fn json_rejection<T: serde::de::DeserializeOwned>(body: &[u8], e: serde_json::Error) -> Rejection {
+    // pbjson doubles the word in its message for an unknown number.
+    let text = e.to_string().replace("expected expected", "expected");
+    let unknown_number = text.contains("invalid value: integer") && text.contains("expected one of");
+    if text.contains("unknown variant") || text.contains("invalid enum") || unknown_number {
+        return Rejection::new(RejectReason::UnknownEnum, format!("not a valid JSON payload ({text})"));
+    }
+    let failed = serde_path_to_error::deserialize::<_, T>(&mut serde_json::Deserializer::from_slice(body)).err();
+    let Some(path) = failed.map(|f| f.path().clone()).filter(|p| p.iter().next().is_some()) else {
+        return Rejection::new(RejectReason::NotDecodable, format!("not a valid JSON payload ({text})"));
+    };
+    // A number the field cannot hold (negative for an unsigned field, too
+    // large, a fraction for an integer) is out of range, not garbage.
+    if let Some(number) = value_at(body, &path).filter(serde_json::Value::is_number) {
+        return Rejection::new(
+            RejectReason::OutOfRange,
+            format!("{path} is {number}, which this field cannot hold; send a whole number in its range"),
+        );
+    }
+    Rejection::new(RejectReason::NotDecodable, format!("not a valid JSON payload ({path}: {text})"))
+}
+
+/// The JSON value at `path` in `body`, if it parses and the path leads somewhere.
+fn value_at(body: &[u8], path: &serde_path_to_error::Path) -> Option<serde_json::Value> {
+    use serde_path_to_error::Segment;
+    let mut value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    for segment in path.iter() {
+        value = match segment {
+            Segment::Map { key } => value.as_object_mut()?.remove(key)?,
+            Segment::Seq { index } => value.as_array_mut().filter(|a| *index < a.len())?.swap_remove(*index),
+            _ => return None,
+        };
+    }
+    Some(value)
 }
 
 /// The shop id of `<prefix>.<kind>.<shop_id>`.

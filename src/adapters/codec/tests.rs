@@ -92,3 +92,25 @@ fn the_header_value_names_the_reason_first() {
     let r = json("{").unwrap_err();
     assert!(r.to_string().starts_with("not_decodable: "), "{r}");
 }
+
+#[test]
+fn a_number_a_field_cannot_hold_is_out_of_range_and_named() {
+    let cases = [
+        (r#"{"id":"q","category":"ORDER","customer":{"vip_tier":-1}}"#, "customer.vip_tier is -1"),
+        (
+            r#"{"id":"q","category":"ORDER","customer":{"vip_tier":1099511627776}}"#,
+            "customer.vip_tier is 1099511627776",
+        ),
+        (r#"{"id":"q","category":"ORDER","order_value_cents":1e23}"#, "order_value_cents is 1e+23"),
+        (r#"{"id":"q","category":"ORDER","order_value_cents":100.5}"#, "order_value_cents is 100.5"),
+    ];
+    for (body, said) in cases {
+        let rejected = json(body).expect_err("rejected");
+        assert_eq!(rejected.reason, RejectReason::OutOfRange, "{body}: {}", rejected.message);
+        assert!(rejected.message.starts_with(said), "{body}: {}", rejected.message);
+    }
+    // Not a number at all: undecodable, but the field is still named.
+    let text = json(r#"{"id":"q","category":"ORDER","customer":{"vip_tier":"three"}}"#).expect_err("rejected");
+    assert_eq!(text.reason, RejectReason::NotDecodable);
+    assert!(text.message.contains("customer.vip_tier:"), "{}", text.message);
+}
