@@ -240,7 +240,16 @@ async fn consume(
                 let _ = stop;
             })
         };
-        if let Err(e) = inbound::run(consumer, js.clone(), engine.clone(), subjects.clone(), stop.clone()).await {
+        if let Err(e) = inbound::run(
+            consumer,
+            js.clone(),
+            engine.clone(),
+            subjects.clone(),
+            &config.nats.deadletter_stream,
+            stop.clone(),
+        )
+        .await
+        {
             tracing::warn!(error = %e, "inbound consumer stopped; setting it up again");
         }
         watch.abort();

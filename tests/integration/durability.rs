@@ -189,6 +189,9 @@ async fn a_lost_dead_letter_stream_is_created_again_and_nothing_is_lost() {
     let bus = async_nats::connect(nats.url()).await.unwrap();
     let js = async_nats::jetstream::new(bus.clone());
     js.delete_stream("SUPPORT_DEADLETTER").await.unwrap();
+    // Someone watching dead letters: the missing stream then shows as an
+    // unanswered publish, not as no responders.
+    let _watching = bus.subscribe("support.deadletter").await.unwrap();
     publish(&bus, "support.inquiries.shop-1".into(), "not json".into()).await;
     // Left unacknowledged until the stream is back, then delivered again and kept.
     let stored = eventually("the dead letter kept", SETTLE, || async {

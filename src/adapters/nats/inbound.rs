@@ -130,6 +130,7 @@ pub async fn run(
     js: async_nats::jetstream::Context,
     engine: EngineHandle,
     subjects: Subjects,
+    deadletter_stream: &str,
     shutdown: CancellationToken,
 ) -> Result<(), async_nats::Error> {
     let mut messages = std::pin::pin!(consumer.messages().await?.take_until(shutdown.cancelled_owned()));
@@ -151,7 +152,7 @@ pub async fn run(
                 Some(Err(e)) => tracing::warn!(error = %e, "error from the inbound consumer; continuing"),
                 None => open = false,
             },
-            Some((message, disposition)) = in_flight.next() => match finish(&js, &subjects, message, disposition).await {
+            Some((message, disposition)) = in_flight.next() => match finish(&js, &subjects, deadletter_stream, message, disposition).await {
                 Finished::Next => {}
                 Finished::Stopping => return Ok(()),
                 // The dead-letter stream is gone: setting up again creates
@@ -200,6 +201,7 @@ enum Finished {
 async fn finish(
     js: &async_nats::jetstream::Context,
     subjects: &Subjects,
+    deadletter_stream: &str,
     message: JsMessage,
     disposition: Disposition,
 ) -> Finished {
@@ -223,8 +225,10 @@ async fn finish(
                     ack(&message).await;
                 }
                 // Only a missing stream is mended by setting up again; any
-                // other failure leaves the message to its redelivery.
-                Err(e) if stream_missing(&e) => {
+                // other failure leaves the message to its redelivery. With a
+                // subscriber on the subject (someone watching dead letters) a
+                // missing stream shows as a timeout rather than as no responders.
+                Err(e) if stream_missing(&e) || super::stream_absent(js, deadletter_stream).await => {
                     tracing::error!(error = %e, "the dead-letter stream is gone; setting the streams up again, and the message will be redelivered");
                     return Finished::DeadLetterFailed(e);
                 }
