@@ -14,7 +14,7 @@ pub enum CoreError {
     UnknownGroup(String),
     #[error("inquiry `{0}` was already received; duplicates are ignored")]
     Duplicate(Id),
-    #[error("inquiry `{0}` is already finished ({1:?}); nothing to do")]
+    #[error("inquiry `{0}` is already finished ({state}); nothing to do", state = .1.name())]
     AlreadyFinished(Id, InquiryState),
     #[error("{0}")]
     PermissionDenied(String),

@@ -120,6 +120,16 @@ impl AgentStatus {
     /// All statuses, for reporting counts.
     pub const ALL: [AgentStatus; 4] =
         [AgentStatus::Available, AgentStatus::Away, AgentStatus::Break, AgentStatus::Offline];
+
+    /// The name used in the protocol and in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            AgentStatus::Available => "AVAILABLE",
+            AgentStatus::Away => "AWAY",
+            AgentStatus::Break => "BREAK",
+            AgentStatus::Offline => "OFFLINE",
+        }
+    }
 }
 
 /// Where an inquiry is in its life. Every known inquiry is in exactly one.
@@ -132,6 +142,20 @@ pub enum InquiryState {
     Completed,
     Deflected,
     Cancelled,
+}
+
+impl InquiryState {
+    /// The name used in the protocol and in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            InquiryState::Waiting => "WAITING",
+            InquiryState::Offered => "OFFERED",
+            InquiryState::Active => "ACTIVE",
+            InquiryState::Completed => "COMPLETED",
+            InquiryState::Deflected => "DEFLECTED",
+            InquiryState::Cancelled => "CANCELLED",
+        }
+    }
 }
 
 /// The rule that chose the agent of an offer.

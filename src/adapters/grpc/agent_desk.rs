@@ -68,6 +68,11 @@ pub fn presence_from_proto(req: &proto::SetPresenceRequest) -> Result<Presence, 
                 m.proficiency
             ))
         })?;
+        if groups.iter().any(|(g, _)| g == group) {
+            return Err(Status::invalid_argument(format!(
+                "group `{group}` is listed twice in `groups`; list each group once, with one proficiency"
+            )));
+        }
         groups.push((group.to_string(), proficiency));
     }
     if status == AgentStatus::Available && groups.is_empty() {
@@ -204,6 +209,7 @@ mod tests {
             request(proto::AgentStatus::Available, &[("orders", 0)]),
             request(proto::AgentStatus::Available, &[("orders", 6)]),
             request(proto::AgentStatus::Available, &[("", 3)]),
+            request(proto::AgentStatus::Available, &[("fans", 1), ("orders", 3), ("fans", 5)]),
             proto::SetPresenceRequest { status: 42, ..request(proto::AgentStatus::Away, &[]) },
             proto::SetPresenceRequest { agent_id: String::new(), ..request(proto::AgentStatus::Away, &[]) },
             proto::SetPresenceRequest { agent_id: "ann.lee".into(), ..request(proto::AgentStatus::Away, &[]) },

@@ -135,8 +135,8 @@ impl Router {
         }
         if a.class != Class::Ready || a.groups.is_empty() {
             return Err(CoreError::FailedPrecondition(format!(
-                "agent `{agent}` cannot take work now ({:?}, {}/{} chats); transfer to a group instead",
-                a.status,
+                "agent `{agent}` cannot take work now ({}, {}/{} chats); transfer to a group instead",
+                a.status.name(),
                 a.load(),
                 a.capacity
             )));

@@ -228,8 +228,8 @@ impl Router {
             _ => {
                 let wanted = if active { "ACTIVE" } else { "OFFERED" };
                 return Err(CoreError::FailedPrecondition(format!(
-                    "cannot {action} inquiry `{id}`: it is {:?}, and only {wanted} inquiries can be; fetch its state with GetInquiry",
-                    place.state()
+                    "cannot {action} inquiry `{id}`: it is {}, and only {wanted} inquiries can be; fetch its state with GetInquiry",
+                    place.state().name()
                 )));
             }
         };
