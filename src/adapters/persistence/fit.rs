@@ -1,7 +1,7 @@
 //! Keeps every stored inquiry record within one journal message.
 //!
-//! A record grows with its timeline: an inquiry handed off 20 times (the
-//! most allowed) with full notes is ~240 KiB, one offered and timed out all
+//! A record grows with its timeline: an inquiry transferred 20 times (the
+//! most allowed) and escalated, with full notes is ~260 KiB, one offered and timed out all
 //! night grows without end, and a server's `max_payload` may be set lower
 //! than the default 1 MiB. A journal append that can never succeed would
 //! hold every decision after it. Such a record is stored with its

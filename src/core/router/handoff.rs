@@ -160,7 +160,8 @@ impl Router {
         check_note(&note)?;
         let ix = self.inquiry_by_id(id)?;
         let holder = self.may_hand_off(actor, ix, id)?;
-        self.check_handoffs(ix, id)?;
+        // No limit here: an inquiry is escalated at most once, and a
+        // complaint passed around too often is exactly one for a supervisor.
         let Some(target) = self.escalation else {
             return Err(CoreError::FailedPrecondition(
                 "no escalation group is configured; set [escalation] group in the configuration".to_string(),
@@ -260,21 +261,20 @@ impl Router {
 /// every one of those heavy (and one record too large to journal).
 pub const MAX_NOTE_FIELD: usize = 4096;
 
-/// Most handoffs of one inquiry. Its record keeps every note (in its
-/// timeline, and the latest one besides): 21 notes of 3 x 4 KiB, at most
-/// doubled by JSON escaping (control characters are refused), stay near
-/// 500 KiB, well inside NATS' default 1 MiB message limit, so the record can
-/// always be journaled.
+/// Most transfers of one inquiry (its one escalation comes on top). Its
+/// record keeps every note (in its timeline, and the latest one besides):
+/// 22 notes of 3 x 4 KiB, at most doubled by JSON escaping (control
+/// characters are refused), stay near 530 KiB, well inside NATS' default
+/// 1 MiB message limit, so the record can always be journaled.
 pub const MAX_HANDOFFS: usize = 20;
 
 impl Router {
-    /// Refuses a handoff beyond `MAX_HANDOFFS` for inquiry `ix`.
+    /// Refuses a transfer beyond `MAX_HANDOFFS` for inquiry `ix`.
     fn check_handoffs(&self, ix: InqIx, id: &str) -> Result<(), CoreError> {
-        let kinds = self.rec(ix).timeline.iter().map(|s| s.kind);
-        let done = kinds.filter(|k| matches!(k, EventKind::Transferred | EventKind::Escalated)).count();
+        let done = self.rec(ix).timeline.iter().filter(|s| s.kind == EventKind::Transferred).count();
         if done >= MAX_HANDOFFS {
             return Err(CoreError::FailedPrecondition(format!(
-                "inquiry `{id}` has been handed off {done} times, the most one inquiry may be; serve it in the group it is in"
+                "inquiry `{id}` has been transferred {done} times, the most one inquiry may be; serve it in the group it is in, or escalate it"
             )));
         }
         Ok(())

@@ -138,6 +138,9 @@ fn an_inquiry_is_handed_off_at_most_twenty_times() {
     }
     let refused = b.try_apply(transfer("complaints"));
     assert!(matches!(&refused, Err(CoreError::FailedPrecondition(m)) if m.contains("20 times")), "{refused:?}");
+    // A complaint passed around that often still reaches a supervisor, once.
+    b.apply(escalate(admin(), note.clone()));
+    assert!(matches!(b.try_apply(escalate(admin(), note.clone())), Err(CoreError::FailedPrecondition(_))));
 }
 
 #[test]
