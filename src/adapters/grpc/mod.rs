@@ -140,10 +140,14 @@ impl GrpcServer {
                  an admin. For local demos only; never use this in production"
             );
         }
-        let reflection = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()?;
+        let reflection_builder = || {
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        };
+        // v1alpha too: older grpcurl releases and many tools ask only that one.
+        let (reflection, reflection_v1alpha) =
+            (reflection_builder().build_v1()?, reflection_builder().build_v1alpha()?);
         let health_service = HealthServer::new(HealthService::from_health_reporter(health.reporter.clone()));
         let stopping = {
             let hub = hub.clone();
@@ -160,6 +164,7 @@ impl GrpcServer {
         let router = builder
             .add_service(health_service)
             .add_service(reflection)
+            .add_service(reflection_v1alpha)
             .add_service(desk)
             .add_service(handoff)
             .add_service(ops);

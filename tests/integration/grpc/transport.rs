@@ -24,7 +24,7 @@ async fn health_reports_serving_and_reflection_lists_the_services() {
         host: String::new(),
         message_request: Some(MessageRequest::ListServices(String::new())),
     };
-    let mut replies = ServerReflectionClient::new(channel)
+    let mut replies = ServerReflectionClient::new(channel.clone())
         .server_reflection_info(futures::stream::iter([request]))
         .await
         .expect("reflection")
@@ -36,6 +36,24 @@ async fn health_reports_serving_and_reflection_lists_the_services() {
         assert!(names.contains(service), "{service} in {names:?}");
     }
     assert!(names.contains(&"grpc.health.v1.Health"), "{names:?}");
+
+    // The older reflection protocol, which many tools still ask, answers too.
+    use tonic_reflection::pb::v1alpha as alpha;
+    let request = alpha::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(alpha::server_reflection_request::MessageRequest::ListServices(String::new())),
+    };
+    let mut replies = alpha::server_reflection_client::ServerReflectionClient::new(channel)
+        .server_reflection_info(futures::stream::iter([request]))
+        .await
+        .expect("v1alpha reflection")
+        .into_inner();
+    let reply = replies.message().await.unwrap().expect("one reply");
+    let Some(alpha::server_reflection_response::MessageResponse::ListServicesResponse(list)) = reply.message_response
+    else {
+        panic!("{reply:?}")
+    };
+    assert!(list.service.iter().any(|s| s.name == "ticketrouter.v1.AgentDesk"), "{list:?}");
     server.stop().await;
 }
 
