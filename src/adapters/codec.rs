@@ -131,8 +131,35 @@ fn decode<T: Message + Default + serde::de::DeserializeOwned>(format: Format, bo
     match format {
         Format::Protobuf => T::decode(body)
             .map_err(|e| Rejection::new(RejectReason::NotDecodable, format!("not a valid protobuf message ({e})"))),
-        Format::Json => serde_json::from_slice(body).map_err(|e| json_rejection::<T>(body, e)),
+        Format::Json => serde_json::from_slice(body).or_else(|e| {
+            // Proto3 JSON reads `null` as the field's default; pbjson takes it
+            // only for messages, and publishers in Python or JavaScript send
+            // it for unset fields. Dropped and decoded again, on this cold path.
+            without_nulls(body)
+                .and_then(|value| serde_json::from_value(value).ok())
+                .ok_or_else(|| json_rejection::<T>(body, e))
+        }),
     }
+}
+
+/// The body with every `"field": null` removed, if it is a JSON object that had one.
+fn without_nulls(body: &[u8]) -> Option<serde_json::Value> {
+    fn strip(value: &mut serde_json::Value) -> bool {
+        match value {
+            serde_json::Value::Object(fields) => {
+                let before = fields.len();
+                fields.retain(|_, v| !v.is_null());
+                let mut changed = fields.len() != before;
+                for v in fields.values_mut() {
+                    changed |= strip(v);
+                }
+                changed
+            }
+            _ => false,
+        }
+    }
+    let mut value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    strip(&mut value).then_some(value)
 }
 
 /// Why a JSON body did not decode, naming the field when there is one. Only

@@ -114,3 +114,16 @@ fn a_number_a_field_cannot_hold_is_out_of_range_and_named() {
     assert_eq!(text.reason, RejectReason::NotDecodable);
     assert!(text.message.contains("customer.vip_tier:"), "{}", text.message);
 }
+
+#[test]
+fn a_null_field_reads_as_its_default_as_proto3_json_says() {
+    let inquiry = json(
+        r#"{"id":"q","category":"ORDER","subject":null,"required_skills":null,"channel":null,
+            "customer":{"id":"c1","vip_tier":null},"language":null}"#,
+    )
+    .unwrap();
+    assert_eq!((inquiry.subject, inquiry.required_skills.len(), inquiry.channel), (None, 0, Channel::Chat));
+    assert_eq!((inquiry.customer.vip_tier, &*inquiry.language, &*inquiry.customer.id), (0, "zh", "c1"));
+    assert_eq!(reason(r#"{"id":null,"category":"ORDER"}"#), RejectReason::MissingId);
+    assert_eq!(reason(r#"{"id":"q","category":"ORDER","required_skills":["a",null]}"#), RejectReason::NotDecodable);
+}
