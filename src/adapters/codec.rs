@@ -134,16 +134,19 @@ fn decode<T: Message + Default + serde::de::DeserializeOwned>(format: Format, bo
         Format::Json => serde_json::from_slice(body).or_else(|e| {
             // Proto3 JSON reads `null` as the field's default; pbjson takes it
             // only for messages, and publishers in Python or JavaScript send
-            // it for unset fields. Dropped and decoded again, on this cold path.
-            without_nulls(body)
-                .and_then(|value| serde_json::from_value(value).ok())
-                .ok_or_else(|| json_rejection::<T>(body, e))
+            // it for unset fields. Dropped and decoded again, on this cold
+            // path; whatever else is wrong is then told of the rest.
+            match without_nulls::<T>(body) {
+                Some(rest) => serde_json::from_slice(&rest).map_err(|e| json_rejection::<T>(&rest, e)),
+                None => Err(json_rejection::<T>(body, e)),
+            }
         }),
     }
 }
 
-/// The body with every `"field": null` removed, if it is a JSON object that had one.
-fn without_nulls(body: &[u8]) -> Option<serde_json::Value> {
+/// The body without its `"field": null` entries, when decoding it failed at
+/// such a field (not for other faults, which stay as they were sent).
+fn without_nulls<T: serde::de::DeserializeOwned>(body: &[u8]) -> Option<Vec<u8>> {
     fn strip(value: &mut serde_json::Value) -> bool {
         match value {
             serde_json::Value::Object(fields) => {
@@ -158,8 +161,17 @@ fn without_nulls(body: &[u8]) -> Option<serde_json::Value> {
             _ => false,
         }
     }
+    let path = failure_path::<T>(body)?;
+    value_at(body, &path).filter(serde_json::Value::is_null)?;
     let mut value: serde_json::Value = serde_json::from_slice(body).ok()?;
-    strip(&mut value).then_some(value)
+    strip(&mut value);
+    serde_json::to_vec(&value).ok()
+}
+
+/// Where decoding `body` as `T` fails, when that is inside the message.
+fn failure_path<T: serde::de::DeserializeOwned>(body: &[u8]) -> Option<serde_path_to_error::Path> {
+    let failed = serde_path_to_error::deserialize::<_, T>(&mut serde_json::Deserializer::from_slice(body)).err()?;
+    Some(failed.path().clone()).filter(|p| p.iter().next().is_some())
 }
 
 /// Why a JSON body did not decode, naming the field when there is one. Only
@@ -171,13 +183,14 @@ fn json_rejection<T: serde::de::DeserializeOwned>(body: &[u8], e: serde_json::Er
     if text.contains("unknown variant") || text.contains("invalid enum") || unknown_number {
         return Rejection::new(RejectReason::UnknownEnum, format!("not a valid JSON payload ({text})"));
     }
-    let failed = serde_path_to_error::deserialize::<_, T>(&mut serde_json::Deserializer::from_slice(body)).err();
-    let Some(path) = failed.map(|f| f.path().clone()).filter(|p| p.iter().next().is_some()) else {
+    let Some(path) = failure_path::<T>(body) else {
         return Rejection::new(RejectReason::NotDecodable, format!("not a valid JSON payload ({text})"));
     };
-    // A number the field cannot hold (negative for an unsigned field, too
-    // large, a fraction for an integer) is out of range, not garbage.
-    if let Some(number) = value_at(body, &path).filter(serde_json::Value::is_number) {
+    // A number the (numeric) field cannot hold — negative for an unsigned
+    // field, too large, a fraction for an integer — is out of range, not
+    // garbage; a number where text or a flag belongs is just the wrong type.
+    let numeric_field = !text.contains("invalid type");
+    if let Some(number) = value_at(body, &path).filter(|v| v.is_number() && numeric_field) {
         return Rejection::new(
             RejectReason::OutOfRange,
             format!("{path} is {number}, which this field cannot hold; send a whole number in its range"),

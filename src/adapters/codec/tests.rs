@@ -109,10 +109,19 @@ fn a_number_a_field_cannot_hold_is_out_of_range_and_named() {
         assert_eq!(rejected.reason, RejectReason::OutOfRange, "{body}: {}", rejected.message);
         assert!(rejected.message.starts_with(said), "{body}: {}", rejected.message);
     }
-    // Not a number at all: undecodable, but the field is still named.
-    let text = json(r#"{"id":"q","category":"ORDER","customer":{"vip_tier":"three"}}"#).expect_err("rejected");
-    assert_eq!(text.reason, RejectReason::NotDecodable);
-    assert!(text.message.contains("customer.vip_tier:"), "{}", text.message);
+    // Not a number at all, or a number where something else belongs:
+    // undecodable, but the field is still named.
+    let wrong_type = [
+        (r#"{"id":"q","category":"ORDER","customer":{"vip_tier":"three"}}"#, "customer.vip_tier:"),
+        (r#"{"id":"q","category":"ORDER","customer":{"is_fan":1}}"#, "customer.is_fan:"),
+        (r#"{"id":"q","category":"ORDER","customer":{"id":13800138000}}"#, "customer.id:"),
+        (r#"{"id":"q","category":"ORDER","required_skills":[1]}"#, "required_skills[0]:"),
+    ];
+    for (body, said) in wrong_type {
+        let rejected = json(body).expect_err("rejected");
+        assert_eq!(rejected.reason, RejectReason::NotDecodable, "{body}: {}", rejected.message);
+        assert!(rejected.message.contains(said), "{body}: {}", rejected.message);
+    }
 }
 
 #[test]
@@ -125,5 +134,12 @@ fn a_null_field_reads_as_its_default_as_proto3_json_says() {
     assert_eq!((inquiry.subject, inquiry.required_skills.len(), inquiry.channel), (None, 0, Channel::Chat));
     assert_eq!((inquiry.customer.vip_tier, &*inquiry.language, &*inquiry.customer.id), (0, "zh", "c1"));
     assert_eq!(reason(r#"{"id":null,"category":"ORDER"}"#), RejectReason::MissingId);
+    // A null does not hide what else is wrong, nor make room for a repeated key.
+    assert_eq!(reason(r#"{"id":"q","subject":null,"category":"ORDERS"}"#), RejectReason::UnknownEnum);
+    assert_eq!(
+        reason(r#"{"id":"q","subject":null,"category":"ORDER","customer":{"vip_tier":-1}}"#),
+        RejectReason::OutOfRange
+    );
+    assert_eq!(reason(r#"{"id":"q","id":"r","category":"ORDER","subject":null}"#), RejectReason::NotDecodable);
     assert_eq!(reason(r#"{"id":"q","category":"ORDER","required_skills":["a",null]}"#), RejectReason::NotDecodable);
 }
