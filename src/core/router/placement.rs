@@ -263,8 +263,9 @@ impl Router {
         self.rec_mut(ix).place = Place::Waiting;
         // Work an agent gave back (OFFLINE) was just REQUEUED, with the agent
         // and the note; waiting now is the same step, not a second one.
-        let told =
-            kind == EventKind::Requeued && self.rec(ix).timeline.last().is_some_and(|s| s.kind == kind && s.at == now);
+        let home = self.groups[home as usize].name;
+        let told = kind == EventKind::Requeued
+            && self.rec(ix).timeline.last().is_some_and(|s| s.kind == kind && s.at == now && s.group == home);
         if !told {
             self.emit(now, ix, kind, None, fx);
         }

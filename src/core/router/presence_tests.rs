@@ -263,3 +263,25 @@ fn an_agent_the_router_does_not_know_is_told_so_whatever_the_inquiry() {
         }
     }
 }
+
+#[test]
+fn work_given_back_is_requeued_once_in_the_queue_it_came_from() {
+    let mut b = bench();
+    b.agent(presence("helper", &[("orders", 3)], 5));
+    b.arrive(inquiry("q1", Category::PreSales));
+    b.advance(60_000); // overflows to the orders agent
+    b.accept("helper", "q1");
+    let mut offline = presence("helper", &[("orders", 3)], 5);
+    offline.status = AgentStatus::Offline;
+    let fx = b.agent(offline);
+    let requeued: Vec<_> = fx
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Event(ev) if ev.kind == EventKind::Requeued => Some(ev.group.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(requeued, ["pre_sales"], "once, naming the queue it waits in");
+    let view = b.router.inquiry(b.now, "q1").unwrap();
+    assert_eq!(view.timeline.last().map(|t| (t.kind, t.group.as_str())), Some((EventKind::Requeued, "pre_sales")));
+}

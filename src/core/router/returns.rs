@@ -138,7 +138,11 @@ impl Router {
         fx.push(Effect::Withdraw { inquiry, agent, reason: withdrawn });
         self.release(ax, ix);
         let note = note.map(Box::new);
-        let detail = EventDetail { agent: Some(ax), note: note.clone(), text: reason, ..EventDetail::default() };
+        // Work given back (OFFLINE, AWAY, BREAK) goes back to the queue it
+        // came from: its REQUEUED step names that group, not the one an
+        // overflow or a transfer offered it under.
+        let group = (why == EventKind::Requeued).then_some(self.rec(ix).home);
+        let detail = EventDetail { group, agent: Some(ax), note: note.clone(), text: reason, ..EventDetail::default() };
         self.emit(now, ix, why, Some(detail), fx);
         self.exclude(now, ix, Some(ax));
         let rec = self.rec_mut(ix);
