@@ -118,8 +118,8 @@ impl Ops for OpsService {
         let req = request.into_inner();
         let level = proto::LoadLevel::try_from(req.min_level)
             .map_err(|_| Status::invalid_argument(format!("min_level {} is not a known LoadLevel", req.min_level)))?;
-        // NORMAL (also what an unset field reads as) pins nothing, and would
-        // silently replace the overrides it overlaps.
+        // NORMAL (also what an unset field reads as) pins nothing: the
+        // highest window in force wins, so it could never lower a level.
         if level == proto::LoadLevel::Normal {
             return Err(Status::invalid_argument(
                 "min_level NORMAL pins nothing; set PEAK or SURGE, or end an override with ClearLevelOverride",

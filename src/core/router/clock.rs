@@ -260,17 +260,21 @@ impl Router {
                 "override window ends ({until}) before it starts ({from}) or in the past; until_ms must be later than from_ms and now"
             )));
         }
-        // A scope may hold several windows (the midnight opening and the
-        // evening spike, set up the day before); a new one replaces those
-        // of its scope it overlaps.
-        let kept = |o: &Override| o.group != g || o.until <= from || until <= o.from;
-        if self.overrides.iter().filter(|o| o.group == g && kept(o)).count() >= OVERRIDES_PER_SCOPE {
+        // A scope holds every window set for it (the midnight opening and
+        // the evening spike, set up the day before), and the highest level
+        // in force wins: a new window never silently drops a pin ops rely on.
+        // Lowering or moving one is ClearLevelOverride, then the windows wanted.
+        let window = Override { group: g, level, from, until };
+        if self.overrides.contains(&window) {
+            return Ok(());
+        }
+        let set = self.overrides.iter().filter(|o| o.group == g && o.until > now).count();
+        if set >= OVERRIDES_PER_SCOPE {
             return Err(CoreError::FailedPrecondition(format!(
                 "{OVERRIDES_PER_SCOPE} override windows are already set for this scope; clear them (ClearLevelOverride) and set the ones still needed"
             )));
         }
-        self.overrides.retain(kept);
-        self.overrides.push(Override { group: g, level, from, until });
+        self.overrides.push(window);
         self.levels_dirty = true;
         self.evaluate_levels(now, fx);
         Ok(())

@@ -36,31 +36,29 @@ fn a_burst_raises_the_level_and_it_steps_down_only_after_the_cooldown() {
 }
 
 #[test]
-fn a_scope_holds_several_override_windows_and_a_new_one_replaces_those_it_overlaps() {
+fn a_scope_keeps_every_override_window_and_the_highest_in_force_wins() {
     let mut b = bench();
     let t = b.now;
     let window = |b: &mut Bench, level, from, until| {
         b.try_apply(Command::SetLevelOverride { actor: admin(), group: None, level, from: t + from, until: t + until })
     };
-    // The midnight opening and the evening spike, both set up in advance.
-    window(&mut b, Level::Surge, 10_000, 20_000).unwrap();
-    window(&mut b, Level::Peak, 30_000, 40_000).unwrap();
-    b.advance(10_000);
-    assert_eq!(b.router.router_level(), Level::Surge);
-    b.advance(20_000);
-    assert_eq!(b.router.router_level(), Level::Peak, "the second window survived the first being set");
-    // A window overlapping the one in force replaces it.
-    window(&mut b, Level::Surge, 35_000, 50_000).unwrap();
-    assert_eq!(b.router.router_level(), Level::Normal, "PEAK 30-40 s is gone; SURGE starts at 35 s");
-    b.advance(5_000);
-    assert_eq!(b.router.router_level(), Level::Surge);
-    // Bounded: the sixteenth separate window is refused, state unchanged.
+    // The promotion's whole window at SURGE, then the evening spike at PEAK
+    // inside it, and the next day's opening: none drops another.
+    window(&mut b, Level::Surge, 10_000, 40_000).unwrap();
+    window(&mut b, Level::Peak, 20_000, 30_000).unwrap();
+    window(&mut b, Level::Peak, 50_000, 60_000).unwrap();
+    b.advance(25_000);
+    assert_eq!(b.router.router_level(), Level::Surge, "the higher pin in force wins");
+    b.advance(30_000);
+    assert_eq!(b.router.router_level(), Level::Peak, "the later window survived the others being set");
+    // Bounded: 16 windows not yet ended per scope; the same window twice is one.
+    window(&mut b, Level::Peak, 50_000, 60_000).unwrap();
     for i in 0..15 {
         window(&mut b, Level::Peak, 100_000 + i * 10_000, 105_000 + i * 10_000).unwrap();
     }
     let refused = window(&mut b, Level::Peak, 900_000, 905_000);
-    assert!(matches!(refused, Err(CoreError::FailedPrecondition(_))), "{refused:?}");
-    assert_eq!(b.router.router_level(), Level::Surge);
+    assert!(matches!(refused, Err(CoreError::FailedPrecondition(_))), "the 17th: {refused:?}");
+    assert_eq!(b.router.router_level(), Level::Peak, "a refused window changes nothing");
     b.apply(Command::ClearLevelOverride { actor: admin(), group: None });
     assert!(!b.router.has_override(None, b.now), "clearing ends every window of the scope");
 }
