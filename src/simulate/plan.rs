@@ -343,6 +343,12 @@ fn pins(s: &Scenario, p: &mut Problems, at: &At) -> Vec<Pin> {
             p.push(format!("overrides[{i}].until: must be after `from`"));
         }
         pins.push(Pin { level: pin.level, group: pin.group.clone(), from, until });
+        let limit = crate::core::router::OVERRIDES_PER_SCOPE;
+        if pins.iter().filter(|other| other.group == pin.group).count() == limit + 1 {
+            p.push(format!(
+                "overrides[{i}]: more than {limit} windows for one scope; the router keeps at most {limit}"
+            ));
+        }
     }
     pins
 }

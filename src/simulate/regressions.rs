@@ -184,3 +184,13 @@ fn a_date_that_does_not_exist_is_refused() {
     assert!(err.contains("2024-02-31"), "{err}");
     assert!(clock::parse_start("2024-02-29T10:00:00+08:00").is_ok(), "a leap day exists");
 }
+
+#[test]
+fn more_override_windows_than_the_router_keeps_are_refused() {
+    let windows: String = (0..17)
+        .map(|i| format!("[[overrides]]\nlevel = \"PEAK\"\nfrom = \"10:{i:02}\"\nuntil = \"10:{:02}\"\n", i + 1))
+        .collect();
+    let text = scenario(30, 2.0, GENERALISTS, &windows);
+    let problems = compile(&Scenario::parse(&text).expect("parses"), 5, true).expect_err("17 windows");
+    assert!(problems.to_string().contains("overrides[16]: more than 16 windows"), "{problems}");
+}

@@ -15,7 +15,7 @@ use crate::core::types::{Level, Millis, Rule};
 /// Levels are re-evaluated at most this often.
 const LEVEL_EVAL_MS: u64 = 1_000;
 /// Override windows one scope may hold at once (a promotion has a few).
-const OVERRIDES_PER_SCOPE: usize = 16;
+pub const OVERRIDES_PER_SCOPE: usize = 16;
 
 impl Router {
     pub(super) fn tick(&mut self, now: Millis, fx: &mut Vec<Effect>) {

@@ -17,6 +17,7 @@ mod returns;
 mod timeline;
 mod views;
 
+pub use clock::OVERRIDES_PER_SCOPE;
 pub use record::{Place, TimelineEntry};
 pub use views::{AgentView, GroupView, InquiryView, StateCounts, WaitingView};
 
