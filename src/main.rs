@@ -33,6 +33,10 @@ enum Commands {
     CheckConfig {
         /// The TOML configuration file, e.g. deploy/ticket-router.toml.
         file: PathBuf,
+        /// Also check that every key, certificate and credentials file it
+        /// names can be read: run it where the router runs (in its container).
+        #[arg(long)]
+        files: bool,
     },
     /// Replay a promotion day offline through the routing core and report
     /// service levels per group and load level.
@@ -70,7 +74,7 @@ enum Commands {
 fn main() -> ExitCode {
     match Cli::parse().command {
         Commands::Serve { config } => cli::serve(config.as_deref()),
-        Commands::CheckConfig { file } => cli::check_config(&file),
+        Commands::CheckConfig { file, files } => cli::check_config(&file, files),
         Commands::Loadgen(command) => cli::loadgen(*command),
         Commands::Simulate { scenario, recorded, config, compare, chart, seed, patience } => {
             cli::simulate(&cli::SimulateArgs { scenario, recorded, config, compare, chart, seed, patience })

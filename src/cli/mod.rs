@@ -12,10 +12,19 @@ use crate::config::{check_config as check, Report, StdEnv};
 use std::path::Path;
 use std::process::ExitCode;
 
-/// `ticket-router check-config FILE`: prints a summary and exits 0, or prints
-/// every problem as `FILE: path: message` on stderr and exits 1.
-pub fn check_config(file: &Path) -> ExitCode {
-    match check(file, &StdEnv) {
+/// `ticket-router check-config [--files] FILE`: prints a summary and exits 0,
+/// or prints every problem as `FILE: path: message` on stderr and exits 1.
+/// `files`: the key, certificate and credentials files it names must open.
+pub fn check_config(file: &Path, files: bool) -> ExitCode {
+    let checked = check(file, &StdEnv).and_then(|config| {
+        let unreadable = if files { config.unreadable_files() } else { Vec::new() };
+        if unreadable.is_empty() {
+            Ok(config)
+        } else {
+            Err(unreadable)
+        }
+    });
+    match checked {
         Ok(config) => {
             println!("{}: {}", file.display(), config.summary());
             ExitCode::SUCCESS

@@ -77,3 +77,28 @@ fn a_missing_file_says_so() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/ticket-router.toml"));
 }
+
+#[test]
+fn with_files_the_secrets_it_names_must_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("prod.toml");
+    let missing = dir.path().join("jwt.key");
+    std::fs::write(&file, format!("[grpc.auth]\nmode = \"jwt\"\nhs256_secret_file = {:?}\n", missing)).unwrap();
+    assert!(check_config(&file).status.success(), "without --files the content alone is checked (CI)");
+    let out = Command::new(env!("CARGO_BIN_EXE_ticket-router"))
+        .args(["check-config", "--files"])
+        .arg(&file)
+        .env_remove("TICKET_ROUTER_GRPC_AUTH_MODE")
+        .output()
+        .expect("the binary runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("prod.toml: grpc.auth.hs256_secret_file: cannot read"), "{stderr}");
+    std::fs::write(&missing, "k".repeat(40)).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ticket-router"))
+        .args(["check-config", "--files"])
+        .arg(&file)
+        .env_remove("TICKET_ROUTER_GRPC_AUTH_MODE")
+        .output();
+    assert!(out.expect("the binary runs").status.success());
+}
