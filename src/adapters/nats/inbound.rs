@@ -228,7 +228,9 @@ async fn finish(
                 // other failure leaves the message to its redelivery. With a
                 // subscriber on the subject (someone watching dead letters) a
                 // missing stream shows as a timeout rather than as no responders.
-                Err(e) if stream_missing(&e) || super::stream_absent(js, deadletter_stream).await => {
+                Err(e)
+                    if stream_missing(&e) || (timed_out(&e) && super::stream_absent(js, deadletter_stream).await) =>
+                {
                     tracing::error!(error = %e, "the dead-letter stream is gone; setting the streams up again, and the message will be redelivered");
                     return Finished::DeadLetterFailed(e);
                 }
@@ -238,6 +240,12 @@ async fn finish(
         Disposition::Retry => return Finished::Stopping,
     }
     Finished::Next
+}
+
+/// Whether a JetStream publish got no acknowledgement in time.
+fn timed_out(e: &async_nats::Error) -> bool {
+    use async_nats::jetstream::context::{PublishError, PublishErrorKind};
+    e.downcast_ref::<PublishError>().is_some_and(|e| e.kind() == PublishErrorKind::TimedOut)
 }
 
 /// Whether a JetStream publish failed because no stream takes its subject.
