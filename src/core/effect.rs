@@ -127,6 +127,8 @@ pub enum Effect {
         shop: Id,
         group: Id,
         at: Millis,
+        /// The inquiry's score, as its DEFLECTED step keeps it.
+        score: i32,
     },
     /// A deflection recorded in the last [`DEFLECTION_RESEND`] before a
     /// restart, published again: the router may have stopped before it went

@@ -108,7 +108,7 @@ impl EffectSink for NatsPublisher {
                     out.send(encode(encoding, s.assignments(agent), &convert::withdrawal(inquiry, agent, reason, now)));
                 }
                 Effect::Event(event) => out.send(encode(encoding, s.events(&event.shop), &convert::event(event))),
-                Effect::Deflect { inquiry, shop, group, at } => {
+                Effect::Deflect { inquiry, shop, group, at, score } => {
                     if let Some(deflection) = deflection(encoding, s, router, now, inquiry, shop) {
                         out.send(deflection);
                     }
@@ -118,6 +118,7 @@ impl EffectSink for NatsPublisher {
                         kind: proto::inquiry_event::Kind::Deflected as i32,
                         group: group.to_string(),
                         at_ms: *at as i64,
+                        score: *score,
                         detail: "handed to the self-service bot first".into(),
                         ..Default::default()
                     };

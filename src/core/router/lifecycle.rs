@@ -58,7 +58,7 @@ impl Router {
             let rec = self.rec(ix);
             let (id, shop) = (rec.inquiry.id.clone(), rec.inquiry.shop_id.clone());
             let group = self.groups[landing as usize].id.clone();
-            fx.push(Effect::Deflect { inquiry: id, shop, group, at: now });
+            fx.push(Effect::Deflect { inquiry: id, shop, group, at: now, score: self.rec(ix).score });
             return Ok(());
         }
         self.groups[landing as usize].routed.record(now);

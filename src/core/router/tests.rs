@@ -213,8 +213,9 @@ fn at_surge_low_pre_sales_go_to_the_bot_unless_the_bot_already_tried() {
     b.agent(presence("pre", &[("pre_sales", 3)], 5));
     pin(&mut b, Some("pre_sales"), Level::Surge);
     let fx = b.arrive(inquiry("q1", Category::PreSales));
-    assert!(matches!(fx.as_slice(), [Effect::Deflect { .. }]));
+    assert!(matches!(fx.as_slice(), [Effect::Deflect { score: 20, .. }]), "PRE_SALES 20: {fx:?}");
     assert_eq!(b.router.inquiry_state("q1"), Some(InquiryState::Deflected));
+    assert_eq!(b.router.inquiry(b.now, "q1").unwrap().timeline[0].score, 20, "the step says as much");
     let steps = |b: &Bench| b.router.inquiry(b.now, "q1").unwrap().timeline.iter().map(|t| t.kind).collect::<Vec<_>>();
     assert_eq!(steps(&b), [EventKind::Deflected], "GetInquiry shows the deflection");
     let mut vip = inquiry("q3", Category::PreSales);
