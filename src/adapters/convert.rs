@@ -216,7 +216,6 @@ pub fn assignment(offer: &core::Offer, inquiry_data: Option<&core::Inquiry>) -> 
     }
 }
 
-/// The OFFERED event that an offer stands for.
 /// The message that takes back an earlier offer or chat: on NATS and on the
 /// desktop's `Subscribe` stream alike, its note says why, from the system.
 pub fn withdrawal(inquiry: &str, agent: &str, reason: &str, now: core::Millis) -> proto::Assignment {
@@ -234,6 +233,7 @@ pub fn withdrawal(inquiry: &str, agent: &str, reason: &str, now: core::Millis) -
     }
 }
 
+/// The OFFERED event that an offer stands for.
 pub fn offered_event(offer: &core::Offer) -> proto::InquiryEvent {
     proto::InquiryEvent {
         inquiry_id: offer.inquiry.to_string(),
