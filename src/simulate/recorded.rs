@@ -137,8 +137,9 @@ pub fn parse(text: &str) -> (Vec<(usize, crate::core::Inquiry)>, Vec<LineProblem
 }
 
 fn decode(line: &str) -> Result<crate::core::Inquiry, String> {
-    let wire: proto::Inquiry =
-        serde_json::from_str(line).map_err(|e| format!("not an Inquiry in JSON ({e}); see SPEC section 5"))?;
+    // The router's own JSON decoding: the same fields, nulls and limits.
+    let wire: proto::Inquiry = crate::adapters::codec::decode_as(None, line.as_bytes())
+        .map_err(|rejection| format!("not an Inquiry in JSON ({rejection}); see SPEC section 5"))?;
     if wire.created_at_ms <= 0 {
         return Err("`created_at_ms` is missing; a recording needs each inquiry's arrival time".into());
     }

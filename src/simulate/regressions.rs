@@ -194,3 +194,12 @@ fn more_override_windows_than_the_router_keeps_are_refused() {
     let problems = compile(&Scenario::parse(&text).expect("parses"), 5, true).expect_err("17 windows");
     assert!(problems.to_string().contains("overrides[16]: more than 16 windows"), "{problems}");
 }
+
+#[test]
+fn a_recording_reads_json_as_the_router_does() {
+    let text = r#"{"id":"a","category":"ORDER","created_at_ms":1731290400000,"subject":null,"channel":null}
+{"id":"b","category":"ORDER","created_at_ms":1731290400000,"customer":{"vip_tier":-1}}"#;
+    let (good, skipped) = recorded::parse(text);
+    assert_eq!(good.len(), 1, "a null reads as the default: {skipped:?}");
+    assert!(skipped[0].reason.contains("out_of_range: customer.vip_tier is -1"), "{skipped:?}");
+}
