@@ -79,7 +79,11 @@ fn classify(arrival: bool, outcome: Result<(), EngineError>) -> Disposition {
             metrics::count(Outcome::Duplicate);
             Disposition::Ignored
         }
-        Err(EngineError::Core(CoreError::AlreadyFinished(..))) => Disposition::Ignored,
+        // The customer left after the chat ended: a normal race, nothing to undo.
+        Err(EngineError::Core(CoreError::AlreadyFinished(id, state))) => {
+            tracing::debug!(inquiry_id = %id, state = state.name(), "cancellation of a finished inquiry; nothing to do");
+            Disposition::Ignored
+        }
         Err(EngineError::Core(CoreError::UnknownInquiry(id))) => Disposition::Rejected(Rejection {
             reason: RejectReason::UnknownInquiry,
             message: format!("no inquiry `{id}` is known; cancel only inquiries that were published"),
