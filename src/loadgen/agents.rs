@@ -212,34 +212,73 @@ impl Agent {
             let message = tokio::select! {
                 message = stream.message() => message.map_err(grpc)?,
                 _ = self.stop.cancelled() => {
+                    self.wrap_up(&mut stream, &desk, rng).await;
                     self.sign_off(&mut desk).await;
                     return Ok(());
                 }
             };
             let Some(offer) = message else { return Ok(()) };
-            let Some(inquiry) = offer.inquiry.as_ref().map(|i| i.id.clone()) else { continue };
-            if offer.withdrawn || !self.handling.lock().expect("not poisoned").insert(inquiry.clone()) {
-                continue;
+            self.take(offer, &desk, rng);
+        }
+    }
+
+    /// Starts a chat for an offer (or a replayed active chat) not yet handled.
+    fn take(&self, offer: proto::Assignment, desk: &AgentDeskClient<Channel>, rng: &mut Rng) {
+        let Some(inquiry) = offer.inquiry.as_ref().map(|i| i.id.clone()) else { return };
+        if offer.withdrawn || !self.handling.lock().expect("not poisoned").insert(inquiry.clone()) {
+            return;
+        }
+        let (accept_after, handle) = self.behaviour.draw(rng);
+        if !offer.active {
+            if let Some(observe) = &self.on_offer {
+                observe(&offer);
             }
-            let (accept_after, handle) = self.behaviour.draw(rng);
-            if !offer.active {
-                if let Some(observe) = &self.on_offer {
-                    observe(&offer);
+            Counters::bump(&self.counters.offered);
+        }
+        let chat = Chat {
+            agent: self.spec.id.clone(),
+            inquiry,
+            desk: desk.clone(),
+            counters: self.counters.clone(),
+            handling: self.handling.clone(),
+        };
+        let accept_after = (!offer.active).then_some(accept_after);
+        self.chats.spawn(chat.run(accept_after, handle, self.stop.clone()));
+    }
+
+    /// At the end of a run, finishes the work in hand rather than leave it
+    /// waiting in the router with nobody to take it: chats accept and
+    /// complete at once (see `Chat::run`), and offers still coming (the
+    /// router's queues draining into the freed slots) are taken the same
+    /// way, until this desktop holds nothing or `WRAP_UP` has passed.
+    async fn wrap_up(
+        &self,
+        stream: &mut tonic::Streaming<proto::Assignment>,
+        desk: &AgentDeskClient<Channel>,
+        rng: &mut Rng,
+    ) {
+        let deadline = tokio::time::Instant::now() + WRAP_UP;
+        loop {
+            tokio::select! {
+                message = stream.message() => match message {
+                    Ok(Some(offer)) => self.take(offer, desk, rng),
+                    _ => return,
+                },
+                _ = tokio::time::sleep(QUIET) => {
+                    if self.handling.lock().expect("not poisoned").is_empty() {
+                        return;
+                    }
                 }
-                Counters::bump(&self.counters.offered);
+                _ = tokio::time::sleep_until(deadline) => return,
             }
-            let chat = Chat {
-                agent: self.spec.id.clone(),
-                inquiry,
-                desk: desk.clone(),
-                counters: self.counters.clone(),
-                handling: self.handling.clone(),
-            };
-            let accept_after = (!offer.active).then_some(accept_after);
-            self.chats.spawn(chat.run(accept_after, handle, self.stop.clone()));
         }
     }
 }
+
+/// How long the end of a run may take to finish the work in hand.
+const WRAP_UP: Duration = Duration::from_secs(10);
+/// No offer for this long, and nothing in hand: the desktop is done.
+const QUIET: Duration = Duration::from_millis(300);
 
 impl Agent {
     /// Goes OFFLINE, so the router stops offering work to a desktop that is
@@ -296,20 +335,29 @@ impl Drop for Chat {
 impl Chat {
     /// Accepts after `accept_after` (None: already accepted), handles for
     /// `handle`, completes.
+    /// Once `stop` fires the waits are cut short: the chat is wrapped up
+    /// (accepted if need be, completed) within `WRAP_UP`, or given up.
     async fn run(mut self, accept_after: Option<Duration>, handle: Duration, stop: CancellationToken) {
+        let pause = |wait: Duration| {
+            let stop = stop.clone();
+            async move {
+                if !wait.is_zero() {
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = stop.cancelled() => {}
+                    }
+                }
+            }
+        };
         let work = async {
             if let Some(delay) = accept_after {
-                if !delay.is_zero() {
-                    tokio::time::sleep(delay).await;
-                }
+                pause(delay).await;
                 match self.desk.accept(self.action()).await {
                     Ok(_) => Counters::bump(&self.counters.accepted),
                     Err(e) => return self.failed(&e),
                 }
             }
-            if !handle.is_zero() {
-                tokio::time::sleep(handle).await;
-            }
+            pause(handle).await;
             match self.desk.complete(self.action()).await {
                 Ok(_) => Counters::bump(&self.counters.completed),
                 Err(e) => self.failed(&e),
@@ -317,7 +365,10 @@ impl Chat {
         };
         tokio::select! {
             _ = work => {}
-            _ = stop.cancelled() => {}
+            _ = async {
+                stop.cancelled().await;
+                tokio::time::sleep(WRAP_UP).await;
+            } => {}
         }
     }
 

@@ -11,7 +11,8 @@ use std::time::Duration;
 
 /// Runs the binary's `loadgen` (steady, low rate, short chats) and returns its output.
 fn loadgen(nats: &str, grpc: &str, format: &str) -> Output {
-    let args = ["--profile", "steady", "--rate", "5", "--duration", "3s", "--agents", "8", "--handle-time", "300ms"];
+    // Chats of 2 s: several are in hand when the run ends, and must be finished.
+    let args = ["--profile", "steady", "--rate", "5", "--duration", "3s", "--agents", "8", "--handle-time", "2s"];
     Command::new(env!("CARGO_BIN_EXE_ticket-router"))
         .arg("loadgen")
         .args(args)
@@ -49,6 +50,16 @@ async fn loadgen_traffic_is_offered_and_accepted_by_its_agents() {
         assert!(summary_count(&stdout, "published") > 0, "{stdout}");
         assert!(summary_count(&stdout, "offered") > 0, "{stdout}");
         assert!(summary_count(&stdout, "accepted") > 0, "{stdout}");
+        // The run finished the work it had in hand: nothing is left waiting
+        // in the router for agents who have signed off.
+        let waiting = eventually("the router's queues empty after the run", Duration::from_secs(20), || async {
+            let scrape = router.scrape().await;
+            let lengths = scrape.lines().filter(|l| l.starts_with("ticket_router_queue_length{"));
+            let waiting: f64 = lengths.filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum();
+            (waiting == 0.0).then_some(waiting)
+        })
+        .await;
+        assert_eq!(waiting, 0.0, "{stdout}");
     }
     let assigned = eventually("inquiries received and assigned", Duration::from_secs(20), || async {
         let scrape = router.scrape().await;
