@@ -233,7 +233,12 @@ async fn fixed_rate(
     let mut sender = sender(js, options, &id_run, counters.clone());
     let schedule = Schedule::new(&Profile::steady(f64::from(rate), options.step), false, options.seed);
     let started = Instant::now();
-    along(&mut sender, schedule, &CancellationToken::new(), |inquiry, due| book.mark_at(&inquiry.id, due)).await;
+    let mut lag = Vec::with_capacity(capacity);
+    let mark = |inquiry: &crate::proto::Inquiry, due: Instant| {
+        lag.push(due.elapsed().as_micros() as u64);
+        book.mark_at(&inquiry.id, due);
+    };
+    along(&mut sender, schedule, &CancellationToken::new(), mark).await;
     let seconds = started.elapsed().as_secs_f64();
     let sent = sender.sent();
     sender.finish().await;
@@ -248,6 +253,7 @@ async fn fixed_rate(
         offered: samples.len() as u64,
         publish_errors: counters.errors(),
         latency: summarize(samples),
+        schedule_lag: summarize(lag),
     }
 }
 

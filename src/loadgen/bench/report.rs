@@ -45,6 +45,9 @@ pub struct FixedRate {
     pub publish_errors: u64,
     /// Publish → offer at the agent; `None` when nothing was offered.
     pub latency: Option<LatencySummary>,
+    /// How late the load generator sent each inquiry after it was due: part
+    /// of `latency` that is the generator's (it shares the CPUs), not the router's.
+    pub schedule_lag: Option<LatencySummary>,
 }
 
 impl FixedRate {
@@ -53,7 +56,10 @@ impl FixedRate {
         let latency = self.latency.as_ref().map_or("no offers".to_string(), |l| {
             format!("p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms", l.p50_ms, l.p99_ms, l.p999_ms)
         });
-        format!("{}/s: {} published, {} offered, {latency}", self.target_per_sec, self.published, self.offered)
+        let lag = self.schedule_lag.as_ref().map_or(String::new(), |l| {
+            format!(" (of which the generator sent late: p50 {:.2} ms, p99 {:.2} ms)", l.p50_ms, l.p99_ms)
+        });
+        format!("{}/s: {} published, {} offered, {latency}{lag}", self.target_per_sec, self.published, self.offered)
     }
 }
 
@@ -245,6 +251,13 @@ impl fmt::Display for BenchReport {
                 )?,
                 None => writeln!(f, "{label:<28} {:>9.0}   (no offers received)", s.published_per_sec)?,
             }
+            if let Some(l) = &s.schedule_lag {
+                writeln!(
+                    f,
+                    "{:<28} {:>9} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
+                    "  of it, generator sent late", "", l.p50_ms, l.p99_ms, l.p999_ms, l.max_ms
+                )?;
+            }
         }
         let cpu = |t: &Throughput| {
             let parts: Vec<String> = t.cpu_us_per_message.iter().map(|(p, us)| format!("{p} {us:.0}")).collect();
@@ -322,6 +335,7 @@ mod tests {
                 offered: 100 - lost,
                 publish_errors: 0,
                 latency: Some(latency),
+                schedule_lag: None,
             });
         }
         report.finish();
