@@ -36,9 +36,9 @@ pub struct Profile {
 
 impl Profile {
     /// The demo: normal → peak → surge → normal over 4 min 40 s, sized to the
-    /// demo configuration. Its groups' baselines add up to 80 inquiries/min
-    /// (1.33/s) and the mix splits arrivals roughly in their proportions, so
-    /// 1.0/s is ~0.75x baseline, 3.4/s ~2.5x (PEAK at 2x) and 8.5/s ~6.4x
+    /// demo configuration. Its groups' baselines add up to 82 inquiries/min
+    /// (1.37/s) and the mix splits arrivals roughly in their proportions, so
+    /// 1.0/s is ~0.73x baseline, 3.4/s ~2.5x (PEAK at 2x) and 8.5/s ~6.2x
     /// (SURGE at 5x) for every group. Levels count arrivals over a 60 s
     /// window, so each phase lasts long enough for the window to fill, and the
     /// last one long enough for the cooldown.
