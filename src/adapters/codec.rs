@@ -147,23 +147,15 @@ fn decode<T: Message + Default + serde::de::DeserializeOwned>(format: Format, bo
 /// The body without its `"field": null` entries, when decoding it failed at
 /// such a field (not for other faults, which stay as they were sent).
 fn without_nulls<T: serde::de::DeserializeOwned>(body: &[u8]) -> Option<Vec<u8>> {
-    fn strip(value: &mut serde_json::Value) -> bool {
-        match value {
-            serde_json::Value::Object(fields) => {
-                let before = fields.len();
-                fields.retain(|_, v| !v.is_null());
-                let mut changed = fields.len() != before;
-                for v in fields.values_mut() {
-                    changed |= strip(v);
-                }
-                changed
-            }
-            _ => false,
+    fn strip(value: &mut serde_json::Value) {
+        if let serde_json::Value::Object(fields) = value {
+            fields.retain(|_, v| !v.is_null());
+            fields.values_mut().for_each(strip);
         }
     }
     let path = failure_path::<T>(body)?;
-    value_at(body, &path).filter(serde_json::Value::is_null)?;
     let mut value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    value_at(&value, &path).filter(|v| v.is_null())?;
     strip(&mut value);
     serde_json::to_vec(&value).ok()
 }
@@ -190,7 +182,8 @@ fn json_rejection<T: serde::de::DeserializeOwned>(body: &[u8], e: serde_json::Er
     // field, too large, a fraction for an integer — is out of range, not
     // garbage; a number where text or a flag belongs is just the wrong type.
     let numeric_field = !text.contains("invalid type");
-    if let Some(number) = value_at(body, &path).filter(|v| v.is_number() && numeric_field) {
+    let value = serde_json::from_slice::<serde_json::Value>(body).ok();
+    if let Some(number) = value.as_ref().and_then(|v| value_at(v, &path)).filter(|v| v.is_number() && numeric_field) {
         return Rejection::new(
             RejectReason::OutOfRange,
             format!("{path} is {number}, which this field cannot hold; send a whole number in its range"),
@@ -199,18 +192,14 @@ fn json_rejection<T: serde::de::DeserializeOwned>(body: &[u8], e: serde_json::Er
     Rejection::new(RejectReason::NotDecodable, format!("not a valid JSON payload ({path}: {text})"))
 }
 
-/// The JSON value at `path` in `body`, if it parses and the path leads somewhere.
-fn value_at(body: &[u8], path: &serde_path_to_error::Path) -> Option<serde_json::Value> {
+/// The JSON value at `path` in `value`, if the path leads somewhere.
+fn value_at<'v>(value: &'v serde_json::Value, path: &serde_path_to_error::Path) -> Option<&'v serde_json::Value> {
     use serde_path_to_error::Segment;
-    let mut value: serde_json::Value = serde_json::from_slice(body).ok()?;
-    for segment in path.iter() {
-        value = match segment {
-            Segment::Map { key } => value.as_object_mut()?.remove(key)?,
-            Segment::Seq { index } => value.as_array_mut().filter(|a| *index < a.len())?.swap_remove(*index),
-            _ => return None,
-        };
-    }
-    Some(value)
+    path.iter().try_fold(value, |value, segment| match segment {
+        Segment::Map { key } => value.get(key.as_str()),
+        Segment::Seq { index } => value.get(*index),
+        _ => None,
+    })
 }
 
 /// The shop id of `<prefix>.<kind>.<shop_id>`.
