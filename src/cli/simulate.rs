@@ -2,8 +2,7 @@
 //! configuration(s), runs the simulation and prints the report; writes the
 //! chart when asked. Problems in the inputs are printed with what to fix.
 
-use crate::config::{Config, EnvSource, Report, StdEnv, ENV_PREFIX};
-use crate::core::RoutingSettings;
+use crate::config::{routing_differences, Config, EnvSource, Report, StdEnv, ENV_PREFIX};
 use crate::simulate::chart::{self, Series};
 use crate::simulate::report::{self, Run};
 use crate::simulate::scenario::Span;
@@ -47,11 +46,25 @@ pub fn simulate(args: &SimulateArgs) -> ExitCode {
 }
 
 fn execute(args: &SimulateArgs) -> Result<String, String> {
+    if let Some(ext) = args.chart.as_deref().and_then(Path::extension) {
+        if !ext.eq_ignore_ascii_case("svg") {
+            return Err(format!(
+                "--chart: the chart is an SVG image; name the file .svg (not .{}), e.g. --chart double11.svg",
+                ext.to_string_lossy()
+            ));
+        }
+    }
     let plan = plan(args)?;
     let name_a = config_name(args.config.as_deref());
-    let a = simulate_with(&plan, args.config.as_deref(), &args.scenario)?;
+    let config_a = load_config(args.config.as_deref())?;
+    let a = simulate_with(&plan, &config_a, args.config.as_deref(), &args.scenario)?;
+    let mut differences = String::new();
     let compared = match &args.compare {
-        Some(other) => Some((config_name(Some(other)), simulate_with(&plan, Some(other), &args.scenario)?)),
+        Some(other) => {
+            let config_b = load_config(Some(other))?;
+            differences = differences_note(&config_a, &config_b);
+            Some((config_name(Some(other)), simulate_with(&plan, &config_b, Some(other), &args.scenario)?))
+        }
         None => None,
     };
     let run_a = Run { config: &name_a, outcome: &a };
@@ -63,6 +76,7 @@ fn execute(args: &SimulateArgs) -> Result<String, String> {
         }
         None => report::table(&plan, &run_a),
     };
+    let text = text + &differences + &overrides_note();
     if let Some(path) = &args.chart {
         if let Err(e) = std::fs::write(path, chart::svg(&plan, &series)) {
             // The run is done: keep its report even without the chart.
@@ -84,7 +98,8 @@ fn plan(args: &SimulateArgs) -> Result<Plan, String> {
         scenario.patience = Some(Span(patience));
     }
     let seed = args.seed.or(scenario.seed).unwrap_or(1);
-    let mut plan = compile(&scenario, seed, args.recorded.is_none()).map_err(|e| in_file(&args.scenario, e))?;
+    let mut plan = compile(&scenario, seed, args.recorded.is_none())
+        .map_err(|e| in_file(&args.scenario.display().to_string(), e))?;
     if let Some(path) = &args.recorded {
         let recording = recorded::read(path, &plan).map_err(|e| e.to_string())?;
         for skipped in &recording.skipped {
@@ -114,11 +129,33 @@ fn plan(args: &SimulateArgs) -> Result<Plan, String> {
     Ok(plan)
 }
 
-fn simulate_with(plan: &Plan, config: Option<&Path>, scenario: &Path) -> Result<Outcome, String> {
-    let settings = load_routing(config).map_err(|report| {
-        format!("{report}\nthe configuration has problems; fix them (check-config lists them all)")
-    })?;
-    run(plan, settings).map_err(|e| in_file(scenario, e))
+fn simulate_with(plan: &Plan, config: &Config, file: Option<&Path>, scenario: &Path) -> Result<Outcome, String> {
+    run(plan, config.routing()).map_err(|e| match e {
+        // The roster names groups of this configuration: say which one.
+        SimError::Configuration(problems) => {
+            in_file(&format!("{} with {}", scenario.display(), config_name(file)), SimError::Configuration(problems))
+        }
+        other => in_file(&scenario.display().to_string(), other),
+    })
+}
+
+fn load_config(file: Option<&Path>) -> Result<Config, String> {
+    load_offline(file)
+        .map_err(|report| format!("{report}\nthe configuration has problems; fix them (check-config lists them all)"))
+}
+
+/// What `--compare` compared: the compare file is a whole configuration,
+/// so a setting left out of it is the default there, not the first file's.
+fn differences_note(a: &Config, b: &Config) -> String {
+    let differences = routing_differences(a, b);
+    if differences.is_empty() {
+        return "routing settings that differ between the two: none\n".into();
+    }
+    let mut note = String::from("routing settings that differ between the two (the second file is a whole configuration: what it leaves out is the default):\n");
+    for line in &differences {
+        note.push_str(&format!("  {line}\n"));
+    }
+    note
 }
 
 /// The process environment with gRPC authentication switched off: a
@@ -138,22 +175,38 @@ impl EnvSource for OfflineEnv {
     }
 }
 
+/// The `TICKET_ROUTER_*` variables set in the environment, which override
+/// the same settings in every configuration simulated: a comparison of two
+/// files both overridden would otherwise show no difference and not say why.
+fn overrides_note() -> String {
+    let auth = format!("{ENV_PREFIX}{AUTH_MODE_VAR}");
+    let mut names: Vec<String> =
+        StdEnv.vars().into_iter().map(|(name, _)| name).filter(|n| n.starts_with(ENV_PREFIX) && *n != auth).collect();
+    if names.is_empty() {
+        return String::new();
+    }
+    names.sort();
+    format!(
+        "environment: {} set, overriding the same setting in every configuration above; unset to simulate the files as written\n",
+        names.join(", ")
+    )
+}
+
 /// Like [`super::load_config`] (the file or the defaults, with environment
 /// overrides, validated), for a run that opens no sockets.
-fn load_routing(file: Option<&Path>) -> Result<RoutingSettings, String> {
+fn load_offline(file: Option<&Path>) -> Result<Config, String> {
     let config = match file {
         Some(path) => Config::load(path, &OfflineEnv).map_err(|e| e.to_string())?,
         None => Config::from_toml("", &OfflineEnv)
             .map_err(|problems| Report::new(Path::new("(defaults)"), &problems).to_string())?,
     };
-    Ok(config.routing())
+    Ok(config)
 }
 
 /// Every problem on its own line, prefixed with the file, and what to do.
-fn in_file(file: &Path, error: SimError) -> String {
+fn in_file(file: &str, error: SimError) -> String {
     match error {
         SimError::Invalid(problems) | SimError::Configuration(problems) => {
-            let file = file.display();
             let lines: Vec<String> = problems.iter().map(|p| format!("{file}: {p}")).collect();
             format!("{}\n{file}: {} problem(s); fix them and run again", lines.join("\n"), problems.len())
         }

@@ -15,6 +15,7 @@
 //! * `check.rs` — [`check_config`], the printable [`Report`] and [`Config::summary`].
 
 mod check;
+mod diff;
 mod env;
 mod load;
 pub(crate) mod validate;
@@ -23,6 +24,7 @@ pub(crate) mod validate;
 mod tests;
 
 pub use check::{check_config, ConfigErrors, Report};
+pub use diff::routing_differences;
 pub use env::{env_var_names, EnvSource, StdEnv, ENV_PREFIX};
 pub use validate::{validate, Problem};
 

@@ -42,9 +42,9 @@ pub const DEFAULT_SHOP: &str = "recorded";
 /// Reads `path` and places its inquiries in `plan`'s window. Fails only when
 /// the file cannot be read or holds no usable inquiry in the window.
 pub fn read(path: &Path, plan: &Plan) -> Result<Recording, SimError> {
-    let text = std::fs::read_to_string(path)
+    let bytes = std::fs::read(path)
         .map_err(|e| SimError::Recording(format!("{}: cannot read the file: {e}", path.display())))?;
-    let (good, skipped) = parse(&text);
+    let (good, skipped) = parse_bytes(&bytes);
     let Some(first) = good.first().map(|(_, i)| i.created_at_ms) else {
         let hint = skipped.first().map_or(String::new(), |p| format!("; line {}: {}", p.line, p.reason));
         return Err(SimError::Recording(format!(
@@ -96,11 +96,29 @@ pub fn read(path: &Path, plan: &Plan) -> Result<Recording, SimError> {
 /// order for equal times), and the problems by line. Of several lines with
 /// one id the earliest arrival counts, wherever it is in the file.
 pub fn parse(text: &str) -> (Vec<(usize, crate::core::Inquiry)>, Vec<LineProblem>) {
+    parse_bytes(text.as_bytes())
+}
+
+/// [`parse`] of raw bytes: a line that is not UTF-8 (an export in GBK, say)
+/// is skipped with its number like any other bad line, not the whole file.
+pub fn parse_bytes(bytes: &[u8]) -> (Vec<(usize, crate::core::Inquiry)>, Vec<LineProblem>) {
     let mut decoded = Vec::new();
     let mut skipped = Vec::new();
     // A byte-order mark is not part of the first line's JSON.
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    for (i, line) in text.lines().enumerate() {
+    let bytes = bytes.strip_prefix("\u{feff}".as_bytes()).unwrap_or(bytes);
+    for (i, raw) in bytes.split(|&b| b == b'\n').enumerate() {
+        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        let line = match std::str::from_utf8(raw) {
+            Ok(line) => line,
+            Err(e) => {
+                let reason = format!(
+                    "not UTF-8 (byte {} of the line); convert the file, e.g. `iconv -f GBK -t UTF-8`",
+                    e.valid_up_to() + 1
+                );
+                skipped.push(LineProblem { line: i + 1, reason });
+                continue;
+            }
+        };
         if line.trim().is_empty() {
             continue;
         }

@@ -203,3 +203,15 @@ fn a_recording_reads_json_as_the_router_does() {
     assert_eq!(good.len(), 1, "a null reads as the default: {skipped:?}");
     assert!(skipped[0].reason.contains("out_of_range: customer.vip_tier is -1"), "{skipped:?}");
 }
+
+#[test]
+fn a_line_that_is_not_utf8_is_skipped_not_the_whole_recording() {
+    let mut bytes = br#"{"id":"a","category":"ORDER","created_at_ms":1731290400000}"#.to_vec();
+    bytes.extend_from_slice(b"\r\n{\"id\":\"b\",\"category\":\"ORDER\",\"subject\":\"\xc4\xe3\xba\xc3\"}\r\n");
+    bytes.extend_from_slice(br#"{"id":"c","category":"ORDER","created_at_ms":1731290400001}"#);
+    let (good, skipped) = recorded::parse_bytes(&bytes);
+    assert_eq!(good.iter().map(|(line, _)| *line).collect::<Vec<_>>(), [1, 3]);
+    assert_eq!(skipped.len(), 1);
+    assert_eq!(skipped[0].line, 2);
+    assert!(skipped[0].reason.contains("not UTF-8") && skipped[0].reason.contains("iconv"), "{skipped:?}");
+}

@@ -144,8 +144,9 @@ fn footer(runs: &[&Run]) -> String {
     let mut out = String::from(concat!(
         "\nlevel: the group's level when the inquiry arrived. wait: from receipt to an agent's accept.\n",
         "<=30s: share of queued (not deflected) inquiries accepted within 30 s. max queue of all groups: all\n",
-        "queues together, at the router's level. need/on: the router's highest\n",
-        "recommended agents (Erlang C + standby reserve) at that level, and the agents on shift at that moment.\n",
+        "queues together, at the router's level. need/on: the router's recommended agents (Erlang C +\n",
+        "standby reserve) averaged over 15 minutes, the highest such average at that level, and the\n",
+        "agents on shift then.\n",
     ));
     for run in runs {
         let s = &run.outcome.stats;

@@ -8,6 +8,36 @@ use crate::core::{Id, Level, Millis};
 /// The first-response target of SPEC section 2.
 pub const ANSWER_TARGET_MS: u64 = 30_000;
 
+/// Staffing is planned per interval, as workforce planning does: the
+/// router's live advice follows a one-minute window whose random ups and
+/// downs would otherwise set the peak (at 10 arrivals a minute, its highest
+/// minute of a day asks for nearly twice the agents its average does).
+pub const STAFFING_INTERVAL_MS: u64 = 15 * 60_000;
+
+/// Sums of the samples of one interval: recommended agents and agents on
+/// shift, and how many samples.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct Sums {
+    need: u64,
+    have: u64,
+    samples: u32,
+}
+
+impl Sums {
+    fn add(&mut self, need: u32, have: u32) {
+        self.need += u64::from(need);
+        self.have += u64::from(have);
+        self.samples += 1;
+    }
+
+    /// The interval's average need (rounded up) and agents on shift.
+    fn average(&self) -> Option<(u32, u32)> {
+        let n = f64::from(self.samples);
+        let up = |sum: u64| (sum as f64 / n - 1e-9).ceil() as u32;
+        (self.samples > 0).then(|| (up(self.need), (self.have as f64 / n).round() as u32))
+    }
+}
+
 /// Measurements of one group at one level (or a sum of several).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Cell {
@@ -20,7 +50,8 @@ pub struct Cell {
     /// Every answered inquiry's wait, for percentiles.
     pub waits_ms: Vec<u32>,
     pub max_queue: u32,
-    /// Highest recommended agents while at this level, and agents on shift then.
+    /// Highest recommended agents while at this level, averaged over a
+    /// staffing interval (`STAFFING_INTERVAL_MS`), and agents on shift then.
     pub need_peak: u32,
     pub have_at_peak: u32,
     /// Time the group spent at this level.
@@ -84,7 +115,8 @@ pub struct Minute {
     /// Highest router level in the minute.
     pub level: Level,
     pub agents_on_shift: u32,
-    /// Sum over groups of the recommended agents, at its highest in the minute.
+    /// Sum over groups of the recommended agents, averaged over the staffing
+    /// interval the minute is in.
     pub agents_needed: u32,
 }
 
@@ -111,16 +143,24 @@ pub struct Stats {
     pub bot_returned: u64,
     /// Inquiries still waiting when the run stopped.
     pub unfinished: u64,
-    /// Per router level: the highest total recommended agents, and agents on shift then.
+    /// Per router level: the highest total recommended agents (averaged over a
+    /// staffing interval), and agents on shift then.
     pub router_peak: [(u32, u32); 3],
     /// Per router level: the longest queue of all groups together.
     pub router_max_queue: [u32; 3],
+    /// The staffing interval being summed, and its sums: per group and level,
+    /// per router level, and the router whatever its level.
+    interval: u64,
+    group_sums: Vec<[Sums; 3]>,
+    router_sums: [Sums; 3],
+    interval_sums: Sums,
 }
 
 impl Stats {
     /// Empty statistics for `groups`, minutes counted from `start`.
     pub fn new(groups: Vec<Id>, start: Millis) -> Stats {
         let cells = vec![Default::default(); groups.len()];
+        let cells_len = groups.len();
         Stats {
             groups,
             cells,
@@ -131,6 +171,10 @@ impl Stats {
             unfinished: 0,
             router_peak: [(0, 0); 3],
             router_max_queue: [0; 3],
+            interval: 0,
+            group_sums: vec![Default::default(); cells_len],
+            router_sums: Default::default(),
+            interval_sums: Sums::default(),
         }
     }
 
@@ -176,27 +220,59 @@ impl Stats {
     /// number of agents on shift.
     pub fn sample(&mut self, at: Millis, step_ms: u64, router_level: Level, groups: &[GroupSample], on_shift: u32) {
         self.router_time_ms[router_level.index()] += step_ms;
+        let interval = at.saturating_sub(self.start) / STAFFING_INTERVAL_MS;
+        if interval != self.interval {
+            self.close_interval();
+            self.interval = interval;
+        }
         for (g, s) in groups.iter().enumerate() {
             let cell = &mut self.cells[g][s.level.index()];
             cell.time_ms += step_ms;
             cell.max_queue = cell.max_queue.max(s.queue);
-            if s.recommended > cell.need_peak {
-                (cell.need_peak, cell.have_at_peak) = (s.recommended, s.on_shift);
-            }
+            self.group_sums[g][s.level.index()].add(s.recommended, s.on_shift);
         }
         let queue = groups.iter().map(|s| s.queue).sum();
         let needed = groups.iter().map(|s| s.recommended).sum();
         let longest = &mut self.router_max_queue[router_level.index()];
         *longest = (*longest).max(queue);
-        let peak = &mut self.router_peak[router_level.index()];
-        if needed > peak.0 {
-            *peak = (needed, on_shift);
-        }
+        self.router_sums[router_level.index()].add(needed, on_shift);
+        self.interval_sums.add(needed, on_shift);
         let minute = self.minute(at);
         minute.max_queue = minute.max_queue.max(queue);
         minute.level = minute.level.max(router_level);
-        minute.agents_needed = minute.agents_needed.max(needed);
         minute.agents_on_shift = minute.agents_on_shift.max(on_shift);
+    }
+
+    /// Ends the staffing interval being summed: its averages raise the peaks
+    /// and become the need the chart shows for its minutes.
+    fn close_interval(&mut self) {
+        for (g, sums) in self.group_sums.iter_mut().enumerate() {
+            for (level, sum) in sums.iter_mut().enumerate() {
+                let cell = &mut self.cells[g][level];
+                if let Some((need, have)) = sum.average().filter(|&(need, _)| need > cell.need_peak) {
+                    (cell.need_peak, cell.have_at_peak) = (need, have);
+                }
+                *sum = Sums::default();
+            }
+        }
+        for (level, sum) in self.router_sums.iter_mut().enumerate() {
+            if let Some(average) = sum.average().filter(|&(need, _)| need > self.router_peak[level].0) {
+                self.router_peak[level] = average;
+            }
+            *sum = Sums::default();
+        }
+        if let Some((need, _)) = std::mem::take(&mut self.interval_sums).average() {
+            let per = (STAFFING_INTERVAL_MS / 60_000) as usize;
+            let first = self.interval as usize * per;
+            for minute in self.minutes.iter_mut().skip(first).take(per) {
+                minute.agents_needed = need;
+            }
+        }
+    }
+
+    /// Closes the last staffing interval; call once the run is over.
+    pub fn finish(&mut self) {
+        self.close_interval();
     }
 
     /// All levels of one group summed.

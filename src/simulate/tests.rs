@@ -202,3 +202,63 @@ fn compare_and_chart_show_both_runs() {
     assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
     assert!(svg.matches("<path").count() >= 8);
 }
+
+#[test]
+fn agents_needed_follows_the_traffic_not_its_busiest_minute() {
+    // 10 orders a minute, 3 minutes each, one chat per agent: 30 Erlangs,
+    // and Erlang C asks for 34 agents to answer 80 % within 30 s. The live
+    // advice over one minute of Poisson arrivals swings from about 20 to 60
+    // in two hours; its highest minute used to be the figure (62).
+    let text = r#"
+name = "steady"
+start = "2024-11-10T10:00:00+08:00"
+duration = "2h"
+[arrivals]
+curve = [{ at = "10:00", per_min = 10 }]
+[[mix]]
+from = "10:00"
+categories = { ORDER = 1 }
+[customers]
+vip_share = 0.0
+fan_share = 0.0
+[handle]
+distribution = "fixed"
+mean = "3m"
+[agents]
+accept_delay = "1s"
+[[roster]]
+name = "o"
+groups = { orders = 4 }
+count = 40
+max_concurrent = 1
+start = "10:00"
+end = "13:00"
+breaks = { every = "45m", length = "10m" }
+"#;
+    let config = r#"
+grpc.auth.mode = "none"
+[[groups]]
+id = "orders"
+categories = ["ORDER", "LOGISTICS", "PRE_SALES", "OTHER", "AFTER_SALES_REFUND", "AFTER_SALES_EXCHANGE", "AFTER_SALES_REPAIR", "COMPLAINT"]
+baseline_per_min = 10.0
+handle_time = "3m"
+[[groups]]
+id = "supervisors"
+categories = []
+[dedicated]
+group = ""
+"#;
+    let no_env = std::collections::BTreeMap::<String, String>::new();
+    let settings = crate::config::Config::from_toml(config, &no_env).expect("config parses").routing();
+    let outcome = run(&plan(text, 5), settings).expect("runs");
+    let s = &outcome.stats;
+    // (Everyone breaks at 10:45, so the router spends a while at PEAK, whose
+    // advice adds the standby reserve: NORMAL's is the one to check.)
+    let (need, have) = s.router_peak[Level::Normal.index()];
+    assert!((33..=40).contains(&need), "need {need}");
+    assert_eq!(have, 40);
+    let orders = s.groups.iter().position(|g| g.as_str() == "orders").unwrap();
+    assert_eq!(s.cells[orders][Level::Normal.index()].need_peak, need);
+    let charted: Vec<u32> = s.minutes.iter().map(|m| m.agents_needed).collect();
+    assert!(charted.windows(15).next().is_some_and(|w| w.iter().all(|&n| n == w[0])), "{charted:?}");
+}

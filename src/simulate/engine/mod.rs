@@ -187,6 +187,7 @@ impl<'p> Sim<'p> {
             }
         }
         self.stats.unfinished = self.open + self.bot_pending;
+        self.stats.finish();
     }
 
     fn pin_levels(&mut self) {
