@@ -27,6 +27,7 @@ pub const RECOMMENDED_AGENTS: &str = "ticket_router_recommended_agents";
 pub const HANDOFFS: &str = "ticket_router_handoffs_total";
 pub const OFFER_TIMEOUTS: &str = "ticket_router_offer_timeouts_total";
 pub const DEADLETTER: &str = "ticket_router_deadletter_total";
+pub const SERVING: &str = "ticket_router_serving";
 
 /// Seconds-scale waits: the 30 s first-response target and the 3 min alert sit on bucket edges.
 const WAIT_BUCKETS: &[f64] = &[1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0, 600.0];
@@ -98,7 +99,14 @@ pub fn install() -> Result<PrometheusHandle, metrics_exporter_prometheus::BuildE
     for reason in RejectReason::ALL {
         counter!(DEADLETTER, "reason" => reason.as_str()).absolute(0);
     }
+    set_serving(false);
     Ok(handle)
+}
+
+/// Whether the router consumes and records (what gRPC health says): the
+/// scrape keeps answering while NATS is away, so `up` alone cannot tell.
+pub fn set_serving(serving: bool) {
+    gauge!(SERVING).set(if serving { 1.0 } else { 0.0 });
 }
 
 /// Help texts, so every series documents itself (and `promtool check metrics` is clean).
@@ -129,6 +137,10 @@ fn describe() {
     describe_counter!(HANDOFFS, "Transfers and escalations, by kind and groups.");
     describe_counter!(OFFER_TIMEOUTS, "Offers not accepted within the group's accept timeout.");
     describe_counter!(DEADLETTER, "Inbound messages rejected to the dead-letter subject, by reason.");
+    describe_gauge!(
+        SERVING,
+        "1 while the router consumes inquiries from NATS and records its decisions (gRPC health SERVING), else 0."
+    );
 }
 
 /// How often histogram samples are folded into their buckets. The exporter

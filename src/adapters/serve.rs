@@ -51,6 +51,9 @@ pub async fn run(
     shutdown: CancellationToken,
     on_ready: OnReady,
 ) -> Result<(), ServeError> {
+    // A key or certificate that cannot work is reported now, not after NATS
+    // is reached and the state restored (which may never happen).
+    grpc::GrpcServer::check_keys(&config.grpc)?;
     let prometheus = metrics::install()?;
     let subjects = Subjects::new(&config.nats.prefix);
     let (client, connected) = nats::connect(&config.nats).await?;

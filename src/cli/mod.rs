@@ -17,7 +17,20 @@ use std::process::ExitCode;
 /// `files`: the key, certificate and credentials files it names must open.
 pub fn check_config(file: &Path, files: bool) -> ExitCode {
     let checked = check(file, &StdEnv).and_then(|config| {
-        let unreadable = if files { config.unreadable_files() } else { Vec::new() };
+        let mut unreadable = if files { config.unreadable_files() } else { Vec::new() };
+        if files && unreadable.is_empty() {
+            // Readable is not enough: a key must also work (an HS256 secret
+            // file long enough, a PEM that parses).
+            if let Err(e) = crate::adapters::grpc::GrpcServer::check_keys(&config.grpc) {
+                let text = e.to_string();
+                // The error names its key (`grpc.auth: ...`) when it can.
+                let (key, message) = match text.split_once(": ") {
+                    Some((key, rest)) if key.starts_with("grpc.") && !key.contains(' ') => (key, rest),
+                    _ => ("grpc", text.as_str()),
+                };
+                unreadable.push(crate::config::Problem::new(key, message));
+            }
+        }
         if unreadable.is_empty() {
             Ok(config)
         } else {

@@ -94,11 +94,20 @@ fn with_files_the_secrets_it_names_must_open() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(stderr.contains("prod.toml: grpc.auth.hs256_secret_file: cannot read"), "{stderr}");
+    let with_files = || {
+        Command::new(env!("CARGO_BIN_EXE_ticket-router"))
+            .args(["check-config", "--files"])
+            .arg(&file)
+            .env_remove("TICKET_ROUTER_GRPC_AUTH_MODE")
+            .output()
+            .expect("the binary runs")
+    };
+    // Readable but too short to sign with: `serve` would refuse it.
+    std::fs::write(&missing, "k").unwrap();
+    let out = with_files();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("prod.toml: grpc.auth: the HS256 secret is 1 bytes"), "{stderr}");
     std::fs::write(&missing, "k".repeat(40)).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_ticket-router"))
-        .args(["check-config", "--files"])
-        .arg(&file)
-        .env_remove("TICKET_ROUTER_GRPC_AUTH_MODE")
-        .output();
-    assert!(out.expect("the binary runs").status.success());
+    assert!(with_files().status.success());
 }

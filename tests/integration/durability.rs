@@ -352,9 +352,12 @@ async fn a_hung_broker_turns_health_not_serving_until_decisions_are_recorded_aga
             async move { c.desk.set_presence(crate::support::client::presence("a1", &[("orders", 3)], 3)).await },
         );
     eventually("NOT_SERVING while nothing is recorded", SETTLE, || status(ServingStatus::NotServing)).await;
+    // The scrape still answers: the gauge is how Prometheus can tell.
+    assert_eq!(sample(&router.scrape().await, "ticket_router_serving"), Some(0.0));
     nats.freeze(false);
     waiting.await.unwrap().expect("answered once recorded");
     eventually("SERVING again", SETTLE, || status(ServingStatus::Serving)).await;
+    assert_eq!(sample(&router.scrape().await, "ticket_router_serving"), Some(1.0));
 }
 
 #[test]

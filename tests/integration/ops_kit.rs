@@ -59,7 +59,7 @@ fn alert_rules_and_prometheus_config_pass_promtool_and_the_rule_unit_tests() {
         assert!(ok, "promtool {}:\n{output}", args.join(" "));
     }
     let names = alert_names();
-    assert_eq!(names.len(), 6, "{names:?}");
+    assert_eq!(names.len(), 7, "{names:?}");
     let tests = read("prometheus/alerts_test.yml");
     for name in &names {
         assert!(tests.contains(&format!("alertname: {name}")), "alerts_test.yml has no test of {name}");
@@ -373,6 +373,7 @@ async fn every_dashboard_query_returns_data_from_a_real_prometheus_with_the_aler
             .collect();
         if active.contains(&"TicketRouterDeadLetters") && active.contains(&"TicketRouterSurge") {
             assert!(!active.contains(&"TicketRouterDown"), "the router is scraped, yet: {active:?}");
+            assert!(!active.contains(&"TicketRouterNotServing"), "the router consumes NATS, yet: {active:?}");
             break;
         }
         assert!(Instant::now() < deadline, "dead-letter and SURGE alerts not active within {WAIT:?}: {data}");

@@ -87,6 +87,7 @@ impl Health {
     /// Reports the server and its services SERVING or NOT_SERVING.
     pub async fn set_serving(&self, serving: bool) {
         let status = if serving { ServingStatus::Serving } else { ServingStatus::NotServing };
+        crate::adapters::metrics::set_serving(serving);
         for service in SERVICES.into_iter().chain([""]) {
             self.reporter.set_service_status(service, status).await;
         }
@@ -111,6 +112,15 @@ pub struct GrpcServer {
 impl GrpcServer {
     /// Reads the key and certificate files named in `settings` and checks
     /// them. `hub` must be the hub the engine delivers effects to.
+    /// Loads the token key and TLS identity as [`new`](Self::new) does, to
+    /// report an unusable one before anything else starts (and in
+    /// `check-config --files`).
+    pub fn check_keys(settings: &GrpcSettings) -> Result<(), GrpcError> {
+        Authenticator::from_settings(&settings.auth)?;
+        tls_config(&settings.tls)?;
+        Ok(())
+    }
+
     pub fn new(engine: EngineHandle, hub: OfferHub, settings: &GrpcSettings) -> Result<GrpcServer, GrpcError> {
         let auth = Authenticator::from_settings(&settings.auth)?;
         let keepalive = Some(settings.keepalive);

@@ -123,8 +123,10 @@ pub(super) fn check_grpc_and_metrics(config: &Config, out: &mut Vec<Problem>) {
                 out,
                 "metrics.listen",
                 format!(
-                    "port {} is also grpc.listen's; give the metrics endpoint its own port (default 9464)",
-                    metrics.port()
+                    "port {} is also grpc.listen's; give each its own port (defaults: grpc {}, metrics {})",
+                    metrics.port(),
+                    crate::config::GrpcSettings::default().listen,
+                    crate::config::MetricsSettings::default().listen,
                 ),
             );
         }
