@@ -57,6 +57,13 @@ pub async fn run(
     let prometheus = metrics::install()?;
     let subjects = Subjects::new(&config.nats.prefix);
     let (client, connected) = nats::connect(&config.nats).await?;
+    // Wait for the connection first, so that a server that is not there is
+    // reported as such (above, on each attempt), not as one without JetStream.
+    let mut first = connected.clone();
+    tokio::select! {
+        _ = first.wait_for(|up| *up) => {}
+        _ = shutdown.cancelled() => return Ok(()),
+    }
     let js = async_nats::jetstream::new(client.clone());
     let Some(store) = retry("open the state bucket", &shutdown, || StateStore::open(js.clone(), &config.nats)).await
     else {

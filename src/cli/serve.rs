@@ -58,7 +58,7 @@ async fn run(config: Config) -> ExitCode {
         };
     let grpc_addr = listeners.grpc.local_addr().map(|a| a.to_string()).unwrap_or_default();
     let metrics_addr = listeners.metrics.local_addr().map(|a| a.to_string()).unwrap_or_default();
-    tracing::info!(grpc = %grpc_addr, metrics = %metrics_addr, nats = %config.nats.url, "starting");
+    tracing::info!(grpc = %grpc_addr, metrics = %metrics_addr, nats = %crate::adapters::nats::without_password(&config.nats.url), "starting");
     let shutdown = CancellationToken::new();
     tokio::spawn(watch_signals(shutdown.clone()));
     let on_ready = Box::new(move || {

@@ -98,17 +98,32 @@ pub async fn connect(settings: &NatsSettings) -> Result<(async_nats::Client, wat
             Duration::from_millis((100 * 2u64.saturating_pow(attempts.min(6) as u32)).min(5_000))
         })
         .retry_on_initial_connect()
-        .event_callback(move |event| {
-            let up_tx = up_tx.clone();
-            async move {
-                match event {
-                    async_nats::Event::Connected => {
-                        let _ = up_tx.send(true);
+        .event_callback({
+            let url = without_password(&settings.url);
+            move |event| {
+                let (up_tx, url) = (up_tx.clone(), url.clone());
+                async move {
+                    match event {
+                        async_nats::Event::Connected => {
+                            tracing::info!(%url, "connected to NATS");
+                            let _ = up_tx.send(true);
+                        }
+                        async_nats::Event::Disconnected => {
+                            let _ = up_tx.send(false);
+                        }
+                        // Until NATS answers nothing is routed: say where the
+                        // router is trying, on every failed attempt.
+                        async_nats::Event::ClientError(e) => tracing::warn!(
+                            %url, error = %e,
+                            "cannot reach NATS; retrying. Check nats.url (TICKET_ROUTER_NATS_URL) and that the server runs"
+                        ),
+                        async_nats::Event::ServerError(e) => tracing::warn!(
+                            %url, error = %e,
+                            "NATS refused the router; retrying. An authorization error needs nats.token, \
+                             nats.credentials_file or nats.nkey_seed_file"
+                        ),
+                        other => tracing::debug!(event = %other, "NATS connection event"),
                     }
-                    async_nats::Event::Disconnected => {
-                        let _ = up_tx.send(false);
-                    }
-                    other => tracing::debug!(event = %other, "NATS connection event"),
                 }
             }
         });
@@ -150,6 +165,21 @@ pub async fn connect(settings: &NatsSettings) -> Result<(async_nats::Client, wat
         .await
         .map_err(|source| NatsError::Connect { url: settings.url.clone(), source })?;
     Ok((client, up_rx))
+}
+
+/// `url` with any password in it replaced, for logs.
+pub fn without_password(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => format!("{}***{}", &url[..scheme + 3], &url[at..]),
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+#[test]
+fn logged_urls_carry_no_password() {
+    assert_eq!(without_password("nats://user:secret@nats:4222"), "nats://***@nats:4222");
+    assert_eq!(without_password("nats://nats:4222"), "nats://nats:4222");
 }
 
 /// How long the dead-letter and deflection streams keep a message, as
