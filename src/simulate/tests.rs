@@ -262,3 +262,12 @@ group = ""
     let charted: Vec<u32> = s.minutes.iter().map(|m| m.agents_needed).collect();
     assert!(charted.windows(15).next().is_some_and(|w| w.iter().all(|&n| n == w[0])), "{charted:?}");
 }
+
+#[test]
+fn accepting_slower_than_the_accept_timeout_is_pointed_out() {
+    let slow = simulate(&scenario(5.0, 5, 10, "[agents]\naccept_delay = \"25s\""));
+    let note = slow.notes.iter().find(|n| n.contains("accept timeout")).expect("a note");
+    assert!(note.contains("37.5 s") && note.contains("orders (30 s)"), "{note}");
+    let quick = simulate(&scenario(5.0, 5, 10, ""));
+    assert!(quick.notes.iter().all(|n| !n.contains("accept timeout")), "{:?}", quick.notes);
+}

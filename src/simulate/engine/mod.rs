@@ -40,12 +40,34 @@ pub fn run(plan: &Plan, settings: RoutingSettings) -> Result<Outcome, SimError> 
     if !problems.is_empty() {
         return Err(SimError::Configuration(problems));
     }
-    let notes = plan.fatigue_notes(&settings.fatigue);
+    let mut notes = plan.fatigue_notes(&settings.fatigue);
+    notes.extend(slow_accept_note(plan, &settings));
     let started = Instant::now();
     let router = Router::new(settings).map_err(|e| SimError::Configuration(vec![e.to_string()]))?;
     let mut sim = Sim::new(plan, router);
     sim.run();
     Ok(Outcome { stats: sim.stats, commands: sim.commands, elapsed: started.elapsed(), notes })
+}
+
+/// Agents accept after 0.5-1.5x `accept_delay`: past a group's accept
+/// timeout some offers time out, go back to the queue, and two in a row set
+/// the agent AWAY, which the report's waits show without saying why.
+fn slow_accept_note(plan: &Plan, settings: &RoutingSettings) -> Option<String> {
+    let slowest = plan.accept_delay_ms * 3 / 2;
+    let too_short: Vec<String> = settings
+        .groups
+        .iter()
+        .filter(|g| (g.accept_timeout.as_millis() as u64) < slowest)
+        .map(|g| format!("{} ({} s)", g.id, g.accept_timeout.as_secs()))
+        .collect();
+    (!too_short.is_empty()).then(|| {
+        format!(
+            "agents accept after up to {:.1} s (1.5x [agents] accept_delay), longer than the accept timeout of {}: \
+             such offers time out and go back to the queue, and two in a row set the agent AWAY",
+            slowest as f64 / 1000.0,
+            too_short.join(", ")
+        )
+    })
 }
 
 /// Where a simulated inquiry is, from the customer's side.
