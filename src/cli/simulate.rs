@@ -2,7 +2,7 @@
 //! configuration(s), runs the simulation and prints the report; writes the
 //! chart when asked. Problems in the inputs are printed with what to fix.
 
-use crate::config::{routing_differences, Config, EnvSource, Report, StdEnv, ENV_PREFIX};
+use crate::config::{env_var_names, routing_differences, Config, EnvSource, Report, StdEnv, ENV_PREFIX};
 use crate::simulate::chart::{self, Series};
 use crate::simulate::report::{self, Run};
 use crate::simulate::scenario::Span;
@@ -179,9 +179,15 @@ impl EnvSource for OfflineEnv {
 /// the same settings in every configuration simulated: a comparison of two
 /// files both overridden would otherwise show no difference and not say why.
 fn overrides_note() -> String {
-    let auth = format!("{ENV_PREFIX}{AUTH_MODE_VAR}");
+    // Only variables naming a routing setting: connection, port and secret
+    // variables (and Kubernetes' own TICKET_ROUTER_SERVICE_HOST) change nothing here.
+    let routing: std::collections::HashSet<String> = env_var_names()
+        .into_iter()
+        .filter(|(_, path)| !["nats.", "grpc.", "metrics."].iter().any(|p| path.starts_with(p)))
+        .map(|(var, _)| var)
+        .collect();
     let mut names: Vec<String> =
-        StdEnv.vars().into_iter().map(|(name, _)| name).filter(|n| n.starts_with(ENV_PREFIX) && *n != auth).collect();
+        StdEnv.vars().into_iter().map(|(name, _)| name).filter(|n| routing.contains(n)).collect();
     if names.is_empty() {
         return String::new();
     }

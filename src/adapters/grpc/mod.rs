@@ -117,7 +117,10 @@ impl GrpcServer {
     /// `check-config --files`).
     pub fn check_keys(settings: &GrpcSettings) -> Result<(), GrpcError> {
         Authenticator::from_settings(&settings.auth)?;
-        tls_config(&settings.tls)?;
+        if let Some(tls) = tls_config(&settings.tls)? {
+            // The PEM is parsed here, not when the files are read.
+            Server::builder().tls_config(tls).map_err(GrpcError::Tls)?;
+        }
         Ok(())
     }
 

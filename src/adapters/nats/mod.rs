@@ -113,15 +113,18 @@ pub async fn connect(settings: &NatsSettings) -> Result<(async_nats::Client, wat
                         }
                         // Until NATS answers nothing is routed: say where the
                         // router is trying, on every failed attempt.
+                        async_nats::Event::ClientError(e) if e.to_string().contains("authori") => tracing::warn!(
+                            %url, error = %e,
+                            "NATS refused the router's credentials; retrying. Set nats.token, \
+                             nats.credentials_file or nats.nkey_seed_file to what the server expects"
+                        ),
                         async_nats::Event::ClientError(e) => tracing::warn!(
                             %url, error = %e,
                             "cannot reach NATS; retrying. Check nats.url (TICKET_ROUTER_NATS_URL) and that the server runs"
                         ),
-                        async_nats::Event::ServerError(e) => tracing::warn!(
-                            %url, error = %e,
-                            "NATS refused the router; retrying. An authorization error needs nats.token, \
-                             nats.credentials_file or nats.nkey_seed_file"
-                        ),
+                        async_nats::Event::ServerError(e) => {
+                            tracing::warn!(%url, error = %e, "NATS reported an error (permissions of the router's user?)")
+                        }
                         other => tracing::debug!(event = %other, "NATS connection event"),
                     }
                 }
@@ -163,16 +166,27 @@ pub async fn connect(settings: &NatsSettings) -> Result<(async_nats::Client, wat
     let client = options
         .connect(settings.url.as_str())
         .await
-        .map_err(|source| NatsError::Connect { url: settings.url.clone(), source })?;
+        .map_err(|source| NatsError::Connect { url: without_password(&settings.url), source })?;
     Ok((client, up_rx))
 }
 
-/// `url` with any password in it replaced, for logs.
+/// `url` (one server or several, comma-separated, with or without a
+/// scheme) with the user and password of each replaced, for logs.
 pub fn without_password(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => format!("{}***{}", &url[..scheme + 3], &url[at..]),
-        _ => url.to_string(),
-    }
+    let server = |one: &str| {
+        let (scheme, rest) = one.split_once("://").map_or(("", one), |(s, r)| (s, r));
+        let host_end = rest.find('/').unwrap_or(rest.len());
+        let shown = match rest[..host_end].rfind('@') {
+            Some(at) => format!("***{}", &rest[at..]),
+            None => rest.to_string(),
+        };
+        if scheme.is_empty() {
+            shown
+        } else {
+            format!("{scheme}://{shown}")
+        }
+    };
+    url.split(',').map(server).collect::<Vec<_>>().join(",")
 }
 
 #[cfg(test)]
@@ -180,6 +194,8 @@ pub fn without_password(url: &str) -> String {
 fn logged_urls_carry_no_password() {
     assert_eq!(without_password("nats://user:secret@nats:4222"), "nats://***@nats:4222");
     assert_eq!(without_password("nats://nats:4222"), "nats://nats:4222");
+    assert_eq!(without_password("u:p@h1:4222,nats://h2:4222"), "***@h1:4222,nats://h2:4222");
+    assert_eq!(without_password("nats://h1,nats://u:p@h2"), "nats://h1,nats://***@h2");
 }
 
 /// How long the dead-letter and deflection streams keep a message, as

@@ -58,7 +58,7 @@ fn slow_accept_note(plan: &Plan, settings: &RoutingSettings) -> Option<String> {
         .groups
         .iter()
         .filter(|g| (g.accept_timeout.as_millis() as u64) < slowest)
-        .map(|g| format!("{} ({} s)", g.id, g.accept_timeout.as_secs()))
+        .map(|g| format!("{} ({} s)", g.id, g.accept_timeout.as_secs_f64()))
         .collect();
     (!too_short.is_empty()).then(|| {
         format!(
