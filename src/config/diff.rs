@@ -5,27 +5,13 @@
 use super::Config;
 use serde_json::Value;
 
-/// Sections that do not change routing (connections, ports, auth).
-const NOT_ROUTING: [&str; 3] = ["nats", "grpc", "metrics"];
-
-/// Every routing setting whose value differs, as `path: a -> b`, in the
-/// order of the file; groups are named by id (`groups.orders.overflow`).
+/// Every routing setting (those of [`Config::routing`]) whose value
+/// differs, as `path: a -> b`; groups are named by id (`groups.orders.overflow`).
 pub fn routing_differences(a: &Config, b: &Config) -> Vec<String> {
-    let (mut va, mut vb) = (to_value(a), to_value(b));
-    for section in NOT_ROUTING {
-        for v in [&mut va, &mut vb] {
-            if let Value::Object(map) = v {
-                map.remove(section);
-            }
-        }
-    }
+    let value = |c: &Config| serde_json::to_value(c.routing()).unwrap_or(Value::Null);
     let mut out = Vec::new();
-    walk("", &va, &vb, &mut out);
+    walk("", &value(a), &value(b), &mut out);
     out
-}
-
-fn to_value(config: &Config) -> Value {
-    serde_json::to_value(config).unwrap_or(Value::Null)
 }
 
 fn walk(path: &str, a: &Value, b: &Value, out: &mut Vec<String>) {

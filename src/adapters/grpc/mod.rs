@@ -110,30 +110,18 @@ pub struct GrpcServer {
 }
 
 impl GrpcServer {
-    /// Reads the key and certificate files named in `settings` and checks
-    /// them. `hub` must be the hub the engine delivers effects to.
     /// Loads the token key and TLS identity as [`new`](Self::new) does, to
     /// report an unusable one before anything else starts (and in
     /// `check-config --files`).
     pub fn check_keys(settings: &GrpcSettings) -> Result<(), GrpcError> {
-        Authenticator::from_settings(&settings.auth)?;
-        if let Some(tls) = tls_config(&settings.tls)? {
-            // The PEM is parsed here, not when the files are read.
-            Server::builder().tls_config(tls).map_err(GrpcError::Tls)?;
-        }
-        Ok(())
+        prepare(settings).map(|_| ())
     }
 
+    /// Reads the key and certificate files named in `settings` and checks
+    /// them. `hub` must be the hub the engine delivers effects to.
     pub fn new(engine: EngineHandle, hub: OfferHub, settings: &GrpcSettings) -> Result<GrpcServer, GrpcError> {
-        let auth = Authenticator::from_settings(&settings.auth)?;
+        let (auth, builder) = prepare(settings)?;
         let keepalive = Some(settings.keepalive);
-        let mut builder = Server::builder()
-            .http2_keepalive_interval(keepalive)
-            .http2_keepalive_timeout(keepalive)
-            .tcp_keepalive(keepalive);
-        if let Some(tls) = tls_config(&settings.tls)? {
-            builder = builder.tls_config(tls).map_err(GrpcError::Tls)?;
-        }
         Ok(GrpcServer { engine, hub, auth, builder, keepalive })
     }
 
@@ -197,6 +185,21 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), GrpcError> {
     GrpcServer::new(engine, hub, settings)?.serve(listener, health, shutdown).await
+}
+
+/// The authenticator and a server builder with keepalive and TLS set: the
+/// key and the PEM are parsed here.
+fn prepare(settings: &GrpcSettings) -> Result<(Authenticator, Server), GrpcError> {
+    let auth = Authenticator::from_settings(&settings.auth)?;
+    let keepalive = Some(settings.keepalive);
+    let mut builder = Server::builder()
+        .http2_keepalive_interval(keepalive)
+        .http2_keepalive_timeout(keepalive)
+        .tcp_keepalive(keepalive);
+    if let Some(tls) = tls_config(&settings.tls)? {
+        builder = builder.tls_config(tls).map_err(GrpcError::Tls)?;
+    }
+    Ok((auth, builder))
 }
 
 fn tls_config(tls: &GrpcTls) -> Result<Option<ServerTlsConfig>, GrpcError> {
