@@ -55,6 +55,11 @@ pub async fn run(
     // is reached and the state restored (which may never happen).
     grpc::GrpcServer::check_keys(&config.grpc)?;
     let prometheus = metrics::install()?;
+    // Scrapes are answered from the start, so a router waiting for NATS or
+    // restoring shows `ticket_router_serving 0` rather than a failed scrape.
+    let front_stop = CancellationToken::new();
+    let _stop_front_on_return = front_stop.clone().drop_guard();
+    let metrics_task = tokio::spawn(metrics_task(listeners.metrics, prometheus, front_stop.clone()));
     let subjects = Subjects::new(&config.nats.prefix);
     let (client, connected) = nats::connect(&config.nats).await?;
     // Wait for the connection first, so that a server that is not there is
@@ -91,10 +96,8 @@ pub async fn run(
     let engine_task = tasks.spawn(engine.run(engine_stop.clone()));
     let journal_task = tasks.spawn(journal::run(store, replayed, journal_rx, handle.clone()));
     let publisher_task = tasks.spawn(nats::outbound::run_publisher(client.clone(), config.nats.clone(), outgoing));
-    let front_stop = CancellationToken::new();
     let health = grpc::Health::new().await;
     tasks.spawn(grpc_task(grpc_server, listeners.grpc, health.clone(), front_stop.clone()));
-    tasks.spawn(metrics_task(listeners.metrics, prometheus, front_stop.clone()));
 
     let serving = Serving { connected, recording };
     consume(&config, client.clone(), serving, handle.clone(), subjects, &health, &shutdown, on_ready).await;
@@ -114,7 +117,11 @@ pub async fn run(
     tracing::debug!("publisher flushed");
     tasks.close();
     // Everything is recorded and sent; callers still connected get a moment.
-    if tokio::time::timeout(Duration::from_secs(2), tasks.wait()).await.is_err() {
+    let front_closed = async {
+        tasks.wait().await;
+        let _ = metrics_task.await;
+    };
+    if tokio::time::timeout(Duration::from_secs(2), front_closed).await.is_err() {
         tracing::info!("closing the remaining client connections");
     }
     Ok(())

@@ -360,8 +360,8 @@ async fn a_hung_broker_turns_health_not_serving_until_decisions_are_recorded_aga
     assert_eq!(sample(&router.scrape().await, "ticket_router_serving"), Some(1.0));
 }
 
-#[test]
-fn sigterm_while_nats_has_never_answered_stops_at_once_and_cleanly() {
+#[tokio::test]
+async fn while_nats_has_never_answered_scrapes_say_not_serving_and_sigterm_stops_at_once() {
     // Nothing listens on port 1: the router keeps trying to reach NATS.
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("router.toml");
@@ -374,14 +374,14 @@ fn sigterm_while_nats_has_never_answered_stops_at_once_and_cleanly() {
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    let started = || std::fs::read_to_string(&log).unwrap_or_default().contains("starting");
-    for _ in 0..100 {
-        if started() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    std::thread::sleep(Duration::from_secs(1));
+    let metrics_addr = || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let line = text.lines().find(|l| l.contains("starting"))?.to_string();
+        Some(line.split_whitespace().find_map(|w| w.strip_prefix("metrics="))?.to_string())
+    };
+    let metrics_addr = eventually("the starting line", SETTLE, || async { metrics_addr() }).await;
+    // Prometheus can tell a router that waits for NATS from one that is gone.
+    let scrape = tokio::time::timeout(SETTLE, RouterProcess::scrape_at(&metrics_addr)).await;
     std::process::Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
     // Stopping gives in-flight work 10 s and then exits with an error; with
     // nothing in flight it must not come to that.
@@ -395,6 +395,8 @@ fn sigterm_while_nats_has_never_answered_stops_at_once_and_cleanly() {
     }
     let _ = child.kill();
     let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let scrape = scrape.expect("/metrics answers while NATS is away");
+    assert_eq!(sample(&scrape, "ticket_router_serving"), Some(0.0), "scrape:\n{scrape}");
     assert!(status.is_some_and(|s| s.success()), "exit {status:?}; log:\n{text}");
 }
 

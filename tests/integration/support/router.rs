@@ -104,9 +104,14 @@ impl RouterProcess {
 
     /// The text of `GET /metrics`.
     pub async fn scrape(&self) -> String {
+        Self::scrape_at(&self.metrics_addr).await
+    }
+
+    /// The text of `GET /metrics` at `addr` (host:port).
+    pub async fn scrape_at(addr: &str) -> String {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut stream = tokio::net::TcpStream::connect(&self.metrics_addr).await.expect("connect to /metrics");
-        let request = format!("GET /metrics HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", self.metrics_addr);
+        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect to /metrics");
+        let request = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
         stream.write_all(request.as_bytes()).await.expect("send request");
         let mut response = String::new();
         stream.read_to_string(&mut response).await.expect("read response");
