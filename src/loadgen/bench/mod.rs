@@ -74,7 +74,7 @@ pub struct Processes(pub Vec<(String, u32)>);
 
 impl Processes {
     /// The pid given for `name`.
-    fn pid(&self, name: &str) -> Option<u32> {
+    pub(crate) fn pid(&self, name: &str) -> Option<u32> {
         self.0.iter().find(|(n, _)| n == name).map(|&(_, pid)| pid)
     }
 

@@ -27,8 +27,9 @@ pub struct Machine {
     /// `/proc/loadavg` (1, 5, 15 min) at start and end: high values mean noisy figures.
     pub loadavg_start: String,
     pub loadavg_end: String,
-    /// `TOKIO_WORKER_THREADS` of the load generator and, as `scripts/bench`
-    /// passes it on in `ROUTER_THREADS`, of the router (empty: one per CPU).
+    /// `TOKIO_WORKER_THREADS` of the load generator and of the router (read
+    /// from `--router-pid`'s environment, else `ROUTER_THREADS`); empty: one
+    /// per CPU, or unknown.
     pub loadgen_threads: String,
     pub router_threads: String,
 }
@@ -131,6 +132,15 @@ fn loadavg() -> String {
     text.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
 }
 
+/// The variable `name` in the environment `pid` was started with.
+fn environ_var(pid: u32, name: &str) -> Option<String> {
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    environ.split(|&b| b == 0).find_map(|entry| {
+        let value = entry.strip_prefix(name.as_bytes())?.strip_prefix(b"=")?;
+        Some(String::from_utf8_lossy(value).into_owned())
+    })
+}
+
 fn cpu_model() -> String {
     let text = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = text.lines().find_map(|l| l.strip_prefix("model name").and_then(|r| r.split(':').nth(1)));
@@ -151,7 +161,12 @@ impl BenchReport {
                 loadavg_start: loadavg(),
                 loadavg_end: String::new(),
                 loadgen_threads: std::env::var("TOKIO_WORKER_THREADS").unwrap_or_default(),
-                router_threads: std::env::var("ROUTER_THREADS").unwrap_or_default(),
+                router_threads: options
+                    .processes
+                    .pid("router")
+                    .map(|pid| environ_var(pid, "TOKIO_WORKER_THREADS").unwrap_or_default())
+                    .or_else(|| std::env::var("ROUTER_THREADS").ok())
+                    .unwrap_or_default(),
             },
             nats_server_version: nats_version.to_string(),
             router_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -304,6 +319,20 @@ mod tests {
     use crate::loadgen::bench::Processes;
     use crate::loadgen::traffic::Format;
     use std::time::Duration;
+
+    #[test]
+    fn the_router_thread_setting_is_read_from_its_process() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .env("TOKIO_WORKER_THREADS", "3")
+            .spawn()
+            .expect("start sleep");
+        let (found, missing) =
+            (environ_var(child.id(), "TOKIO_WORKER_THREADS"), environ_var(child.id(), "TOKIO_WORKER"));
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!((found.as_deref(), missing), (Some("3"), None));
+    }
 
     fn report(runs: &[(f64, u64)]) -> BenchReport {
         let options = BenchOptions {
