@@ -22,10 +22,28 @@ const MAX_FIELD_PROBLEMS: usize = 100;
 /// if any, and the problems. Without overrides the first problem also gives
 /// its line, read from the original text.
 pub(super) fn deserialize(text: &str, table: toml::Table, applied: &[Applied]) -> (Option<Config>, Vec<Problem>) {
+    deserialize_every_problem::<Config>(text, table, applied)
+}
+
+/// TOML text to any document type, with every problem as [`deserialize`]
+/// finds them (scenario files use it).
+pub(crate) fn parse_every_problem<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, Vec<Problem>> {
+    match deserialize_every_problem(text, parse_table(text)?, &[]) {
+        (Some(value), problems) if problems.is_empty() => Ok(value),
+        (_, problems) => Err(problems),
+    }
+}
+
+/// [`deserialize`] for any TOML document type.
+fn deserialize_every_problem<T: serde::de::DeserializeOwned>(
+    text: &str,
+    table: toml::Table,
+    applied: &[Applied],
+) -> (Option<T>, Vec<Problem>) {
     let mut problems = Vec::new();
     let mut root = toml::Value::Table(table);
     if let (true, Ok(from_text)) = (applied.is_empty(), toml::Deserializer::parse(text)) {
-        match serde_path_to_error::deserialize::<_, Config>(from_text) {
+        match serde_path_to_error::deserialize::<_, T>(from_text) {
             Ok(config) => return (Some(config), problems),
             Err(e) => {
                 let line = e.inner().span().map(|span| line_and_column(text, span.start).0);
@@ -44,11 +62,14 @@ pub(super) fn deserialize(text: &str, table: toml::Table, applied: &[Applied]) -
         removed.extend(list_element(&first.path));
     }
     while problems.len() < MAX_FIELD_PROBLEMS {
-        match serde_path_to_error::deserialize::<_, Config>(root.clone()) {
+        match serde_path_to_error::deserialize::<_, T>(root.clone()) {
             Ok(config) => return (Some(config), annotate(problems, applied)),
             Err(e) => {
                 let segments: Vec<_> = e.path().iter().cloned().collect();
                 let mut problem = located(e, None);
+                if follows_a_removal(&problems, &problem) {
+                    break;
+                }
                 if let Some((list, index)) = list_element(&problem.path) {
                     let in_file = index_in_file(&removed, &list, index);
                     problem.path = format!("{list}[{in_file}]");
@@ -62,6 +83,18 @@ pub(super) fn deserialize(text: &str, table: toml::Table, applied: &[Applied]) -
         }
     }
     (None, annotate(problems, applied))
+}
+
+/// Whether `problem` is about a table holding a field already reported and
+/// taken out: a required field is then missing (a configuration has none,
+/// a scenario file has a few), which says nothing new.
+fn follows_a_removal(problems: &[Problem], problem: &Problem) -> bool {
+    let parent = &problem.path;
+    problems.iter().any(|p| {
+        p.path.strip_prefix(parent.as_str()).is_some_and(|rest| {
+            (parent.is_empty() && !rest.is_empty()) || rest.starts_with('.') || rest.starts_with('[')
+        })
+    })
 }
 
 /// `(list, index)` when `path` names a list element, e.g. `a.b[2]`.

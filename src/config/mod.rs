@@ -26,6 +26,7 @@ mod tests;
 pub use check::{check_config, ConfigErrors, Report};
 pub use diff::routing_differences;
 pub use env::{env_var_names, EnvSource, StdEnv, ENV_PREFIX};
+pub(crate) use load::parse_every_problem;
 pub use validate::{validate, Problem};
 
 use crate::core::settings::{

@@ -265,27 +265,18 @@ impl Scenario {
         Ok(scenario)
     }
 
-    /// Parses scenario text; the error gives the key path and line.
+    /// Parses scenario text; the error names every bad key by its path (the
+    /// first also by its line), as `check-config` does for configurations.
     pub fn parse(text: &str) -> Result<Scenario, SimError> {
-        let de =
-            toml::Deserializer::parse(text).map_err(|e| SimError::Scenario(located(text, e.span(), e.message())))?;
-        serde_path_to_error::deserialize(de).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            let message = located(text, inner.span(), inner.message());
-            SimError::Scenario(if path == "." { message } else { format!("{path}: {message}") })
+        crate::config::parse_every_problem(text).map_err(|problems| {
+            let lines: Vec<String> = problems
+                .iter()
+                .map(|p| if p.path.is_empty() { p.message.clone() } else { format!("{}: {}", p.path, p.message) })
+                .collect();
+            SimError::Scenario(match lines.as_slice() {
+                [one] => one.clone(),
+                _ => format!("{} problems:\n  {}", lines.len(), lines.join("\n  ")),
+            })
         })
-    }
-}
-
-/// A one-line message with the 1-based line of `span`.
-fn located(text: &str, span: Option<std::ops::Range<usize>>, message: &str) -> String {
-    let message = message.split_whitespace().collect::<Vec<_>>().join(" ");
-    match span {
-        Some(span) => {
-            let line = text.get(..span.start).unwrap_or(text).matches('\n').count() + 1;
-            format!("{message} (line {line})")
-        }
-        None => message,
     }
 }

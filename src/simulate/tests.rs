@@ -170,6 +170,15 @@ fn a_recording_starting_just_before_the_windows_time_of_day_is_not_pushed_a_day_
 fn scenario_problems_are_reported_together_with_their_keys() {
     let unknown = Scenario::parse(&scenario(5.0, 1, 10, "colour = \"blue\"")).unwrap_err().to_string();
     assert!(unknown.contains("colour") && unknown.contains("line 5"), "{unknown}");
+    // Every bad key at once, and a required one with a bad value is not also "missing".
+    let extra = "colour = \"blue\"\nsize = 3";
+    let text = scenario(5.0, 1, 10, extra).replacen("duration = ", "duration = \"30x\"\n#", 1);
+    let all = Scenario::parse(&text).unwrap_err().to_string();
+    assert!(all.starts_with("3 problems:"), "{all}");
+    for expected in ["colour: unknown field", "size: unknown field", "duration: `30x` is not a duration"] {
+        assert!(all.contains(expected), "{expected} in {all}");
+    }
+    assert!(!all.contains("missing"), "{all}");
     let text = scenario(5.0, 1, 10, "")
         .replace("at = \"10:00\"", "at = \"10am\"")
         .replace("start = \"09:00\"", "start = \"13:00\"")
