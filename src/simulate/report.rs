@@ -281,16 +281,22 @@ fn secs(s: Option<f64>) -> String {
     }
 }
 
+/// A change in percentage points; one that rounds to nothing shows as `0.0`.
 fn delta_pts(a: Option<f64>, b: Option<f64>) -> String {
     match (a, b) {
-        (Some(a), Some(b)) => format!("{:+.1}", (b - a) * 100.0),
+        (Some(a), Some(b)) => match format!("{:+.1}", (b - a) * 100.0) {
+            zero if zero == "+0.0" || zero == "-0.0" => "0.0".into(),
+            delta => delta,
+        },
         _ => "-".into(),
     }
 }
 
+/// A change of a wait; one under half a second shows as `0 s`.
 fn delta_secs(a: Option<f64>, b: Option<f64>) -> String {
     match (a, b) {
-        (Some(a), Some(b)) if b >= a => format!("+{}", secs(Some(b - a))),
+        (Some(a), Some(b)) if (b - a).abs() < 0.5 => "0 s".into(),
+        (Some(a), Some(b)) if b > a => format!("+{}", secs(Some(b - a))),
         (Some(a), Some(b)) => format!("-{}", secs(Some(a - b))),
         _ => "-".into(),
     }
@@ -336,4 +342,15 @@ fn render(headers: &[&str], rows: &[Vec<String>]) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+#[test]
+fn changes_that_round_to_nothing_have_no_sign() {
+    assert_eq!(delta_secs(Some(10.0), Some(9.8)), "0 s");
+    assert_eq!(delta_secs(Some(10.0), Some(12.0)), "+2 s");
+    assert_eq!(delta_secs(Some(75.0), Some(10.0)), "-1m 05s");
+    assert_eq!(delta_pts(Some(0.9001), Some(0.9)), "0.0");
+    assert_eq!(delta_pts(Some(0.9), Some(0.95)), "+5.0");
+    assert_eq!(delta_pts(None, Some(0.95)), "-");
 }
