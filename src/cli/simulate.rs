@@ -123,8 +123,8 @@ fn plan(args: &SimulateArgs) -> Result<Plan, String> {
                 recording.outside
             );
         }
+        plan.recorded = Some(recording.source(&path.display().to_string()));
         plan.arrivals = recording.arrivals;
-        plan.recorded = Some(path.display().to_string());
     }
     Ok(plan)
 }

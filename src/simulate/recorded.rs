@@ -36,6 +36,28 @@ pub struct Recording {
     pub shifted_days: i64,
 }
 
+impl Recording {
+    /// Where the replayed inquiries came from, for the report: the file,
+    /// and what was left out or moved (each line's reason goes to stderr).
+    pub fn source(&self, file: &str) -> String {
+        let mut notes = Vec::new();
+        if !self.skipped.is_empty() {
+            notes.push(format!("{} bad line(s) skipped", self.skipped.len()));
+        }
+        if self.outside > 0 {
+            notes.push(format!("{} outside the window left out", self.outside));
+        }
+        if self.shifted_days != 0 {
+            notes.push(format!("moved by {} day(s)", self.shifted_days));
+        }
+        if notes.is_empty() {
+            file.to_string()
+        } else {
+            format!("{file} ({})", notes.join(", "))
+        }
+    }
+}
+
 /// Shop id for lines that carry none.
 pub const DEFAULT_SHOP: &str = "recorded";
 

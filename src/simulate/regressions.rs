@@ -215,3 +215,15 @@ fn a_line_that_is_not_utf8_is_skipped_not_the_whole_recording() {
     assert_eq!(skipped[0].line, 2);
     assert!(skipped[0].reason.contains("not UTF-8") && skipped[0].reason.contains("iconv"), "{skipped:?}");
 }
+
+#[test]
+fn the_report_names_what_a_recording_left_out() {
+    let problem = recorded::LineProblem { line: 3, reason: "not JSON".into() };
+    let mut recording =
+        recorded::Recording { arrivals: Vec::new(), skipped: vec![problem], outside: 2, shifted_days: 0 };
+    assert_eq!(recording.source("day.jsonl"), "day.jsonl (1 bad line(s) skipped, 2 outside the window left out)");
+    (recording.skipped, recording.outside, recording.shifted_days) = (Vec::new(), 0, 366);
+    assert_eq!(recording.source("day.jsonl"), "day.jsonl (moved by 366 day(s))");
+    recording.shifted_days = 0;
+    assert_eq!(recording.source("day.jsonl"), "day.jsonl");
+}
