@@ -279,4 +279,10 @@ fn accepting_slower_than_the_accept_timeout_is_pointed_out() {
     assert!(note.contains("37.5 s") && note.contains("orders (30 s)"), "{note}");
     let quick = simulate(&scenario(5.0, 5, 10, ""));
     assert!(quick.notes.iter().all(|n| !n.contains("accept timeout")), "{:?}", quick.notes);
+    // Groups nobody on the roster works in make no offers: not named.
+    let all_groups = "pre_sales = 4, orders = 4, after_sales = 4, complaints = 4, fans = 4, supervisors = 4";
+    let orders_only = scenario(5.0, 5, 10, "[agents]\naccept_delay = \"25s\"").replace(all_groups, "orders = 4");
+    let slow = simulate(&orders_only);
+    let note = slow.notes.iter().find(|n| n.contains("accept timeout")).expect("a note");
+    assert!(note.contains("orders (30 s)") && !note.contains("pre_sales"), "{note}");
 }

@@ -54,10 +54,12 @@ pub fn run(plan: &Plan, settings: RoutingSettings) -> Result<Outcome, SimError> 
 /// the agent AWAY, which the report's waits show without saying why.
 fn slow_accept_note(plan: &Plan, settings: &RoutingSettings) -> Option<String> {
     let slowest = plan.accept_delay_ms * 3 / 2;
+    // Offers come only from groups some rostered agent works in.
+    let staffed = |id: &str| plan.agents.iter().any(|a| a.presence.groups.iter().any(|(g, _)| g == id));
     let too_short: Vec<String> = settings
         .groups
         .iter()
-        .filter(|g| (g.accept_timeout.as_millis() as u64) < slowest)
+        .filter(|g| (g.accept_timeout.as_millis() as u64) < slowest && staffed(&g.id))
         .map(|g| format!("{} ({} s)", g.id, g.accept_timeout.as_secs_f64()))
         .collect();
     (!too_short.is_empty()).then(|| {
