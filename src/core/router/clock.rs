@@ -58,29 +58,35 @@ impl Router {
 
     /// Inquiries that waited `overflow_after` become servable by the overflow
     /// groups, and are offered there at once when an agent may take them.
+    /// When several cross at once (a catch-up after a pause, or many groups
+    /// in one tick), they are taken best first across groups, so a free
+    /// overflow slot goes to the highest priority as it would in a queue.
     fn overflow(&mut self, now: Millis, fx: &mut Vec<Effect>) {
-        for g in 0..self.groups.len() as GroupIx {
-            let after = self.playbook(self.groups[g as usize].level).overflow_after.as_millis() as u64;
-            while let Some((&(since, _), &ix)) = self.groups[g as usize].queue.clock.first_key_value() {
-                if since + after > now {
+        let mut due: Vec<(GroupIx, InqIx)> = Vec::new();
+        for (g, group) in self.groups.iter().enumerate() {
+            let after = self.playbook(group.level).overflow_after.as_millis() as u64;
+            let crossed = group.queue.clock.iter().take_while(|(&(since, _), _)| since + after <= now);
+            due.extend(crossed.map(|(_, &ix)| (g as GroupIx, ix)));
+        }
+        if due.len() > 1 {
+            due.sort_by_cached_key(|&(_, ix)| self.rec(ix).slot().key);
+        }
+        for (g, ix) in due {
+            if self.rec(ix).via_dedicated {
+                self.back_to_primary(now, ix, fx);
+                continue;
+            }
+            let slot = self.rec(ix).slot();
+            self.groups[g as usize].queue.mark_overflowed(ix, &slot);
+            self.rec_mut(ix).overflowed = true;
+            for t in 0..self.groups[g as usize].overflow_to.len() {
+                let target = self.groups[g as usize].overflow_to[t];
+                let mut choice = self.choose_agent(now, target, ix);
+                if let Some((ax, _)) = choice.agent {
+                    choice.trace.rule = Some(Rule::Overflow);
+                    self.dequeue(ix);
+                    self.offer(now, ix, ax, target, choice.trace, fx);
                     break;
-                }
-                if self.rec(ix).via_dedicated {
-                    self.back_to_primary(now, ix, fx);
-                    continue;
-                }
-                let slot = self.rec(ix).slot();
-                self.groups[g as usize].queue.mark_overflowed(ix, &slot);
-                self.rec_mut(ix).overflowed = true;
-                for t in 0..self.groups[g as usize].overflow_to.len() {
-                    let target = self.groups[g as usize].overflow_to[t];
-                    let mut choice = self.choose_agent(now, target, ix);
-                    if let Some((ax, _)) = choice.agent {
-                        choice.trace.rule = Some(Rule::Overflow);
-                        self.dequeue(ix);
-                        self.offer(now, ix, ax, target, choice.trace, fx);
-                        break;
-                    }
                 }
             }
         }
@@ -234,9 +240,16 @@ impl Router {
         for &ax in &members {
             self.with_agent(ax, |_| {});
         }
-        for &ax in &members {
-            if self.agents[ax as usize].class == Class::Ready {
-                self.fill_agent(now, ax, None, fx);
+        // Best agent first in each group (proficiency, occupancy, idle, id),
+        // as for any freed slot: the first filled takes the best waiting work.
+        let mut filled = rustc_hash::FxHashSet::default();
+        for &g in changed {
+            let mut ready: Vec<_> = self.groups[g as usize].agents.ready.values().flatten().cloned().collect();
+            ready.sort_unstable();
+            for key in ready {
+                if filled.insert(key.ix) && self.agents[key.ix as usize].class == Class::Ready {
+                    self.fill_agent(now, key.ix, None, fx);
+                }
             }
         }
     }

@@ -341,6 +341,8 @@ mod handoff_tests;
 #[cfg(test)]
 mod level_tests;
 #[cfg(test)]
+mod ordering_tests;
+#[cfg(test)]
 mod persist_tests;
 #[cfg(test)]
 mod presence_tests;

@@ -7,6 +7,7 @@ use super::timeline::EventDetail;
 use super::Router;
 use crate::core::agents::{AgentIx, InqIx};
 use crate::core::effect::{Effect, EventKind};
+use crate::core::priority;
 use crate::core::types::{AgentStatus, HandoffNote, Millis, Rule};
 
 /// The withdrawal reason of the timeout that sets an agent AWAY.
@@ -112,8 +113,22 @@ impl Router {
         }
     }
 
+    /// A chat given back mid-conversation waits again from `now`, keeping
+    /// the aging it earned until it was accepted (as a transfer does): the
+    /// conversation was not waiting, so it must not count toward the oldest
+    /// wait (levels, the 3-minute alert) nor age its priority.
+    fn restart_wait(&mut self, now: Millis, ix: InqIx, accepted_at: Millis) {
+        let aging = self.aging_ms();
+        let rec = self.rec_mut(ix);
+        rec.score = priority::aged_score(rec.score, rec.since, accepted_at, aging);
+        rec.since = now;
+        rec.rank = priority::rank(rec.score, now, aging);
+        rec.overflowed = false;
+    }
+
     /// Takes an offered or active inquiry back from agent `ax` and routes it
-    /// again from the front of its queue (rank kept), avoiding `ax` once.
+    /// again: an offer keeps its place at the front of its queue (rank kept),
+    /// an active chat waits anew (`restart_wait`); `ax` is avoided once.
     pub(super) fn take_back(
         &mut self,
         now: Millis,
@@ -124,7 +139,8 @@ impl Router {
         fx: &mut Vec<Effect>,
     ) {
         let Said { note, reason } = said;
-        if let Place::Offered { deadline, .. } = self.rec(ix).place {
+        let was = self.rec(ix).place;
+        if let Place::Offered { deadline, .. } = was {
             self.offer_deadlines.remove(&(deadline, ix));
         }
         // Offer or active chat: the desktop (a second one still open, say)
@@ -137,6 +153,9 @@ impl Router {
         };
         fx.push(Effect::Withdraw { inquiry, agent, reason: withdrawn });
         self.release(ax, ix);
+        if let Place::Active { accepted_at, .. } = was {
+            self.restart_wait(now, ix, accepted_at);
+        }
         let note = note.map(Box::new);
         // Work given back (OFFLINE, AWAY, BREAK) goes back to the queue it
         // came from: its REQUEUED step names that group, not the one an
