@@ -4,7 +4,7 @@
 
 use super::record::Place;
 use super::{Override, Router};
-use crate::core::agents::{AgentIx, Class, GroupIx, InqIx};
+use crate::core::agents::{AgentIx, GroupIx, InqIx};
 use crate::core::command::{Actor, Role};
 use crate::core::effect::{Effect, EventKind, LevelChange, Scope};
 use crate::core::error::CoreError;
@@ -240,18 +240,7 @@ impl Router {
         for &ax in &members {
             self.with_agent(ax, |_| {});
         }
-        // Best agent first in each group (proficiency, occupancy, idle, id),
-        // as for any freed slot: the first filled takes the best waiting work.
-        let mut filled = rustc_hash::FxHashSet::default();
-        for &g in changed {
-            let mut ready: Vec<_> = self.groups[g as usize].agents.ready.values().flatten().cloned().collect();
-            ready.sort_unstable();
-            for key in ready {
-                if filled.insert(key.ix) && self.agents[key.ix as usize].class == Class::Ready {
-                    self.fill_agent(now, key.ix, None, fx);
-                }
-            }
-        }
+        self.fill_best_first(now, changed, fx);
     }
 
     #[allow(clippy::too_many_arguments)]

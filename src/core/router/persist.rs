@@ -6,9 +6,10 @@
 //! OFFLINE agent, goes back to its queue. Timers continue from the recorded
 //! times; desktops get a fresh heartbeat grace to reconnect.
 
+use super::placement::sticky_key;
 use super::record::{Place, Record, Step, StepRare, NO_NAME};
 use super::{Override, Router};
-use crate::core::agents::{AgentIx, Class, GroupIx, InqIx};
+use crate::core::agents::{AgentIx, GroupIx, InqIx};
 use crate::core::command::Presence;
 use crate::core::effect::{Effect, EventKind, DEFLECTION_RESEND};
 use crate::core::levels::LevelTracker;
@@ -199,6 +200,9 @@ impl Router {
             router.join_groups(ax);
             router.attach_agent(ax);
         }
+        router.rebuild_sticky();
+        // Best first, as a queue would serve them.
+        displaced.sort_by_cached_key(|&ix| router.rec(ix).slot().key);
         for ix in displaced {
             router.route(now, ix, EventKind::Requeued, &mut fx);
         }
@@ -210,12 +214,29 @@ impl Router {
         }
         router.resend_recent_deflections(&mut fx);
         router.tick(now, &mut fx);
-        for ax in 0..router.agents.len() as AgentIx {
-            if router.agents[ax as usize].class == Class::Ready {
-                router.fill_agent(now, ax, None, &mut fx);
-            }
-        }
+        let all: Vec<GroupIx> = (0..router.groups.len() as GroupIx).collect();
+        router.fill_best_first(now, &all, &mut fx);
         Ok((router, fx))
+    }
+
+    /// The sticky memory (each customer's last agent) is not recorded: it is
+    /// read back from the kept timelines, each customer's last acceptance.
+    /// Finished work is kept `retain_finished`, so a sticky window longer
+    /// than that is remembered across a restart only that long.
+    fn rebuild_sticky(&mut self) {
+        let mut accepted: Vec<(Millis, u64, AgentIx)> = Vec::new();
+        for rec in self.records.iter().flatten().filter(|rec| !rec.inquiry.customer.id.is_empty()) {
+            let Some(step) = rec.timeline.iter().rev().find(|step| step.kind == EventKind::Accepted) else { continue };
+            let Some(&ax) = self.names.get(step.agent).and_then(|id| self.agent_ix.get(id)) else { continue };
+            accepted.push((step.at, sticky_key(&rec.inquiry.shop_id, &rec.inquiry.customer.id), ax));
+        }
+        // Oldest first: a customer's later acceptance replaces an earlier one,
+        // and expiry runs in time order.
+        accepted.sort_unstable();
+        for (at, key, ax) in accepted {
+            self.sticky.insert(key, (ax, at));
+            self.sticky_expiry.push_back((at, key));
+        }
     }
 
     /// Deflections recorded within [`DEFLECTION_RESEND`] before the last

@@ -289,3 +289,58 @@ fn average_handle_times_are_recorded_within_a_second() {
     let (restored, _) = Router::restore(RoutingSettings::default(), store.restored(), b.now).unwrap();
     assert_eq!(handle_secs(&restored, b.now), moved, "staffing advice after a restart uses the same handle time");
 }
+
+#[test]
+fn a_customers_previous_agent_is_still_preferred_after_a_restore() {
+    let mut b = recorded_bench();
+    let mut store = Store::default();
+    b.agent(presence("expert", &[("orders", 5)], 5));
+    b.agent(presence("regular", &[("orders", 3)], 5));
+    let mut first = inquiry("q1", Category::Order);
+    first.customer.id = "alice".into();
+    b.arrive(first);
+    b.apply(Command::Decline { actor: Actor::agent("expert"), inquiry: "q1".into(), reason: None });
+    b.accept("regular", "q1");
+    b.complete("regular", "q1");
+    sync(&mut b, &mut store);
+    let later = b.now + 60_000;
+    let (restored, _) = Router::restore(RoutingSettings::default(), store.restored(), later).unwrap();
+    let mut b = Bench { router: restored, now: later, check: true };
+    for agent in ["expert", "regular"] {
+        b.apply(Command::DesktopConnected { agent: agent.into() });
+    }
+    let mut again = inquiry("q2", Category::Order);
+    again.customer.id = "alice".into();
+    let fx = b.arrive(again);
+    assert_eq!(offers(&fx)[0].agent.as_str(), "regular");
+    assert_eq!(offers(&fx)[0].trace.rule, Some(crate::core::types::Rule::Sticky));
+}
+
+#[test]
+fn waiting_work_at_a_restore_goes_to_the_most_proficient_free_agent_first() {
+    let mut b = recorded_bench();
+    let mut store = Store::default();
+    // Restored first (by id), least proficient.
+    b.agent(presence("ann", &[("orders", 1)], 1));
+    b.agent(presence("zoe", &[("orders", 5)], 1));
+    b.arrive(inquiry("o1", Category::Order));
+    b.arrive(inquiry("o2", Category::Order));
+    b.accept("zoe", "o1");
+    b.accept("ann", "o2");
+    b.arrive(inquiry("waiting", Category::Order));
+    sync(&mut b, &mut store);
+    b.complete("zoe", "o1");
+    b.complete("ann", "o2");
+    // The crash came before the offer of `waiting` was recorded: at the
+    // restore it waits, and both agents are free.
+    let changes = b.router.take_changes();
+    store.apply(
+        changes
+            .into_iter()
+            .filter(|c| !matches!(c, Change::Inquiry(r) if r.inquiry.id.as_str() == "waiting"))
+            .collect(),
+    );
+    let (_, fx) = Router::restore(RoutingSettings::default(), store.restored(), b.now + 1_000).unwrap();
+    let offered: Vec<_> = offers(&fx).iter().map(|o| (o.inquiry.to_string(), o.agent.to_string())).collect();
+    assert_eq!(offered, [("waiting".to_string(), "zoe".to_string())]);
+}

@@ -386,8 +386,8 @@ impl Router {
 /// SipHash rather than the strings, so that remembering a customer costs
 /// no allocation. Two customers sharing a key (about one chance in 10^8 with
 /// a million remembered) would at worst be offered the other's last agent
-/// first. The memory is not persisted, so the hash need only be stable
-/// within one process.
+/// first. The memory is not persisted (a restore rebuilds it from the
+/// timelines), so the hash need only be stable within one process.
 pub(super) fn sticky_key(shop: &str, customer: &str) -> u64 {
     use std::hash::{DefaultHasher, Hash, Hasher};
     let mut h = DefaultHasher::new();

@@ -2,7 +2,7 @@
 //! to offer once a reserve lets NORMAL and LOW work through again.
 
 use super::Router;
-use crate::core::agents::{AgentIx, GroupIx};
+use crate::core::agents::{AgentIx, Class, GroupIx};
 use crate::core::effect::Effect;
 use crate::core::matching::Need;
 use crate::core::types::{Band, Millis};
@@ -51,6 +51,22 @@ impl Router {
                 let ax = key.ix;
                 after = Some(key);
                 self.fill_agent(now, ax, None, fx);
+            }
+        }
+    }
+
+    /// Fills the agents who can take work in `groups`, best agent first in
+    /// each group (proficiency, occupancy, idle, id) as for any freed slot:
+    /// the first filled takes the best waiting work.
+    pub(super) fn fill_best_first(&mut self, now: Millis, groups: &[GroupIx], fx: &mut Vec<Effect>) {
+        let mut filled: rustc_hash::FxHashSet<AgentIx> = Default::default();
+        for &g in groups {
+            let mut ready: Vec<_> = self.groups[g as usize].agents.ready.values().flatten().cloned().collect();
+            ready.sort_unstable();
+            for key in ready {
+                if filled.insert(key.ix) && self.agents[key.ix as usize].class == Class::Ready {
+                    self.fill_agent(now, key.ix, None, fx);
+                }
             }
         }
     }
