@@ -2,8 +2,10 @@
 //! the same needs share one index and a decision checks a handful of sets
 //! instead of scanning agents.
 //!
-//! Up to 63 distinct languages and 63 skills are told apart; bit 63 stands for
-//! "one the router could not intern", which no agent ever has.
+//! Up to 63 distinct languages and 63 skills are told apart. Only agents'
+//! names take a bit: an inquiry's name no agent offers stands as bit 63,
+//! which no agent ever has, until an agent offers it (so publishers cannot
+//! fill the table and lock agents out).
 
 use super::types::Id;
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -41,9 +43,20 @@ impl BitNames {
         self.names.len() + new.len() <= OVERFLOW_BIT as usize
     }
 
-    /// Bit of an inquiry's need: interned, or the never-served overflow bit.
-    pub fn need(&mut self, name: &str) -> u8 {
-        self.intern(name).unwrap_or(OVERFLOW_BIT)
+    /// Bit of an inquiry's need: the one agents offer it under, or the
+    /// never-served overflow bit while no agent has offered it.
+    pub fn need(&self, name: &str) -> u8 {
+        self.ids.get(name).copied().unwrap_or(OVERFLOW_BIT)
+    }
+
+    /// Number of names with a bit.
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// Whether no name has a bit.
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
     }
 
     /// The name of a bit, for error messages.
@@ -103,6 +116,13 @@ pub fn primary_language(tag: &str) -> Cow<'_, str> {
 pub struct Need {
     pub language: u8,
     pub skills: u64,
+}
+
+impl Need {
+    /// Whether it names a language or skill no agent has offered yet.
+    pub fn is_unknown(self) -> bool {
+        self.language == OVERFLOW_BIT || self.skills & (1 << OVERFLOW_BIT) != 0
+    }
 }
 
 /// What an agent offers.

@@ -91,8 +91,8 @@ pub fn presence_from_proto(req: &proto::SetPresenceRequest) -> Result<Presence, 
 }
 
 /// Most languages and skills one agent may list. The router tells at most
-/// 63 distinct languages and 63 distinct skills apart, for all agents and
-/// inquiries together, for as long as it runs.
+/// 63 distinct languages and 63 distinct skills of agents apart, for as
+/// long as it runs (names only inquiries bring take no room).
 const MAX_LANGUAGES: usize = 8;
 const MAX_SKILLS: usize = 16;
 

@@ -89,6 +89,7 @@ impl Router {
         record.timeline = std::mem::take(&mut old.timeline);
         record.dirty = old.dirty;
         self.records[ix as usize] = Some(record);
+        self.note_unknown_need(ix);
         ix
     }
 
@@ -111,7 +112,34 @@ impl Router {
         };
         self.index_inquiry(ix);
         self.rec_mut(ix);
+        self.note_unknown_need(ix);
         ix
+    }
+
+    /// What inquiry `inquiry` needs, in the bits agents offer.
+    pub(super) fn need_of(&self, inquiry: &Inquiry) -> Need {
+        let language = self.languages.need(&primary_language(&inquiry.language));
+        let skills = inquiry.required_skills.iter().fold(0u64, |acc, s| acc | 1u64 << self.skills.need(s));
+        Need { language, skills }
+    }
+
+    /// Keeps `ix` for `resolve_unknown_needs` if no agent offered what it needs.
+    pub(super) fn note_unknown_need(&mut self, ix: InqIx) {
+        if !self.rec(ix).need.is_unknown() {
+            return;
+        }
+        // Before the list would grow, those no longer waiting are dropped, so
+        // it stays about as long as what waits on an unknown need.
+        if self.unknown_needs.len() == self.unknown_needs.capacity() {
+            let records = &self.records;
+            let still = |&ix: &InqIx| {
+                records[ix as usize].as_ref().is_some_and(|r| r.place == Place::Waiting && r.need.is_unknown())
+            };
+            self.unknown_needs.retain(still);
+            self.unknown_needs.sort_unstable();
+            self.unknown_needs.dedup();
+        }
+        self.unknown_needs.push(ix);
     }
 
     /// The record of a newly arrived inquiry, waiting since `now`.
@@ -119,8 +147,7 @@ impl Router {
         inquiry.shop_id = self.shared.share(inquiry.shop_id);
         inquiry.platform = self.shared.share(inquiry.platform);
         inquiry.language = self.shared.share(inquiry.language);
-        let language = self.languages.need(&primary_language(&inquiry.language));
-        let skills = inquiry.required_skills.iter().fold(0u64, |acc, s| acc | 1u64 << self.skills.need(s));
+        let need = self.need_of(&inquiry);
         let standing = priority::standing(
             &self.settings.priority,
             PriorityInput {
@@ -136,7 +163,7 @@ impl Router {
             home: self.primary[inquiry.category as usize],
             inquiry,
             place: Place::Waiting,
-            need: Need { language, skills },
+            need,
             score: standing.score,
             band: standing.band,
             escalated: false,

@@ -109,6 +109,9 @@ pub struct Router {
     index_held: Option<AgentIx>,
     /// Reused by `with_agent`.
     closed_scratch: Vec<GroupIx>,
+    /// Inquiries whose need names a language or skill no agent offered yet
+    /// (see `resolve_unknown_needs`); some may have finished since.
+    unknown_needs: Vec<InqIx>,
     /// Records changed since the last `take_changes`, for persistence.
     dirty_inquiries: Vec<InqIx>,
     dirty_agents: Vec<AgentIx>,
@@ -222,6 +225,7 @@ impl Router {
             next_level_eval: 0,
             reopened: Vec::new(),
             closed_scratch: Vec::new(),
+            unknown_needs: Vec::new(),
             dirty_inquiries: Vec::new(),
             dirty_agents: Vec::new(),
             forgotten: Vec::new(),

@@ -13,7 +13,7 @@ use crate::core::agents::{AgentIx, GroupIx, InqIx};
 use crate::core::command::Presence;
 use crate::core::effect::{Effect, EventKind, DEFLECTION_RESEND};
 use crate::core::levels::LevelTracker;
-use crate::core::matching::{language_key, Need};
+use crate::core::matching::language_key;
 use crate::core::settings::RoutingSettings;
 use crate::core::snapshot::{
     AgentRecord, Change, GroupLevelRecord, InquiryRecord, LevelsRecord, OverrideRecord, Restored, TimelineRecord,
@@ -315,8 +315,7 @@ impl Router {
     /// cannot stay where it was (its holder is gone) and must be routed again.
     fn restore_inquiry(&mut self, r: InquiryRecord) -> Option<InqIx> {
         let home = self.group_ix.get(&*r.home).copied().unwrap_or(self.primary[r.inquiry.category as usize]);
-        let language = self.languages.need(&language_key(&r.inquiry.language));
-        let skills = r.inquiry.required_skills.iter().fold(0u64, |acc, s| acc | 1u64 << self.skills.need(s));
+        let need = self.need_of(&r.inquiry);
         let holder = r.agent.as_deref().and_then(|a| self.agent_ix.get(a).copied());
         let serving = r.serving_group.as_deref().and_then(|g| self.group_ix.get(g).copied()).unwrap_or(home);
         let place = match (r.state, holder) {
@@ -335,7 +334,7 @@ impl Router {
             inquiry: r.inquiry,
             place,
             home,
-            need: Need { language, skills },
+            need,
             score: r.score,
             band: r.band,
             escalated: r.escalated,
@@ -357,6 +356,7 @@ impl Router {
         let ix = self.records.len() as InqIx;
         self.records.push(Some(record));
         self.index_inquiry(ix);
+        self.note_unknown_need(ix);
         self.next_seq = self.next_seq.max(r.seq + 1);
         match place {
             Place::Waiting if !displaced => {

@@ -2,6 +2,7 @@
 //! heartbeat with its grace period, and the fatigue clock.
 
 use super::handoff::system_note;
+use super::record::Place;
 use super::returns::Said;
 use super::Router;
 use crate::core::agents::{Agent, AgentIx, Class, GroupIx};
@@ -32,7 +33,11 @@ impl Router {
                 actor.id, p.agent
             )));
         }
+        let names_before = self.languages.len() + self.skills.len();
         let (groups, offering, max_concurrent) = self.parse_presence(&p)?;
+        if self.languages.len() + self.skills.len() > names_before {
+            self.resolve_unknown_needs();
+        }
         let ax = match self.agent_ix.get(&p.agent) {
             Some(&ax) => ax,
             None => self.add_agent(&p),
@@ -49,6 +54,32 @@ impl Router {
             self.set_status(now, ax, p.status, "set by the desktop", fx);
         }
         Ok(())
+    }
+
+    /// An agent brought a language or skill no agent offered before: the
+    /// waiting inquiries that need one get their need in agents' terms, and
+    /// take their place among the work that agent may serve.
+    fn resolve_unknown_needs(&mut self) {
+        let pending = std::mem::take(&mut self.unknown_needs);
+        for ix in pending {
+            // An index is reused after its record is forgotten: look at what is there now.
+            let Some(rec) = self.records[ix as usize].as_ref() else { continue };
+            if rec.place != Place::Waiting || !rec.need.is_unknown() {
+                continue;
+            }
+            let need = self.need_of(&rec.inquiry);
+            if need != rec.need {
+                let (home, slot, overflowed) = (rec.home, rec.slot(), rec.overflowed);
+                let clocked = self.overflow_clocked(ix);
+                self.groups[home as usize].queue.remove(&slot);
+                self.rec_mut(ix).need = need;
+                let slot = self.rec(ix).slot();
+                self.groups[home as usize].queue.insert(ix, &slot, overflowed, clocked);
+            }
+            if need.is_unknown() {
+                self.unknown_needs.push(ix);
+            }
+        }
     }
 
     /// Validates a presence and turns names into indexes and bits.

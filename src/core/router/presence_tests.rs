@@ -285,3 +285,30 @@ fn work_given_back_is_requeued_once_in_the_queue_it_came_from() {
     let view = b.router.inquiry(b.now, "q1").unwrap();
     assert_eq!(view.timeline.last().map(|t| (t.kind, t.group.as_str())), Some((EventKind::Requeued, "pre_sales")));
 }
+
+#[test]
+fn names_only_inquiries_bring_never_lock_agents_out_and_wait_for_an_agent_who_offers_them() {
+    let mut b = bench();
+    // A publisher sends 64 languages and 64 skills no agent offers.
+    for i in 0..64 {
+        let mut q = inquiry(&format!("q{i}"), Category::Order);
+        q.language = format!("x{i}").into();
+        q.required_skills = vec![format!("sku-{i}")];
+        b.arrive(q);
+    }
+    let mut ja = inquiry("ja-1", Category::Order);
+    ja.language = "ja".into();
+    ja.required_skills = vec!["invoice".into()];
+    b.arrive(ja);
+    b.agent(presence("zh", &[("orders", 3)], 5));
+    assert_eq!(b.router.inquiry_state("ja-1"), Some(InquiryState::Waiting));
+    // An agent with a language and a skill nobody offered before can register,
+    // and the inquiry that waited for them is theirs.
+    let mut p = presence("ja-agent", &[("orders", 3)], 5);
+    p.languages = vec!["ja".into()];
+    p.skills = vec!["invoice".into()];
+    let fx = b.agent(p);
+    assert_eq!(offer_pairs(&fx), [("ja-1".to_string(), "ja-agent".to_string())]);
+    // The others still wait, for agents who may never come.
+    assert_eq!(b.router.inquiry_state("q7"), Some(InquiryState::Waiting));
+}
