@@ -176,7 +176,13 @@ fn json_rejection<T: serde::de::DeserializeOwned>(body: &[u8], e: serde_json::Er
         return Rejection::new(RejectReason::UnknownEnum, format!("not a valid JSON payload ({text})"));
     }
     let Some(path) = failure_path::<T>(body) else {
-        return Rejection::new(RejectReason::NotDecodable, format!("not a valid JSON payload ({text})"));
+        // No JSON object at all: most likely protobuf sent without its header.
+        let hint = if body.trim_ascii_start().starts_with(b"{") {
+            ""
+        } else {
+            "; a protobuf body needs the header `Content-Type: application/protobuf`"
+        };
+        return Rejection::new(RejectReason::NotDecodable, format!("not a valid JSON payload ({text}){hint}"));
     };
     // A number the (numeric) field cannot hold — negative for an unsigned
     // field, too large, a fraction for an integer — is out of range, not
@@ -305,10 +311,14 @@ pub fn inquiry_from_proto(wire: proto::Inquiry, subject_shop: &str, now: Millis)
     if wire.language.len() > 35 || !wire.language.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
         return Err(Rejection::new(RejectReason::InvalidField, "`language` must be a BCP-47 tag such as \"zh-CN\""));
     }
-    if wire.required_skills.len() > 16 || wire.required_skills.iter().any(|s| s.is_empty() || s.len() > 64) {
+    // Named as agents name their skills (SetPresence), or no agent could ever match.
+    let usable = |s: &String| {
+        (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.:".contains(&b))
+    };
+    if wire.required_skills.len() > 16 || !wire.required_skills.iter().all(usable) {
         return Err(Rejection::new(
             RejectReason::InvalidField,
-            "`required_skills`: at most 16 names of 1-64 characters",
+            "`required_skills`: at most 16 names of 1-64 letters, digits, `_`, `-`, `.` or `:`, as agents name them",
         ));
     }
     Ok(core::Inquiry {

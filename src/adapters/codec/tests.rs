@@ -143,3 +143,18 @@ fn a_null_field_reads_as_its_default_as_proto3_json_says() {
     assert_eq!(reason(r#"{"id":"q","id":"r","category":"ORDER","subject":null}"#), RejectReason::NotDecodable);
     assert_eq!(reason(r#"{"id":"q","category":"ORDER","required_skills":["a",null]}"#), RejectReason::NotDecodable);
 }
+
+#[test]
+fn skills_no_agent_could_name_are_refused_and_protobuf_without_its_header_is_pointed_out() {
+    for skills in [r#"["退款"]"#, r#"["has space"]"#, r#"[""]"#] {
+        let body = format!(r#"{{"id":"q","category":"ORDER","required_skills":{skills}}}"#);
+        let rejected = json(&body).expect_err("refused");
+        assert_eq!(rejected.reason, RejectReason::InvalidField, "{skills}");
+        assert!(rejected.message.contains("as agents name them"), "{}", rejected.message);
+    }
+    assert!(json(r#"{"id":"q","category":"ORDER","required_skills":["after-sales:refund.v2"]}"#).is_ok());
+    let wire = proto::Inquiry { id: "pb1".into(), category: proto::Category::Order as i32, ..Default::default() };
+    let as_json = decode_inquiry("s", Format::Json, &wire.encode_to_vec(), NOW).unwrap_err();
+    assert!(as_json.message.contains("Content-Type: application/protobuf"), "{}", as_json.message);
+    assert!(!json("{ not json").unwrap_err().message.contains("protobuf"));
+}
