@@ -185,3 +185,21 @@ fn an_agent_outside_the_group_who_does_not_take_a_transfer_leaves_it_where_it_wa
     assert_eq!(offer_pairs(&fx), [("q1".to_string(), "ord".to_string())], "back in orders, not in fans");
     assert_eq!(b.router.inquiry(b.now, "q1").unwrap().group.as_str(), "orders");
 }
+
+#[test]
+fn a_declined_transfer_does_not_come_back_to_the_agent_who_handed_it_on_as_sticky() {
+    let mut b = bench();
+    b.agent(presence("ta1", &[("pre_sales", 3)], 5));
+    b.agent(presence("tc1", &[("pre_sales", 3)], 5));
+    b.agent(presence("tb1", &[("pre_sales", 3)], 5));
+    let mut q = inquiry("q1", Category::PreSales);
+    q.customer.id = "alice".into();
+    assert_eq!(offer_pairs(&b.arrive(q)), [("q1".to_string(), "ta1".to_string())]);
+    b.accept("ta1", "q1");
+    let target = TransferTarget::Agent("tb1".into());
+    let note = HandoffNote { summary: "vip question".into(), ..HandoffNote::default() };
+    b.apply(Command::Transfer { actor: Actor::agent("ta1"), inquiry: "q1".into(), target, note });
+    let fx = b.apply(Command::Decline { actor: Actor::agent("tb1"), inquiry: "q1".into(), reason: None });
+    assert_eq!(offer_pairs(&fx), [("q1".to_string(), "tc1".to_string())]);
+    assert_ne!(offers(&fx)[0].trace.rule, Some(Rule::Sticky));
+}

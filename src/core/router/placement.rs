@@ -194,11 +194,18 @@ impl Router {
         let &(ax, at) = self.sticky.get(&sticky_key(&rec.inquiry.shop_id, &rec.inquiry.customer.id))?;
         let agent = &self.agents[ax as usize];
         let fresh = now.saturating_sub(at) <= self.settings.agents.sticky_window.as_millis() as u64;
+        // Whoever handed this inquiry on is not whom it should come back to.
+        let handed_on = || {
+            rec.timeline
+                .iter()
+                .any(|s| matches!(s.kind, EventKind::Transferred | EventKind::Escalated) && s.agent == agent.name)
+        };
         (fresh
             && agent.class == Class::Ready
             && rec.excluded != Some(ax)
             && agent.proficiency_in(g).is_some()
-            && agent.offering.check(rec.need).is_ok())
+            && agent.offering.check(rec.need).is_ok()
+            && !handed_on())
         .then_some(ax)
     }
 
