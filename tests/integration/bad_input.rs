@@ -112,3 +112,33 @@ async fn every_bad_input_is_dead_lettered_with_its_reason_while_good_traffic_flo
     let unique: HashSet<&String> = reasons.iter().collect();
     assert!(unique.len() >= 11, "the cases cover most reasons");
 }
+
+#[tokio::test]
+async fn a_message_at_the_servers_size_limit_is_dead_lettered_cut_short_not_redelivered_forever() {
+    let nats = NatsServer::start();
+    let router = RouterProcess::start(&config(&nats));
+    let bus = async_nats::connect(nats.url()).await.unwrap();
+    let mut dead = bus.subscribe("support.deadletter").await.unwrap();
+    let mut c = connect(&router.grpc_url(), None).await;
+    c.desk.set_presence(crate::support::client::presence("a", &[("orders", 3)], 5)).await.unwrap();
+    // Just under the server's limit: the dead letter's own headers would take it over.
+    let limit = bus.server_info().max_payload;
+    let body = vec![b'x'; limit - 64];
+    bus.publish("support.inquiries.shop-1", body.clone().into()).await.unwrap();
+    publish(&bus, "support.inquiries.shop-1".into(), inquiry_json("after", "ORDER", 0, false)).await;
+    let message = tokio::time::timeout(Duration::from_secs(30), dead.next()).await.expect("a dead letter").unwrap();
+    let headers = message.headers.expect("headers");
+    assert!(headers.get("Ticket-Router-Error").unwrap().as_str().starts_with("oversized:"));
+    let original = headers.get("Ticket-Router-Truncated").expect("says it was cut").as_str().to_string();
+    assert_eq!(original, body.len().to_string());
+    assert_eq!(message.payload.len(), 64 * 1024);
+    // The message after it is routed: the consumer did not stall on it.
+    let state = crate::support::eventually("the next inquiry is offered", Duration::from_secs(30), || {
+        let mut handoff = c.handoff.clone();
+        async move {
+            let reply = handoff.get_inquiry(proto::GetInquiryRequest { inquiry_id: "after".into() }).await.ok()?;
+            (reply.into_inner().state == proto::InquiryState::Offered as i32).then_some(())
+        }
+    });
+    state.await;
+}

@@ -11,6 +11,7 @@ use crate::adapters::metrics::{self, Outcome};
 use crate::core::{Command, CoreError};
 use async_nats::jetstream::consumer::pull::MessagesErrorKind;
 use async_nats::jetstream::consumer::PullConsumer;
+use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::Message as JsMessage;
 use async_nats::HeaderMap;
 use futures::stream::FuturesOrdered;
@@ -117,9 +118,29 @@ pub async fn dead_letter(
     }
     out.insert(ERROR_HEADER, header_value(&rejection.to_string()).as_str());
     out.insert(SUBJECT_HEADER, header_value(subject).as_str());
-    js.publish_with_headers(subjects.deadletter(), out, body).await?.await?;
+    let ack = match js.publish_with_headers(subjects.deadletter(), out.clone(), body.clone()).await {
+        // A message just under the server's limit goes over it with these
+        // headers: rather than redeliver it forever, keep its beginning.
+        Err(e) if e.kind() == PublishErrorKind::MaxPayloadExceeded && body.len() > TRUNCATED_TO => {
+            tracing::warn!(
+                bytes = body.len(),
+                kept = TRUNCATED_TO,
+                "dead-lettering only the beginning of a message at the server's size limit"
+            );
+            out.insert(TRUNCATED_HEADER, body.len().to_string().as_str());
+            js.publish_with_headers(subjects.deadletter(), out, body.slice(..TRUNCATED_TO)).await?
+        }
+        other => other?,
+    };
+    ack.await?;
     Ok(())
 }
+
+/// Header of a dead letter cut to its first [`TRUNCATED_TO`] bytes: the
+/// original length.
+pub const TRUNCATED_HEADER: &str = "Ticket-Router-Truncated";
+/// What is kept of a message too large to dead-letter whole (the inbound limit).
+const TRUNCATED_TO: usize = codec::MAX_PAYLOAD;
 
 /// Messages handed to the engine whose answers are awaited at once.
 const IN_FLIGHT: usize = 512;
