@@ -43,7 +43,7 @@ impl Router {
         };
         if !allowed {
             let rule = match actor.role {
-                Role::Lead => "a lead may hand off inquiries of its own groups only",
+                Role::Lead => "a lead may hand off inquiries of its own groups only, which are the groups of its own SetPresence (send one naming the groups you lead)",
                 _ => "an agent may hand off only inquiries it holds",
             };
             return Err(CoreError::PermissionDenied(format!("`{}` may not hand off inquiry `{id}`: {rule}", actor.id)));
