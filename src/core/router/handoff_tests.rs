@@ -203,3 +203,15 @@ fn a_declined_transfer_does_not_come_back_to_the_agent_who_handed_it_on_as_stick
     assert_eq!(offer_pairs(&fx), [("q1".to_string(), "tc1".to_string())]);
     assert_ne!(offers(&fx)[0].trace.rule, Some(Rule::Sticky));
 }
+
+#[test]
+fn unanswered_work_handed_to_another_group_keeps_its_wait() {
+    let mut b = bench();
+    b.arrive(inquiry("q1", Category::Order));
+    b.advance(170_000);
+    b.apply(to_group(admin(), "complaints", HandoffNote::default()));
+    b.advance(20_000);
+    let complaints = b.router.groups(b.now).into_iter().find(|g| g.id == "complaints").unwrap();
+    assert!(complaints.oldest_wait_ms >= 190_000, "{}", complaints.oldest_wait_ms);
+    assert_eq!(complaints.level, crate::core::types::Level::Surge, "waiting over 3 minutes");
+}

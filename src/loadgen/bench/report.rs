@@ -322,11 +322,16 @@ mod tests {
 
     #[test]
     fn the_router_thread_setting_is_read_from_its_process() {
-        let mut child = std::process::Command::new("sleep")
-            .arg("30")
+        use std::io::BufRead;
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "echo started; exec sleep 30"])
             .env("TOKIO_WORKER_THREADS", "3")
+            .stdout(std::process::Stdio::piped())
             .spawn()
-            .expect("start sleep");
+            .expect("start sh");
+        // Read once the child runs its own program: before that, /proc shows the parent's environment.
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line).expect("started");
         let (found, missing) =
             (environ_var(child.id(), "TOKIO_WORKER_THREADS"), environ_var(child.id(), "TOKIO_WORKER"));
         let _ = child.kill();
