@@ -196,11 +196,11 @@ impl Router {
             }
         }
         router.finished.make_contiguous().sort_unstable();
+        router.read_back_timelines();
         for ax in 0..router.agents.len() as AgentIx {
             router.join_groups(ax);
             router.attach_agent(ax);
         }
-        router.rebuild_sticky();
         // Best first, as a queue would serve them.
         displaced.sort_by_cached_key(|&ix| router.rec(ix).slot().key);
         for ix in displaced {
@@ -219,15 +219,26 @@ impl Router {
         Ok((router, fx))
     }
 
-    /// The sticky memory (each customer's last agent) is not recorded: it is
-    /// read back from the kept timelines, each customer's last acceptance.
+    /// What changes with every offer is not recorded, but read back from the
+    /// kept timelines: each customer's last agent (the sticky memory, from
+    /// the last acceptance) and each agent's last offer (the idle order).
     /// Finished work is kept `retain_finished`, so a sticky window longer
     /// than that is remembered across a restart only that long.
-    fn rebuild_sticky(&mut self) {
+    fn read_back_timelines(&mut self) {
         let mut accepted: Vec<(Millis, u64, AgentIx)> = Vec::new();
-        for rec in self.records.iter().flatten().filter(|rec| !rec.inquiry.customer.id.is_empty()) {
+        for rec in self.records.iter().flatten() {
+            let agent = |step: &Step| self.names.get(step.agent).and_then(|id| self.agent_ix.get(id)).copied();
+            for step in rec.timeline.iter().filter(|step| step.kind == EventKind::Offered) {
+                if let Some(ax) = agent(step) {
+                    let last = &mut self.agents[ax as usize].last_offer_at;
+                    *last = (*last).max(step.at);
+                }
+            }
+            if rec.inquiry.customer.id.is_empty() {
+                continue;
+            }
             let Some(step) = rec.timeline.iter().rev().find(|step| step.kind == EventKind::Accepted) else { continue };
-            let Some(&ax) = self.names.get(step.agent).and_then(|id| self.agent_ix.get(id)) else { continue };
+            let Some(ax) = agent(step) else { continue };
             accepted.push((step.at, sticky_key(&rec.inquiry.shop_id, &rec.inquiry.customer.id), ax));
         }
         // Oldest first: a customer's later acceptance replaces an earlier one,

@@ -344,3 +344,23 @@ fn waiting_work_at_a_restore_goes_to_the_most_proficient_free_agent_first() {
     let offered: Vec<_> = offers(&fx).iter().map(|o| (o.inquiry.to_string(), o.agent.to_string())).collect();
     assert_eq!(offered, [("waiting".to_string(), "zoe".to_string())]);
 }
+
+#[test]
+fn the_longest_idle_agent_is_still_first_after_a_restore() {
+    let mut b = recorded_bench();
+    let mut store = Store::default();
+    b.agent(presence("a", &[("orders", 3)], 2));
+    b.agent(presence("b", &[("orders", 3)], 2));
+    b.arrive(inquiry("q1", Category::Order));
+    b.accept("a", "q1");
+    b.complete("a", "q1");
+    sync(&mut b, &mut store);
+    let later = b.now + 1_000;
+    let (restored, _) = Router::restore(RoutingSettings::default(), store.restored(), later).unwrap();
+    let mut b = Bench { router: restored, now: later, check: true };
+    for agent in ["a", "b"] {
+        b.apply(Command::DesktopConnected { agent: agent.into() });
+    }
+    let fx = b.arrive(inquiry("q2", Category::Order));
+    assert_eq!(offers(&fx)[0].agent.as_str(), "b", "b has waited longest for work");
+}
