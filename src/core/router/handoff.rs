@@ -11,13 +11,16 @@ use crate::core::error::CoreError;
 use crate::core::priority::{self, PriorityInput};
 use crate::core::types::{HandoffNote, Millis, Rule};
 
+/// Author of the notes the router writes itself.
+pub(super) const SYSTEM_AUTHOR: &str = "system";
+
 /// The note the router writes when it takes work back from an agent.
 pub(super) fn system_note(now: Millis, agent: &str) -> HandoffNote {
     HandoffNote {
         summary: format!("agent {agent} went offline during the conversation"),
         attempted: "see the earlier messages of this conversation".to_string(),
         customer_expectation: "continue where the conversation stopped".to_string(),
-        author: "system".to_string(),
+        author: SYSTEM_AUTHOR.to_string(),
         at: now,
     }
 }

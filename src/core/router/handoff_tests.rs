@@ -215,3 +215,25 @@ fn unanswered_work_handed_to_another_group_keeps_its_wait() {
     assert!(complaints.oldest_wait_ms >= 190_000, "{}", complaints.oldest_wait_ms);
     assert_eq!(complaints.level, crate::core::types::Level::Surge, "waiting over 3 minutes");
 }
+
+#[test]
+fn a_persons_handoff_note_outlives_the_agent_who_went_offline_after_taking_it() {
+    let mut b = bench();
+    b.agent(presence("pre", &[("pre_sales", 3)], 3));
+    b.arrive(inquiry("q1", Category::PreSales));
+    b.accept("pre", "q1");
+    let note = HandoffNote { summary: "address change".into(), ..HandoffNote::default() };
+    b.agent(presence("ord1", &[("orders", 3)], 3));
+    b.apply(to_group(Actor::agent("pre"), "orders", note));
+    b.accept("ord1", "q1");
+    b.agent(presence("ord2", &[("orders", 3)], 3));
+    let mut offline = presence("ord1", &[("orders", 3)], 3);
+    offline.status = crate::core::types::AgentStatus::Offline;
+    let fx = b.agent(offline);
+    let offer = offers(&fx).into_iter().find(|o| o.inquiry.as_str() == "q1").expect("offered to ord2");
+    assert_eq!(offer.agent.as_str(), "ord2");
+    assert_eq!(offer.note.as_ref().expect("a note").summary, "address change");
+    let steps = b.router.inquiry(b.now, "q1").unwrap().timeline;
+    let requeued = steps.iter().rev().find(|s| s.kind == EventKind::Requeued).expect("REQUEUED");
+    assert!(requeued.note.as_ref().unwrap().summary.contains("went offline"), "the step says what happened");
+}

@@ -2,6 +2,7 @@
 //! many, set the agent AWAY), the agent a returned inquiry avoids for a
 //! while, and offers or chats taken back from an agent.
 
+use super::handoff::SYSTEM_AUTHOR;
 use super::record::Place;
 use super::timeline::EventDetail;
 use super::Router;
@@ -166,7 +167,11 @@ impl Router {
         self.exclude(now, ix, Some(ax));
         let rec = self.rec_mut(ix);
         rec.place = Place::Waiting;
-        if let Some(note) = note {
+        // The system's note (an agent gone OFFLINE) stays on this step; a
+        // person's handoff note keeps travelling with the next offers, so the
+        // customer is not asked again what it already says.
+        let person_wrote_one = rec.note.as_ref().is_some_and(|n| n.author != SYSTEM_AUTHOR);
+        if let Some(note) = note.filter(|n| n.author != SYSTEM_AUTHOR || !person_wrote_one) {
             rec.note = Some(note);
         }
         if rec.next_rule == Some(Rule::TransferTarget) {
