@@ -177,6 +177,7 @@ impl Router {
             next_rule: None,
             excluded: None,
             excluded_until: 0,
+            handed_on_by: super::record::NO_AGENT,
             note: None,
             timeline: Vec::new(),
             queued_untold: false,

@@ -359,6 +359,7 @@ impl Router {
             next_rule: r.next_rule,
             excluded: None,
             excluded_until: 0,
+            handed_on_by: super::record::NO_AGENT,
             note: r.note.map(Box::new),
             timeline,
             queued_untold: false,

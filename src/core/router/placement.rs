@@ -158,7 +158,7 @@ impl Router {
                 Err(Mismatch::Skill) => trace.skipped_skill += n,
                 Ok(()) if !reserve_ok => trace.skipped_reserve += n,
                 Ok(()) => {
-                    for key in set.iter().filter(|k| Some(k.ix) != rec.excluded).take(2) {
+                    for key in set.iter().filter(|k| !rec.avoids(k.ix)).take(2) {
                         if best.is_none_or(|b| key < b) {
                             second = best;
                             best = Some(key);
@@ -202,7 +202,7 @@ impl Router {
         };
         (fresh
             && agent.class == Class::Ready
-            && rec.excluded != Some(ax)
+            && !rec.avoids(ax)
             && agent.proficiency_in(g).is_some()
             && agent.offering.check(rec.need).is_ok()
             && !handed_on())
@@ -235,6 +235,7 @@ impl Router {
         rec.place = Place::Offered { agent: ax, group: g, deadline };
         rec.attempts += 1;
         rec.excluded = None;
+        rec.handed_on_by = super::record::NO_AGENT;
         rec.next_rule = None;
         let step = Step {
             at: now,
@@ -365,7 +366,7 @@ impl Router {
         rest_allowed: bool,
     ) -> Option<(LaneKey, InqIx)> {
         let offering = self.agents[ax as usize].offering;
-        let usable = |ix: InqIx| Some(ix) != skip && self.rec(ix).excluded != Some(ax);
+        let usable = |ix: InqIx| Some(ix) != skip && !self.rec(ix).avoids(ax);
         let mut best: Option<(LaneKey, InqIx)> = None;
         for (need, lanes) in lanes {
             if offering.check(*need).is_err() {

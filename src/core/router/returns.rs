@@ -3,7 +3,7 @@
 //! while, and offers or chats taken back from an agent.
 
 use super::handoff::SYSTEM_AUTHOR;
-use super::record::Place;
+use super::record::{Place, NO_AGENT};
 use super::timeline::EventDetail;
 use super::Router;
 use crate::core::agents::{AgentIx, InqIx};
@@ -33,7 +33,8 @@ impl Router {
         // Another agent had the first chance; if none took it, the agent who
         // never saw the offer is not avoided: it is still first in line.
         if self.rec(ix).place == Place::Waiting {
-            self.rec_mut(ix).excluded = None;
+            let rec = self.rec_mut(ix);
+            (rec.excluded, rec.handed_on_by) = (None, NO_AGENT);
         }
         self.fill_agent(now, ax, None, fx);
     }
@@ -69,10 +70,20 @@ impl Router {
         let until = now + self.groups[self.rec(ix).home as usize].settings.accept_timeout.as_millis() as u64;
         let rec = self.rec_mut(ix);
         rec.excluded = ax;
+        rec.handed_on_by = NO_AGENT;
         rec.excluded_until = until;
         if ax.is_some() {
             self.exclusion_deadlines.insert((until, ix));
         }
+    }
+
+    /// The agent who last transferred or escalated `ix`, if no one accepted it since.
+    fn untaken_handoff_sender(&self, ix: InqIx) -> Option<AgentIx> {
+        let steps = self.rec(ix).timeline.iter().rev();
+        let last = steps
+            .take_while(|s| s.kind != EventKind::Accepted)
+            .find(|s| matches!(s.kind, EventKind::Transferred | EventKind::Escalated))?;
+        self.names.get(last.agent).and_then(|id| self.agent_ix.get(id)).copied()
     }
 
     /// Ends exclusions that ran their time; a waiting inquiry whose only
@@ -88,7 +99,8 @@ impl Router {
             if !live {
                 continue;
             }
-            self.rec_mut(ix).excluded = None;
+            let rec = self.rec_mut(ix);
+            (rec.excluded, rec.handed_on_by) = (None, NO_AGENT);
             if self.rec(ix).place == Place::Waiting {
                 self.place_waiting(now, ix, fx);
             }
@@ -165,6 +177,11 @@ impl Router {
         let detail = EventDetail { group, agent: Some(ax), note: note.clone(), text: reason, ..EventDetail::default() };
         self.emit(now, ix, why, Some(detail), fx);
         self.exclude(now, ix, Some(ax));
+        // A transfer or escalation given back before anyone took it: whoever
+        // handed it on is avoided as long, not offered it straight back.
+        if let Some(sender) = self.untaken_handoff_sender(ix).filter(|&s| s != ax) {
+            self.rec_mut(ix).handed_on_by = sender;
+        }
         let rec = self.rec_mut(ix);
         rec.place = Place::Waiting;
         // The system's note (an agent gone OFFLINE) stays on this step; a

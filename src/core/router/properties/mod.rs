@@ -180,7 +180,9 @@ impl Harness {
                     let rank = *self.ranks.entry(o.inquiry.clone()).or_insert(started);
                     let m = &self.model;
                     let waiting = m.ids_where(|p| *p == Place::Waiting).into_iter();
-                    let rivals = waiting.filter(|y| m.excluded.get(y) != Some(&o.agent)).collect();
+                    let avoids =
+                        |y: &Id| m.excluded.get(y) == Some(&o.agent) || m.excluded_sender.get(y) == Some(&o.agent);
+                    let rivals = waiting.filter(|y| !avoids(y)).collect();
                     offers.push(OfferSeen { inquiry: o.inquiry.clone(), rank, agent: o.agent.clone(), rivals });
                 }
                 Effect::Event(e) if matches!(e.kind, EventKind::Transferred | EventKind::Escalated) => {

@@ -67,6 +67,11 @@ pub struct Model {
     /// Inquiry -> the agent that just gave it back and must not get it again
     /// until it was offered elsewhere or handed off ("avoid once").
     pub excluded: BTreeMap<Id, Id>,
+    /// Inquiry -> the agent who transferred or escalated it, until accepted.
+    handed_on: BTreeMap<Id, Id>,
+    /// Inquiry -> that agent, avoided as long as `excluded` once the
+    /// handoff was given back before anyone took it.
+    pub excluded_sender: BTreeMap<Id, Id>,
 }
 
 impl Model {
@@ -81,6 +86,8 @@ impl Model {
             inquiries: BTreeMap::new(),
             agents: BTreeMap::new(),
             excluded: BTreeMap::new(),
+            handed_on: BTreeMap::new(),
+            excluded_sender: BTreeMap::new(),
         }
     }
 
@@ -153,6 +160,7 @@ impl Model {
                     return Err(format!("offer of {} to {} while it is {place:?}", o.inquiry, o.agent));
                 }
                 self.excluded.remove(&o.inquiry);
+                self.excluded_sender.remove(&o.inquiry);
                 self.inquiries.insert(o.inquiry.clone(), Place::Offered(o.agent.clone()));
             }
             Effect::OfferRenewed { inquiry, agent, .. } => {
@@ -226,16 +234,31 @@ impl Model {
             }
             _ => return Err(format!("{kind:?} event of {id} while it is {place:?}")),
         };
-        // Whoever gave it back avoids it until it is offered elsewhere.
+        // Whoever gave it back avoids it until it is offered elsewhere; so
+        // does whoever handed it on, if the handoff was not yet taken.
         match (kind, agent) {
             (EventKind::Queued | EventKind::Requeued, None) | (EventKind::Accepted, _) => {}
             (_, Some(a)) => {
                 self.excluded.insert(id.clone(), a.clone());
+                self.excluded_sender.remove(id);
+                let given_back = matches!(kind, EventKind::TimedOut | EventKind::Declined | EventKind::Requeued);
+                if let Some(sender) = self.handed_on.get(id).filter(|s| given_back && *s != a) {
+                    self.excluded_sender.insert(id.clone(), sender.clone());
+                }
             }
             (_, None) => {
                 self.excluded.remove(id);
+                self.excluded_sender.remove(id);
             }
         }
+        match kind {
+            EventKind::Transferred | EventKind::Escalated => match agent {
+                Some(a) => self.handed_on.insert(id.clone(), a.clone()),
+                None => self.handed_on.remove(id),
+            },
+            EventKind::Accepted => self.handed_on.remove(id),
+            _ => None,
+        };
         self.inquiries.insert(id.clone(), next);
         Ok(())
     }
@@ -247,6 +270,8 @@ impl Model {
         for id in gone {
             self.inquiries.remove(&id);
             self.excluded.remove(&id);
+            self.handed_on.remove(&id);
+            self.excluded_sender.remove(&id);
         }
     }
 
