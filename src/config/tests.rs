@@ -424,3 +424,13 @@ fn a_partial_level_table_keeps_the_defaults_of_its_own_level() {
     assert!(levels.surge_playbook.deflect_low_pre_sales, "SURGE still deflects");
     assert_eq!(levels.surge_playbook.extra_concurrent, 2);
 }
+
+#[test]
+fn finished_inquiries_must_be_kept_long_enough_to_recognise_duplicates() {
+    let problems =
+        Config::from_toml("[grpc.auth]\nmode = \"none\"\n[agents]\nretain_finished = \"0s\"\n", &no_env()).unwrap_err();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].path, "agents.retain_finished");
+    assert!(problems[0].message.contains("at least 10m"), "{}", problems[0].message);
+    assert!(Config::from_toml("[grpc.auth]\nmode = \"none\"\n[agents]\nretain_finished = \"10m\"\n", &no_env()).is_ok());
+}

@@ -330,6 +330,10 @@ fn check_playbook(at: &str, playbook: &Playbook, out: &mut Vec<Problem>) {
     }
 }
 
+/// Shortest `agents.retain_finished`: well past JetStream's 2-minute
+/// duplicate window and the redeliveries of an unacknowledged message.
+const MIN_RETAIN_FINISHED: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+
 fn check_agents_and_fatigue(config: &Config, out: &mut Vec<Problem>) {
     let agents = &config.agents;
     if !(1..=MAX_CONCURRENT).contains(&agents.max_concurrent) {
@@ -337,6 +341,17 @@ fn check_agents_and_fatigue(config: &Config, out: &mut Vec<Problem>) {
             out,
             "agents.max_concurrent",
             format!("is {}; write 1 to {MAX_CONCURRENT} concurrent chats per agent", agents.max_concurrent),
+        );
+    }
+    if agents.retain_finished < MIN_RETAIN_FINISHED {
+        push(
+            out,
+            "agents.retain_finished",
+            format!(
+                "is {}; keep finished inquiries at least 10m: a redelivered or republished inquiry is known as a \
+                 duplicate only while its record is kept (default 24h)",
+                humantime::format_duration(agents.retain_finished)
+            ),
         );
     }
     if agents.timeouts_before_away == 0 {
