@@ -249,8 +249,8 @@ async fn consume(
                             tracing::warn!("lost the connection to NATS; health is NOT_SERVING until it is back")
                         }
                         (false, true) => tracing::warn!(
-                            "NATS keeps the connection but records nothing (a hung server?); health is NOT_SERVING \
-                             until decisions are recorded again"
+                            "NATS keeps the connection but records nothing (a hung server, or one refusing writes: \
+                             see the warnings above); health is NOT_SERVING until decisions are recorded again"
                         ),
                     }
                 }

@@ -282,7 +282,16 @@ where
         match attempt().await {
             Ok(value) => return value,
             Err(e) => {
-                tracing::warn!(error = %e, retry_in = ?backoff, "{what}; retrying");
+                let text = e.to_string();
+                // A server that answers but refuses is not "hung": say where to look.
+                let refused = ["exceeded", "insufficient", "limit"].iter().any(|w| text.contains(w));
+                if refused {
+                    tracing::warn!(error = %e, retry_in = ?backoff, "{what}; retrying. NATS refuses the write: check the \
+                        limits of the streams JOURNAL_<nats.state_bucket> and KV_<nats.state_bucket> (`nats stream info`), the \
+                        server's JetStream storage and the account's JetStream limits");
+                } else {
+                    tracing::warn!(error = %e, retry_in = ?backoff, "{what}; retrying");
+                }
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }

@@ -35,10 +35,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error(
-        "cannot open the state bucket `{bucket}`: {detail}; the server must run JetStream (-js), 2.10.23 or newer"
+        "cannot open the state bucket `{bucket}`: {detail}; the server must run JetStream (-js), 2.10.23 or newer, \
+         and this user may create and use the bucket KV_{bucket} and the stream JOURNAL_{bucket} within the account's \
+         JetStream limits"
     )]
     Open { bucket: String, detail: String },
-    #[error("cannot read the state bucket `{bucket}`: {detail}")]
+    #[error(
+        "cannot read the state bucket `{bucket}`: {detail}; check that this user may read KV_{bucket} and \
+         JOURNAL_{bucket} (`nats stream info`)"
+    )]
     Read { bucket: String, detail: String },
 }
 
