@@ -46,7 +46,7 @@ impl Router {
         };
         if !allowed {
             let rule = match actor.role {
-                Role::Lead => "a lead may hand off inquiries of its own groups only, which are the groups of its own SetPresence (send one naming the groups you lead)",
+                Role::Lead => "a lead may hand off inquiries of its own groups only, which are the groups of its own SetPresence (send one naming the groups you lead, with status AWAY if you take no chats)",
                 _ => "an agent may hand off only inquiries it holds",
             };
             return Err(CoreError::PermissionDenied(format!("`{}` may not hand off inquiry `{id}`: {rule}", actor.id)));
@@ -193,12 +193,10 @@ impl Router {
         }
     }
 
-    /// Re-homes an inquiry in `g` with its score recomputed plus the aging it
-    /// earned while it waited so far (a handoff never lowers its standing:
-    /// an escalation raises it). Unanswered work keeps its wait (the customer
-    /// still waits: levels, alerts and the overflow clock count on); an
-    /// active chat waits anew. The agent handing it off (`holder`) is
-    /// avoided like one who declined.
+    /// Re-homes an inquiry in `g` as a new wait, with its score recomputed
+    /// plus the aging it earned while it waited so far (a handoff never
+    /// lowers its standing: an escalation raises it); the agent handing it
+    /// off (`holder`) is avoided like one who declined.
     fn move_to_group(&mut self, now: Millis, ix: InqIx, g: GroupIx, rule: Rule, holder: Option<AgentIx>) {
         self.tell_queued(ix);
         let aging = self.aging_ms();
@@ -212,25 +210,23 @@ impl Router {
             is_fan: rec.inquiry.customer.is_fan,
             escalated,
         };
-        let (waited_until, since) = match rec.place {
-            Place::Active { accepted_at, .. } => (accepted_at, now),
-            _ => (now, rec.since),
+        let waited_until = match rec.place {
+            Place::Active { accepted_at, .. } => accepted_at,
+            _ => now,
         };
         // Aging earned so far, across earlier handoffs too: the aged score
         // over the standing it started from.
         let before = priority::standing(&settings, input(rec.escalated)).score;
         let earned = priority::aged_score(rec.score, rec.since, waited_until, aging) - before;
-        // Aging from `since` on is added as the wait goes on; only what came before it is folded in.
-        let folded = if since == rec.since { rec.score - before } else { earned };
         rec.escalated |= rule == Rule::Escalation;
         let standing = priority::standing(&settings, input(rec.escalated));
         rec.place = Place::Waiting;
         rec.home = g;
-        rec.score = standing.score.saturating_add(folded.max(0));
+        rec.score = standing.score.saturating_add(earned.max(0));
         rec.band = standing.band;
-        rec.since = since;
+        rec.since = now;
         rec.seq = seq;
-        rec.rank = priority::rank(rec.score, since, aging);
+        rec.rank = priority::rank(rec.score, now, aging);
         rec.overflowed = false;
         rec.via_dedicated = false;
         rec.next_rule = Some(rule);

@@ -31,8 +31,11 @@ fn a_chat_given_back_mid_conversation_waits_anew_and_does_not_raise_the_level() 
     let mut vip = inquiry("vip", Category::PreSales);
     vip.customer.vip_tier = 1;
     b.arrive(vip);
+    let score_at_offer = b.router.inquiry(b.now, "vip").unwrap().score;
+    b.advance(25_000);
     b.accept("a", "vip");
     let score_at_accept = b.router.inquiry(b.now, "vip").unwrap().score;
+    assert!(score_at_accept > score_at_offer, "aged while offered");
     // Four minutes of conversation, then the agent drops out.
     b.advance(240_000);
     let mut offline = presence("a", &[("pre_sales", 3)], 3);

@@ -56,8 +56,10 @@ impl Router {
     }
 
     /// Fills the agents who can take work in `groups`, best agent first in
-    /// each group (proficiency, occupancy, idle, id) as for any freed slot:
-    /// the first filled takes the best waiting work.
+    /// each group (proficiency, occupancy, idle, id): the first one filled
+    /// takes the best waiting work. Each is filled to capacity before the
+    /// next, so with more work than one agent holds, equally good agents
+    /// are not evened out by occupancy here.
     pub(super) fn fill_best_first(&mut self, now: Millis, groups: &[GroupIx], fx: &mut Vec<Effect>) {
         let mut filled: rustc_hash::FxHashSet<AgentIx> = Default::default();
         for &g in groups {

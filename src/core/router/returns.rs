@@ -2,7 +2,7 @@
 //! many, set the agent AWAY), the agent a returned inquiry avoids for a
 //! while, and offers or chats taken back from an agent.
 
-use super::handoff::SYSTEM_AUTHOR;
+use super::handoff::{MAX_NOTE_FIELD, SYSTEM_AUTHOR};
 use super::record::{Place, NO_AGENT};
 use super::timeline::EventDetail;
 use super::Router;
@@ -184,11 +184,17 @@ impl Router {
         }
         let rec = self.rec_mut(ix);
         rec.place = Place::Waiting;
-        // The system's note (an agent gone OFFLINE) stays on this step; a
-        // person's handoff note keeps travelling with the next offers, so the
-        // customer is not asked again what it already says.
-        let person_wrote_one = rec.note.as_ref().is_some_and(|n| n.author != SYSTEM_AUTHOR);
-        if let Some(note) = note.filter(|n| n.author != SYSTEM_AUTHOR || !person_wrote_one) {
+        if let Some(mut note) = note {
+            // The system's note (an agent gone OFFLINE) keeps what a person's
+            // earlier handoff note said, so the next agent has both.
+            if let Some(earlier) =
+                rec.note.as_deref().filter(|n| n.author != SYSTEM_AUTHOR && note.author == SYSTEM_AUTHOR)
+            {
+                note.summary = format!("{}; earlier note by {}: {}", note.summary, earlier.author, earlier.summary);
+                note.summary.truncate(floor_char_boundary(&note.summary, MAX_NOTE_FIELD));
+                note.attempted = earlier.attempted.clone();
+                note.customer_expectation = earlier.customer_expectation.clone();
+            }
             rec.note = Some(note);
         }
         if rec.next_rule == Some(Rule::TransferTarget) {
@@ -196,4 +202,9 @@ impl Router {
         }
         self.route(now, ix, EventKind::Requeued, fx);
     }
+}
+
+/// The largest char boundary of `text` at or below `at`.
+fn floor_char_boundary(text: &str, at: usize) -> usize {
+    (0..=at.min(text.len())).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0)
 }
