@@ -179,6 +179,11 @@ fn scenario_problems_are_reported_together_with_their_keys() {
         assert!(all.contains(expected), "{expected} in {all}");
     }
     assert!(!all.contains("missing"), "{all}");
+    // A bad required value in a nested table does not hide what comes after it.
+    let spike = "spikes = [{ name = \"s\", at = \"10:05\", peak_per_min = 9.0, rise = \"30x\", decay = \"5m\", lasts = \"20m\" }]";
+    let nested = scenario(5.0, 1, 10, "zzz = 1").replace("curve = [", &format!("{spike}\ncurve = ["));
+    let both = Scenario::parse(&nested).unwrap_err().to_string();
+    assert!(both.contains("arrivals.spikes[0].rise") && both.contains("zzz: unknown field"), "{both}");
     let text = scenario(5.0, 1, 10, "")
         .replace("at = \"10:00\"", "at = \"10am\"")
         .replace("start = \"09:00\"", "start = \"13:00\"")
