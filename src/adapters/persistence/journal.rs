@@ -284,7 +284,9 @@ where
             Err(e) => {
                 let text = e.to_string();
                 // A server that answers but refuses is not "hung": say where to look.
-                let refused = ["exceeded", "insufficient", "limit"].iter().any(|w| text.contains(w));
+                let refused = ["maximum messages", "maximum bytes", "insufficient", "resource limit", "storage"]
+                    .iter()
+                    .any(|w| text.contains(w));
                 if refused {
                     tracing::warn!(error = %e, retry_in = ?backoff, "{what}; retrying. NATS refuses the write: check the \
                         limits of the streams JOURNAL_<nats.state_bucket> and KV_<nats.state_bucket> (`nats stream info`), the \

@@ -132,9 +132,14 @@ fn loadavg() -> String {
     text.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
 }
 
-/// The variable `name` in the environment `pid` was started with.
-fn environ_var(pid: u32, name: &str) -> Option<String> {
-    var_in_environ(&std::fs::read(format!("/proc/{pid}/environ")).ok()?, name)
+/// The router's `TOKIO_WORKER_THREADS`: from its environment when readable
+/// (empty: unset, one per CPU), else `ROUTER_THREADS`, else "unknown".
+fn router_threads(pid: Option<u32>) -> String {
+    let from_process = pid.and_then(|pid| {
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+        Some(var_in_environ(&environ, "TOKIO_WORKER_THREADS").unwrap_or_default())
+    });
+    from_process.or_else(|| std::env::var("ROUTER_THREADS").ok()).unwrap_or_else(|| "unknown".into())
 }
 
 /// The variable `name` in `environ` (`NAME=value` entries, NUL-separated).
@@ -165,12 +170,7 @@ impl BenchReport {
                 loadavg_start: loadavg(),
                 loadavg_end: String::new(),
                 loadgen_threads: std::env::var("TOKIO_WORKER_THREADS").unwrap_or_default(),
-                router_threads: options
-                    .processes
-                    .pid("router")
-                    .map(|pid| environ_var(pid, "TOKIO_WORKER_THREADS").unwrap_or_default())
-                    .or_else(|| std::env::var("ROUTER_THREADS").ok())
-                    .unwrap_or_default(),
+                router_threads: router_threads(options.processes.pid("router")),
             },
             nats_server_version: nats_version.to_string(),
             router_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -330,8 +330,9 @@ mod tests {
         assert_eq!(var_in_environ(environ, "TOKIO_WORKER_THREADS").as_deref(), Some("3"));
         assert_eq!(var_in_environ(environ, "TOKIO_WORKER").as_deref(), Some("x=y"));
         assert_eq!(var_in_environ(environ, "TOKIO"), None);
-        // This process's own environment is readable the same way.
-        assert!(environ_var(std::process::id(), "PATH").is_some());
+        // No such process: not "one per CPU" but the caller's word, or unknown.
+        let expected = std::env::var("ROUTER_THREADS").unwrap_or_else(|_| "unknown".into());
+        assert_eq!(router_threads(Some(u32::MAX)), expected);
     }
 
     fn report(runs: &[(f64, u64)]) -> BenchReport {
