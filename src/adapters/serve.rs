@@ -139,7 +139,10 @@ async fn restore(
     };
     let (restored, replayed) = (loaded.restored, loaded.replayed);
     let (inquiries, agents) = (restored.inquiries.len(), restored.agents.len());
-    let (router, catch_up) = Router::restore(config.routing(), restored, now_ms())?;
+    let (mut router, catch_up) = Router::restore(config.routing(), restored, now_ms())?;
+    for note in router.take_restore_notes() {
+        tracing::warn!(note = %note, "the recorded state does not fit the configuration");
+    }
     let counts = router.state_counts();
     tracing::info!(
         inquiries,

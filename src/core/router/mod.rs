@@ -13,6 +13,7 @@ mod placement;
 mod presence;
 mod record;
 mod reserve;
+mod restore;
 mod returns;
 mod timeline;
 mod views;
@@ -112,6 +113,8 @@ pub struct Router {
     /// Inquiries whose need names a language or skill no agent offered yet
     /// (see `resolve_unknown_needs`); some may have finished since.
     unknown_needs: Vec<InqIx>,
+    /// What a restore could not keep (see `take_restore_notes`).
+    restore_notes: Vec<String>,
     /// Records changed since the last `take_changes`, for persistence.
     dirty_inquiries: Vec<InqIx>,
     dirty_agents: Vec<AgentIx>,
@@ -226,6 +229,7 @@ impl Router {
             reopened: Vec::new(),
             closed_scratch: Vec::new(),
             unknown_needs: Vec::new(),
+            restore_notes: Vec::new(),
             dirty_inquiries: Vec::new(),
             dirty_agents: Vec::new(),
             forgotten: Vec::new(),

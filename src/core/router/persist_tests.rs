@@ -364,3 +364,25 @@ fn the_longest_idle_agent_is_still_first_after_a_restore() {
     let fx = b.arrive(inquiry("q2", Category::Order));
     assert_eq!(offers(&fx)[0].agent.as_str(), "b", "b has waited longest for work");
 }
+
+#[test]
+fn what_a_restore_cannot_keep_under_a_changed_configuration_is_said() {
+    let mut b = recorded_bench();
+    let mut store = Store::default();
+    b.agent(presence("a", &[("orders", 3), ("pre_sales", 3)], 2));
+    super::tests::pin(&mut b, Some("pre_sales"), Level::Surge);
+    b.arrive(inquiry("q1", Category::PreSales));
+    sync(&mut b, &mut store);
+    // `pre_sales` is renamed `presales` in the new configuration.
+    let mut settings = RoutingSettings::default();
+    settings.groups.iter_mut().filter(|g| g.id == "pre_sales").for_each(|g| g.id = "presales".into());
+    for g in &mut settings.groups {
+        g.overflow.iter_mut().filter(|o| *o == "pre_sales").for_each(|o| *o = "presales".into());
+    }
+    let (mut restored, _) = Router::restore(settings, store.restored(), b.now).unwrap();
+    let notes = restored.take_restore_notes().join("\n");
+    for expected in ["override of group `pre_sales`", "agent `a` is no longer in pre_sales", "1 inquiries recorded"] {
+        assert!(notes.contains(expected), "{expected} in:\n{notes}");
+    }
+    assert!(restored.take_restore_notes().is_empty(), "taken once");
+}
