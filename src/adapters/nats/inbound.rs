@@ -67,19 +67,26 @@ fn is_cancellation(subjects: &Subjects, subject: &str) -> bool {
     subject.strip_prefix(subjects.prefix.as_str()).is_some_and(|rest| rest.starts_with(".cancellations"))
 }
 
-/// What the engine's answer means for the message (`arrival`: it was an inquiry).
-fn classify(arrival: bool, outcome: Result<(), EngineError>) -> Disposition {
+/// What `ticket_router_inquiries_total` counts for an answer. A repeat that
+/// comes as a redelivery is the same stream message again (its first
+/// delivery was decided but not yet acknowledged), not a publisher's repeat.
+fn counted_outcome(arrival: bool, redelivered: bool, outcome: &Result<(), EngineError>) -> Option<Outcome> {
     match outcome {
-        Ok(()) => {
-            if arrival {
-                metrics::count(Outcome::Received);
-            }
-            Disposition::Decided
-        }
-        Err(EngineError::Core(CoreError::Duplicate(_))) => {
-            metrics::count(Outcome::Duplicate);
-            Disposition::Ignored
-        }
+        Ok(()) if arrival => Some(Outcome::Received),
+        Err(EngineError::Core(CoreError::Duplicate(_))) if !redelivered => Some(Outcome::Duplicate),
+        _ => None,
+    }
+}
+
+/// What the engine's answer means for the message (`arrival`: it was an
+/// inquiry; `redelivered`: JetStream delivered this message before).
+fn classify(arrival: bool, redelivered: bool, outcome: Result<(), EngineError>) -> Disposition {
+    if let Some(counted) = counted_outcome(arrival, redelivered, &outcome) {
+        metrics::count(counted);
+    }
+    match outcome {
+        Ok(()) => Disposition::Decided,
+        Err(EngineError::Core(CoreError::Duplicate(_))) => Disposition::Ignored,
         // The customer left after the chat ended: a normal race, nothing to undo.
         Err(EngineError::Core(CoreError::AlreadyFinished(id, state))) => {
             tracing::debug!(inquiry_id = %id, state = state.name(), "cancellation of a finished inquiry; nothing to do");
@@ -197,7 +204,9 @@ pub async fn run(
 /// Decodes a message and, when it is usable, queues its command in the
 /// engine now (keeping the order) with the answer to await later.
 async fn admit(engine: &EngineHandle, subjects: &Subjects, message: JsMessage) -> InFlight {
-    let stored = message.info().ok().map(|info| (info.published.unix_timestamp_nanos() / 1_000_000).max(0) as u64);
+    let info = message.info().ok();
+    let stored = info.as_ref().map(|info| (info.published.unix_timestamp_nanos() / 1_000_000).max(0) as u64);
+    let redelivered = info.is_some_and(|info| info.delivered > 1);
     match command_for(subjects, &message.subject, message.headers.as_ref(), &message.payload, stored) {
         Err(rejection) => Box::pin(async move { (message, Disposition::Rejected(rejection)) }),
         Ok(command) => {
@@ -205,9 +214,9 @@ async fn admit(engine: &EngineHandle, subjects: &Subjects, message: JsMessage) -
             match engine.start(command).await {
                 Ok(pending) => Box::pin(async move {
                     let outcome = pending.outcome().await;
-                    (message, classify(arrival, outcome))
+                    (message, classify(arrival, redelivered, outcome))
                 }),
-                Err(e) => Box::pin(async move { (message, classify(arrival, Err(e))) }),
+                Err(e) => Box::pin(async move { (message, classify(arrival, redelivered, Err(e))) }),
             }
         }
     }
@@ -281,6 +290,16 @@ pub(crate) fn stream_missing(e: &async_nats::Error) -> bool {
 
 async fn ack(message: &JsMessage) {
     if let Err(e) = message.ack().await {
-        tracing::warn!(error = %e, "could not acknowledge an inbound message; it may be redelivered and counted as a duplicate");
+        tracing::warn!(error = %e, "could not acknowledge an inbound message; it may be redelivered (recognised then, not routed twice)");
     }
+}
+
+#[cfg(test)]
+#[test]
+fn a_redelivered_repeat_is_not_counted_as_a_publishers_duplicate() {
+    let duplicate = || Err(EngineError::Core(CoreError::Duplicate("q1".into())));
+    assert_eq!(counted_outcome(true, false, &duplicate()), Some(Outcome::Duplicate));
+    assert_eq!(counted_outcome(true, true, &duplicate()), None);
+    assert_eq!(counted_outcome(true, true, &Ok(())), Some(Outcome::Received), "decided for the first time");
+    assert_eq!(counted_outcome(false, false, &Ok(())), None, "a cancellation is no inquiry");
 }
