@@ -109,6 +109,12 @@ pub fn format_of(content_type: Option<&str>) -> Format {
     }
 }
 
+/// Whether `name` can be a language or skill name, for agents and
+/// inquiries alike: 1-64 letters, digits, `_`, `-`, `.` or `:`.
+pub fn is_usable_name(name: &str) -> bool {
+    (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.:".contains(&b))
+}
+
 /// Any message of `proto/` (e.g. one the router published), in the format
 /// its `Content-Type` names.
 pub fn decode_as<T: Message + Default + serde::de::DeserializeOwned>(
@@ -312,10 +318,7 @@ pub fn inquiry_from_proto(wire: proto::Inquiry, subject_shop: &str, now: Millis)
         return Err(Rejection::new(RejectReason::InvalidField, "`language` must be a BCP-47 tag such as \"zh-CN\""));
     }
     // Named as agents name their skills (SetPresence), or no agent could ever match.
-    let usable = |s: &String| {
-        (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.:".contains(&b))
-    };
-    if wire.required_skills.len() > 16 || !wire.required_skills.iter().all(usable) {
+    if wire.required_skills.len() > 16 || !wire.required_skills.iter().all(|s| is_usable_name(s)) {
         return Err(Rejection::new(
             RejectReason::InvalidField,
             "`required_skills`: at most 16 names of 1-64 letters, digits, `_`, `-`, `.` or `:`, as agents name them",

@@ -7,8 +7,8 @@
 use super::auth::desk_actor;
 use super::offers::{Heartbeat, OfferHub, OfferStream, DESKTOP_BUFFER};
 use super::{agent_id, group_id, inquiry_id};
-use crate::adapters::convert;
 use crate::adapters::engine::{EngineError, EngineHandle};
+use crate::adapters::{codec, convert};
 use crate::core::{Actor, AgentStatus, Command, CoreError, Id, Presence};
 use crate::proto::{self, agent_desk_server::AgentDesk};
 use tokio::sync::mpsc;
@@ -102,10 +102,7 @@ fn names(field: &str, values: &[String], most: usize) -> Result<Vec<String>, Sta
     if values.len() > most {
         return Err(Status::invalid_argument(format!("`{field}` lists {} names; at most {most}", values.len())));
     }
-    let usable = |v: &String| {
-        (1..=64).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.:".contains(&b))
-    };
-    if let Some(bad) = values.iter().find(|v| !usable(v)) {
+    if let Some(bad) = values.iter().find(|v| !codec::is_usable_name(v)) {
         return Err(Status::invalid_argument(format!(
             "`{field}` entry `{}` is not usable: use 1-64 letters, digits, `_`, `-`, `.` or `:`",
             bad.chars().take(70).collect::<String>()
