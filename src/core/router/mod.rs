@@ -292,6 +292,11 @@ impl Router {
         self.agent_ix.get(id).copied().ok_or_else(|| CoreError::UnknownAgent(id.into()))
     }
 
+    /// The agent a timeline step names, if it is still known.
+    fn agent_named(&self, name: super::agents::NameIx) -> Option<AgentIx> {
+        self.names.get(name).and_then(|id| self.agent_ix.get(id)).copied()
+    }
+
     fn inquiry_by_id(&self, id: &str) -> Result<InqIx, CoreError> {
         self.find_inquiry(id).ok_or_else(|| CoreError::UnknownInquiry(id.into()))
     }

@@ -86,9 +86,8 @@ impl Router {
     fn read_back_timelines(&mut self) {
         let mut accepted: Vec<(Millis, u64, AgentIx)> = Vec::new();
         for rec in self.records.iter().flatten() {
-            let agent = |step: &Step| self.names.get(step.agent).and_then(|id| self.agent_ix.get(id)).copied();
             for step in rec.timeline.iter().filter(|step| step.kind == EventKind::Offered) {
-                if let Some(ax) = agent(step) {
+                if let Some(ax) = self.agent_named(step.agent) {
                     let last = &mut self.agents[ax as usize].last_offer_at;
                     *last = (*last).max(step.at);
                 }
@@ -97,7 +96,7 @@ impl Router {
                 continue;
             }
             let Some(step) = rec.timeline.iter().rev().find(|step| step.kind == EventKind::Accepted) else { continue };
-            let Some(ax) = agent(step) else { continue };
+            let Some(ax) = self.agent_named(step.agent) else { continue };
             accepted.push((step.at, sticky_key(&rec.inquiry.shop_id, &rec.inquiry.customer.id), ax));
         }
         // Oldest first: a customer's later acceptance replaces an earlier one,

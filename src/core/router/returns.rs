@@ -83,7 +83,7 @@ impl Router {
         let last = steps
             .take_while(|s| s.kind != EventKind::Accepted)
             .find(|s| matches!(s.kind, EventKind::Transferred | EventKind::Escalated))?;
-        self.names.get(last.agent).and_then(|id| self.agent_ix.get(id)).copied()
+        self.agent_named(last.agent)
     }
 
     /// Ends exclusions that ran their time; a waiting inquiry whose only
