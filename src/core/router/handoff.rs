@@ -245,8 +245,9 @@ impl Router {
         text: String,
         fx: &mut Vec<Effect>,
     ) {
+        let carried = carried_note(note.clone(), self.rec(ix).note.as_deref());
+        self.rec_mut(ix).note = Some(Box::new(carried));
         let note = Box::new(note);
-        self.rec_mut(ix).note = Some(note.clone());
         let detail = EventDetail {
             group: Some(to),
             agent: holder,
@@ -282,6 +283,43 @@ impl Router {
         }
         Ok(())
     }
+}
+
+/// The note a handoff leaves for every later offer: `new`, followed by what
+/// the `earlier` note said that `new` does not repeat, so the customer's
+/// context survives any number of handoffs (SPEC: the customer never repeats
+/// themselves). A handoff without a note (an escalation may have none) keeps
+/// the earlier note whole. Each field stays within [`MAX_NOTE_FIELD`], the
+/// oldest text cut first. The timeline keeps each note as written.
+pub(super) fn carried_note(new: HandoffNote, earlier: Option<&HandoffNote>) -> HandoffNote {
+    let Some(earlier) = earlier else { return new };
+    if new.summary.is_empty() && new.attempted.is_empty() && new.customer_expectation.is_empty() {
+        return earlier.clone();
+    }
+    let join = |now: String, before: &str, label: &str| {
+        if before.is_empty() || now == before {
+            return now;
+        }
+        if now.is_empty() {
+            return before.to_string();
+        }
+        let mut joined = format!("{now}; {label}{before}");
+        joined.truncate(floor_char_boundary(&joined, MAX_NOTE_FIELD));
+        joined
+    };
+    let by = format!("earlier note by {}: ", earlier.author);
+    HandoffNote {
+        summary: join(new.summary, &earlier.summary, &by),
+        attempted: join(new.attempted, &earlier.attempted, "earlier: "),
+        customer_expectation: join(new.customer_expectation, &earlier.customer_expectation, "earlier: "),
+        author: new.author,
+        at: new.at,
+    }
+}
+
+/// The largest char boundary of `text` at or below `at`.
+fn floor_char_boundary(text: &str, at: usize) -> usize {
+    (0..=at.min(text.len())).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0)
 }
 
 fn check_note(note: &HandoffNote) -> Result<(), CoreError> {

@@ -250,3 +250,39 @@ fn the_note_of_an_offline_return_keeps_what_a_persons_handoff_note_said() {
     let summary = &offer.note.as_ref().expect("a note").summary;
     assert!(summary.contains("went offline") && summary.contains("address change"), "{summary}");
 }
+
+#[test]
+fn later_handoffs_keep_what_earlier_notes_said_for_the_next_agent() {
+    let mut b = bench();
+    b.agent(presence("pre", &[("pre_sales", 3)], 3));
+    b.agent(presence("ord", &[("orders", 3)], 3));
+    b.agent(presence("ref", &[("after_sales", 3)], 3));
+    b.agent(presence("boss", &[("supervisors", 5)], 3));
+    b.arrive(inquiry("q1", Category::PreSales));
+    b.accept("pre", "q1");
+    let first = HandoffNote {
+        summary: "address change to Beijing".into(),
+        attempted: "OMS locked the order".into(),
+        customer_expectation: "before shipping today".into(),
+        ..HandoffNote::default()
+    };
+    b.apply(to_group(Actor::agent("pre"), "orders", first));
+    b.accept("ord", "q1");
+    let second = HandoffNote { summary: "needs a refund of the shipping fee".into(), ..HandoffNote::default() };
+    let fx = b.apply(to_group(Actor::agent("ord"), "after_sales", second));
+    let note = offers(&fx)[0].note.clone().expect("a note");
+    assert_eq!(note.author, "ord");
+    assert_eq!(note.summary, "needs a refund of the shipping fee; earlier note by pre: address change to Beijing");
+    assert_eq!(note.attempted, "OMS locked the order");
+    assert_eq!(note.customer_expectation, "before shipping today");
+    b.accept("ref", "q1");
+    // An escalation without a note hands on the whole note as it stood.
+    let fx = b.apply(escalate(Actor::agent("ref"), HandoffNote::default()));
+    let offer = offers(&fx)[0];
+    assert_eq!(offer.agent.as_str(), "boss");
+    assert_eq!(offer.note.as_ref(), Some(&note));
+    // The timeline keeps each note as its author wrote it.
+    let view = b.router.inquiry(b.now, "q1").unwrap();
+    let written: Vec<_> = view.timeline.iter().filter_map(|t| t.note.as_ref().map(|n| n.summary.as_str())).collect();
+    assert_eq!(written, ["address change to Beijing", "needs a refund of the shipping fee", ""]);
+}

@@ -2,7 +2,7 @@
 //! many, set the agent AWAY), the agent a returned inquiry avoids for a
 //! while, and offers or chats taken back from an agent.
 
-use super::handoff::{MAX_NOTE_FIELD, SYSTEM_AUTHOR};
+use super::handoff::carried_note;
 use super::record::{Place, NO_AGENT};
 use super::timeline::EventDetail;
 use super::Router;
@@ -184,27 +184,14 @@ impl Router {
         }
         let rec = self.rec_mut(ix);
         rec.place = Place::Waiting;
-        if let Some(mut note) = note {
-            // The system's note (an agent gone OFFLINE) keeps what a person's
-            // earlier handoff note said, so the next agent has both.
-            if let Some(earlier) =
-                rec.note.as_deref().filter(|n| n.author != SYSTEM_AUTHOR && note.author == SYSTEM_AUTHOR)
-            {
-                note.summary = format!("{}; earlier note by {}: {}", note.summary, earlier.author, earlier.summary);
-                note.summary.truncate(floor_char_boundary(&note.summary, MAX_NOTE_FIELD));
-                note.attempted = earlier.attempted.clone();
-                note.customer_expectation = earlier.customer_expectation.clone();
-            }
-            rec.note = Some(note);
+        if let Some(note) = note {
+            // The system's note (an agent gone OFFLINE) keeps what earlier
+            // notes said, so the next agent has all of it.
+            rec.note = Some(Box::new(carried_note(*note, rec.note.as_deref())));
         }
         if rec.next_rule == Some(Rule::TransferTarget) {
             rec.next_rule = None;
         }
         self.route(now, ix, EventKind::Requeued, fx);
     }
-}
-
-/// The largest char boundary of `text` at or below `at`.
-fn floor_char_boundary(text: &str, at: usize) -> usize {
-    (0..=at.min(text.len())).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0)
 }
