@@ -286,3 +286,20 @@ fn later_handoffs_keep_what_earlier_notes_said_for_the_next_agent() {
     let written: Vec<_> = view.timeline.iter().filter_map(|t| t.note.as_ref().map(|n| n.summary.as_str())).collect();
     assert_eq!(written, ["address change to Beijing", "needs a refund of the shipping fee", ""]);
 }
+
+#[test]
+fn a_finished_inquiry_shows_the_group_that_served_it_last() {
+    let mut b = bench();
+    b.agent(presence("ord", &[("orders", 3)], 1));
+    b.agent(presence("s1", &[("fans", 3)], 5));
+    b.arrive(inquiry("q1", Category::Order));
+    b.accept("ord", "q1");
+    let note = HandoffNote { summary: "needs a specialist".into(), ..HandoffNote::default() };
+    let target = TransferTarget::Agent("s1".into());
+    b.apply(Command::Transfer { actor: Actor::agent("ord"), inquiry: "q1".into(), target, note });
+    b.accept("s1", "q1");
+    assert_eq!(b.router.inquiry(b.now, "q1").unwrap().group.as_str(), "fans");
+    b.complete("s1", "q1");
+    let view = b.router.inquiry(b.now, "q1").unwrap();
+    assert_eq!((view.state, view.group.as_str()), (InquiryState::Completed, "fans"), "as its COMPLETED step says");
+}

@@ -222,7 +222,13 @@ impl Router {
 
     /// Marks an inquiry finished; it stays queryable for `retain_finished`.
     pub(super) fn finish(&mut self, now: Millis, ix: InqIx, state: InquiryState) {
-        self.rec_mut(ix).place = Place::Finished { state, at: now };
+        let rec = self.rec_mut(ix);
+        // A finished inquiry is shown in the group that last had it, not in
+        // the queue it would have gone back to.
+        if let Place::Offered { group, .. } | Place::Active { group, .. } = rec.place {
+            rec.home = group;
+        }
+        rec.place = Place::Finished { state, at: now };
         self.finished.push_back((now, ix));
     }
 
