@@ -1,5 +1,6 @@
 //! An inquiry's life: arrival (dedicated group, deflection), accept, decline,
-//! complete and cancel (offers that run out and go back: `returns.rs`).
+//! complete and cancel (offers that run out and go back: `returns.rs`; who
+//! may act on an inquiry: `acting.rs`).
 
 use super::placement::sticky_key;
 use super::record::{Place, Record, Step, NO_NAME};
@@ -7,7 +8,7 @@ use super::returns::Said;
 use super::timeline::EventDetail;
 use super::Router;
 use crate::core::agents::{AgentIx, InqIx};
-use crate::core::command::{Actor, Role};
+use crate::core::command::Actor;
 use crate::core::effect::{Effect, EventKind};
 use crate::core::error::CoreError;
 use crate::core::matching::{primary_language, Need};
@@ -230,56 +231,6 @@ impl Router {
         }
         rec.place = Place::Finished { state, at: now };
         self.finished.push_back((now, ix));
-    }
-
-    /// The inquiry `id` as offered to (`active == false`) or active with the
-    /// acting agent; permission and state errors otherwise.
-    fn held_by_actor(
-        &self,
-        actor: &Actor,
-        id: &str,
-        active: bool,
-        action: &str,
-    ) -> Result<(InqIx, AgentIx), CoreError> {
-        // An agent the router does not know holds nothing: say so, rather
-        // than "held by another agent" or a state it cannot change.
-        if matches!(actor.role, Role::Agent | Role::Lead) {
-            self.agent_by_id(&actor.id)?;
-        }
-        let ix = self.inquiry_by_id(id)?;
-        let place = self.rec(ix).place;
-        // Another agent's inquiry is refused as such, whatever its state, and
-        // without telling that state.
-        let held_by_other = |h: AgentIx| *self.agents[h as usize].id != *actor.id;
-        if matches!(actor.role, Role::Agent | Role::Lead) && place.holder().is_some_and(held_by_other) {
-            return Err(CoreError::PermissionDenied(format!(
-                "`{}` may not {action} inquiry `{id}`: it is held by another agent",
-                actor.id
-            )));
-        }
-        let holder = match (place, active) {
-            (Place::Offered { agent, .. }, false) | (Place::Active { agent, .. }, true) => agent,
-            _ => {
-                let wanted = if active { "ACTIVE" } else { "OFFERED" };
-                return Err(CoreError::FailedPrecondition(format!(
-                    "cannot {action} inquiry `{id}`: it is {}, and only {wanted} inquiries can be; fetch its state with GetInquiry",
-                    place.state().name()
-                )));
-            }
-        };
-        let holder_id = &self.agents[holder as usize].id;
-        let may = match actor.role {
-            Role::System => true,
-            Role::Admin => active,
-            Role::Agent | Role::Lead => **holder_id == *actor.id,
-        };
-        if !may {
-            return Err(CoreError::PermissionDenied(format!(
-                "`{}` may not {action} inquiry `{id}`: it is held by another agent",
-                actor.id
-            )));
-        }
-        Ok((ix, holder))
     }
 
     pub(super) fn accept(

@@ -4,6 +4,7 @@
 //! It never reads a clock and never performs I/O; adapters carry out the
 //! effects. The same commands at the same times always give the same effects.
 
+mod acting;
 mod clock;
 mod handoff;
 mod invariants;

@@ -364,6 +364,26 @@ fn only_the_offered_agent_may_accept_and_only_offers_can_be_accepted() {
 }
 
 #[test]
+fn accepting_an_own_offer_that_ended_says_to_drop_it_rather_than_permission_denied() {
+    let mut b = bench();
+    b.agent(presence("a", &[("orders", 3)], 5));
+    b.arrive(inquiry("q1", Category::Order));
+    b.advance(30_000); // a's offer times out; nobody else may take it yet
+    let late = b.try_apply(Command::Accept { actor: Actor::agent("a"), inquiry: "q1".into() });
+    let Err(CoreError::FailedPrecondition(message)) = late else { panic!("{late:?}") };
+    assert!(message.contains("ended") && message.contains("waits for an agent again"), "{message}");
+    b.agent(presence("b", &[("orders", 1)], 5));
+    b.accept("b", "q1");
+    let late = b.try_apply(Command::Accept { actor: Actor::agent("a"), inquiry: "q1".into() });
+    let Err(CoreError::FailedPrecondition(message)) = late else { panic!("{late:?}") };
+    assert!(message.contains("is with another agent") && message.contains("remove it from the desktop"), "{message}");
+    // An agent it was never offered to learns nothing about it.
+    b.agent(presence("c", &[("orders", 1)], 5));
+    let snoop = b.try_apply(Command::Complete { actor: Actor::agent("c"), inquiry: "q1".into() });
+    assert!(matches!(snoop, Err(CoreError::PermissionDenied(_))), "{snoop:?}");
+}
+
+#[test]
 fn an_inquiry_received_earlier_waits_and_ages_from_then() {
     let mut b = bench();
     b.arrive(inquiry("now", Category::Order));
