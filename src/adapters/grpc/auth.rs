@@ -95,8 +95,7 @@ impl Authenticator {
         let token = header
             .to_str()
             .ok()
-            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
-            .map(str::trim)
+            .and_then(bearer_token)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| Status::unauthenticated("`authorization` metadata must be `Bearer <JWT>`"))?;
         let claims = jsonwebtoken::decode::<Claims>(token, &verifier.key, &verifier.validation)
@@ -215,6 +214,13 @@ pub fn staff_actor<T>(request: &Request<T>) -> Result<Actor, Status> {
         Caller::Open => Ok(Actor { id: "anonymous".into(), role: Role::Admin }),
         Caller::Token(actor) => Ok(actor.clone()),
     }
+}
+
+/// The token of a `Bearer <token>` header; the scheme name is
+/// case-insensitive (RFC 7235), so `BEARER` and `bearer` work too.
+fn bearer_token(header: &str) -> Option<&str> {
+    let (scheme, token) = header.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
 #[cfg(test)]

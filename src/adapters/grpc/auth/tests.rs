@@ -48,6 +48,12 @@ fn problem(result: Result<Caller, Status>) -> String {
 fn a_valid_token_names_the_actor() {
     let caller = check(&jwt(None, None), json!({ "sub": "a1", "role": "lead", "exp": in_an_hour() })).unwrap();
     assert_eq!(caller, Caller::Token(Actor { id: "a1".into(), role: Role::Lead }));
+    // The scheme name is case-insensitive.
+    let token = sign(json!({ "sub": "a1", "role": "agent", "exp": in_an_hour() }));
+    for scheme in ["bearer", "BEARER", "BeArEr"] {
+        let caller = jwt(None, None).caller(&bearer(&format!("{scheme} {token}")));
+        assert_eq!(caller.unwrap(), Caller::Token(Actor::agent("a1")), "{scheme}");
+    }
 }
 
 #[test]
