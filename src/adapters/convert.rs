@@ -213,6 +213,7 @@ pub fn assignment(offer: &core::Offer, inquiry_data: Option<&core::Inquiry>) -> 
         note: offer.note.as_deref().map(note),
         withdrawn: false,
         active: false,
+        caught_up: false,
     }
 }
 

@@ -228,7 +228,7 @@ async fn sigterm_under_load_exits_cleanly_and_a_restart_goes_on() {
     eventually("work under way", SETTLE, || async { (ledger.accepted() > 100).then_some(()) }).await;
     let status = router.terminate().expect("exit status");
     assert!(status.success(), "SIGTERM exit: {status:?}\n{}", router.log_text());
-    let end = stream.message().await.expect_err("the stream ends with a status, not OK");
+    let end = crate::support::client::after_mark(&mut stream).await.expect_err("the stream ends with a status, not OK");
     assert_eq!((end.code(), end.message().contains("stopping")), (tonic::Code::Unavailable, true), "{end:?}");
     publisher.await.unwrap();
     publish_all(&js, &all[1_000..]).await;

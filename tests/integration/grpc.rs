@@ -2,7 +2,7 @@
 //! only sink (no NATS), the server on `127.0.0.1:0`, and the generated tonic
 //! clients. Waits poll with generous deadlines; nothing asserts timings.
 
-use crate::support::client::{connect, next_offer, presence, token, Clients, TEST_SECRET};
+use crate::support::client::{after_mark, connect, next_offer, presence, token, Clients, TEST_SECRET};
 use crate::support::eventually;
 use std::time::Duration;
 use ticket_router::adapters::engine::{Engine, EngineHandle};
@@ -117,6 +117,8 @@ async fn an_offer_streams_to_the_desktop_and_is_accepted_and_completed() {
     assert_eq!(reply.status, proto::AgentStatus::Available as i32);
     assert_eq!(reply.capacity, 5, "max_concurrent 0 takes the default");
     let mut offers = subscribe(&mut c, "a1").await;
+    let mark = offers.message().await.unwrap().expect("the catch-up mark");
+    assert!(mark.caught_up && mark.inquiry.is_none(), "nothing held yet: {mark:?}");
 
     // A decline: the desktop is told why the offer went, the lead reads the reason.
     server.arrive("q0", Category::Order).await;
@@ -184,7 +186,7 @@ async fn one_desktop_too_many_ends_the_agents_oldest_stream_and_the_rest_get_off
     for _ in 0..=DESKTOPS_PER_AGENT {
         streams.push(subscribe(&mut c, "a1").await);
     }
-    let oldest = tokio::time::timeout(Duration::from_secs(10), streams[0].message()).await;
+    let oldest = tokio::time::timeout(Duration::from_secs(10), after_mark(&mut streams[0])).await;
     let end = oldest.expect("the oldest stream ends").expect_err("with an error status");
     assert_eq!(end.code(), Code::FailedPrecondition, "{}", end.message());
     assert!(end.message().contains("more than 8 desktops"), "{}", end.message());

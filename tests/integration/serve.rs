@@ -171,7 +171,7 @@ async fn a_refund_never_goes_to_a_pre_sales_agent_and_the_least_occupied_gets_th
     let second = if first.0 == "after-1" { next_offer(&mut a2).await } else { next_offer(&mut a1).await };
     assert_eq!(second.inquiry.unwrap().id, "refund-2");
     assert_eq!(second.trace.unwrap().rule, proto::decision_trace::Rule::LeastOccupied as i32);
-    let quiet = tokio::time::timeout(Duration::from_millis(500), pre.message()).await;
+    let quiet = tokio::time::timeout(Duration::from_millis(500), client::after_mark(&mut pre)).await;
     assert!(quiet.is_err(), "the pre-sales agent got an offer: {quiet:?}");
 }
 

@@ -1,7 +1,8 @@
 //! Offers to connected desktops: the [`OfferHub`] is an [`EffectSink`] that
 //! forwards each `Offer` and `Withdraw` effect to the `Subscribe` streams of
-//! the agent concerned, and the [`OfferStream`] that a `Subscribe` call
-//! returns, whose drop is the desktop's lost heartbeat.
+//! the agent concerned (and an accept or completion to the agent's other
+//! desktops), and the [`OfferStream`] that a `Subscribe` call returns, whose
+//! drop is the desktop's lost heartbeat.
 //!
 //! The hub must never block the engine: it only `try_send`s. A desktop whose
 //! buffer is full has fallen behind: its stream ends with RESOURCE_EXHAUSTED
@@ -10,7 +11,7 @@
 
 use crate::adapters::convert;
 use crate::adapters::engine::{EffectSink, EngineHandle, Release};
-use crate::core::{Command, Effect, Id, Millis, Router};
+use crate::core::{Command, Effect, EventKind, Id, Millis, Router};
 use crate::proto;
 use futures::Stream;
 use std::collections::HashMap;
@@ -78,8 +79,9 @@ impl OfferHub {
     }
 
     /// Registers a desktop of `agent`, first queueing the offers it already
-    /// holds. Runs on the engine task (inside a query) so that no offer made
-    /// meanwhile is lost or sent twice. False once the hub is closed.
+    /// holds, then the `caught_up` mark. Runs on the engine task (inside a
+    /// query) so that no offer made meanwhile is lost or sent twice. False
+    /// once the hub is closed.
     pub(super) fn register(&self, router: &Router, now: Millis, agent: &Id, desk: Desk) -> bool {
         let mut desks = self.lock();
         if desks.closed {
@@ -88,7 +90,8 @@ impl OfferHub {
         let held = held_offers(router, now, agent)
             .into_iter()
             .filter(|a| a.active || !desks.unreleased.contains_key(&(agent.clone(), Id::from(inquiry_id(a)))));
-        for assignment in held {
+        let caught_up = proto::Assignment { agent_id: agent.to_string(), caught_up: true, ..Default::default() };
+        for assignment in held.chain([caught_up]) {
             if desk.try_send(Ok(assignment)).is_err() {
                 tracing::warn!(agent_id = %agent, "desktop buffer full while re-sending held offers");
             }
@@ -131,6 +134,14 @@ impl OfferHub {
         }
         send_to(&mut desks, agent, assignment);
     }
+
+    /// Whether `agent` has more than one desktop: then what one of them
+    /// did (accept, complete) is told to the others. Registration runs on
+    /// the engine task too, so a desktop subscribing later sees it in the
+    /// state it is sent.
+    fn has_several_desks(&self, agent: &str) -> bool {
+        self.lock().by_agent.get(agent).is_some_and(|list| list.len() > 1)
+    }
 }
 
 /// Sends to every open desktop of `agent`, forgetting closed ones.
@@ -165,10 +176,20 @@ impl EffectSink for OfferHub {
                     outgoing.push((offer.agent.clone(), convert::assignment(offer, inquiry)));
                 }
                 Effect::OfferRenewed { inquiry, agent, .. } => {
-                    outgoing.extend(convert::open_offer(router, now, agent, inquiry).map(|a| (agent.clone(), a)));
+                    let renewed = convert::open_offer(router, now, agent, inquiry);
+                    outgoing.extend(renewed.map(|a| (agent.clone(), a)));
                 }
                 Effect::Withdraw { inquiry, agent, reason } => {
                     outgoing.push((agent.clone(), convert::withdrawal(inquiry, agent, reason, now)))
+                }
+                Effect::Event(event) if matches!(event.kind, EventKind::Accepted | EventKind::Completed) => {
+                    let Some(agent) = event.agent.as_ref().filter(|a| self.has_several_desks(a)) else { continue };
+                    let echo = match event.kind {
+                        EventKind::Accepted => active_chat(router, now, agent, &event.inquiry),
+                        EventKind::Completed => Some(convert::withdrawal(&event.inquiry, agent, "completed", now)),
+                        _ => None,
+                    };
+                    outgoing.extend(echo.map(|a| (agent.clone(), a)));
                 }
                 _ => {}
             }
@@ -200,19 +221,22 @@ fn inquiry_id(assignment: &proto::Assignment) -> &str {
 /// that reconnects, even after a router restart, sees all of its work again.
 fn held_offers(router: &Router, now: Millis, agent: &str) -> Vec<proto::Assignment> {
     let Some(view) = router.agent(agent) else { return Vec::new() };
-    let active = view.active.iter().filter_map(|id| {
-        let v = router.inquiry(now, id)?;
-        Some(proto::Assignment {
-            inquiry: Some(convert::inquiry(v.inquiry)),
-            agent_id: agent.to_string(),
-            group: v.group.to_string(),
-            attempt: v.attempts,
-            note: v.note.map(convert::note),
-            active: true,
-            ..proto::Assignment::default()
-        })
-    });
+    let active = view.active.iter().filter_map(|id| active_chat(router, now, agent, id));
     active.chain(view.offered.iter().filter_map(|id| convert::open_offer(router, now, agent, id))).collect()
+}
+
+/// Inquiry `id` as one of `agent`'s active chats (`active: true`).
+fn active_chat(router: &Router, now: Millis, agent: &str, id: &str) -> Option<proto::Assignment> {
+    let v = router.inquiry(now, id)?;
+    Some(proto::Assignment {
+        inquiry: Some(convert::inquiry(v.inquiry)),
+        agent_id: agent.to_string(),
+        group: v.group.to_string(),
+        attempt: v.attempts,
+        note: v.note.map(convert::note),
+        active: true,
+        ..proto::Assignment::default()
+    })
 }
 
 /// The server stream of one `Subscribe` call. Dropping it (the desktop went

@@ -309,6 +309,12 @@ impl Router {
         self.handle_avg_moved = true;
         let detail = EventDetail { agent: Some(ax), handled_ms: Some(handled), ..EventDetail::default() };
         self.emit(now, ix, EventKind::Completed, Some(detail), fx);
+        // Someone else closed the agent's chat (an admin signing off a
+        // desktop left on): its desktop must drop it.
+        if *self.agents[ax as usize].id != *actor.id {
+            let (inquiry, agent) = (self.rec(ix).inquiry.id.clone(), self.agents[ax as usize].id.clone());
+            fx.push(Effect::Withdraw { inquiry, agent, reason: "completed by an admin" });
+        }
         self.finish(now, ix, InquiryState::Completed);
         self.fill_agent(now, ax, None, fx);
         self.release_index(ax);

@@ -8,6 +8,7 @@ use ticket_router::proto::handoff_client::HandoffClient;
 use ticket_router::proto::ops_client::OpsClient;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
+use tonic::Status;
 
 /// The HS256 secret of test configurations that switch auth on.
 pub const TEST_SECRET: &str = "test-secret-that-is-long-enough-for-hs256";
@@ -105,8 +106,19 @@ pub async fn next_offer(stream: &mut tonic::Streaming<proto::Assignment>) -> pro
             .expect("an offer within 20 s")
             .expect("stream open")
             .expect("stream not ended");
-        if !message.withdrawn && !message.active {
+        if !message.withdrawn && !message.active && !message.caught_up {
             return message;
+        }
+    }
+}
+
+/// The stream's next message or end, past the `caught_up` mark a
+/// subscription's catch-up ends with.
+pub async fn after_mark(stream: &mut tonic::Streaming<proto::Assignment>) -> Result<Option<proto::Assignment>, Status> {
+    loop {
+        match stream.message().await {
+            Ok(Some(message)) if message.caught_up => continue,
+            other => return other,
         }
     }
 }

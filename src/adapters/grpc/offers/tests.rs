@@ -4,10 +4,24 @@ use crate::core::{Category, RoutingSettings};
 
 type Rx = mpsc::Receiver<Result<proto::Assignment, Status>>;
 
+/// A registered desktop, after the catch-up it starts with.
 fn desk(hub: &OfferHub, bench: &Bench, agent: &str, buffer: usize) -> Rx {
-    let (tx, rx) = mpsc::channel(buffer);
+    subscribe(hub, bench, agent, buffer).0
+}
+
+/// A registered desktop, and what it was sent before the `caught_up` mark.
+fn subscribe(hub: &OfferHub, bench: &Bench, agent: &str, buffer: usize) -> (Rx, Vec<proto::Assignment>) {
+    let (tx, mut rx) = mpsc::channel(buffer);
     assert!(hub.register(&bench.router, bench.now, &agent.into(), tx));
-    rx
+    let mut held = Vec::new();
+    loop {
+        let message = next(&mut rx);
+        if message.caught_up {
+            assert_eq!((message.inquiry, message.agent_id.as_str()), (None, agent), "the mark carries no inquiry");
+            return (rx, held);
+        }
+        held.push(message);
+    }
 }
 
 fn next(rx: &mut Rx) -> proto::Assignment {
@@ -30,8 +44,8 @@ fn offers_and_withdrawals_reach_the_agents_desktops() {
     assert!(other.try_recv().is_err());
 
     // A second desktop of the same agent first gets the offer it holds, unchanged.
-    let mut late = desk(&hub, &bench, "a1", 8);
-    assert_eq!(next(&mut late), offer);
+    let (mut late, held) = subscribe(&hub, &bench, "a1", 8);
+    assert_eq!(held, [offer]);
 
     let withdraw = [Effect::Withdraw { inquiry: "q1".into(), agent: "a1".into(), reason: "timeout" }];
     if let Some(release) = hub.prepare(bench.now, &withdraw, &bench.router) {
@@ -53,13 +67,14 @@ fn a_desktop_subscribing_before_an_offer_is_recorded_gets_it_once_when_it_is() {
     bench.agent(testkit::presence("a1", &[("orders", 3)], 5));
     let fx = bench.arrive(testkit::inquiry("q1", Category::Order));
     let release = hub.prepare(bench.now, &fx, &bench.router).expect("an offer to send");
-    let mut rx = desk(&hub, &bench, "a1", 8);
-    assert!(rx.try_recv().is_err(), "not shown before it is recorded");
+    let (mut rx, held) = subscribe(&hub, &bench, "a1", 8);
+    assert!(held.is_empty(), "not shown before it is recorded");
     release();
     assert_eq!(next(&mut rx).inquiry.unwrap().id, "q1");
     assert!(rx.try_recv().is_err(), "once");
-    let mut late = desk(&hub, &bench, "a1", 8);
-    assert_eq!(next(&mut late).inquiry.unwrap().id, "q1", "recorded: later desktops get it from the state");
+    let (_late, held) = subscribe(&hub, &bench, "a1", 8);
+    assert_eq!(held.len(), 1, "recorded: later desktops get it from the state");
+    assert_eq!(held[0].inquiry.as_ref().unwrap().id, "q1");
 }
 
 #[test]
@@ -82,8 +97,8 @@ fn a_moved_deadline_reaches_the_desktop_and_later_subscribers() {
         (renewed.inquiry, renewed.offered_at_ms, renewed.withdrawn),
         (first.inquiry, first.offered_at_ms, false)
     );
-    let mut late = desk(&hub, &bench, "a1", 8);
-    assert_eq!(next(&mut late).expires_at_ms, renewed.expires_at_ms, "a resubscribing desktop sees the moved deadline");
+    let (_late, held) = subscribe(&hub, &bench, "a1", 8);
+    assert_eq!(held[0].expires_at_ms, renewed.expires_at_ms, "a resubscribing desktop sees the moved deadline");
 }
 
 #[test]
@@ -148,8 +163,7 @@ fn a_desktop_that_fell_behind_gets_what_it_buffered_then_is_told_to_subscribe_ag
     use futures::StreamExt;
     let (mut hub, mut bench) = (OfferHub::new(), Bench::new(RoutingSettings::default()));
     bench.agent(testkit::presence("a1", &[("orders", 3)], 5));
-    let (tx, rx) = mpsc::channel(1);
-    assert!(hub.register(&bench.router, bench.now, &"a1".into(), tx));
+    let rx = desk(&hub, &bench, "a1", 1);
     let stream = OfferStream::new(rx, heartbeat(&hub, "a1"));
     for id in ["q1", "q2"] {
         let fx = bench.arrive(testkit::inquiry(id, Category::Order));
@@ -173,4 +187,52 @@ fn closing_ends_the_streams_and_refuses_new_ones() {
     assert!(matches!(rx.try_recv(), Err(mpsc::error::TryRecvError::Disconnected)));
     let (tx, _rx) = mpsc::channel(1);
     assert!(!hub.register(&bench.router, bench.now, &"a1".into(), tx));
+}
+
+/// Applies `command` and hands its effects to the hub.
+fn apply_and_send(hub: &mut OfferHub, bench: &mut Bench, command: Command) {
+    let fx = bench.apply(command);
+    if let Some(release) = hub.prepare(bench.now, &fx, &bench.router) {
+        release();
+    }
+}
+
+#[test]
+fn what_one_desktop_of_an_agent_does_reaches_its_other_desktops() {
+    use crate::core::Actor;
+    let (mut hub, mut bench) = (OfferHub::new(), Bench::new(RoutingSettings::default()));
+    bench.agent(testkit::presence("a1", &[("orders", 3)], 5));
+    bench.agent(testkit::presence("b1", &[("orders", 1)], 5));
+    let mut solo = desk(&hub, &bench, "b1", 8);
+    let mut desks = [desk(&hub, &bench, "a1", 8), desk(&hub, &bench, "a1", 8)];
+    let arrive = Command::Arrive(Box::new(testkit::inquiry("q1", Category::Order)));
+    apply_and_send(&mut hub, &mut bench, arrive);
+    for rx in &mut desks {
+        assert!(!next(rx).active, "the offer");
+    }
+    apply_and_send(&mut hub, &mut bench, Command::Accept { actor: Actor::agent("a1"), inquiry: "q1".into() });
+    for rx in &mut desks {
+        let accepted = next(rx);
+        assert_eq!((accepted.inquiry.unwrap().id.as_str(), accepted.active), ("q1", true), "now an active chat");
+    }
+    apply_and_send(&mut hub, &mut bench, Command::Complete { actor: Actor::agent("a1"), inquiry: "q1".into() });
+    for rx in &mut desks {
+        let done = next(rx);
+        assert_eq!((done.withdrawn, done.note.unwrap().summary.as_str()), (true, "completed"));
+    }
+    // An agent with one desktop is not echoed what it did itself...
+    let mut away = testkit::presence("a1", &[("orders", 3)], 5);
+    away.status = crate::core::AgentStatus::Away;
+    bench.agent(away);
+    let arrive = Command::Arrive(Box::new(testkit::inquiry("q2", Category::Order)));
+    apply_and_send(&mut hub, &mut bench, arrive);
+    let rx = &mut solo;
+    assert_eq!(next(rx).inquiry.unwrap().id, "q2");
+    apply_and_send(&mut hub, &mut bench, Command::Accept { actor: Actor::agent("b1"), inquiry: "q2".into() });
+    assert!(rx.try_recv().is_err(), "nothing new for the desktop that accepted");
+    // ...but told when an admin completes its chat.
+    let admin = Actor { id: "ops".into(), role: crate::core::command::Role::Admin };
+    apply_and_send(&mut hub, &mut bench, Command::Complete { actor: admin, inquiry: "q2".into() });
+    let done = next(rx);
+    assert_eq!((done.withdrawn, done.note.unwrap().summary.as_str()), (true, "completed by an admin"));
 }

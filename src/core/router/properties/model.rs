@@ -72,6 +72,9 @@ pub struct Model {
     /// Inquiry -> that agent, avoided as long as `excluded` once the
     /// handoff was given back before anyone took it.
     pub excluded_sender: BTreeMap<Id, Id>,
+    /// The inquiry and agent of the latest COMPLETED event: an admin's
+    /// completion withdraws the chat from that agent's desktops after it.
+    completed: Option<(Id, Id)>,
 }
 
 impl Model {
@@ -88,6 +91,7 @@ impl Model {
             excluded: BTreeMap::new(),
             handed_on: BTreeMap::new(),
             excluded_sender: BTreeMap::new(),
+            completed: None,
         }
     }
 
@@ -169,6 +173,13 @@ impl Model {
                     return Err(format!("renewed offer of {inquiry} to {agent} while it is {place:?}"));
                 }
             }
+            Effect::Withdraw { inquiry, agent, reason: "completed by an admin" } => {
+                if self.completed.as_ref() != Some(&(inquiry.clone(), agent.clone())) {
+                    return Err(format!(
+                        "{inquiry} withdrawn from {agent} as completed by an admin, not just completed"
+                    ));
+                }
+            }
             Effect::Withdraw { inquiry, agent, .. } => {
                 let place = self.place(inquiry)?;
                 if place.holder() != Some(agent) {
@@ -210,6 +221,9 @@ impl Model {
         let place = self.place(id)?;
         if place.holder().is_some() && place.holder() != agent {
             return Err(format!("{kind:?} of {id} names agent {agent:?} but it is {place:?}"));
+        }
+        if kind == EventKind::Completed {
+            self.completed = agent.map(|a| (id.clone(), a.clone()));
         }
         let next = match kind {
             EventKind::Accepted if matches!(place, Place::Offered(_)) => Place::Active(agent.cloned().unwrap()),
