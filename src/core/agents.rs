@@ -50,6 +50,10 @@ pub struct Agent {
     /// Open offer streams; zero starts the heartbeat grace.
     pub connections: u32,
     pub grace_deadline: Option<Millis>,
+    /// Its last desktop stream ended and none is back yet (the grace runs).
+    /// Not set by a restore's grace: desktops reconnecting to a restarted
+    /// router get the offers it made meanwhile when they subscribe.
+    pub stream_lost: bool,
     pub class: Class,
     /// `(occupancy, last_offer_at)` under which the agent is in ready indexes.
     pub indexed: Option<(u32, Millis)>,
@@ -63,9 +67,12 @@ impl Agent {
         self.holding.len() as u32
     }
 
-    /// Class from status, fatigue and load; `enforce_fatigue` from the level.
+    /// Class from status, desktop, fatigue and load; `enforce_fatigue` from
+    /// the level. An agent whose offer stream dropped takes no new work
+    /// during the heartbeat grace: an offer would wait unseen until it timed
+    /// out, while a connected agent might take it now.
     pub fn classify(&self, enforce_fatigue: bool) -> Class {
-        if self.status != AgentStatus::Available {
+        if self.status != AgentStatus::Available || self.stream_lost {
             Class::NotAvailable
         } else if self.fatigued && enforce_fatigue {
             Class::Fatigued

@@ -261,7 +261,7 @@ impl Router {
                 self.set_override(now, &actor, group, level, from, until, effects)
             }
             Command::ClearLevelOverride { actor, group } => self.clear_override(now, &actor, group, effects),
-            Command::DesktopConnected { agent } => self.desktop_connected(&agent),
+            Command::DesktopConnected { agent } => self.desktop_connected(now, &agent, effects),
             Command::DesktopDisconnected { agent } => self.desktop_disconnected(now, &agent),
             Command::ExtendOffers { by } => {
                 self.extend_offers(by, effects);

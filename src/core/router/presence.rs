@@ -145,6 +145,7 @@ impl Router {
             consecutive_timeouts: 0,
             connections: 0,
             grace_deadline: None,
+            stream_lost: false,
             class: Class::NotAvailable,
             indexed: None,
             dirty: false,
@@ -216,23 +217,42 @@ impl Router {
         self.fill_agent(now, ax, None, fx);
     }
 
-    pub(super) fn desktop_connected(&mut self, agent: &str) -> Result<(), CoreError> {
+    /// A desktop subscribed: the grace, if running, ends, and the agent
+    /// takes work again.
+    pub(super) fn desktop_connected(
+        &mut self,
+        now: Millis,
+        agent: &str,
+        fx: &mut Vec<Effect>,
+    ) -> Result<(), CoreError> {
         let ax = self.agent_by_id(agent)?;
-        let a = &mut self.agents[ax as usize];
-        a.connections += 1;
-        if let Some(deadline) = a.grace_deadline.take() {
+        if let Some(deadline) = self.agents[ax as usize].grace_deadline {
             self.grace_deadlines.remove(&(deadline, ax));
         }
+        self.with_agent(ax, |a| {
+            a.connections += 1;
+            a.grace_deadline = None;
+            a.stream_lost = false;
+        });
+        self.fill_agent(now, ax, None, fx);
         Ok(())
     }
 
+    /// A desktop's stream ended: with none left, the grace starts, and the
+    /// agent takes no new work until a desktop is back.
     pub(super) fn desktop_disconnected(&mut self, now: Millis, agent: &str) -> Result<(), CoreError> {
         let ax = self.agent_by_id(agent)?;
         let grace = self.settings.agents.heartbeat_grace.as_millis() as u64;
-        let a = &mut self.agents[ax as usize];
-        a.connections = a.connections.saturating_sub(1);
-        if a.connections == 0 && a.grace_deadline.is_none() {
-            a.grace_deadline = Some(now + grace);
+        let a = &self.agents[ax as usize];
+        let starts = a.connections <= 1 && a.grace_deadline.is_none();
+        self.with_agent(ax, |a| {
+            a.connections = a.connections.saturating_sub(1);
+            if starts {
+                a.grace_deadline = Some(now + grace);
+                a.stream_lost = true;
+            }
+        });
+        if starts {
             self.grace_deadlines.insert((now + grace, ax));
         }
         Ok(())
@@ -250,6 +270,9 @@ impl Router {
             if matches!(status, AgentStatus::Available | AgentStatus::Break) {
                 self.set_status(now, ax, AgentStatus::Away, "desktop heartbeat lost", fx);
             }
+            // From here on its status says it all: set AVAILABLE again, it
+            // takes work as any agent does.
+            self.with_agent(ax, |a| a.stream_lost = false);
         }
     }
 

@@ -2,7 +2,7 @@
 //! desktop's heartbeat.
 
 use super::tests::{bench, events};
-use crate::core::command::Command;
+use crate::core::command::{Actor, Command};
 use crate::core::effect::{Effect, EventKind};
 use crate::core::snapshot::Change;
 use crate::core::testkit::{inquiry, offer_pairs, offers, presence};
@@ -311,4 +311,22 @@ fn names_only_inquiries_bring_never_lock_agents_out_and_wait_for_an_agent_who_of
     assert_eq!(offer_pairs(&fx), [("ja-1".to_string(), "ja-agent".to_string())]);
     // The others still wait, for agents who may never come.
     assert_eq!(b.router.inquiry_state("q7"), Some(InquiryState::Waiting));
+}
+
+#[test]
+fn an_agent_whose_desktop_dropped_gets_no_new_work_until_it_is_back() {
+    let mut b = bench();
+    b.agent(presence("a", &[("orders", 5)], 5));
+    b.agent(presence("b", &[("orders", 1)], 5));
+    b.apply(Command::DesktopConnected { agent: "a".into() });
+    b.apply(Command::DesktopDisconnected { agent: "a".into() });
+    let fx = b.arrive(inquiry("q1", Category::Order));
+    assert_eq!(offer_pairs(&fx), [("q1".to_string(), "b".to_string())], "not to the unseen desktop of a");
+    let fx = b.arrive(inquiry("q2", Category::Order));
+    assert_eq!(offers(&fx)[0].agent.as_str(), "b");
+    b.apply(Command::Decline { actor: Actor::agent("b"), inquiry: "q2".into(), reason: None });
+    assert_eq!(b.router.inquiry_state("q2"), Some(InquiryState::Waiting), "a is not offered it either");
+    // Back within the grace: the waiting work comes to it at once.
+    let fx = b.apply(Command::DesktopConnected { agent: "a".into() });
+    assert_eq!(offer_pairs(&fx), [("q2".to_string(), "a".to_string())]);
 }
