@@ -214,6 +214,7 @@ pub fn assignment(offer: &core::Offer, inquiry_data: Option<&core::Inquiry>) -> 
         withdrawn: false,
         active: false,
         caught_up: false,
+        status: 0,
     }
 }
 
@@ -224,13 +225,27 @@ pub fn withdrawal(inquiry: &str, agent: &str, reason: &str, now: core::Millis) -
         inquiry: Some(proto::Inquiry { id: inquiry.to_string(), ..proto::Inquiry::default() }),
         agent_id: agent.to_string(),
         withdrawn: true,
-        note: Some(proto::HandoffNote {
-            summary: reason.to_string(),
-            author: "system".to_string(),
-            at_ms: now as i64,
-            ..proto::HandoffNote::default()
-        }),
+        note: Some(system_note(reason, now)),
         ..proto::Assignment::default()
+    }
+}
+
+/// The message that tells an agent's desktops its status changed, and why.
+pub fn status_notice(agent: &str, status: AgentStatus, reason: &str, now: core::Millis) -> proto::Assignment {
+    proto::Assignment {
+        agent_id: agent.to_string(),
+        status: agent_status(status) as i32,
+        note: Some(system_note(reason, now)),
+        ..proto::Assignment::default()
+    }
+}
+
+fn system_note(summary: &str, now: core::Millis) -> proto::HandoffNote {
+    proto::HandoffNote {
+        summary: summary.to_string(),
+        author: "system".to_string(),
+        at_ms: now as i64,
+        ..proto::HandoffNote::default()
     }
 }
 

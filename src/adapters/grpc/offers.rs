@@ -182,6 +182,9 @@ impl EffectSink for OfferHub {
                 Effect::Withdraw { inquiry, agent, reason } => {
                     outgoing.push((agent.clone(), convert::withdrawal(inquiry, agent, reason, now)))
                 }
+                Effect::AgentStatusChanged { agent, status, reason } => {
+                    outgoing.push((agent.clone(), convert::status_notice(agent, *status, reason, now)))
+                }
                 Effect::Event(event) if matches!(event.kind, EventKind::Accepted | EventKind::Completed) => {
                     let Some(agent) = event.agent.as_ref().filter(|a| self.has_several_desks(a)) else { continue };
                     let echo = match event.kind {

@@ -51,7 +51,8 @@ impl Router {
         self.join_groups(ax);
         self.touch_agent(ax);
         if self.agents[ax as usize].status != p.status || p.status == AgentStatus::Available {
-            self.set_status(now, ax, p.status, "set by the desktop", fx);
+            let by = if *actor.id == *p.agent { "set by the desktop" } else { "set by a lead or admin" };
+            self.set_status(now, ax, p.status, by, fx);
         }
         Ok(())
     }

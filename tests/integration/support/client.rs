@@ -106,7 +106,8 @@ pub async fn next_offer(stream: &mut tonic::Streaming<proto::Assignment>) -> pro
             .expect("an offer within 20 s")
             .expect("stream open")
             .expect("stream not ended");
-        if !message.withdrawn && !message.active && !message.caught_up {
+        // Past withdrawals, replayed chats, the catch-up mark and status notices.
+        if !message.withdrawn && !message.active && message.inquiry.is_some() {
             return message;
         }
     }

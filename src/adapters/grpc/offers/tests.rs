@@ -236,3 +236,17 @@ fn what_one_desktop_of_an_agent_does_reaches_its_other_desktops() {
     let done = next(rx);
     assert_eq!((done.withdrawn, done.note.unwrap().summary.as_str()), (true, "completed by an admin"));
 }
+
+#[test]
+fn a_status_change_reaches_the_agents_desktops_with_its_reason() {
+    let (mut hub, mut bench) = (OfferHub::new(), Bench::new(RoutingSettings::default()));
+    bench.agent(testkit::presence("a1", &[("orders", 3)], 5));
+    let mut rx = desk(&hub, &bench, "a1", 8);
+    let mut away = testkit::presence("a1", &[("orders", 3)], 5);
+    away.status = crate::core::AgentStatus::Away;
+    let actor = crate::core::Actor { id: "ops".into(), role: crate::core::command::Role::Admin };
+    apply_and_send(&mut hub, &mut bench, Command::SetPresence { actor, presence: away });
+    let told = next(&mut rx);
+    assert_eq!((told.inquiry, told.withdrawn, told.status), (None, false, proto::AgentStatus::Away as i32));
+    assert_eq!(told.note.unwrap().summary, "set by a lead or admin");
+}
