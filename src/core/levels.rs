@@ -34,11 +34,18 @@ impl ArrivalWindow {
         self.head_sec = sec;
     }
 
-    /// Counts one arrival at `now`.
-    pub fn record(&mut self, now: Millis) {
+    /// Counts, at `now`, one arrival that happened `at` (no later than
+    /// `now`): in the second it happened, or not at all if that fell out of
+    /// the window. A backlog taken in after a restart or an outage counts
+    /// when its customers came, not as a burst.
+    pub fn record(&mut self, at: Millis, now: Millis) {
         self.advance(now);
-        let slot = (self.head_sec % self.buckets.len() as u64) as usize;
-        self.buckets[slot] += 1;
+        let sec = (at / 1000).min(self.head_sec);
+        let len = self.buckets.len() as u64;
+        if self.head_sec - sec >= len {
+            return;
+        }
+        self.buckets[(sec % len) as usize] += 1;
         self.total += 1;
     }
 
@@ -142,11 +149,25 @@ mod tests {
     fn window_counts_recent_arrivals_only() {
         let mut w = ArrivalWindow::new(60);
         for i in 0..30 {
-            w.record(1_000_000 + i * 1000);
+            w.record(1_000_000 + i * 1000, 1_000_000 + i * 1000);
         }
         assert_eq!(w.per_minute(1_029_000), 30.0);
         assert_eq!(w.per_minute(1_000_000 + 75_000), 14.0);
         assert_eq!(w.per_minute(1_000_000 + 200_000), 0.0);
+    }
+
+    #[test]
+    fn a_backlog_counts_when_it_arrived_not_when_it_was_taken_in() {
+        let mut w = ArrivalWindow::new(60);
+        let now = 10_000_000;
+        // Five minutes of 4 a minute, taken in at once after a restart.
+        for i in 0..20 {
+            w.record(now - 300_000 + i * 15_000, now);
+        }
+        assert_eq!(w.per_minute(now), 3.0, "only the last minute's: 45, 30 and 15 s ago");
+        w.record(now + 500, now + 500);
+        assert_eq!(w.per_minute(now + 500), 4.0);
+        assert_eq!(w.per_minute(now + 16_000), 3.0, "the one from 45 s before left the window");
     }
 
     #[test]

@@ -36,6 +36,25 @@ fn a_burst_raises_the_level_and_it_steps_down_only_after_the_cooldown() {
 }
 
 #[test]
+fn a_backlog_taken_in_after_a_restart_is_not_measured_as_a_burst() {
+    let mut b = bench();
+    b.agent(presence("o", &[("orders", 3)], 5));
+    // Ten minutes of 60 a minute (PEAK: 2x the orders baseline of 20),
+    // received while the router was down, taken in at once.
+    for i in 0..600u64 {
+        let received_at = b.now - 600_000 + i * 1_000;
+        let command =
+            Command::ArriveReceived { inquiry: Box::new(inquiry(&format!("q{i}"), Category::Order)), received_at };
+        b.apply(command);
+        b.apply(Command::Cancel { inquiry: format!("q{i}").into(), shop: None });
+    }
+    b.advance(1_000);
+    let orders = b.router.groups(b.now).into_iter().find(|g| &*g.id == "orders").unwrap();
+    assert!((55.0..=60.0).contains(&orders.arrivals_per_min), "the rate they came at, not 600 a minute: {orders:?}");
+    assert_eq!(orders.level, Level::Peak, "PEAK as at 60 a minute, not SURGE");
+}
+
+#[test]
 fn a_scope_keeps_every_override_window_and_the_highest_in_force_wins() {
     let mut b = bench();
     let t = b.now;

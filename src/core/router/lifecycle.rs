@@ -39,7 +39,7 @@ impl Router {
         let landing = self.landing_group(now, ix);
         if !back_from_bot {
             // The customer was counted when the bot got the inquiry.
-            self.groups[landing as usize].arrivals.record(now);
+            self.groups[landing as usize].arrivals.record(received, now);
         }
         if landing == primary && self.should_deflect(ix) {
             self.finish(now, ix, InquiryState::Deflected);
@@ -62,7 +62,7 @@ impl Router {
             fx.push(Effect::Deflect { inquiry: id, shop, group, at: now, score: self.rec(ix).score });
             return Ok(());
         }
-        self.groups[landing as usize].routed.record(now);
+        self.groups[landing as usize].routed.record(received, now);
         let rec = self.rec_mut(ix);
         rec.home = landing;
         rec.via_dedicated = landing != primary;
