@@ -1,8 +1,9 @@
 //! Erlang C staffing advice (SPEC section 4, "Staffing advice").
 //!
-//! A chat agent works several conversations at once, so one agent is treated as
-//! `concurrency` servers' worth of throughput: the service time of one
-//! conversation per agent is `handle_time / concurrency`.
+//! A chat agent works several conversations at once. The router queues for
+//! chat slots, each busy for a whole conversation, so Erlang C runs on slots
+//! (servers) with the handle time as service time; the agents are the slots
+//! over the chats one agent works at once.
 
 /// Inputs for one group's advice.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -28,8 +29,8 @@ pub struct StaffingAdvice {
     pub recommended: u32,
 }
 
-/// Upper bound on the search, far above any real team.
-const MAX_AGENTS: u32 = 100_000;
+/// Upper bound on the search, in chat slots, far above any real team.
+const MAX_SLOTS: u32 = 1_000_000;
 
 /// Probability that an arrival waits, with `agents` servers and `traffic` Erlangs.
 /// 1.0 when the queue is unstable (`agents <= traffic`).
@@ -87,33 +88,34 @@ pub fn advise(input: StaffingInput) -> StaffingAdvice {
     StaffingAdvice { erlang_agents: erlang, recommended }
 }
 
-/// Agents Erlang C asks for at the arrival rate (0 without traffic).
+/// Agents Erlang C asks for at the arrival rate (0 without traffic): the
+/// fewest chat slots that meet the target, over the chats per agent.
 fn erlang_agents(input: &StaffingInput) -> u32 {
-    let service_secs = input.handle_secs / input.concurrency.max(1.0);
+    let service_secs = input.handle_secs;
     let traffic = input.arrivals_per_sec * service_secs;
     // NaN traffic counts as none.
     if traffic.is_nan() || traffic <= 0.0 || !service_secs.is_finite() {
         return 0;
     }
-    // The smallest team above the traffic that meets the target. Erlang B is
-    // carried from one team size to the next instead of recomputed, so each
-    // candidate costs O(1) rather than O(agents).
-    let mut agents = (traffic.floor() as u32).saturating_add(1);
-    if agents < MAX_AGENTS {
-        let mut b = erlang_b(agents, traffic);
-        let level = |agents, b| {
-            let c = erlang_c_from_b(agents, traffic, b);
-            service_level_from_c(agents, traffic, c, service_secs, input.answer_within_secs)
+    // The smallest number of slots above the traffic that meets the target.
+    // Erlang B is carried from one size to the next instead of recomputed,
+    // so each candidate costs O(1) rather than O(slots).
+    let mut slots = (traffic.min(f64::from(MAX_SLOTS)).floor() as u32).saturating_add(1);
+    if slots < MAX_SLOTS {
+        let mut b = erlang_b(slots, traffic);
+        let level = |slots, b| {
+            let c = erlang_c_from_b(slots, traffic, b);
+            service_level_from_c(slots, traffic, c, service_secs, input.answer_within_secs)
         };
-        while level(agents, b) < input.service_level {
-            agents += 1;
-            if agents >= MAX_AGENTS {
+        while level(slots, b) < input.service_level {
+            slots += 1;
+            if slots >= MAX_SLOTS {
                 break;
             }
-            b = erlang_b_next(b, agents, traffic);
+            b = erlang_b_next(b, slots, traffic);
         }
     }
-    agents
+    (f64::from(slots) / input.concurrency.max(1.0) - 1e-9).ceil() as u32
 }
 
 #[cfg(test)]
@@ -171,12 +173,12 @@ mod tests {
                 answer_within_secs: 30.0,
                 standby_reserve: 0.0,
             };
-            let service_secs = handle_secs / concurrency;
-            let traffic = arrivals_per_sec * service_secs;
-            let mut naive = traffic.floor() as u32 + 1;
-            while service_level(naive, traffic, service_secs, 30.0) < 0.8 {
-                naive += 1;
+            let traffic = arrivals_per_sec * handle_secs;
+            let mut slots = traffic.floor() as u32 + 1;
+            while service_level(slots, traffic, handle_secs, 30.0) < 0.8 {
+                slots += 1;
             }
+            let naive = (f64::from(slots) / concurrency - 1e-9).ceil() as u32;
             assert_eq!(advise(input).erlang_agents, naive, "{input:?}");
         }
     }
@@ -193,11 +195,29 @@ mod tests {
             standby_reserve: 0.0,
         };
         let plain = advise(base);
-        // 2/s x 60 s per slot = 120 Erlangs: a little more than 120 agents.
-        assert!(plain.erlang_agents > 120 && plain.erlang_agents < 140, "{plain:?}");
+        // 2/s x 240 s = 480 Erlangs on slots of 4 per agent: a little more than 120 agents.
+        assert!(plain.erlang_agents > 120 && plain.erlang_agents < 130, "{plain:?}");
         let with_reserve = advise(StaffingInput { standby_reserve: 0.25, ..base });
         assert_eq!(with_reserve.recommended, (f64::from(plain.erlang_agents) * 1.25).ceil() as u32);
         assert_eq!(advise(StaffingInput { arrivals_per_sec: 0.0, ..base }), StaffingAdvice::default());
+    }
+
+    #[test]
+    fn a_small_chat_team_is_sized_by_its_slots() {
+        // 6 a minute, 4 minutes each, 5 chats per agent: 24 Erlangs. 30 slots
+        // (6 agents) answer about 92 % within 30 s; 25 slots (5) too few.
+        let input = StaffingInput {
+            waiting: 0,
+            arrivals_per_sec: 0.1,
+            handle_secs: 240.0,
+            concurrency: 5.0,
+            service_level: 0.8,
+            answer_within_secs: 30.0,
+            standby_reserve: 0.0,
+        };
+        assert!((service_level(30, 24.0, 240.0, 30.0) - 0.918).abs() < 0.001);
+        assert!(service_level(25, 24.0, 240.0, 30.0) < 0.8);
+        assert_eq!(advise(input).erlang_agents, 6);
     }
 
     #[test]
