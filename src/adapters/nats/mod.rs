@@ -141,6 +141,12 @@ pub async fn connect(settings: &NatsSettings) -> Result<(async_nats::Client, wat
             .map_err(|source| NatsError::Credentials { path: path.display().to_string(), source })?;
         options = options.nkey(seed.trim().to_string());
     }
+    // The client takes credentials from its options only, not from the URL.
+    match url_credentials(&settings.url) {
+        Some((user, Some(password))) => options = options.user_and_password(user, password),
+        Some((token, None)) => options = options.token(token),
+        None => {}
+    }
     if let Some(token) = &settings.token {
         options = options.token(token.expose().to_string());
     }
@@ -187,6 +193,47 @@ pub fn without_password(url: &str) -> String {
         }
     };
     url.split(',').map(server).collect::<Vec<_>>().join(",")
+}
+
+/// The user and password written into `url` (the first server that has
+/// them: a cluster's servers share them), or a token written alone.
+fn url_credentials(url: &str) -> Option<(String, Option<String>)> {
+    url.split(',').find_map(|server| {
+        let server: async_nats::ServerAddr = server.trim().parse().ok()?;
+        let user = percent_decoded(server.username()?);
+        Some((user, server.password().map(percent_decoded)))
+    })
+}
+
+/// `text` with its `%XX` escapes decoded (a URL's user and password).
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+#[test]
+fn credentials_in_the_url_are_passed_on_decoded() {
+    let pair = |u: &str, p: &str| Some((u.to_string(), Some(p.to_string())));
+    assert_eq!(url_credentials("nats://router:s%40cret@nats:4222"), pair("router", "s@cret"));
+    assert_eq!(url_credentials("nats://h1:4222,nats://u:p@h2:4222"), pair("u", "p"));
+    assert_eq!(url_credentials("nats://t0ken@nats:4222"), Some(("t0ken".to_string(), None)));
+    assert_eq!(url_credentials("nats://nats:4222"), None);
 }
 
 #[cfg(test)]

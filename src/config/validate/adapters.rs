@@ -83,8 +83,12 @@ fn check_nats_url(url: &str, out: &mut Vec<Problem>) {
     for server in url.split(',').map(str::trim) {
         let scheme = server.split_once("://").map(|(scheme, _)| scheme);
         let bad_scheme = scheme.is_some_and(|s| !["nats", "tls", "ws", "wss"].contains(&s));
-        if server.is_empty() || server.contains(char::is_whitespace) || bad_scheme {
-            push(out, "nats.url", format!("{server:?} is not a NATS server address; write e.g. \"nats://host:4222\" or \"tls://host:4222\", several separated by commas"));
+        // As the client will read it (a bad port, say); never echo a password.
+        let unreadable = server.parse::<async_nats::ServerAddr>().err();
+        if server.is_empty() || server.contains(char::is_whitespace) || bad_scheme || unreadable.is_some() {
+            let why = unreadable.map_or(String::new(), |e| format!(" ({e})"));
+            let shown = crate::adapters::nats::without_password(server);
+            push(out, "nats.url", format!("{shown:?} is not a NATS server address{why}; write e.g. \"nats://host:4222\" or \"tls://host:4222\", several separated by commas"));
         }
     }
 }

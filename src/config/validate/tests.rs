@@ -210,6 +210,16 @@ fn nats_connection_settings() {
     assert_only(|c| c.nats.url = String::new(), &["nats.url"]);
     assert_only(|c| c.nats.url = "http://nats:4222".into(), &["nats.url"]);
     assert_fine(|c| c.nats.url = "nats://a:4222, tls://b:4222".into());
+    // What the client would refuse at start, without showing the password.
+    assert_only(|c| c.nats.url = "nats://127.0.0.1:4222x".into(), &["nats.url"]);
+    let mut config = crate::config::Config::default();
+    config.nats.url = "nats://router:hunter2@nats:99999".into();
+    let problems = super::validate(&config);
+    assert!(
+        problems.iter().any(|p| p.path == "nats.url" && p.message.contains("nats://***@nats:99999")),
+        "{problems:?}"
+    );
+    assert!(!format!("{problems:?}").contains("hunter2"));
     assert_only(
         |c| {
             c.nats.token = Some(Secret::new("t"));
