@@ -116,7 +116,8 @@ pub async fn connect(settings: &NatsSettings) -> Result<(async_nats::Client, wat
                         async_nats::Event::ClientError(e) if e.to_string().contains("authori") => tracing::warn!(
                             %url, error = %e,
                             "NATS refused the router's credentials; retrying. Set nats.token, \
-                             nats.credentials_file or nats.nkey_seed_file to what the server expects"
+                             nats.credentials_file, nats.nkey_seed_file or a user and password in \
+                             nats.url to what the server expects"
                         ),
                         async_nats::Event::ClientError(e) => tracing::warn!(
                             %url, error = %e,
