@@ -130,7 +130,11 @@ impl EffectSink for NatsPublisher {
                         out.send(deflection);
                     }
                 }
-                Effect::LevelChanged(change) => out.send(encode(encoding, s.levels(), &convert::level_changed(change))),
+                Effect::LevelChanged(change) => {
+                    let (from, to) = (change.from.name(), change.to.name());
+                    tracing::info!(scope = %change.scope, from, to, reason = %change.reason, "load level changed");
+                    out.send(encode(encoding, s.levels(), &convert::level_changed(change)))
+                }
                 Effect::AgentStatusChanged { agent, status, reason } => {
                     tracing::info!(agent_id = %agent, ?status, reason, "agent status changed by the router");
                 }

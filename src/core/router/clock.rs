@@ -126,14 +126,21 @@ impl Router {
         let mut changed = Vec::new();
         let offered_since = self.oldest_offered();
         for g in 0..self.groups.len() as GroupIx {
+            // Above what was measured, the level in force came from a pin.
+            let was_pinned = self.groups[g as usize].level > self.groups[g as usize].tracker.level();
             let (measured, reason) = self.measure(now, g, offered_since[g as usize]);
             let pinned = self.pinned_level(now, Some(g));
             let group = &mut self.groups[g as usize];
             let level = measured.max(pinned);
             if level != group.level {
                 self.levels_dirty = true;
-                let reason =
-                    if pinned > measured { format!("ops override to at least {}", pinned.name()) } else { reason };
+                let reason = if pinned > measured {
+                    format!("ops override to at least {}", pinned.name())
+                } else if level < group.level && was_pinned {
+                    format!("ops override ended; measured: {reason}")
+                } else {
+                    reason
+                };
                 let scope = Scope::Group(group.id.clone());
                 fx.push(Effect::LevelChanged(LevelChange { scope, from: group.level, to: level, reason, at: now }));
                 group.level = level;
@@ -141,11 +148,15 @@ impl Router {
             }
             self.update_staffing(g);
         }
-        let router_level =
-            self.groups.iter().map(|g| g.level).max().unwrap_or_default().max(self.pinned_level(now, None));
+        // A pin of the router pins every group, so the groups say it all.
+        let highest = self.groups.iter().max_by_key(|g| g.level);
+        let router_level = highest.map_or(Level::Normal, |g| g.level);
         if router_level != self.router_level {
             self.levels_dirty = true;
-            let reason = "highest group level".to_string();
+            let reason = match highest {
+                Some(g) if router_level > Level::Normal => format!("highest group level ({} {})", g.id, g.level.name()),
+                _ => "every group NORMAL".to_string(),
+            };
             fx.push(Effect::LevelChanged(LevelChange {
                 scope: Scope::Router,
                 from: self.router_level,

@@ -191,3 +191,35 @@ fn staffing_counts_the_work_agents_get_and_levels_count_each_customer_once() {
     assert!(direct.erlang_agents > 0);
     assert_eq!(deflecting.erlang_agents, direct.erlang_agents, "advice for the 10 agents get, not 50");
 }
+
+#[test]
+fn level_changes_say_when_a_pin_set_or_ended_them() {
+    let mut b = bench();
+    let (from, until) = (b.now, b.now + 60_000);
+    let set = |group: Option<&str>| Command::SetLevelOverride {
+        actor: admin(),
+        group: group.map(String::from),
+        level: Level::Surge,
+        from,
+        until,
+    };
+    let changes = |fx: &[Effect]| -> Vec<(Scope, String)> {
+        fx.iter()
+            .filter_map(
+                |e| if let Effect::LevelChanged(c) = e { Some((c.scope.clone(), c.reason.clone())) } else { None },
+            )
+            .collect()
+    };
+    let mut up = changes(&b.apply(set(Some("orders"))));
+    up.extend(changes(&b.apply(set(None))));
+    assert!(up.contains(&(Scope::Group("orders".into()), "ops override to at least SURGE".into())), "{up:?}");
+    assert!(up.contains(&(Scope::Router, "highest group level (orders SURGE)".into())), "{up:?}");
+    assert!(up.contains(&(Scope::Group("fans".into()), "ops override to at least SURGE".into())), "the router's pin");
+    let mut down = Vec::new();
+    for _ in 0..61 {
+        down.extend(changes(&b.advance(1_000)));
+    }
+    let orders = down.iter().find(|(scope, _)| *scope == Scope::Group("orders".into())).expect("orders stepped down");
+    assert!(orders.1.starts_with("ops override ended; measured: "), "{down:?}");
+    assert!(down.contains(&(Scope::Router, "every group NORMAL".into())), "{down:?}");
+}
