@@ -43,7 +43,21 @@ async fn bind(
 ) -> Result<tokio::net::TcpListener, String> {
     let addr = addr.map_err(|e| format!("{what}.listen is not ip:port ({e})"))?;
     tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-        format!("cannot listen for {what} on {addr}: {e}; change {what}.listen or stop whatever uses the port")
+        use std::io::ErrorKind;
+        let fix = match e.kind() {
+            ErrorKind::AddrInUse => "stop whatever uses the port, or pick another".to_string(),
+            ErrorKind::PermissionDenied => {
+                "ports below 1024 need root or CAP_NET_BIND_SERVICE; pick a port above 1023".to_string()
+            }
+            ErrorKind::AddrNotAvailable => {
+                format!("{} is not an address of this host; use 0.0.0.0 or one of its own", addr.ip())
+            }
+            _ => "pick another address".to_string(),
+        };
+        let key = format!("{what}.listen");
+        let env = format!("TICKET_ROUTER_{}_LISTEN", what.to_uppercase());
+        let set_by = if std::env::var_os(&env).is_some() { format!(" (set by {env})") } else { String::new() };
+        format!("cannot listen for {what} on {addr}: {e}; {fix}: change {key}{set_by}")
     })
 }
 
