@@ -375,8 +375,10 @@ async fn tokens_decide_who_may_do_what() {
     .await;
     let q = queues(&mut admin).await;
     assert!(q.groups.iter().all(|g| g.level == proto::LoadLevel::Peak as i32), "a global pin raises every group");
+    assert_eq!(q.overrides, [set], "GetQueues lists the pin");
     let clear = || proto::ClearLevelOverrideRequest { group: String::new() };
     assert!(admin.ops.clear_level_override(clear()).await.unwrap().into_inner().cleared);
+    assert!(queues(&mut admin).await.overrides.is_empty());
     let again = admin.ops.clear_level_override(clear()).await.unwrap().into_inner();
     assert!(!again.cleared, "nothing was set any more");
     server.stop().await;

@@ -83,6 +83,16 @@ pub fn override_window(req: &proto::SetLevelOverrideRequest, now: Millis) -> Res
         Err(_) => return Err(Status::invalid_argument("from_ms must be 0 (now) or a time in ms since the epoch")),
     };
     let until = Millis::try_from(req.until_ms).unwrap_or(0);
+    // Before 1973 in ms but a date of today in seconds: the commonest slip.
+    let in_seconds = |ms: i64| now >= 1_000_000_000_000 && (1..100_000_000_000).contains(&ms);
+    for (name, value) in [("from_ms", req.from_ms), ("until_ms", req.until_ms)] {
+        if in_seconds(value) {
+            return Err(Status::invalid_argument(format!(
+                "{name} ({value}) looks like seconds since the epoch; send milliseconds ({}000)",
+                value
+            )));
+        }
+    }
     if until <= from {
         return Err(Status::invalid_argument(format!(
             "until_ms ({}) must be later than from_ms ({from}); the override window would be empty",
@@ -104,6 +114,16 @@ impl Ops for OpsService {
             .query(|router, now| proto::GetQueuesResponse {
                 router_level: convert::level(router.router_level()) as i32,
                 groups: router.groups(now).iter().map(group_queue).collect(),
+                overrides: router
+                    .overrides(now)
+                    .into_iter()
+                    .map(|(group, level, from, until)| proto::LevelOverride {
+                        group: group.map_or(String::new(), |g| g.to_string()),
+                        min_level: convert::level(level) as i32,
+                        from_ms: from as i64,
+                        until_ms: until as i64,
+                    })
+                    .collect(),
             })
             .await?;
         Ok(Response::new(response))
@@ -181,5 +201,16 @@ mod tests {
         for (from, until) in [(0, 1_000), (0, 0), (5_000, 5_000), (6_000, 5_000), (-1, 5_000), (0, -5)] {
             assert_eq!(window(from, until).unwrap_err().code(), Code::InvalidArgument, "{from}..{until}");
         }
+    }
+
+    #[test]
+    fn a_window_in_seconds_is_refused_with_the_unit_named() {
+        let now = 1_795_470_000_000;
+        let req = |from_ms, until_ms| proto::SetLevelOverrideRequest { from_ms, until_ms, ..Default::default() };
+        let err = override_window(&req(1_795_473_128, 1_795_480_000_000), now).unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument);
+        assert!(err.message().contains("from_ms (1795473128) looks like seconds"), "{}", err.message());
+        assert!(override_window(&req(0, 1_795_480_000), now).unwrap_err().message().contains("until_ms"));
+        assert_eq!(override_window(&req(0, 1_795_480_000_000), now).unwrap(), (now, 1_795_480_000_000));
     }
 }

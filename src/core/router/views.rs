@@ -112,6 +112,13 @@ impl Router {
         self.overrides.iter().any(|o| o.group == scope && o.until > now)
     }
 
+    /// The ops level overrides not ended at `now`, in force or yet to
+    /// start: group id (`None`: the router), minimum level, from, until.
+    pub fn overrides(&self, now: Millis) -> Vec<(Option<Id>, Level, Millis, Millis)> {
+        let scope = |g: Option<crate::core::agents::GroupIx>| g.map(|g| self.groups[g as usize].id.clone());
+        self.overrides.iter().filter(|o| o.until > now).map(|o| (scope(o.group), o.level, o.from, o.until)).collect()
+    }
+
     /// The inquiry `id`, while the router still knows it.
     pub fn inquiry(&self, now: Millis, id: &str) -> Option<InquiryView<'_>> {
         let rec = self.rec(self.find_inquiry(id)?);
