@@ -71,6 +71,7 @@ pub fn group_staffing(g: &GroupView) -> proto::GroupStaffing {
         recommended_agents: g.recommended_agents,
         agents_online: g.agents[0],
         level: convert::level(g.level) as i32,
+        routed_per_minute: g.routed_per_min,
     }
 }
 

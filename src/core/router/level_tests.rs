@@ -223,3 +223,18 @@ fn level_changes_say_when_a_pin_set_or_ended_them() {
     assert!(orders.1.starts_with("ops override ended; measured: "), "{down:?}");
     assert!(down.contains(&(Scope::Router, "every group NORMAL".into())), "{down:?}");
 }
+
+#[test]
+fn the_staffing_rate_leaves_out_what_the_bot_took() {
+    let mut b = bench();
+    pin(&mut b, Some("pre_sales"), Level::Surge);
+    for i in 0..10 {
+        b.arrive(inquiry(&format!("low{i}"), Category::PreSales)); // LOW: to the bot at SURGE
+    }
+    let mut vip = inquiry("vip", Category::PreSales);
+    vip.customer.vip_tier = 1;
+    b.arrive(vip);
+    b.advance(1_000); // measured once a second
+    let pre_sales = b.router.groups(b.now).into_iter().find(|g| &*g.id == "pre_sales").unwrap();
+    assert_eq!((pre_sales.arrivals_per_min, pre_sales.routed_per_min), (11.0, 1.0));
+}

@@ -45,6 +45,9 @@ pub struct GroupView {
     pub capacity: u32,
     pub free_slots: u32,
     pub arrivals_per_min: f64,
+    /// Arrivals routed to agents (not deflected; bot hand-backs included):
+    /// the rate the Erlang C advice is computed from.
+    pub routed_per_min: f64,
     pub handle_secs: f64,
     pub concurrency: f64,
     pub erlang_agents: u32,
@@ -191,6 +194,7 @@ impl Router {
                     capacity: census.capacity,
                     free_slots: census.free_slots(),
                     arrivals_per_min: group.arrivals_per_min,
+                    routed_per_min: group.routed_per_min,
                     handle_secs: group.handle_ms_avg / 1000.0,
                     concurrency: self.staffing_concurrency(g as u16),
                     erlang_agents: group.staffing.erlang_agents,
