@@ -15,6 +15,7 @@ use tokio::net::TcpListener;
 
 pub const QUEUE_LENGTH: &str = "ticket_router_queue_length";
 pub const QUEUE_OLDEST_WAIT: &str = "ticket_router_queue_oldest_wait_seconds";
+pub const QUEUE_UNSERVABLE: &str = "ticket_router_queue_unservable";
 pub const LOAD_LEVEL: &str = "ticket_router_load_level";
 pub const INQUIRIES: &str = "ticket_router_inquiries_total";
 pub const WAIT: &str = "ticket_router_wait_seconds";
@@ -113,6 +114,10 @@ pub fn set_serving(serving: bool) {
 fn describe() {
     describe_gauge!(QUEUE_LENGTH, "Inquiries waiting in a group's queue, by priority band.");
     describe_gauge!(QUEUE_OLDEST_WAIT, Unit::Seconds, "How long the longest-waiting inquiry of a group has waited.");
+    describe_gauge!(
+        QUEUE_UNSERVABLE,
+        "Inquiries waiting in a group that no agent on duty there could serve (language, skills); left out of its load level."
+    );
     describe_gauge!(LOAD_LEVEL, "Load level in force: 0 normal, 1 peak, 2 surge; scope is the router or a group.");
     describe_counter!(
         INQUIRIES,
@@ -261,6 +266,7 @@ impl EffectSink for MetricsSink {
                 gauge!(QUEUE_LENGTH, "group" => group.clone(), "band" => band).set(f64::from(waiting));
             }
             gauge!(QUEUE_OLDEST_WAIT, "group" => group.clone()).set(g.oldest_wait_ms as f64 / 1000.0);
+            gauge!(QUEUE_UNSERVABLE, "group" => group.clone()).set(f64::from(g.unservable));
             gauge!(LOAD_LEVEL, "scope" => group.clone()).set(level_value(g.level));
             for (status, n) in AgentStatus::ALL.into_iter().zip(g.agents) {
                 gauge!(AGENTS, "group" => group.clone(), "status" => status_label(status)).set(f64::from(n));

@@ -160,6 +160,19 @@ impl Census {
     }
 }
 
+/// One more (`add`) or one fewer agent with `offering` in `counts`.
+fn count_offering(counts: &mut FxHashMap<Offering, u32>, offering: Offering, add: bool) {
+    let n = counts.entry(offering).or_default();
+    if add {
+        *n += 1;
+    } else {
+        *n -= 1;
+        if *n == 0 {
+            counts.remove(&offering);
+        }
+    }
+}
+
 /// Index of a status in `Census::by_status`.
 pub fn status_index(status: AgentStatus) -> usize {
     match status {
@@ -179,6 +192,9 @@ pub struct GroupAgents {
     /// Agents who can take work (AVAILABLE, not fatigued), full or not, by
     /// offering: who will serve a need once a slot frees.
     pub working: FxHashMap<Offering, u32>,
+    /// Agents on duty (AVAILABLE or on BREAK), by offering: whether anyone
+    /// at work could serve a need at all.
+    pub on_duty: FxHashMap<Offering, u32>,
 }
 
 impl GroupAgents {
@@ -204,16 +220,17 @@ impl GroupAgents {
     pub fn count(&mut self, agent: &Agent, add: bool) {
         self.census.count(agent, if add { 1 } else { -1 });
         if matches!(agent.class, Class::Full | Class::Ready) {
-            let n = self.working.entry(agent.offering).or_default();
-            if add {
-                *n += 1;
-            } else {
-                *n -= 1;
-                if *n == 0 {
-                    self.working.remove(&agent.offering);
-                }
-            }
+            count_offering(&mut self.working, agent.offering, add);
         }
+        if matches!(agent.status, AgentStatus::Available | AgentStatus::Break) {
+            count_offering(&mut self.on_duty, agent.offering, add);
+        }
+    }
+
+    /// Whether an agent on duty (AVAILABLE or on BREAK), busy or not, could
+    /// serve `need`: if none could, waiting is not a matter of load.
+    pub fn someone_on_duty_could_serve(&self, need: crate::core::matching::Need) -> bool {
+        self.on_duty.keys().any(|offering| offering.check(need).is_ok())
     }
 
     /// Whether an agent who can take work now (a slot free or not) could

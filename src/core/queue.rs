@@ -6,7 +6,7 @@ use super::agents::InqIx;
 use super::matching::Need;
 use super::types::{Band, Millis};
 use rustc_hash::FxHashMap;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 /// Order within a lane: smallest first = best (negated rank, then arrival).
 pub type LaneKey = (i64, u64);
@@ -49,8 +49,8 @@ pub struct GroupQueue {
     pub overflowed: FxHashMap<Need, Lanes>,
     /// Waiting inquiries not yet overflowed, by wait start.
     pub clock: BTreeMap<(Millis, u64), InqIx>,
-    /// Wait starts of the waiting inquiries that are not in `clock`.
-    by_age: BTreeSet<(Millis, u64)>,
+    /// The waiting inquiries that are not in `clock`, by wait start.
+    by_age: BTreeMap<(Millis, u64), InqIx>,
     by_band: [u32; 3],
 }
 
@@ -83,11 +83,11 @@ impl GroupQueue {
         let age = (slot.since, slot.key.1);
         if overflowed {
             insert_lane(&mut self.overflowed, slot, ix);
-            self.by_age.insert(age);
+            self.by_age.insert(age, ix);
         } else if clocked {
             self.clock.insert(age, ix);
         } else {
-            self.by_age.insert(age);
+            self.by_age.insert(age, ix);
         }
         self.by_band[band_index(slot.band)] += 1;
     }
@@ -107,7 +107,7 @@ impl GroupQueue {
     pub fn mark_overflowed(&mut self, ix: InqIx, slot: &Slot) {
         let age = (slot.since, slot.key.1);
         if self.clock.remove(&age).is_some() {
-            self.by_age.insert(age);
+            self.by_age.insert(age, ix);
         }
         insert_lane(&mut self.overflowed, slot, ix);
     }
@@ -130,8 +130,33 @@ impl GroupQueue {
     /// Wait start of the longest-waiting inquiry.
     pub fn oldest_since(&self) -> Option<Millis> {
         let clocked = self.clock.first_key_value().map(|(&age, _)| age);
-        let unclocked = self.by_age.first().copied();
+        let unclocked = self.by_age.first_key_value().map(|(&age, _)| age);
         clocked.into_iter().chain(unclocked).min().map(|(since, _)| since)
+    }
+
+    /// Wait start of the longest-waiting inquiry that `counts`: a walk from
+    /// the oldest that stops at the first one, so it costs one step per
+    /// older inquiry that does not count.
+    pub fn oldest_since_of(&self, counts: impl Fn(InqIx) -> bool) -> Option<Millis> {
+        let (mut clocked, mut unclocked) = (self.clock.iter().peekable(), self.by_age.iter().peekable());
+        loop {
+            let take_clocked = match (clocked.peek(), unclocked.peek()) {
+                (Some(c), Some(u)) => c.0 < u.0,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (None, None) => return None,
+            };
+            let (&(since, _), &ix) = if take_clocked { clocked.next() } else { unclocked.next() }.expect("peeked");
+            if counts(ix) {
+                return Some(since);
+            }
+        }
+    }
+
+    /// Waiting inquiries whose need `counts`, lane by lane.
+    pub fn len_of_needs(&self, counts: impl Fn(Need) -> bool) -> u32 {
+        let lanes = self.lanes.iter().filter(|(&need, _)| counts(need));
+        lanes.map(|(_, l)| (l.high.len() + l.rest.len()) as u32).sum()
     }
 }
 
@@ -159,5 +184,19 @@ mod tests {
         assert_eq!(q.oldest_since(), Some(200));
         q.remove(&c);
         assert_eq!((q.len(), q.oldest_since()), (0, None));
+    }
+
+    #[test]
+    fn the_oldest_that_counts_skips_the_older_ones_that_do_not() {
+        let mut q = GroupQueue::default();
+        let (a, b, c) = (slot(100, 1), slot(50, 2), slot(200, 3));
+        q.insert(1, &a, false, true);
+        q.insert(2, &b, false, false);
+        q.insert(3, &c, true, false);
+        assert_eq!(q.oldest_since_of(|_| true), Some(50));
+        assert_eq!(q.oldest_since_of(|ix| ix != 2), Some(100));
+        assert_eq!(q.oldest_since_of(|ix| ix == 3), Some(200));
+        assert_eq!(q.oldest_since_of(|_| false), None);
+        assert_eq!((q.len_of_needs(|_| true), q.len_of_needs(|_| false)), (3, 0));
     }
 }

@@ -409,6 +409,7 @@ async fn metrics_pass_promtool_and_count_the_waiting_inquiries() {
         "ticket_router_recommended_agents",
         "ticket_router_deadletter_total",
         "ticket_router_distinct_agents",
+        "ticket_router_queue_unservable",
     ] {
         assert!(text.contains(name), "{name} missing from /metrics");
     }

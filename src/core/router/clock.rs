@@ -173,12 +173,23 @@ impl Router {
     /// `offered_since` from [`Router::oldest_offered`].
     fn measure(&mut self, now: Millis, g: GroupIx, offered_since: Option<Millis>) -> (Level, String) {
         let cooldown = self.settings.levels.cooldown.as_millis() as u64;
-        let group = &mut self.groups[g as usize];
+        // Customers nobody on duty in the group could serve (a language or
+        // skill of no one at work) wait for want of the right person, not
+        // for want of capacity: they are left out of the load measure, lest
+        // one such customer put the whole group at SURGE. With nobody on
+        // duty at all, everyone waiting counts: that is the team missing.
+        // The queue gauges and the oldest-wait alert show them all.
+        let (records, group) = (&self.records, &mut self.groups[g as usize]);
+        let nobody_on_duty = group.agents.on_duty.is_empty();
+        let servable = |need| nobody_on_duty || group.agents.someone_on_duty_could_serve(need);
+        let need_of = |ix: InqIx| records[ix as usize].as_ref().expect("queued inquiries are live").need;
+        let queue_length = group.queue.len_of_needs(servable);
+        let oldest_servable = group.queue.oldest_since_of(|ix| servable(need_of(ix)));
         let census = &group.agents.census;
         let obs = Observation {
             arrivals_per_min: group.arrivals.per_minute(now),
-            queue_length: group.queue.len(),
-            oldest_wait_ms: super::views::oldest_wait(group.queue.oldest_since(), offered_since, now),
+            queue_length,
+            oldest_wait_ms: super::views::oldest_wait(oldest_servable, offered_since, now),
             occupancy: if census.capacity == 0 { 0.0 } else { f64::from(census.load) / f64::from(census.capacity) },
         };
         group.arrivals_per_min = obs.arrivals_per_min;

@@ -33,6 +33,9 @@ pub struct GroupView {
     pub id: Id,
     /// Waiting per band: HIGH, NORMAL, LOW.
     pub waiting: [u32; 3],
+    /// Of those, the ones nobody on duty in the group (AVAILABLE or on
+    /// BREAK) could serve while someone is: left out of the load level.
+    pub unservable: u32,
     pub oldest_wait_ms: u64,
     /// Agents per status: AVAILABLE, AWAY, BREAK, OFFLINE.
     pub agents: [u32; 4],
@@ -181,6 +184,11 @@ impl Router {
                 GroupView {
                     id: group.id.clone(),
                     waiting: [q.len_of(Band::High), q.len_of(Band::Normal), q.len_of(Band::Low)],
+                    unservable: if group.agents.on_duty.is_empty() {
+                        0
+                    } else {
+                        q.len_of_needs(|need| !group.agents.someone_on_duty_could_serve(need))
+                    },
                     oldest_wait_ms: oldest_wait(q.oldest_since(), offered_since[g], now),
                     agents: census.by_status,
                     occupancy: if census.on_duty_capacity == 0 {
