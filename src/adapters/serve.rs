@@ -95,7 +95,8 @@ pub async fn run(
     let recording = engine.recording();
     let engine_task = tasks.spawn(engine.run(engine_stop.clone()));
     let journal_task = tasks.spawn(journal::run(store, replayed, journal_rx, handle.clone()));
-    let publisher_task = tasks.spawn(nats::outbound::run_publisher(client.clone(), config.nats.clone(), outgoing));
+    let publisher_task =
+        tasks.spawn(nats::outbound::run_publisher(client.clone(), config.nats.clone(), outgoing, handle.clone()));
     let health = grpc::Health::new().await;
     tasks.spawn(grpc_task(grpc_server, listeners.grpc, health.clone(), front_stop.clone()));
 

@@ -121,6 +121,11 @@ pub enum Command {
     DesktopDisconnected {
         agent: Id,
     },
+    /// The deflections stream stored the bot's copy of deflected inquiry
+    /// `inquiry`: a restart need not publish it again.
+    DeflectionStored {
+        inquiry: Id,
+    },
     /// Drives the timers: offer timeouts, overflow, levels, heartbeat grace.
     Tick,
     /// Every open offer's accept deadline moves `by` milliseconds later: for

@@ -64,8 +64,21 @@ pub struct InquiryRecord {
     pub accepted_at: Option<Millis>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<HandoffNote>,
+    /// DEFLECTED: whether the deflections stream confirmed storing the bot's
+    /// copy (written only when not; records from before it was kept count
+    /// as stored).
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub deflection_stored: bool,
     #[serde(default)]
     pub timeline: Vec<TimelineRecord>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(value: &bool) -> bool {
+    *value
 }
 
 /// An agent's presence and fatigue clock. Its load is derived from the

@@ -337,6 +337,14 @@ async fn a_burst_raises_the_level_to_surge_with_reserve_deflection_and_overrides
         (serde_json::from_slice::<proto::Inquiry>(&stored.payload).ok()?.id == "low-2").then_some(())
     })
     .await;
+    // Stored: the router records it, so a restart publishes it no more
+    // (a deflection never confirmed is written `"deflection_stored": false`).
+    let bucket = js.get_key_value("ticket_router_state").await.unwrap();
+    eventually("low-2's storing recorded", WAIT, || async {
+        let record: serde_json::Value = serde_json::from_slice(&bucket.get("inq.low-2").await.ok()??).ok()?;
+        (record["state"] == "DEFLECTED" && record.get("deflection_stored").is_none()).then_some(())
+    })
+    .await;
     // The bot could not help: it hands the inquiry back under its own id,
     // marked, with a message id of its own (JetStream would drop a repeat).
     let back = proto::Inquiry { bot_attempted: true, ..deflected };

@@ -8,10 +8,10 @@
 
 use super::Subjects;
 use crate::adapters::convert;
-use crate::adapters::engine::{EffectSink, Release};
+use crate::adapters::engine::{EffectSink, EngineHandle, Release};
 use crate::config::NatsSettings;
 use crate::config::WireEncoding;
-use crate::core::{Effect, Millis, Router};
+use crate::core::{Command, Effect, Id, Millis, Router};
 use crate::proto;
 use async_nats::HeaderMap;
 use bytes::Bytes;
@@ -30,6 +30,9 @@ pub struct Outgoing {
     /// Published through JetStream and retried until a stream stored it
     /// (deflections: the bot's only copy of the customer's inquiry).
     pub kept: bool,
+    /// The deflected inquiry whose storing the router is told of, so a
+    /// restart publishes again only what was never stored.
+    pub confirms: Option<Id>,
 }
 
 /// Encodes `message` for `subject` in `encoding`, with its `Content-Type`.
@@ -42,7 +45,7 @@ fn encode<T: serde::Serialize + prost::Message>(encoding: WireEncoding, subject:
     };
     let mut headers = HeaderMap::new();
     headers.insert("Content-Type", content_type);
-    Outgoing { subject, headers, payload: payload.into(), kept: false }
+    Outgoing { subject, headers, payload: payload.into(), kept: false, confirms: None }
 }
 
 /// The inquiry for the bot on `deflections.<shop>`, with `Nats-Msg-Id:
@@ -59,6 +62,7 @@ fn deflection(
     let mut message = encode(encoding, subjects.deflections(shop), &convert::inquiry(view.inquiry));
     message.headers.insert("Nats-Msg-Id", format!("{inquiry}.deflect").as_str());
     message.kept = true;
+    message.confirms = Some(inquiry.into());
     Some(message)
 }
 
@@ -167,11 +171,12 @@ pub async fn run_publisher(
     client: async_nats::Client,
     settings: NatsSettings,
     mut queue: mpsc::UnboundedReceiver<Outgoing>,
+    engine: EngineHandle,
 ) {
     let js = async_nats::jetstream::new(client.clone());
     let (kept_tx, kept_rx) = mpsc::unbounded_channel();
     let backlog = Arc::new(AtomicUsize::new(0));
-    let mut kept = tokio::spawn(run_kept(js, settings, kept_rx, backlog.clone()));
+    let mut kept = tokio::spawn(run_kept(js, settings, kept_rx, backlog.clone(), engine));
     while let Some(message) = queue.recv().await {
         if message.kept {
             backlog.fetch_add(1, Ordering::Relaxed);
@@ -192,7 +197,7 @@ pub async fn run_publisher(
         kept.abort();
         tracing::warn!(
             unstored = backlog.load(Ordering::Relaxed),
-            "stopping with deflections not yet stored; the next start publishes those of its last 2 minutes again"
+            "stopping with deflections not yet stored; the next start publishes them again"
         );
     }
 }
@@ -200,13 +205,15 @@ pub async fn run_publisher(
 /// Publishes kept messages through JetStream, in order, up to
 /// [`KEPT_WINDOW`] awaiting their acknowledgement at once; what was not
 /// stored is tried again, first, after a backoff, and a missing stream is
-/// set up again (`setup_kept_streams`). Ends when the queue is closed and
-/// everything is stored. `backlog` counts the messages not yet stored.
+/// set up again (`setup_kept_streams`). What is stored is confirmed to the
+/// engine. Ends when the queue is closed and everything is stored.
+/// `backlog` counts the messages not yet stored.
 async fn run_kept(
     js: async_nats::jetstream::Context,
     settings: NatsSettings,
     mut queue: mpsc::UnboundedReceiver<Outgoing>,
     backlog: Arc<AtomicUsize>,
+    engine: EngineHandle,
 ) {
     let mut pending: VecDeque<Outgoing> = VecDeque::new();
     let mut backoff = Duration::from_millis(200);
@@ -238,6 +245,9 @@ async fn run_kept(
             match stored {
                 Ok(()) => {
                     backlog.fetch_sub(1, Ordering::Relaxed);
+                    if let Some(inquiry) = message.confirms {
+                        confirm_stored(&engine, inquiry);
+                    }
                 }
                 // One no stream will ever take: retrying would hold up the rest.
                 Err(e) if too_large(&e) => {
@@ -270,6 +280,16 @@ async fn run_kept(
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// Tells the engine a deflection is stored. Not waited for: a confirmation
+/// lost (the engine stopping) only means one more copy after a restart.
+fn confirm_stored(engine: &EngineHandle, inquiry: Id) {
+    let command = Command::DeflectionStored { inquiry };
+    if !engine.try_submit(command.clone()) {
+        let engine = engine.clone();
+        tokio::spawn(async move { engine.submit(command).await });
     }
 }
 

@@ -55,6 +55,7 @@ impl Router {
             };
             // Exactly one step's room: deflected inquiries are kept as long as finished ones.
             self.rec_mut(ix).timeline.reserve_exact(1);
+            self.rec_mut(ix).deflection_unstored = true;
             self.push_step(ix, step);
             let rec = self.rec(ix);
             let (id, shop) = (rec.inquiry.id.clone(), rec.inquiry.shop_id.clone());
@@ -182,6 +183,7 @@ impl Router {
             note: None,
             timeline: Vec::new(),
             queued_untold: false,
+            deflection_unstored: false,
             dirty: false,
         }
     }
@@ -219,6 +221,15 @@ impl Router {
             && rec.band == Band::Low
             && rec.inquiry.category == Category::PreSales
             && !rec.inquiry.bot_attempted
+    }
+
+    /// The bot's copy of a deflected inquiry is stored; forgotten or handed
+    /// back meanwhile, there is nothing to note.
+    pub(super) fn deflection_stored(&mut self, id: &str) {
+        let Some(ix) = self.find_inquiry(id) else { return };
+        if self.rec(ix).deflection_unstored {
+            self.rec_mut(ix).deflection_unstored = false;
+        }
     }
 
     /// Marks an inquiry finished; it stays queryable for `retain_finished`.

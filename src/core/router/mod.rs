@@ -263,6 +263,10 @@ impl Router {
             Command::ClearLevelOverride { actor, group } => self.clear_override(now, &actor, group, effects),
             Command::DesktopConnected { agent } => self.desktop_connected(now, &agent, effects),
             Command::DesktopDisconnected { agent } => self.desktop_disconnected(now, &agent),
+            Command::DeflectionStored { inquiry } => {
+                self.deflection_stored(&inquiry);
+                Ok(())
+            }
             Command::ExtendOffers { by } => {
                 self.extend_offers(by, effects);
                 Ok(())

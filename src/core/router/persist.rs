@@ -93,6 +93,7 @@ impl Router {
             next_rule: rec.next_rule,
             accepted_at: rec.accepted_at(),
             note: rec.note.as_deref().cloned(),
+            deflection_stored: !rec.deflection_unstored,
             timeline: self.map_steps(rec, |step| TimelineRecord {
                 kind: step.kind,
                 at: step.at,

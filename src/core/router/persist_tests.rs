@@ -242,11 +242,13 @@ fn unrecorded_routers_collect_nothing() {
 }
 
 #[test]
-fn a_restart_publishes_again_the_deflections_of_its_last_two_minutes() {
+fn a_restart_publishes_again_the_deflections_not_known_stored_and_those_of_its_last_two_minutes() {
     let mut b = recorded_bench();
     let mut store = Store::default();
     super::tests::pin(&mut b, Some("pre_sales"), Level::Surge);
     b.arrive(inquiry("early", Category::PreSales));
+    b.arrive(inquiry("early-unstored", Category::PreSales));
+    b.apply(Command::DeflectionStored { inquiry: "early".into() });
     b.now += 180_000;
     for id in ["late1", "back", "late2"] {
         b.arrive(inquiry(id, Category::PreSales));
@@ -266,7 +268,11 @@ fn a_restart_publishes_again_the_deflections_of_its_last_two_minutes() {
         })
         .collect();
     resent.sort_unstable();
-    assert_eq!(resent, ["late1", "late2"], "not the one from before, nor the one the bot handed back");
+    assert_eq!(
+        resent,
+        ["early-unstored", "late1", "late2"],
+        "not the one from before that the stream stored, nor the one the bot handed back"
+    );
 }
 
 #[test]

@@ -119,6 +119,9 @@ pub struct Record {
     /// of `timeline` until a second step comes: most waiting inquiries have
     /// no other, and storing it would cost each a heap block of its own.
     pub queued_untold: bool,
+    /// Deflected, and the deflections stream has not confirmed storing the
+    /// bot's copy yet: a restart publishes it again, however long ago.
+    pub deflection_unstored: bool,
     /// Changed since the last `take_changes`.
     pub dirty: bool,
 }

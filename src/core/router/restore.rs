@@ -71,7 +71,7 @@ impl Router {
             }
             router.time_out_unseen(now, ix, &mut fx);
         }
-        router.resend_recent_deflections(&mut fx);
+        router.resend_deflections(&mut fx);
         router.tick(now, &mut fx);
         let all: Vec<GroupIx> = (0..router.groups.len() as GroupIx).collect();
         router.fill_best_first(now, &all, &mut fx);
@@ -114,15 +114,19 @@ impl Router {
         std::mem::take(&mut self.restore_notes)
     }
 
-    /// Deflections recorded within [`DEFLECTION_RESEND`] before the last
-    /// finished work, to be published again: the last ones before a crash
-    /// may not have gone out (at least once; the bot ignores an id it has).
-    fn resend_recent_deflections(&self, fx: &mut Vec<Effect>) {
+    /// Deflections to publish again: every one the deflections stream has
+    /// not confirmed storing, however old (it may have refused writes for
+    /// long), and those within [`DEFLECTION_RESEND`] before the last finished
+    /// work (a crash between storing and recording the confirmation; within
+    /// the stream's duplicate window, a second copy is dropped). At least
+    /// once: the bot ignores an id it has.
+    fn resend_deflections(&self, fx: &mut Vec<Effect>) {
         let Some(&(last, _)) = self.finished.back() else { return };
-        let since = last.saturating_sub(DEFLECTION_RESEND);
-        for &(at, ix) in self.finished.iter().rev().take_while(|&&(at, _)| at >= since) {
+        let recent = last.saturating_sub(DEFLECTION_RESEND);
+        for &(at, ix) in &self.finished {
             let Some(rec) = self.records[ix as usize].as_ref() else { continue };
-            if rec.place == (Place::Finished { state: InquiryState::Deflected, at }) {
+            let deflected = rec.place == (Place::Finished { state: InquiryState::Deflected, at });
+            if deflected && (rec.deflection_unstored || at >= recent) {
                 let (inquiry, shop) = (rec.inquiry.id.clone(), rec.inquiry.shop_id.clone());
                 fx.push(Effect::DeflectionResent { inquiry, shop });
             }
@@ -252,6 +256,7 @@ impl Router {
             note: r.note.map(Box::new),
             timeline,
             queued_untold: false,
+            deflection_unstored: r.state == InquiryState::Deflected && !r.deflection_stored,
             dirty: false,
         };
         let ix = self.records.len() as InqIx;
