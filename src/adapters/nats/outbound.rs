@@ -158,8 +158,8 @@ impl EffectSink for NatsPublisher {
     }
 }
 
-/// How long stopping waits for deflections not yet stored; those of the
-/// last 2 minutes are published again at the next start anyway.
+/// How long stopping waits for deflections not yet stored; the next start
+/// publishes again every one never confirmed stored anyway.
 const KEPT_WAIT_AT_STOP: Duration = Duration::from_secs(5);
 /// Kept messages whose acknowledgements are awaited at once.
 const KEPT_WINDOW: usize = 256;
