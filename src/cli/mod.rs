@@ -60,7 +60,15 @@ pub fn init_tracing() {
 /// [`init_tracing`] with another default level when `RUST_LOG` is unset.
 pub fn init_tracing_at(default: &str) {
     use tracing_subscriber::{fmt, EnvFilter};
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    // At trace, the NATS client logs every message it reads and writes,
+    // customers' inquiries and handoff notes included (and its CONNECT with
+    // the password): those libraries stop at debug, whatever RUST_LOG says.
+    if filter.max_level_hint().is_none_or(|most| most == tracing::level_filters::LevelFilter::TRACE) {
+        for library in ["async_nats", "h2", "hyper", "tonic"] {
+            filter = filter.add_directive(format!("{library}=debug").parse().expect("a valid directive"));
+        }
+    }
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     if std::env::var("LOG_FORMAT").is_ok_and(|f| f == "json") {

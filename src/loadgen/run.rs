@@ -93,9 +93,13 @@ pub async fn run(options: RunOptions, stop: CancellationToken) -> Result<Summary
     let counters = Counters::shared();
     let log = LevelLog::default();
     let started = Instant::now();
-    let watcher = status::watch(&client, &options.prefix, counters.clone(), log.clone(), started)
-        .await
-        .map_err(|e| LoadgenError::Nats { url: options.nats_url.clone(), detail: e.to_string() })?;
+    let watcher =
+        status::watch(&client, &options.prefix, counters.clone(), log.clone(), started).await.map_err(|e| {
+            LoadgenError::Nats {
+                url: crate::adapters::nats::without_password(&options.nats_url),
+                detail: e.to_string(),
+            }
+        })?;
     let specs = roster(&groups, options.agents, options.max_concurrent, "lg");
     let staffed = specs.len() as u64;
     let pool_options =

@@ -59,6 +59,14 @@ pub fn presence_from_proto(req: &proto::SetPresenceRequest) -> Result<Presence, 
         .map_err(|_| Status::invalid_argument(format!("status {} is not a known AgentStatus", req.status)))?;
     let status = convert::agent_status_from_proto(wire)
         .ok_or_else(|| Status::invalid_argument("status is required: AVAILABLE, AWAY, BREAK or OFFLINE"))?;
+    // Checked first: a request listing a huge number would cost the check
+    // below (and the engine) dearly before being refused anyway.
+    if req.groups.len() > MAX_GROUPS {
+        return Err(Status::invalid_argument(format!(
+            "`groups` lists {} groups; an agent works in at most {MAX_GROUPS}",
+            req.groups.len()
+        )));
+    }
     let mut groups = Vec::with_capacity(req.groups.len());
     for m in &req.groups {
         let group = group_id("groups.group", &m.group)?;
@@ -89,6 +97,9 @@ pub fn presence_from_proto(req: &proto::SetPresenceRequest) -> Result<Presence, 
         skills: names("skills", &req.skills, MAX_SKILLS)?,
     })
 }
+
+/// Most groups one agent may work in.
+const MAX_GROUPS: usize = 64;
 
 /// Most languages and skills one agent may list. The router tells at most
 /// 63 distinct languages and 63 distinct skills of agents apart, for as
@@ -222,5 +233,10 @@ mod tests {
         let usable =
             proto::SetPresenceRequest { agent_id: "shop_7:ann-lee".into(), ..request(proto::AgentStatus::Away, &[]) };
         assert!(presence_from_proto(&usable).is_ok());
+        // A flood of groups is refused before any is looked at.
+        let flood: Vec<(String, u32)> = (0..300_000).map(|i| (format!("g{i}"), 3)).collect();
+        let flood: Vec<(&str, u32)> = flood.iter().map(|(g, p)| (g.as_str(), *p)).collect();
+        let err = presence_from_proto(&request(proto::AgentStatus::Available, &flood)).unwrap_err();
+        assert!(err.message().contains("at most 64"), "{}", err.message());
     }
 }

@@ -7,6 +7,9 @@
 
 pub mod inbound;
 pub mod outbound;
+mod url;
+
+pub use url::{url_credentials, without_credentials, without_password};
 
 use crate::config::NatsSettings;
 use async_nats::jetstream::{self, consumer, stream};
@@ -171,79 +174,12 @@ pub async fn connect(settings: &NatsSettings) -> Result<(async_nats::Client, wat
     }
     options = options.require_tls(tls.required);
     let client = options
-        .connect(settings.url.as_str())
+        // Without the user and password: the client logs the address it
+        // dials (at debug), and has them from the options anyway.
+        .connect(url::without_credentials(&settings.url).as_str())
         .await
         .map_err(|source| NatsError::Connect { url: without_password(&settings.url), source })?;
     Ok((client, up_rx))
-}
-
-/// `url` (one server or several, comma-separated, with or without a
-/// scheme) with the user and password of each replaced, for logs.
-pub fn without_password(url: &str) -> String {
-    let server = |one: &str| {
-        let (scheme, rest) = one.split_once("://").map_or(("", one), |(s, r)| (s, r));
-        let host_end = rest.find('/').unwrap_or(rest.len());
-        let shown = match rest[..host_end].rfind('@') {
-            Some(at) => format!("***{}", &rest[at..]),
-            None => rest.to_string(),
-        };
-        if scheme.is_empty() {
-            shown
-        } else {
-            format!("{scheme}://{shown}")
-        }
-    };
-    url.split(',').map(server).collect::<Vec<_>>().join(",")
-}
-
-/// The user and password written into `url` (the first server that has
-/// them: a cluster's servers share them), or a token written alone.
-fn url_credentials(url: &str) -> Option<(String, Option<String>)> {
-    url.split(',').find_map(|server| {
-        let server: async_nats::ServerAddr = server.trim().parse().ok()?;
-        let user = percent_decoded(server.username()?);
-        Some((user, server.password().map(percent_decoded)))
-    })
-}
-
-/// `text` with its `%XX` escapes decoded (a URL's user and password).
-fn percent_decoded(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(byte)) => {
-                out.push(byte);
-                i += 3;
-            }
-            (byte, _) => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-#[cfg(test)]
-#[test]
-fn credentials_in_the_url_are_passed_on_decoded() {
-    let pair = |u: &str, p: &str| Some((u.to_string(), Some(p.to_string())));
-    assert_eq!(url_credentials("nats://router:s%40cret@nats:4222"), pair("router", "s@cret"));
-    assert_eq!(url_credentials("nats://h1:4222,nats://u:p@h2:4222"), pair("u", "p"));
-    assert_eq!(url_credentials("nats://t0ken@nats:4222"), Some(("t0ken".to_string(), None)));
-    assert_eq!(url_credentials("nats://nats:4222"), None);
-}
-
-#[cfg(test)]
-#[test]
-fn logged_urls_carry_no_password() {
-    assert_eq!(without_password("nats://user:secret@nats:4222"), "nats://***@nats:4222");
-    assert_eq!(without_password("nats://nats:4222"), "nats://nats:4222");
-    assert_eq!(without_password("u:p@h1:4222,nats://h2:4222"), "***@h1:4222,nats://h2:4222");
-    assert_eq!(without_password("nats://h1,nats://u:p@h2"), "nats://h1,nats://***@h2");
 }
 
 /// How long the dead-letter and deflection streams keep a message, as

@@ -84,7 +84,8 @@ fn check_nats_url(url: &str, out: &mut Vec<Problem>) {
         let scheme = server.split_once("://").map(|(scheme, _)| scheme);
         let bad_scheme = scheme.is_some_and(|s| !["nats", "tls", "ws", "wss"].contains(&s));
         // As the client will read it (a bad port, say); never echo a password.
-        let unreadable = server.parse::<async_nats::ServerAddr>().err();
+        let dialled = crate::adapters::nats::without_credentials(server);
+        let unreadable = (!server.is_empty()).then(|| dialled.parse::<async_nats::ServerAddr>().err()).flatten();
         if server.is_empty() || server.contains(char::is_whitespace) || bad_scheme || unreadable.is_some() {
             let why = unreadable.map_or(String::new(), |e| format!(" ({e})"));
             let shown = crate::adapters::nats::without_password(server);

@@ -220,6 +220,7 @@ fn nats_connection_settings() {
         "{problems:?}"
     );
     assert!(!format!("{problems:?}").contains("hunter2"));
+    assert_fine(|c| c.nats.url = "nats://router:s3cr/etPW@nats:4222".into());
     assert_only(
         |c| {
             c.nats.token = Some(Secret::new("t"));
