@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tonic::Code;
 
+mod desks;
 mod transport;
 
 const WAIT: Duration = Duration::from_secs(20);

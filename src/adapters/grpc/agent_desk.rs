@@ -4,7 +4,7 @@
 //! INVALID_ARGUMENT before anything changes) and answers from the router's
 //! views. Routing decisions, ownership and state transitions are the core's.
 
-use super::auth::desk_actor;
+use super::auth::{desk_actor, desk_or_admin_actor};
 use super::offers::{Heartbeat, OfferHub, OfferStream, DESKTOP_BUFFER};
 use super::{agent_id, group_id, inquiry_id};
 use crate::adapters::engine::{EngineError, EngineHandle};
@@ -28,13 +28,16 @@ impl AgentDeskService {
     }
 
     /// Runs an action command, then answers with the inquiry's new state.
+    /// `in_own_name`: an admin acting for an agent does so as itself.
     async fn act(
         &self,
         request: Request<proto::InquiryAction>,
         command: fn(Actor, Id, Option<Box<str>>) -> Command,
+        in_own_name: bool,
     ) -> Result<Response<proto::ActionResponse>, Status> {
         let agent_id = agent_id(&request.get_ref().agent_id)?;
-        let actor = desk_actor(&request, agent_id)?;
+        let actor =
+            if in_own_name { desk_or_admin_actor(&request, agent_id)? } else { desk_actor(&request, agent_id)? };
         let inquiry: Id = inquiry_id("inquiry_id", &request.get_ref().inquiry_id)?.into();
         let reason = Some(request.get_ref().reason.trim()).filter(|r| !r.is_empty()).map(Box::from);
         self.engine.execute(command(actor, inquiry.clone(), reason)).await?;
@@ -129,7 +132,7 @@ impl AgentDesk for AgentDeskService {
         request: Request<proto::SetPresenceRequest>,
     ) -> Result<Response<proto::SetPresenceResponse>, Status> {
         let presence = presence_from_proto(request.get_ref())?;
-        let actor = desk_actor(&request, &presence.agent)?;
+        let actor = desk_or_admin_actor(&request, &presence.agent)?;
         let agent = presence.agent.clone();
         self.engine.execute(Command::SetPresence { actor, presence }).await?;
         let view = self.engine.query(move |router, _| router.agent(&agent)).await?;
@@ -171,19 +174,19 @@ impl AgentDesk for AgentDeskService {
     }
 
     async fn accept(&self, request: Request<proto::InquiryAction>) -> Result<Response<proto::ActionResponse>, Status> {
-        self.act(request, |actor, inquiry, _| Command::Accept { actor, inquiry }).await
+        self.act(request, |actor, inquiry, _| Command::Accept { actor, inquiry }, false).await
     }
 
     async fn decline(&self, request: Request<proto::InquiryAction>) -> Result<Response<proto::ActionResponse>, Status> {
         // The reason goes on the DECLINED step and event, for the lead.
-        self.act(request, |actor, inquiry, reason| Command::Decline { actor, inquiry, reason }).await
+        self.act(request, |actor, inquiry, reason| Command::Decline { actor, inquiry, reason }, false).await
     }
 
     async fn complete(
         &self,
         request: Request<proto::InquiryAction>,
     ) -> Result<Response<proto::ActionResponse>, Status> {
-        self.act(request, |actor, inquiry, _| Command::Complete { actor, inquiry }).await
+        self.act(request, |actor, inquiry, _| Command::Complete { actor, inquiry }, true).await
     }
 }
 

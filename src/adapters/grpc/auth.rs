@@ -207,6 +207,19 @@ pub fn desk_actor<T>(request: &Request<T>, agent_id: &str) -> Result<Actor, Stat
     }
 }
 
+/// As [`desk_actor`], except that an admin acting for another agent stays
+/// itself: for what an admin may do in its own name (complete an agent's
+/// chat, set its presence), so that the agent's desktops are told who did.
+pub fn desk_or_admin_actor<T>(request: &Request<T>, agent_id: &str) -> Result<Actor, Status> {
+    match caller(request)? {
+        Caller::Token(actor) if actor.role == Role::Admin && *actor.id != *agent_id => {
+            tracing::info!(admin = %actor.id, agent_id, "an admin acts on an agent's desk");
+            Ok(actor.clone())
+        }
+        _ => desk_actor(request, agent_id),
+    }
+}
+
 /// The actor of a `Handoff` or `Ops` call: the token's subject and role;
 /// with auth off, an anonymous admin.
 pub fn staff_actor<T>(request: &Request<T>) -> Result<Actor, Status> {

@@ -51,7 +51,7 @@ impl Router {
         self.join_groups(ax);
         self.touch_agent(ax);
         if self.agents[ax as usize].status != p.status || p.status == AgentStatus::Available {
-            let by = if *actor.id == *p.agent { "set by the desktop" } else { "set by a lead or admin" };
+            let by = if *actor.id == *p.agent { "set by the desktop" } else { "set by an admin" };
             self.set_status(now, ax, p.status, by, fx);
         }
         Ok(())

@@ -248,5 +248,5 @@ fn a_status_change_reaches_the_agents_desktops_with_its_reason() {
     apply_and_send(&mut hub, &mut bench, Command::SetPresence { actor, presence: away });
     let told = next(&mut rx);
     assert_eq!((told.inquiry, told.withdrawn, told.status), (None, false, proto::AgentStatus::Away as i32));
-    assert_eq!(told.note.unwrap().summary, "set by a lead or admin");
+    assert_eq!(told.note.unwrap().summary, "set by an admin");
 }

@@ -1,0 +1,36 @@
+//! What an agent's desktops are told of what others did to its work.
+
+use super::{action, jwt_auth, start, subscribe, WAIT};
+use crate::support::client::{next_offer, presence, token};
+use ticket_router::core::Category;
+use ticket_router::proto;
+
+#[tokio::test]
+async fn an_admin_completing_a_chat_or_setting_a_status_is_told_to_the_agents_desktop() {
+    let server = start(jwt_auth()).await;
+    let mut agent = server.clients(Some(token("a1", "agent"))).await;
+    agent.desk.set_presence(presence("a1", &[("orders", 3)], 2)).await.unwrap();
+    let mut offers = subscribe(&mut agent, "a1").await;
+    server.arrive("q1", Category::Order).await;
+    assert_eq!(next_offer(&mut offers).await.inquiry.unwrap().id, "q1");
+    agent.desk.accept(action("a1", "q1")).await.unwrap();
+
+    let mut admin = server.clients(Some(token("boss", "admin"))).await;
+    admin.desk.complete(action("a1", "q1")).await.expect("an admin signs off the chat");
+    let told = tokio::time::timeout(WAIT, offers.message()).await.unwrap().unwrap().expect("a message");
+    assert!(told.withdrawn, "{told:?}");
+    assert_eq!(
+        (told.inquiry.unwrap().id.as_str(), told.note.unwrap().summary.as_str()),
+        ("q1", "completed by an admin")
+    );
+
+    let on_break =
+        proto::SetPresenceRequest { status: proto::AgentStatus::Break as i32, ..presence("a1", &[("orders", 3)], 2) };
+    admin.desk.set_presence(on_break).await.unwrap();
+    let told = tokio::time::timeout(WAIT, offers.message()).await.unwrap().unwrap().expect("a message");
+    assert_eq!(
+        (told.status, told.note.unwrap().summary.as_str()),
+        (proto::AgentStatus::Break as i32, "set by an admin")
+    );
+    server.stop().await;
+}
