@@ -34,11 +34,12 @@ type Desk = mpsc::Sender<Result<proto::Assignment, Status>>;
 #[derive(Default)]
 struct Desks {
     by_agent: HashMap<Id, Vec<Desk>>,
-    /// Messages prepared for an (agent, inquiry) whose decision is not yet
+    /// New offers prepared for an (agent, inquiry) whose decision is not yet
     /// recorded. Their release reaches every desktop registered by then, so
     /// a desktop registering meanwhile must not be sent that offer from the
     /// router's state too: it would see an unrecorded offer, then the same
-    /// offer again.
+    /// offer again. (A renewed deadline or a withdrawal is of an offer
+    /// recorded already: the state shows it, and the release follows.)
     unreleased: HashMap<(Id, Id), u32>,
     /// Set at shutdown: streams end and no new ones open.
     closed: bool,
@@ -90,7 +91,11 @@ impl OfferHub {
         let held = held_offers(router, now, agent)
             .into_iter()
             .filter(|a| a.active || !desks.unreleased.contains_key(&(agent.clone(), Id::from(inquiry_id(a)))));
-        let caught_up = proto::Assignment { agent_id: agent.to_string(), caught_up: true, ..Default::default() };
+        // The mark carries the agent's status: a desktop back after the grace
+        // learns it is AWAY.
+        let status = router.agent(agent).map_or(0, |a| convert::agent_status(a.status) as i32);
+        let caught_up =
+            proto::Assignment { agent_id: agent.to_string(), caught_up: true, status, ..Default::default() };
         for assignment in held.chain([caught_up]) {
             if desk.try_send(Ok(assignment)).is_err() {
                 tracing::warn!(agent_id = %agent, "desktop buffer full while re-sending held offers");
@@ -123,10 +128,10 @@ impl OfferHub {
     /// Sends a prepared message now that its decision is recorded: uncounted
     /// and sent under one lock, so a desktop registering in between neither
     /// misses it nor gets it twice.
-    fn release(&self, agent: &Id, assignment: proto::Assignment) {
+    fn release(&self, agent: &Id, assignment: proto::Assignment, new_offer: bool) {
         let mut desks = self.lock();
         let key = (agent.clone(), Id::from(inquiry_id(&assignment)));
-        if let Some(count) = desks.unreleased.get_mut(&key) {
+        if let Some(count) = desks.unreleased.get_mut(&key).filter(|_| new_offer) {
             *count -= 1;
             if *count == 0 {
                 desks.unreleased.remove(&key);
@@ -173,17 +178,17 @@ impl EffectSink for OfferHub {
             match effect {
                 Effect::Offer(offer) => {
                     let inquiry = router.inquiry(now, &offer.inquiry).map(|v| v.inquiry);
-                    outgoing.push((offer.agent.clone(), convert::assignment(offer, inquiry)));
+                    outgoing.push((offer.agent.clone(), convert::assignment(offer, inquiry), true));
                 }
                 Effect::OfferRenewed { inquiry, agent, .. } => {
                     let renewed = convert::open_offer(router, now, agent, inquiry);
-                    outgoing.extend(renewed.map(|a| (agent.clone(), a)));
+                    outgoing.extend(renewed.map(|a| (agent.clone(), a, false)));
                 }
                 Effect::Withdraw { inquiry, agent, reason } => {
-                    outgoing.push((agent.clone(), convert::withdrawal(inquiry, agent, reason, now)))
+                    outgoing.push((agent.clone(), convert::withdrawal(inquiry, agent, reason, now), false))
                 }
                 Effect::AgentStatusChanged { agent, status, reason } => {
-                    outgoing.push((agent.clone(), convert::status_notice(agent, *status, reason, now)))
+                    outgoing.push((agent.clone(), convert::status_notice(agent, *status, reason, now), false))
                 }
                 Effect::Event(event) if matches!(event.kind, EventKind::Accepted | EventKind::Completed) => {
                     let Some(agent) = event.agent.as_ref().filter(|a| self.has_several_desks(a)) else { continue };
@@ -192,7 +197,7 @@ impl EffectSink for OfferHub {
                         EventKind::Completed => Some(convert::withdrawal(&event.inquiry, agent, "completed", now)),
                         _ => None,
                     };
-                    outgoing.extend(echo.map(|a| (agent.clone(), a)));
+                    outgoing.extend(echo.map(|a| (agent.clone(), a, false)));
                 }
                 _ => {}
             }
@@ -202,14 +207,14 @@ impl EffectSink for OfferHub {
         }
         {
             let mut desks = self.lock();
-            for (agent, assignment) in &outgoing {
+            for (agent, assignment, _) in outgoing.iter().filter(|(_, _, new_offer)| *new_offer) {
                 *desks.unreleased.entry((agent.clone(), Id::from(inquiry_id(assignment)))).or_default() += 1;
             }
         }
         let hub = self.clone();
         Some(Box::new(move || {
-            for (agent, assignment) in outgoing {
-                hub.release(&agent, assignment);
+            for (agent, assignment, new_offer) in outgoing {
+                hub.release(&agent, assignment, new_offer);
             }
         }))
     }

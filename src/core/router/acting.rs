@@ -30,23 +30,20 @@ impl Router {
         let held_by_other = |h: AgentIx| *self.agents[h as usize].id != *actor.id;
         let person = matches!(actor.role, Role::Agent | Role::Lead);
         // A desktop acting on an offer of its own that has ended meanwhile
-        // (timed out, declined, taken back, handed on): not a permission
-        // problem, and the desktop should drop it.
-        let moved_on = match place {
-            Place::Waiting => true,
-            Place::Offered { .. } | Place::Active { .. } => place.holder().is_some_and(held_by_other),
-            Place::Finished { .. } => false,
-        };
-        if person && moved_on && self.was_offered_to(ix, &actor.id) {
-            let now_where = if place == Place::Waiting { "waits for an agent again" } else { "is with another agent" };
+        // (timed out, declined, taken back, handed on) is told to drop it:
+        // if it waits again, that is a state to tell; if another agent has
+        // it, still PERMISSION_DENIED (SPEC), with the hint.
+        let ended = person && self.was_offered_to(ix, &actor.id);
+        if ended && place == Place::Waiting {
             return Err(CoreError::FailedPrecondition(format!(
-                "cannot {action} inquiry `{id}`: its offer to `{}` ended (timed out, declined, taken back or handed on) and it {now_where}; remove it from the desktop",
+                "cannot {action} inquiry `{id}`: its offer to `{}` ended (timed out, declined or taken back) and it waits for an agent again; remove it from the desktop",
                 actor.id
             )));
         }
         if person && place.holder().is_some_and(held_by_other) {
+            let hint = if ended { "; its offer to you ended: remove it from the desktop" } else { "" };
             return Err(CoreError::PermissionDenied(format!(
-                "`{}` may not {action} inquiry `{id}`: it is held by another agent",
+                "`{}` may not {action} inquiry `{id}`: it is held by another agent{hint}",
                 actor.id
             )));
         }

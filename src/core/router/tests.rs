@@ -364,7 +364,7 @@ fn only_the_offered_agent_may_accept_and_only_offers_can_be_accepted() {
 }
 
 #[test]
-fn accepting_an_own_offer_that_ended_says_to_drop_it_rather_than_permission_denied() {
+fn accepting_an_own_offer_that_ended_says_to_drop_it() {
     let mut b = bench();
     b.agent(presence("a", &[("orders", 3)], 5));
     b.arrive(inquiry("q1", Category::Order));
@@ -375,8 +375,8 @@ fn accepting_an_own_offer_that_ended_says_to_drop_it_rather_than_permission_deni
     b.agent(presence("b", &[("orders", 1)], 5));
     b.accept("b", "q1");
     let late = b.try_apply(Command::Accept { actor: Actor::agent("a"), inquiry: "q1".into() });
-    let Err(CoreError::FailedPrecondition(message)) = late else { panic!("{late:?}") };
-    assert!(message.contains("is with another agent") && message.contains("remove it from the desktop"), "{message}");
+    let Err(CoreError::PermissionDenied(message)) = late else { panic!("{late:?}") };
+    assert!(message.contains("held by another agent") && message.contains("remove it from the desktop"), "{message}");
     // An agent it was never offered to learns nothing about it.
     b.agent(presence("c", &[("orders", 1)], 5));
     let snoop = b.try_apply(Command::Complete { actor: Actor::agent("c"), inquiry: "q1".into() });

@@ -250,3 +250,21 @@ fn a_status_change_reaches_the_agents_desktops_with_its_reason() {
     assert_eq!((told.inquiry, told.withdrawn, told.status), (None, false, proto::AgentStatus::Away as i32));
     assert_eq!(told.note.unwrap().summary, "set by an admin");
 }
+
+#[test]
+fn a_subscription_sees_an_offer_whose_new_deadline_is_on_its_way_and_ends_with_the_status() {
+    let (mut hub, mut bench) = (OfferHub::new(), Bench::new(RoutingSettings::default()));
+    bench.agent(testkit::presence("a1", &[("orders", 3)], 5));
+    apply_and_send(&mut hub, &mut bench, Command::Arrive(Box::new(testkit::inquiry("q1", Category::Order))));
+    let fx = bench.apply(Command::ExtendOffers { by: 20_000 });
+    let release = hub.prepare(bench.now, &fx, &bench.router).expect("a renewal to send");
+    let (tx, mut rx) = mpsc::channel(8);
+    assert!(hub.register(&bench.router, bench.now, &"a1".into(), tx));
+    let held = next(&mut rx);
+    assert_eq!(held.inquiry.unwrap().id, "q1", "recorded already: not left out while its renewal is on its way");
+    let mark = next(&mut rx);
+    assert!(mark.caught_up);
+    assert_eq!(mark.status, proto::AgentStatus::Available as i32, "the mark says where the agent stands");
+    release();
+    assert!(next(&mut rx).expires_at_ms > 0, "then the renewal");
+}
