@@ -286,7 +286,7 @@ impl Router {
 }
 
 /// The note a handoff leaves for every later offer: `new`, followed by what
-/// the `earlier` note said that `new` does not repeat, so the customer's
+/// the `earlier` note said that `new` does not repeat, marked as earlier, so the customer's
 /// context survives any number of handoffs (SPEC: the customer never repeats
 /// themselves). A handoff without a note (an escalation may have none) keeps
 /// the earlier note whole. Each field stays within [`MAX_NOTE_FIELD`], the
@@ -300,10 +300,7 @@ pub(super) fn carried_note(new: HandoffNote, earlier: Option<&HandoffNote>) -> H
         if before.is_empty() || now == before {
             return now;
         }
-        if now.is_empty() {
-            return before.to_string();
-        }
-        let mut joined = format!("{now}; {label}{before}");
+        let mut joined = if now.is_empty() { format!("{label}{before}") } else { format!("{now}; {label}{before}") };
         joined.truncate(floor_char_boundary(&joined, MAX_NOTE_FIELD));
         joined
     };

@@ -273,8 +273,8 @@ fn later_handoffs_keep_what_earlier_notes_said_for_the_next_agent() {
     let note = offers(&fx)[0].note.clone().expect("a note");
     assert_eq!(note.author, "ord");
     assert_eq!(note.summary, "needs a refund of the shipping fee; earlier note by pre: address change to Beijing");
-    assert_eq!(note.attempted, "OMS locked the order");
-    assert_eq!(note.customer_expectation, "before shipping today");
+    assert_eq!(note.attempted, "earlier: OMS locked the order", "what an earlier note said is marked so");
+    assert_eq!(note.customer_expectation, "earlier: before shipping today");
     b.accept("ref", "q1");
     // An escalation without a note hands on the whole note as it stood.
     let fx = b.apply(escalate(Actor::agent("ref"), HandoffNote::default()));

@@ -252,18 +252,18 @@ fn a_customer_no_one_on_duty_can_serve_does_not_raise_the_groups_level() {
     let orders = b.router.groups(b.now).into_iter().find(|g| g.id.as_str() == "orders").unwrap();
     assert_eq!((orders.level, orders.oldest_wait_ms / 1000), (Level::Normal, 200), "shown, but not load");
     assert_eq!(orders.unservable, 1);
-    // Someone who could serve them, busy: now it is a matter of capacity.
+    // Someone who could serve them is on duty, busy: now it is a matter of capacity.
     let mut speaker = presence("ja-speaker", &[("orders", 3)], 1);
     speaker.languages = vec!["ja".into()];
     b.agent(speaker);
-    b.arrive(inquiry("busy", Category::Order));
     b.accept("ja-speaker", "ja");
     let mut second = inquiry("ja2", Category::Order);
     second.language = "ja".into();
     b.arrive(second);
-    for _ in 0..181 {
+    for _ in 0..60 {
         b.advance(1_000);
     }
     let orders = b.router.groups(b.now).into_iter().find(|g| g.id.as_str() == "orders").unwrap();
-    assert_eq!((orders.level, orders.unservable), (Level::Surge, 0), "waited 3 min for a busy agent");
+    assert_eq!((orders.level, orders.unservable), (Level::Peak, 0), "waited a minute for a busy agent");
+    assert_eq!(b.router.agent("ja-speaker").unwrap().status, AgentStatus::Available);
 }
