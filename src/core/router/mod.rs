@@ -347,8 +347,21 @@ impl Router {
     /// Reserved slots of a group now: `floor(ratio x capacity of agents who can work)`.
     fn reserve_slots(&self, g: GroupIx) -> u32 {
         let group = &self.groups[g as usize];
-        let ratio = self.playbook(group.level).reserve_ratio;
-        (ratio * f64::from(group.agents.census.capacity)).floor() as u32
+        reserve_of(self.playbook(group.level).reserve_ratio, group.agents.census.capacity)
+    }
+}
+
+/// `floor(ratio x capacity)` as the ratio is written: 0.35 x 180 is 63,
+/// though in binary floating point it comes to 62.999...
+fn reserve_of(ratio: f64, capacity: u32) -> u32 {
+    (ratio * f64::from(capacity) + 1e-9).floor() as u32
+}
+
+#[cfg(test)]
+#[test]
+fn reserves_round_down_from_the_ratio_as_written() {
+    for (ratio, capacity, slots) in [(0.35, 180, 63), (0.29, 100, 29), (0.57, 100, 57), (0.7, 90, 63), (0.3, 1, 0)] {
+        assert_eq!(reserve_of(ratio, capacity), slots, "{ratio} x {capacity}");
     }
 }
 
