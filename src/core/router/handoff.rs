@@ -173,6 +173,16 @@ impl Router {
         if self.rec(ix).escalated {
             return Err(CoreError::FailedPrecondition(format!("inquiry `{id}` is already escalated")));
         }
+        // Taken from its agent into a queue nobody at work serves, the
+        // customer would wait until a supervisor logs in.
+        let supervisors = &self.groups[target as usize];
+        if !supervisors.agents.someone_on_duty_could_serve(self.rec(ix).need) {
+            return Err(CoreError::FailedPrecondition(format!(
+                "no one on duty in `{}` could take inquiry `{id}` (AVAILABLE or on BREAK, with its language and skills); \
+                 keep serving it or transfer it, and call a supervisor in",
+                supervisors.id
+            )));
+        }
         let from = self.current_group(ix);
         self.detach_inquiry(ix, holder, "escalated", fx);
         let note = HandoffNote { author: actor.id.to_string(), at: now, ..note };

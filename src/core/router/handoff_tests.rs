@@ -6,7 +6,7 @@ use crate::core::command::{Actor, Command, Role, TransferTarget};
 use crate::core::effect::{Effect, EventKind};
 use crate::core::error::CoreError;
 use crate::core::testkit::{inquiry, offer_pairs, offers, presence, Bench};
-use crate::core::types::{Band, Category, HandoffNote, InquiryState, Rule};
+use crate::core::types::{AgentStatus, Band, Category, HandoffNote, InquiryState, Rule};
 
 /// `actor` transfers inquiry `q1` to `group` with `note`.
 fn to_group(actor: Actor, group: &str, note: HandoffNote) -> Command {
@@ -78,6 +78,7 @@ fn escalation_goes_to_supervisors_with_raised_priority() {
 #[test]
 fn every_handoff_keeps_the_aging_earned_before_it() {
     let mut b = bench();
+    supervisor_on_break(&mut b);
     b.arrive(inquiry("q1", Category::Order));
     let transfer = |group: &str| to_group(admin(), group, HandoffNote::default());
     let score = |b: &Bench| b.router.inquiry(b.now, "q1").unwrap().score;
@@ -130,6 +131,7 @@ fn an_oversized_handoff_note_is_refused_and_changes_nothing() {
 #[test]
 fn an_inquiry_is_handed_off_at_most_twenty_times() {
     let mut b = bench();
+    supervisor_on_break(&mut b);
     b.arrive(inquiry("q1", Category::Order));
     let note = HandoffNote { summary: "line one\nline two\tend".into(), ..HandoffNote::default() };
     let transfer = |group: &str| to_group(admin(), group, note.clone());
@@ -302,4 +304,32 @@ fn a_finished_inquiry_shows_the_group_that_served_it_last() {
     b.complete("s1", "q1");
     let view = b.router.inquiry(b.now, "q1").unwrap();
     assert_eq!((view.state, view.group.as_str()), (InquiryState::Completed, "fans"), "as its COMPLETED step says");
+}
+
+/// A supervisor on duty, on a break: escalations may go to the supervisors
+/// (and wait there), none is offered at once.
+fn supervisor_on_break(b: &mut Bench) {
+    let mut boss = presence("boss", &[("supervisors", 5)], 5);
+    boss.status = AgentStatus::Break;
+    b.agent(boss);
+}
+
+#[test]
+fn an_escalation_no_supervisor_on_duty_could_take_is_refused_and_the_chat_stays() {
+    let mut b = bench();
+    b.agent(presence("c1", &[("complaints", 3)], 5));
+    b.arrive(inquiry("q1", Category::Complaint));
+    b.accept("c1", "q1");
+    let mut gone = presence("boss", &[("supervisors", 5)], 5);
+    gone.status = AgentStatus::Offline;
+    b.agent(gone);
+    let refused = b.try_apply(escalate(Actor::agent("c1"), HandoffNote::default()));
+    assert!(
+        matches!(&refused, Err(CoreError::FailedPrecondition(m)) if m.contains("call a supervisor in")),
+        "{refused:?}"
+    );
+    assert_eq!(b.router.inquiry_state("q1"), Some(InquiryState::Active), "still with c1");
+    supervisor_on_break(&mut b);
+    b.apply(escalate(Actor::agent("c1"), HandoffNote::default()));
+    assert_eq!(b.router.inquiry_state("q1"), Some(InquiryState::Waiting), "waits for the supervisor back from break");
 }
