@@ -137,8 +137,13 @@ impl Router {
             return Err(CoreError::FailedPrecondition(format!("inquiry is already with agent `{agent}`")));
         }
         if a.class != Class::Ready || a.groups.is_empty() {
+            let why = match a.class {
+                Class::NotAvailable if a.stream_lost => ", its desktop disconnected",
+                Class::Fatigued => ", due a break",
+                _ => "",
+            };
             return Err(CoreError::FailedPrecondition(format!(
-                "agent `{agent}` cannot take work now ({}, {}/{} chats); transfer to a group instead",
+                "agent `{agent}` cannot take work now ({}{why}, {}/{} chats); transfer to a group instead",
                 a.status.name(),
                 a.load(),
                 a.capacity

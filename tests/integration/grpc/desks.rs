@@ -1,9 +1,12 @@
 //! What an agent's desktops are told of what others did to its work.
 
-use super::{action, jwt_auth, start, subscribe, WAIT};
-use crate::support::client::{next_offer, presence, token};
+use super::{action, jwt_auth, open_auth, start, subscribe, WAIT};
+use crate::support::client::{after_mark, next_offer, presence, token};
+use std::time::Duration;
+use ticket_router::adapters::grpc::DESKTOPS_PER_AGENT;
 use ticket_router::core::Category;
 use ticket_router::proto;
+use tonic::Code;
 
 #[tokio::test]
 async fn an_admin_completing_a_chat_or_setting_a_status_is_told_to_the_agents_desktop() {
@@ -32,5 +35,25 @@ async fn an_admin_completing_a_chat_or_setting_a_status_is_told_to_the_agents_de
         (told.status, told.note.unwrap().summary.as_str()),
         (proto::AgentStatus::Break as i32, "set by an admin")
     );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn one_desktop_too_many_ends_the_agents_oldest_stream_and_the_rest_get_offers() {
+    let server = start(open_auth()).await;
+    let mut c = server.clients(None).await;
+    c.desk.set_presence(presence("a1", &[("orders", 3)], 2)).await.unwrap();
+    let mut streams = Vec::new();
+    for _ in 0..=DESKTOPS_PER_AGENT {
+        streams.push(subscribe(&mut c, "a1").await);
+    }
+    let oldest = tokio::time::timeout(Duration::from_secs(10), after_mark(&mut streams[0])).await;
+    let end = oldest.expect("the oldest stream ends").expect_err("with an error status");
+    assert_eq!(end.code(), Code::FailedPrecondition, "{}", end.message());
+    assert!(end.message().contains("more than 8 desktops"), "{}", end.message());
+    server.arrive("q1", Category::Order).await;
+    for offers in &mut streams[1..] {
+        assert_eq!(next_offer(offers).await.inquiry.unwrap().id, "q1");
+    }
     server.stop().await;
 }
