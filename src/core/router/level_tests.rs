@@ -267,3 +267,23 @@ fn a_customer_no_one_on_duty_can_serve_does_not_raise_the_groups_level() {
     assert_eq!((orders.level, orders.unservable), (Level::Peak, 0), "waited a minute for a busy agent");
     assert_eq!(b.router.agent("ja-speaker").unwrap().status, AgentStatus::Available);
 }
+
+#[test]
+fn slots_a_level_opens_go_one_by_one_to_the_least_occupied() {
+    let mut b = bench();
+    b.agent(presence("a", &[("after_sales", 3)], 1));
+    b.agent(presence("b", &[("after_sales", 3)], 3));
+    for i in 0..4 {
+        let id = format!("busy{i}");
+        let fx = b.arrive(inquiry(&id, Category::AfterSalesRefund));
+        let agent = offers(&fx)[0].agent.to_string();
+        b.accept(&agent, &id);
+    }
+    b.arrive(inquiry("r1", Category::AfterSalesRefund));
+    b.arrive(inquiry("r2", Category::AfterSalesRefund));
+    // SURGE: two more chats each. a (1/3) takes r1 and is at 2/3; b (3/5) is
+    // then the less occupied and takes r2.
+    let fx = pin(&mut b, Some("after_sales"), Level::Surge);
+    let placed: Vec<_> = offers(&fx).iter().map(|o| (o.inquiry.to_string(), o.agent.to_string())).collect();
+    assert_eq!(placed, [("r1".to_string(), "a".to_string()), ("r2".to_string(), "b".to_string())]);
+}

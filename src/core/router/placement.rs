@@ -319,19 +319,29 @@ impl Router {
     /// Fills agent `ax`'s free slots with the best waiting work it may take,
     /// never `skip` (the inquiry it just gave back).
     pub(super) fn fill_agent(&mut self, now: Millis, ax: AgentIx, skip: Option<InqIx>, fx: &mut Vec<Effect>) {
-        while self.agents[ax as usize].class == Class::Ready {
-            let Some((ix, g, overflow)) = self.best_waiting_for(ax, skip) else { break };
-            let mut trace = self.base_trace(now, g, ix);
-            let rec = self.rec(ix);
-            let rule = if overflow {
-                Rule::Overflow
-            } else {
-                rec.next_rule.unwrap_or(if rec.via_dedicated { Rule::Dedicated } else { Rule::BestProficiency })
-            };
-            trace.rule = Some(rule);
-            self.dequeue(ix);
-            self.offer(now, ix, ax, g, trace, fx);
-        }
+        while self.agents[ax as usize].class == Class::Ready && self.offer_best_waiting(now, ax, skip, fx) {}
+    }
+
+    /// Offers agent `ax` the best waiting inquiry it may take, if any.
+    pub(super) fn offer_best_waiting(
+        &mut self,
+        now: Millis,
+        ax: AgentIx,
+        skip: Option<InqIx>,
+        fx: &mut Vec<Effect>,
+    ) -> bool {
+        let Some((ix, g, overflow)) = self.best_waiting_for(ax, skip) else { return false };
+        let mut trace = self.base_trace(now, g, ix);
+        let rec = self.rec(ix);
+        let rule = if overflow {
+            Rule::Overflow
+        } else {
+            rec.next_rule.unwrap_or(if rec.via_dedicated { Rule::Dedicated } else { Rule::BestProficiency })
+        };
+        trace.rule = Some(rule);
+        self.dequeue(ix);
+        self.offer(now, ix, ax, g, trace, fx);
+        true
     }
 
     /// The best waiting inquiry agent `ax` may take: from its groups' queues,

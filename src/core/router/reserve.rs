@@ -2,7 +2,7 @@
 //! to offer once a reserve lets NORMAL and LOW work through again.
 
 use super::Router;
-use crate::core::agents::{AgentIx, Class, GroupIx};
+use crate::core::agents::{AgentIx, AgentKey, Class, GroupIx};
 use crate::core::effect::Effect;
 use crate::core::matching::Need;
 use crate::core::types::{Band, Millis};
@@ -55,19 +55,23 @@ impl Router {
         }
     }
 
-    /// Fills the agents who can take work in `groups`, best agent first in
-    /// each group (proficiency, occupancy, idle, id): the first one filled
-    /// takes the best waiting work. Each is filled to capacity before the
-    /// next, so with more work than one agent holds, equally good agents
-    /// are not evened out by occupancy here.
+    /// Fills the agents who can take work in `groups` one offer at a time,
+    /// each to the best agent then (proficiency, occupancy, idle, id), as
+    /// one inquiry after another would be placed: the best agent takes the
+    /// best waiting work, and equally good agents are evened out by
+    /// occupancy rather than filled one after the other.
     pub(super) fn fill_best_first(&mut self, now: Millis, groups: &[GroupIx], fx: &mut Vec<Effect>) {
-        let mut filled: rustc_hash::FxHashSet<AgentIx> = Default::default();
         for &g in groups {
-            let mut ready: Vec<_> = self.groups[g as usize].agents.ready.values().flatten().cloned().collect();
-            ready.sort_unstable();
-            for key in ready {
-                if filled.insert(key.ix) && self.agents[key.ix as usize].class == Class::Ready {
-                    self.fill_agent(now, key.ix, None, fx);
+            let mut order: std::collections::BTreeSet<_> =
+                self.groups[g as usize].agents.ready.values().flatten().cloned().collect();
+            while let Some(key) = order.pop_first() {
+                let ax = key.ix;
+                if self.agents[ax as usize].class != Class::Ready || !self.offer_best_waiting(now, ax, None, fx) {
+                    continue; // nothing it may take: it drops out
+                }
+                let a = &self.agents[ax as usize];
+                if a.class == Class::Ready {
+                    order.insert(AgentKey { occupancy_ppm: a.occupancy_ppm(), last_offer_at: a.last_offer_at, ..key });
                 }
             }
         }
