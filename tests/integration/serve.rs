@@ -226,6 +226,14 @@ async fn transfer_with_a_note_reaches_the_next_agent_and_is_in_the_timeline() {
     let transfer =
         detail.timeline.iter().find(|e| e.kind == Kind::Transferred as i32).expect("TRANSFERRED in the timeline");
     assert_eq!(transfer.note.as_ref().unwrap().customer_expectation, "new address before shipping");
+
+    // Declined, it is no more b's to read; a served the customer and still reads it.
+    let decline =
+        proto::InquiryAction { agent_id: "agent-b".into(), inquiry_id: "q-transfer".into(), reason: String::new() };
+    b.desk.decline(decline).await.unwrap();
+    let unread = b.handoff.get_inquiry(proto::GetInquiryRequest { inquiry_id: "q-transfer".into() }).await;
+    assert_eq!(unread.unwrap_err().code(), tonic::Code::PermissionDenied, "only declined by b");
+    assert!(a.handoff.get_inquiry(proto::GetInquiryRequest { inquiry_id: "q-transfer".into() }).await.is_ok());
 }
 
 #[tokio::test]

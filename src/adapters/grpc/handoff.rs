@@ -11,7 +11,7 @@ use super::{agent_token, group_id, inquiry_id};
 use crate::adapters::convert;
 use crate::adapters::engine::{EngineError, EngineHandle};
 use crate::core::router::InquiryView;
-use crate::core::{Command, CoreError, Id, Role, TransferTarget};
+use crate::core::{Command, CoreError, EventKind, Id, Role, TransferTarget};
 use crate::proto::{self, handoff_server::Handoff, transfer_request::Target};
 use tonic::{Request, Response, Status};
 
@@ -98,11 +98,12 @@ impl Handoff for HandoffService {
             .engine
             .query(move |router, now| {
                 router.inquiry(now, &key).map(|v| {
-                    // Least data necessary: an agent reads what it holds or held,
-                    // leads and admins read any inquiry.
+                    // Least data necessary: an agent reads what it holds now or
+                    // served (accepted) once, not what it only declined or let
+                    // time out; leads and admins read any inquiry.
                     let own = |agent: &Option<Id>| agent.as_deref() == Some(&*reader.id);
-                    let readable =
-                        reader.role != Role::Agent || own(&v.owner) || v.timeline.iter().any(|t| own(&t.agent));
+                    let served = v.timeline.iter().any(|t| t.kind == EventKind::Accepted && own(&t.agent));
+                    let readable = reader.role != Role::Agent || own(&v.owner) || served;
                     readable.then(|| inquiry_detail(&v))
                 })
             })
@@ -110,7 +111,7 @@ impl Handoff for HandoffService {
         let detail = detail.ok_or_else(|| EngineError::from(CoreError::UnknownInquiry(id.clone())))?;
         let detail = detail.ok_or_else(|| {
             Status::permission_denied(format!(
-                "`{}` may read only inquiries it holds or held, not `{id}`; a lead or admin can read any",
+                "`{}` may read only inquiries it holds or served, not `{id}`; a lead or admin can read any",
                 actor.id
             ))
         })?;
