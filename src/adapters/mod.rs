@@ -10,6 +10,7 @@
 //! * [`persistence`] — routing state in a JetStream key-value bucket, and the journal.
 //! * [`metrics`] — Prometheus names, recorder, `/metrics` and the counting sink.
 //! * [`serve`] — `ticket-router serve`: wiring and ordered shutdown.
+//! * [`redact`] — ids and subjects as logs show them (long digit runs masked).
 
 pub mod codec;
 pub mod convert;
@@ -18,4 +19,5 @@ pub mod grpc;
 pub mod metrics;
 pub mod nats;
 pub mod persistence;
+pub mod redact;
 pub mod serve;

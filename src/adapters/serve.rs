@@ -142,7 +142,7 @@ async fn restore(
     let (inquiries, agents) = (restored.inquiries.len(), restored.agents.len());
     let (mut router, catch_up) = Router::restore(config.routing(), restored, now_ms())?;
     for note in router.take_restore_notes() {
-        tracing::warn!(note = %note, "the recorded state does not fit the configuration");
+        tracing::warn!(note = %crate::adapters::redact::Redacted(&note), "the recorded state does not fit the configuration");
     }
     let counts = router.state_counts();
     tracing::info!(

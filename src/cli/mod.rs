@@ -61,12 +61,17 @@ pub fn init_tracing() {
 pub fn init_tracing_at(default: &str) {
     use tracing_subscriber::{fmt, EnvFilter};
     let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    // At trace, the NATS client logs every message it reads and writes,
-    // customers' inquiries and handoff notes included (and its CONNECT with
-    // the password): those libraries stop at debug, whatever RUST_LOG says.
-    if filter.max_level_hint().is_none_or(|most| most == tracing::level_filters::LevelFilter::TRACE) {
-        for library in ["async_nats", "h2", "hyper", "tonic"] {
-            filter = filter.add_directive(format!("{library}=debug").parse().expect("a valid directive"));
+    // Below info, the NATS client logs the subject of every message (a shop
+    // id may hold a phone number), and at trace every message it reads and
+    // writes, customers' inquiries and handoff notes included; the HTTP/2
+    // libraries log frames at trace. Whatever RUST_LOG says, the NATS client
+    // stops at info and those at debug.
+    use tracing::level_filters::LevelFilter;
+    let most = filter.max_level_hint().unwrap_or(LevelFilter::TRACE);
+    let caps = [("async_nats", LevelFilter::INFO), ("h2", LevelFilter::DEBUG), ("hyper", LevelFilter::DEBUG), ("tonic", LevelFilter::DEBUG)];
+    for (library, cap) in caps {
+        if most > cap {
+            filter = filter.add_directive(format!("{library}={cap}").parse().expect("a valid directive"));
         }
     }
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());

@@ -103,7 +103,12 @@ fn plan(args: &SimulateArgs) -> Result<Plan, String> {
     if let Some(path) = &args.recorded {
         let recording = recorded::read(path, &plan).map_err(|e| e.to_string())?;
         for skipped in &recording.skipped {
-            eprintln!("{}:{}: skipped: {}", path.display(), skipped.line, skipped.reason);
+            eprintln!(
+                "{}:{}: skipped: {}",
+                path.display(),
+                skipped.line,
+                crate::adapters::redact::Redacted(&skipped.reason)
+            );
         }
         if !recording.skipped.is_empty() {
             eprintln!(

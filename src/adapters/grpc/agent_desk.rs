@@ -169,7 +169,7 @@ impl AgentDesk for AgentDeskService {
         if !registered {
             return Err(Status::unavailable("the server is shutting down; reconnect to a running instance"));
         }
-        tracing::info!(agent_id = %agent, "desktop subscribed");
+        tracing::info!(agent_id = %crate::adapters::redact::Redacted(&agent), "desktop subscribed");
         Ok(Response::new(OfferStream::new(rx, heartbeat)))
     }
 

@@ -196,7 +196,9 @@ pub fn desk_actor<T>(request: &Request<T>, agent_id: &str) -> Result<Actor, Stat
         Caller::Open => Ok(Actor::agent(agent_id)),
         Caller::Token(actor) if actor.role == Role::Admin => {
             if *actor.id != *agent_id {
-                tracing::info!(admin = %actor.id, agent_id, "an admin acts as an agent on AgentDesk");
+                let (admin, agent_id) =
+                    (crate::adapters::redact::Redacted(&actor.id), crate::adapters::redact::Redacted(agent_id));
+                tracing::info!(%admin, %agent_id, "an admin acts as an agent on AgentDesk");
             }
             Ok(Actor::agent(agent_id))
         }
@@ -213,7 +215,9 @@ pub fn desk_actor<T>(request: &Request<T>, agent_id: &str) -> Result<Actor, Stat
 pub fn desk_or_admin_actor<T>(request: &Request<T>, agent_id: &str) -> Result<Actor, Status> {
     match caller(request)? {
         Caller::Token(actor) if actor.role == Role::Admin && *actor.id != *agent_id => {
-            tracing::info!(admin = %actor.id, agent_id, "an admin acts on an agent's desk");
+            let (admin, agent_id) =
+                (crate::adapters::redact::Redacted(&actor.id), crate::adapters::redact::Redacted(agent_id));
+            tracing::info!(%admin, %agent_id, "an admin acts on an agent's desk");
             Ok(actor.clone())
         }
         _ => desk_actor(request, agent_id),

@@ -89,7 +89,7 @@ fn classify(arrival: bool, redelivered: bool, outcome: Result<(), EngineError>) 
         Err(EngineError::Core(CoreError::Duplicate(_))) => Disposition::Ignored,
         // The customer left after the chat ended: a normal race, nothing to undo.
         Err(EngineError::Core(CoreError::AlreadyFinished(id, state))) => {
-            tracing::debug!(inquiry_id = %id, state = state.name(), "cancellation of a finished inquiry; nothing to do");
+            tracing::debug!(inquiry_id = %crate::adapters::redact::Redacted(&id), state = state.name(), "cancellation of a finished inquiry; nothing to do");
             Disposition::Ignored
         }
         Err(EngineError::Core(CoreError::UnknownInquiry(id))) => Disposition::Rejected(Rejection {
@@ -242,7 +242,7 @@ async fn finish(
     match disposition {
         Disposition::Decided | Disposition::Ignored => ack(&message).await,
         Disposition::Rejected(rejection) => {
-            tracing::warn!(subject = %message.subject, reason = rejection.reason.as_str(), "inbound message dead-lettered");
+            tracing::warn!(subject = %crate::adapters::redact::Redacted(&message.subject), reason = rejection.reason.as_str(), "inbound message dead-lettered");
             let sent = dead_letter(
                 js,
                 subjects,

@@ -140,7 +140,7 @@ impl EffectSink for NatsPublisher {
                     out.send(encode(encoding, s.levels(), &convert::level_changed(change)))
                 }
                 Effect::AgentStatusChanged { agent, status, reason } => {
-                    tracing::info!(agent_id = %agent, ?status, reason, "agent status changed by the router");
+                    tracing::info!(agent_id = %crate::adapters::redact::Redacted(agent), ?status, reason, "agent status changed by the router");
                 }
             }
         }
@@ -252,7 +252,7 @@ async fn run_kept(
                 // One no stream will ever take: retrying would hold up the rest.
                 Err(e) if too_large(&e) => {
                     backlog.fetch_sub(1, Ordering::Relaxed);
-                    tracing::error!(error = %e, subject = %message.subject, "a deflection is too large for NATS; it is dropped");
+                    tracing::error!(error = %e, subject = %crate::adapters::redact::Redacted(&message.subject), "a deflection is too large for NATS; it is dropped");
                 }
                 Err(e) => {
                     error.get_or_insert(e);

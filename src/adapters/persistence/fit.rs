@@ -69,7 +69,7 @@ pub fn inquiry_json(record: &InquiryRecord, limit: usize) -> Bytes {
         bytes = encode(&cut);
     }
     tracing::warn!(
-        inquiry = %record.inquiry.id,
+        inquiry = %crate::adapters::redact::Redacted(&record.inquiry.id),
         steps,
         bytes = full.len(),
         stored_bytes = bytes.len(),
