@@ -68,7 +68,12 @@ pub fn init_tracing_at(default: &str) {
     // stops at info and those at debug.
     use tracing::level_filters::LevelFilter;
     let most = filter.max_level_hint().unwrap_or(LevelFilter::TRACE);
-    let caps = [("async_nats", LevelFilter::INFO), ("h2", LevelFilter::DEBUG), ("hyper", LevelFilter::DEBUG), ("tonic", LevelFilter::DEBUG)];
+    let caps = [
+        ("async_nats", LevelFilter::INFO),
+        ("h2", LevelFilter::DEBUG),
+        ("hyper", LevelFilter::DEBUG),
+        ("tonic", LevelFilter::DEBUG),
+    ];
     for (library, cap) in caps {
         if most > cap {
             filter = filter.add_directive(format!("{library}={cap}").parse().expect("a valid directive"));

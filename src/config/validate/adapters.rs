@@ -15,9 +15,10 @@ pub(super) fn check_nats(nats: &NatsSettings, out: &mut Vec<Problem>) {
         nats.credentials_file.as_deref().is_some_and(is_set_path),
         nats.nkey_seed_file.as_deref().is_some_and(is_set_path),
         nats.token.as_ref().is_some_and(|t| !t.expose().is_empty()),
+        crate::adapters::nats::url_credentials(&nats.url).is_some(),
     ];
     if auth.iter().filter(|set| **set).count() > 1 {
-        push(out, "nats", "set only one of credentials_file, nkey_seed_file and token");
+        push(out, "nats", "set only one of credentials_file, nkey_seed_file, token and a user or token in url");
     }
     tls_pair(out, "nats.tls", nats.tls.cert_file.as_deref(), nats.tls.key_file.as_deref());
     if let Err(why) = subject_prefix(&nats.prefix) {

@@ -223,6 +223,13 @@ fn nats_connection_settings() {
     assert_fine(|c| c.nats.url = "nats://router:s3cr/etPW@nats:4222".into());
     assert_only(
         |c| {
+            c.nats.url = "nats://router:pw@nats:4222".into();
+            c.nats.token = Some(crate::config::Secret::new("t0ken"));
+        },
+        &["nats"],
+    );
+    assert_only(
+        |c| {
             c.nats.token = Some(Secret::new("t"));
             c.nats.credentials_file = Some("router.creds".into());
         },
