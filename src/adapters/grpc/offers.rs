@@ -145,7 +145,7 @@ impl OfferHub {
     /// the engine task too, so a desktop subscribing later sees it in the
     /// state it is sent.
     fn has_several_desks(&self, agent: &str) -> bool {
-        self.lock().by_agent.get(agent).is_some_and(|list| list.len() > 1)
+        self.lock().by_agent.get(agent).is_some_and(|list| list.iter().filter(|d| !d.is_closed()).count() > 1)
     }
 }
 
