@@ -1,5 +1,5 @@
 //! Ids and subjects as logs show them: a run of seven or more digits
-//! (separators `-`, ` ` and `.` between digits allowed) is cut to its last
+//! (separators `-`, ` `, `.`, `_`, `:` and `/` between digits allowed) is cut to its last
 //! two digits, so a phone, ID or card number that a publisher or an admin
 //! put into an id never reaches a log in clear (SPEC: privacy). Shorter
 //! numbers, such as a shop or agent number, stay readable.
@@ -36,7 +36,9 @@ pub fn redacted(text: &str) -> String {
             if chars[end].is_ascii_digit() {
                 digits += 1;
                 end += 1;
-            } else if matches!(chars[end], '-' | ' ' | '.') && chars.get(end + 1).is_some_and(char::is_ascii_digit) {
+            } else if matches!(chars[end], '-' | ' ' | '.' | '_' | ':' | '/')
+                && chars.get(end + 1).is_some_and(char::is_ascii_digit)
+            {
                 end += 1;
             } else {
                 break;
@@ -64,6 +66,7 @@ mod tests {
     fn long_digit_runs_are_masked_and_short_numbers_kept() {
         assert_eq!(redacted("agent-13812345678"), "agent-*********78");
         assert_eq!(redacted("+86 138-1234-5678"), "+** ***-****-**78");
+        assert_eq!(redacted("138_1234_5678"), "***_****_**78");
         assert_eq!(redacted("11010519491231002X"), "***************02X");
         assert_eq!(redacted("support.inquiries.shop13812345678"), "support.inquiries.shop*********78");
         assert_eq!(redacted("agent-00042 in shop-17, order 123456"), "agent-00042 in shop-17, order 123456");

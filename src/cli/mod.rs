@@ -59,31 +59,41 @@ pub fn init_tracing() {
 
 /// [`init_tracing`] with another default level when `RUST_LOG` is unset.
 pub fn init_tracing_at(default: &str) {
-    use tracing_subscriber::{fmt, EnvFilter};
-    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    // Below info, the NATS client logs the subject of every message (a shop
-    // id may hold a phone number), and at trace every message it reads and
-    // writes, customers' inquiries and handoff notes included; the HTTP/2
-    // libraries log frames at trace. Whatever RUST_LOG says, the NATS client
-    // stops at info and those at debug.
-    use tracing::level_filters::LevelFilter;
-    let most = filter.max_level_hint().unwrap_or(LevelFilter::TRACE);
-    let caps = [
-        ("async_nats", LevelFilter::INFO),
-        ("h2", LevelFilter::DEBUG),
-        ("hyper", LevelFilter::DEBUG),
-        ("tonic", LevelFilter::DEBUG),
-    ];
-    for (library, cap) in caps {
-        if most > cap {
-            filter = filter.add_directive(format!("{library}={cap}").parse().expect("a valid directive"));
-        }
-    }
+    use tracing_subscriber::{fmt, layer::SubscriberExt, util::SubscriberInitExt, EnvFilter};
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
+    let layer = fmt::layer().with_writer(std::io::stderr).with_ansi(ansi);
+    let registry = tracing_subscriber::registry().with(filter).with(library_caps());
     if std::env::var("LOG_FORMAT").is_ok_and(|f| f == "json") {
-        builder.json().init();
+        registry.with(layer.json()).init();
     } else {
-        builder.init();
+        registry.with(layer).init();
     }
+}
+
+/// Ceilings for libraries' own logs, whatever `RUST_LOG` asks (a second
+/// filter: both must let an event through). The NATS client logs the
+/// subject of every message below info (a shop id may hold a phone
+/// number), and at trace every message it reads and writes, customers'
+/// inquiries and handoff notes included; the HTTP/2 libraries log frames
+/// at trace.
+fn library_caps() -> tracing_subscriber::filter::Targets {
+    use tracing::level_filters::LevelFilter;
+    tracing_subscriber::filter::Targets::new()
+        .with_default(LevelFilter::TRACE)
+        .with_target("async_nats", LevelFilter::INFO)
+        .with_target("h2", LevelFilter::DEBUG)
+        .with_target("hyper", LevelFilter::DEBUG)
+        .with_target("tonic", LevelFilter::DEBUG)
+}
+
+#[cfg(test)]
+#[test]
+fn library_logs_are_capped_whatever_the_filter_asks() {
+    use tracing::Level;
+    let caps = library_caps();
+    assert!(!caps.would_enable("async_nats::connection", &Level::DEBUG));
+    assert!(caps.would_enable("async_nats::connector", &Level::INFO));
+    assert!(!caps.would_enable("h2::codec", &Level::TRACE));
+    assert!(caps.would_enable("ticket_router::adapters::nats", &Level::TRACE));
 }

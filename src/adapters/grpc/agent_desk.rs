@@ -39,6 +39,18 @@ impl AgentDeskService {
         let actor =
             if in_own_name { desk_or_admin_actor(&request, agent_id)? } else { desk_actor(&request, agent_id)? };
         let inquiry: Id = inquiry_id("inquiry_id", &request.get_ref().inquiry_id)?.into();
+        if *actor.id != *agent_id {
+            // An admin in its own name, still held to what that agent holds.
+            let (key, agent) = (inquiry.clone(), Id::from(agent_id));
+            let held = move |router: &crate::core::Router, now| {
+                router.inquiry(now, &key).map(|v| v.owner.as_deref() == Some(&*agent))
+            };
+            if self.engine.query(held).await? == Some(false) {
+                return Err(Status::permission_denied(format!(
+                    "inquiry `{inquiry}` is not held by agent `{agent_id}`; name the agent who holds it"
+                )));
+            }
+        }
         let reason = Some(request.get_ref().reason.trim()).filter(|r| !r.is_empty()).map(Box::from);
         self.engine.execute(command(actor, inquiry.clone(), reason)).await?;
         action_response(&self.engine, inquiry).await

@@ -102,7 +102,14 @@ impl Handoff for HandoffService {
                     // served (accepted) once, not what it only declined or let
                     // time out; leads and admins read any inquiry.
                     let own = |agent: &Option<Id>| agent.as_deref() == Some(&*reader.id);
-                    let served = v.timeline.iter().any(|t| t.kind == EventKind::Accepted && own(&t.agent));
+                    // (A record cut to fit the journal may keep only the first
+                    // acceptance: what the agent did with the chat shows too.)
+                    let served = v.timeline.iter().any(|t| {
+                        matches!(
+                            t.kind,
+                            EventKind::Accepted | EventKind::Transferred | EventKind::Escalated | EventKind::Completed
+                        ) && own(&t.agent)
+                    });
                     let readable = reader.role != Role::Agent || own(&v.owner) || served;
                     readable.then(|| inquiry_detail(&v))
                 })

@@ -158,7 +158,7 @@ fn send_to(desks: &mut Desks, agent: &str, assignment: proto::Assignment) {
         Err(mpsc::error::TrySendError::Full(_)) => {
             tracing::warn!(
                 agent_id = %crate::adapters::redact::Redacted(agent),
-                inquiry_id = inquiry_id(&assignment),
+                inquiry_id = %crate::adapters::redact::Redacted(inquiry_id(&assignment)),
                 withdrawn = assignment.withdrawn,
                 "desktop fell {DESKTOP_BUFFER} messages behind; ending its stream so that it subscribes again"
             );

@@ -252,6 +252,11 @@ async fn run_kept(
                 // One no stream will ever take: retrying would hold up the rest.
                 Err(e) if too_large(&e) => {
                     backlog.fetch_sub(1, Ordering::Relaxed);
+                    // Settled: no stream will ever take it, so no restart
+                    // should try again.
+                    if let Some(inquiry) = message.confirms.clone() {
+                        confirm_stored(&engine, inquiry);
+                    }
                     tracing::error!(error = %e, subject = %crate::adapters::redact::Redacted(&message.subject), "a deflection is too large for NATS; it is dropped");
                 }
                 Err(e) => {

@@ -163,6 +163,7 @@ fn decode_into(restored: &mut Restored, key: &str, payload: &[u8]) {
         Ok(())
     };
     if let Err(e) = result {
-        tracing::error!(key, error = %e, "a stored record cannot be read; it is skipped");
+        let (key, error) = (crate::adapters::redact::Redacted(key), e.to_string());
+        tracing::error!(%key, error = %crate::adapters::redact::Redacted(&error), "a stored record cannot be read; it is skipped");
     }
 }

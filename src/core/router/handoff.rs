@@ -9,7 +9,7 @@ use crate::core::command::{Actor, Role, TransferTarget};
 use crate::core::effect::{Effect, EventKind};
 use crate::core::error::CoreError;
 use crate::core::priority::{self, PriorityInput};
-use crate::core::types::{HandoffNote, Millis, Rule};
+use crate::core::types::{AgentStatus, HandoffNote, Millis, Rule};
 
 /// Author of the notes the router writes itself.
 pub(super) const SYSTEM_AUTHOR: &str = "system";
@@ -181,7 +181,14 @@ impl Router {
         // Taken from its agent into a queue nobody at work serves, the
         // customer would wait until a supervisor logs in.
         let supervisors = &self.groups[target as usize];
-        if !supervisors.agents.someone_on_duty_could_serve(self.rec(ix).need) {
+        let need = self.rec(ix).need;
+        let could = |ax: &AgentIx| {
+            let a = &self.agents[*ax as usize];
+            Some(*ax) != holder
+                && matches!(a.status, AgentStatus::Available | AgentStatus::Break)
+                && a.offering.check(need).is_ok()
+        };
+        if !supervisors.agents.members.iter().any(could) {
             return Err(CoreError::FailedPrecondition(format!(
                 "no one on duty in `{}` could take inquiry `{id}` (AVAILABLE or on BREAK, with its language and skills); \
                  keep serving it or transfer it, and call a supervisor in",
@@ -315,6 +322,8 @@ pub(super) fn carried_note(new: HandoffNote, earlier: Option<&HandoffNote>) -> H
         if before.is_empty() || now == before {
             return now;
         }
+        // Marked once: an earlier note's text carried on already says so.
+        let label = if before.starts_with(label) { "" } else { label };
         let mut joined = if now.is_empty() { format!("{label}{before}") } else { format!("{now}; {label}{before}") };
         joined.truncate(floor_char_boundary(&joined, MAX_NOTE_FIELD));
         joined

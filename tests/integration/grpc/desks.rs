@@ -19,6 +19,8 @@ async fn an_admin_completing_a_chat_or_setting_a_status_is_told_to_the_agents_de
     agent.desk.accept(action("a1", "q1")).await.unwrap();
 
     let mut admin = server.clients(Some(token("boss", "admin"))).await;
+    let wrong = admin.desk.complete(action("a2", "q1")).await.expect_err("q1 is a1's, not a2's");
+    assert_eq!(wrong.code(), Code::PermissionDenied, "{}", wrong.message());
     admin.desk.complete(action("a1", "q1")).await.expect("an admin signs off the chat");
     let told = tokio::time::timeout(WAIT, offers.message()).await.unwrap().unwrap().expect("a message");
     assert!(told.withdrawn, "{told:?}");
