@@ -333,3 +333,29 @@ fn an_escalation_no_supervisor_on_duty_could_take_is_refused_and_the_chat_stays(
     b.apply(escalate(Actor::agent("c1"), HandoffNote::default()));
     assert_eq!(b.router.inquiry_state("q1"), Some(InquiryState::Waiting), "waits for the supervisor back from break");
 }
+
+#[test]
+fn a_note_carried_through_many_handoffs_is_marked_earlier_once() {
+    use super::handoff::carried_note;
+    let first = HandoffNote { summary: "s1".into(), attempted: "checked photos".into(), ..HandoffNote::default() };
+    let mut note = first;
+    for i in 2..5 {
+        let next = HandoffNote { summary: format!("s{i}"), author: format!("a{i}"), ..HandoffNote::default() };
+        note = carried_note(next, Some(&note));
+    }
+    assert_eq!(note.attempted, "earlier: checked photos");
+    assert!(note.summary.starts_with("s4; earlier note by a3: s3; earlier note by a2: s2"), "{}", note.summary);
+}
+
+#[test]
+fn an_escalating_supervisor_is_not_the_one_on_duty_to_take_it() {
+    let mut b = bench();
+    b.agent(presence("boss", &[("complaints", 3), ("supervisors", 5)], 5));
+    b.arrive(inquiry("q1", Category::Complaint));
+    b.accept("boss", "q1");
+    let refused = b.try_apply(escalate(Actor::agent("boss"), HandoffNote::default()));
+    assert!(
+        matches!(&refused, Err(CoreError::FailedPrecondition(m)) if m.contains("call a supervisor in")),
+        "{refused:?}"
+    );
+}
