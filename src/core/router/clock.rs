@@ -178,13 +178,15 @@ impl Router {
         // for want of capacity: they are left out of the load measure, lest
         // one such customer put the whole group at SURGE. With nobody on
         // duty at all, everyone waiting counts: that is the team missing.
-        // The queue gauges and the oldest-wait alert show them all.
-        let (records, group) = (&self.records, &mut self.groups[g as usize]);
-        let nobody_on_duty = group.agents.on_duty.is_empty();
-        let servable = |need| nobody_on_duty || group.agents.someone_on_duty_could_serve(need);
-        let need_of = |ix: InqIx| records[ix as usize].as_ref().expect("queued inquiries are live").need;
-        let queue_length = group.queue.len_of_needs(servable);
-        let oldest_servable = group.queue.oldest_since_of(|ix| servable(need_of(ix)));
+        // Someone on duty in a group it overflows to counts too (the overflow
+        // group's agents may be busy: capacity again). The queue gauges and
+        // the oldest-wait alert show them all.
+        let (queue_length, oldest_servable) = {
+            let queue = &self.groups[g as usize].queue;
+            let servable = |need| self.load_counts(g, need);
+            (queue.len_of_needs(servable), queue.oldest_since_of(|ix| servable(self.rec(ix).need)))
+        };
+        let group = &mut self.groups[g as usize];
         let census = &group.agents.census;
         let obs = Observation {
             arrivals_per_min: group.arrivals.per_minute(now),
@@ -208,6 +210,15 @@ impl Router {
             reason
         };
         (after, reason)
+    }
+
+    /// Whether a customer of group `g` needing `need` counts in its load:
+    /// someone on duty there or in a group it overflows to could serve
+    /// them, or nobody at all is on duty in `g`.
+    pub(super) fn load_counts(&self, g: GroupIx, need: crate::core::matching::Need) -> bool {
+        let here = &self.groups[g as usize];
+        let could = |t: GroupIx| self.groups[t as usize].agents.someone_on_duty_could_serve(need);
+        here.agents.on_duty.is_empty() || could(g) || here.overflow_to.iter().any(|&t| could(t))
     }
 
     fn pinned_level(&self, now: Millis, group: Option<GroupIx>) -> Level {

@@ -287,3 +287,24 @@ fn slots_a_level_opens_go_one_by_one_to_the_least_occupied() {
     let placed: Vec<_> = offers(&fx).iter().map(|o| (o.inquiry.to_string(), o.agent.to_string())).collect();
     assert_eq!(placed, [("r1".to_string(), "a".to_string()), ("r2".to_string(), "b".to_string())]);
 }
+
+#[test]
+fn a_customer_only_an_overflow_groups_busy_agent_could_serve_counts_in_the_load() {
+    let mut b = bench();
+    b.agent(presence("o", &[("orders", 3)], 5));
+    let mut speaker = presence("ja-speaker", &[("after_sales", 3)], 1);
+    speaker.languages = vec!["ja".into()];
+    b.agent(speaker);
+    let mut refund = inquiry("refund", Category::AfterSalesRefund);
+    refund.language = "ja".into();
+    b.arrive(refund);
+    b.accept("ja-speaker", "refund");
+    let mut order = inquiry("ja-order", Category::Order);
+    order.language = "ja".into();
+    b.arrive(order);
+    for _ in 0..60 {
+        b.advance(1_000);
+    }
+    let orders = b.router.groups(b.now).into_iter().find(|g| g.id.as_str() == "orders").unwrap();
+    assert_eq!((orders.level, orders.unservable), (Level::Peak, 0), "orders overflows to after_sales");
+}

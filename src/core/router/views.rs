@@ -184,11 +184,7 @@ impl Router {
                 GroupView {
                     id: group.id.clone(),
                     waiting: [q.len_of(Band::High), q.len_of(Band::Normal), q.len_of(Band::Low)],
-                    unservable: if group.agents.on_duty.is_empty() {
-                        0
-                    } else {
-                        q.len_of_needs(|need| !group.agents.someone_on_duty_could_serve(need))
-                    },
+                    unservable: q.len_of_needs(|need| !self.load_counts(g as u16, need)),
                     oldest_wait_ms: oldest_wait(q.oldest_since(), offered_since[g], now),
                     agents: census.by_status,
                     occupancy: if census.on_duty_capacity == 0 {
