@@ -192,9 +192,6 @@ pub struct GroupAgents {
     /// Agents who can take work (AVAILABLE, not fatigued), full or not, by
     /// offering: who will serve a need once a slot frees.
     pub working: FxHashMap<Offering, u32>,
-    /// Agents on duty (AVAILABLE or on BREAK), by offering: whether anyone
-    /// at work could serve a need at all.
-    pub on_duty: FxHashMap<Offering, u32>,
 }
 
 impl GroupAgents {
@@ -222,15 +219,12 @@ impl GroupAgents {
         if matches!(agent.class, Class::Full | Class::Ready) {
             count_offering(&mut self.working, agent.offering, add);
         }
-        if matches!(agent.status, AgentStatus::Available | AgentStatus::Break) {
-            count_offering(&mut self.on_duty, agent.offering, add);
-        }
     }
 
-    /// Whether an agent on duty (AVAILABLE or on BREAK), busy or not, could
-    /// serve `need`: if none could, waiting is not a matter of load.
-    pub fn someone_on_duty_could_serve(&self, need: crate::core::matching::Need) -> bool {
-        self.on_duty.keys().any(|offering| offering.check(need).is_ok())
+    /// Members on duty (AVAILABLE or on BREAK).
+    pub fn on_duty(&self) -> u32 {
+        self.census.by_status[status_index(AgentStatus::Available)]
+            + self.census.by_status[status_index(AgentStatus::Break)]
     }
 
     /// Whether an agent who can take work now (a slot free or not) could

@@ -183,7 +183,16 @@ impl Router {
         // the oldest-wait alert show them all.
         let (queue_length, oldest_servable) = {
             let queue = &self.groups[g as usize].queue;
-            let servable = |need| self.load_counts(g, need);
+            // Once per need: many customers may share an unservable one.
+            let known = std::cell::RefCell::new(Vec::new());
+            let servable = |need| {
+                let found = known.borrow().iter().find(|&&(n, _)| n == need).map(|&(_, counts)| counts);
+                found.unwrap_or_else(|| {
+                    let counts = self.load_counts(g, need);
+                    known.borrow_mut().push((need, counts));
+                    counts
+                })
+            };
             (queue.len_of_needs(servable), queue.oldest_since_of(|ix| servable(self.rec(ix).need)))
         };
         let group = &mut self.groups[g as usize];
@@ -217,8 +226,20 @@ impl Router {
     /// them, or nobody at all is on duty in `g`.
     pub(super) fn load_counts(&self, g: GroupIx, need: crate::core::matching::Need) -> bool {
         let here = &self.groups[g as usize];
-        let could = |t: GroupIx| self.groups[t as usize].agents.someone_on_duty_could_serve(need);
-        here.agents.on_duty.is_empty() || could(g) || here.overflow_to.iter().any(|&t| could(t))
+        here.agents.on_duty() == 0
+            || self.on_duty_could_serve(g, need)
+            || here.overflow_to.iter().any(|&t| self.on_duty_could_serve(t, need))
+    }
+
+    /// Whether an agent of group `g` on duty (AVAILABLE or on BREAK), busy
+    /// or not, could serve `need`. A walk over the members, done once a
+    /// second per waiting need rather than kept up on every offer.
+    pub(super) fn on_duty_could_serve(&self, g: GroupIx, need: crate::core::matching::Need) -> bool {
+        self.groups[g as usize].agents.members.iter().any(|&ax| {
+            let a = &self.agents[ax as usize];
+            matches!(a.status, crate::core::AgentStatus::Available | crate::core::AgentStatus::Break)
+                && a.offering.check(need).is_ok()
+        })
     }
 
     fn pinned_level(&self, now: Millis, group: Option<GroupIx>) -> Level {
