@@ -160,19 +160,6 @@ impl Census {
     }
 }
 
-/// One more (`add`) or one fewer agent with `offering` in `counts`.
-fn count_offering(counts: &mut FxHashMap<Offering, u32>, offering: Offering, add: bool) {
-    let n = counts.entry(offering).or_default();
-    if add {
-        *n += 1;
-    } else {
-        *n -= 1;
-        if *n == 0 {
-            counts.remove(&offering);
-        }
-    }
-}
-
 /// Index of a status in `Census::by_status`.
 pub fn status_index(status: AgentStatus) -> usize {
     match status {
@@ -217,7 +204,15 @@ impl GroupAgents {
     pub fn count(&mut self, agent: &Agent, add: bool) {
         self.census.count(agent, if add { 1 } else { -1 });
         if matches!(agent.class, Class::Full | Class::Ready) {
-            count_offering(&mut self.working, agent.offering, add);
+            let n = self.working.entry(agent.offering).or_default();
+            if add {
+                *n += 1;
+            } else {
+                *n -= 1;
+                if *n == 0 {
+                    self.working.remove(&agent.offering);
+                }
+            }
         }
     }
 

@@ -98,14 +98,9 @@ impl Counters {
 /// Connects to NATS as `name`, with the user and password (or token) the
 /// URL may carry; errors show the URL without them.
 pub async fn connect_nats(url: &str, name: &str) -> Result<async_nats::Client, LoadgenError> {
-    use crate::adapters::nats::{url_credentials, without_credentials, without_password};
-    let mut options = async_nats::ConnectOptions::new().name(name).connection_timeout(Duration::from_secs(5));
-    match url_credentials(url) {
-        Some((user, Some(password))) => options = options.user_and_password(user, password),
-        Some((token, None)) => options = options.token(token),
-        None => {}
-    }
-    options
+    use crate::adapters::nats::{with_url_credentials, without_credentials, without_password};
+    let options = async_nats::ConnectOptions::new().name(name).connection_timeout(Duration::from_secs(5));
+    with_url_credentials(options, url)
         .connect(without_credentials(url).as_str())
         .await
         .map_err(|e| LoadgenError::Nats { url: without_password(url), detail: e.to_string() })

@@ -9,7 +9,7 @@ pub mod inbound;
 pub mod outbound;
 mod url;
 
-pub use url::{url_credentials, without_credentials, without_password};
+pub use url::{url_credentials, with_url_credentials, without_credentials, without_password};
 
 use crate::config::NatsSettings;
 use async_nats::jetstream::{self, consumer, stream};
@@ -145,12 +145,7 @@ pub async fn connect(settings: &NatsSettings) -> Result<(async_nats::Client, wat
             .map_err(|source| NatsError::Credentials { path: path.display().to_string(), source })?;
         options = options.nkey(seed.trim().to_string());
     }
-    // The client takes credentials from its options only, not from the URL.
-    match url_credentials(&settings.url) {
-        Some((user, Some(password))) => options = options.user_and_password(user, password),
-        Some((token, None)) => options = options.token(token),
-        None => {}
-    }
+    options = with_url_credentials(options, &settings.url);
     if let Some(token) = &settings.token {
         options = options.token(token.expose().to_string());
     }

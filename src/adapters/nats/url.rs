@@ -47,6 +47,16 @@ pub fn url_credentials(url: &str) -> Option<(String, Option<String>)> {
     })
 }
 
+/// `options` logging in with the user and password (or token) written into
+/// `url`, if any: the client takes credentials from its options only.
+pub fn with_url_credentials(options: async_nats::ConnectOptions, url: &str) -> async_nats::ConnectOptions {
+    match url_credentials(url) {
+        Some((user, Some(password))) => options.user_and_password(user, password),
+        Some((token, None)) => options.token(token),
+        None => options,
+    }
+}
+
 /// `text` with its `%XX` escapes decoded (a URL's user and password).
 fn percent_decoded(text: &str) -> String {
     let bytes = text.as_bytes();
