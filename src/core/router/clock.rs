@@ -183,16 +183,9 @@ impl Router {
         // the oldest-wait alert show them all.
         let (queue_length, oldest_servable) = {
             let queue = &self.groups[g as usize].queue;
-            // Once per need: many customers may share an unservable one.
-            let known = std::cell::RefCell::new(Vec::new());
-            let servable = |need| {
-                let found = known.borrow().iter().find(|&&(n, _)| n == need).map(|&(_, counts)| counts);
-                found.unwrap_or_else(|| {
-                    let counts = self.load_counts(g, need);
-                    known.borrow_mut().push((need, counts));
-                    counts
-                })
-            };
+            // Once per need waiting (each has its lanes), not per customer.
+            let counted: Vec<_> = queue.lanes.keys().filter(|&&need| self.load_counts(g, need)).copied().collect();
+            let servable = |need| counted.contains(&need);
             (queue.len_of_needs(servable), queue.oldest_since_of(|ix| servable(self.rec(ix).need)))
         };
         let group = &mut self.groups[g as usize];
@@ -227,17 +220,24 @@ impl Router {
     pub(super) fn load_counts(&self, g: GroupIx, need: crate::core::matching::Need) -> bool {
         let here = &self.groups[g as usize];
         here.agents.on_duty() == 0
-            || self.on_duty_could_serve(g, need)
-            || here.overflow_to.iter().any(|&t| self.on_duty_could_serve(t, need))
+            || self.on_duty_could_serve(g, need, None)
+            || here.overflow_to.iter().any(|&t| self.on_duty_could_serve(t, need, None))
     }
 
     /// Whether an agent of group `g` on duty (AVAILABLE or on BREAK), busy
-    /// or not, could serve `need`. A walk over the members, done once a
-    /// second per waiting need rather than kept up on every offer.
-    pub(super) fn on_duty_could_serve(&self, g: GroupIx, need: crate::core::matching::Need) -> bool {
+    /// or not, other than `except`, could serve `need`. A walk over the
+    /// members, done once a second per waiting need rather than kept up on
+    /// every offer.
+    pub(super) fn on_duty_could_serve(
+        &self,
+        g: GroupIx,
+        need: crate::core::matching::Need,
+        except: Option<AgentIx>,
+    ) -> bool {
         self.groups[g as usize].agents.members.iter().any(|&ax| {
             let a = &self.agents[ax as usize];
-            matches!(a.status, crate::core::AgentStatus::Available | crate::core::AgentStatus::Break)
+            Some(ax) != except
+                && matches!(a.status, crate::core::AgentStatus::Available | crate::core::AgentStatus::Break)
                 && a.offering.check(need).is_ok()
         })
     }

@@ -9,7 +9,7 @@ use crate::core::command::{Actor, Role, TransferTarget};
 use crate::core::effect::{Effect, EventKind};
 use crate::core::error::CoreError;
 use crate::core::priority::{self, PriorityInput};
-use crate::core::types::{AgentStatus, HandoffNote, Millis, Rule};
+use crate::core::types::{HandoffNote, Millis, Rule};
 
 /// Author of the notes the router writes itself.
 pub(super) const SYSTEM_AUTHOR: &str = "system";
@@ -180,19 +180,11 @@ impl Router {
         }
         // Taken from its agent into a queue nobody at work serves, the
         // customer would wait until a supervisor logs in.
-        let supervisors = &self.groups[target as usize];
-        let need = self.rec(ix).need;
-        let could = |ax: &AgentIx| {
-            let a = &self.agents[*ax as usize];
-            Some(*ax) != holder
-                && matches!(a.status, AgentStatus::Available | AgentStatus::Break)
-                && a.offering.check(need).is_ok()
-        };
-        if !supervisors.agents.members.iter().any(could) {
+        if !self.on_duty_could_serve(target, self.rec(ix).need, holder) {
             return Err(CoreError::FailedPrecondition(format!(
                 "no one on duty in `{}` could take inquiry `{id}` (AVAILABLE or on BREAK, with its language and skills); \
                  keep serving it or transfer it, and call a supervisor in",
-                supervisors.id
+                self.groups[target as usize].id
             )));
         }
         let from = self.current_group(ix);
