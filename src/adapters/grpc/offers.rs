@@ -11,6 +11,7 @@
 
 use crate::adapters::convert;
 use crate::adapters::engine::{EffectSink, EngineHandle, Release};
+use crate::adapters::redact::Redacted;
 use crate::core::{Command, Effect, EventKind, Id, Millis, Router};
 use crate::proto;
 use futures::Stream;
@@ -98,14 +99,14 @@ impl OfferHub {
             proto::Assignment { agent_id: agent.to_string(), caught_up: true, status, ..Default::default() };
         for assignment in held.chain([caught_up]) {
             if desk.try_send(Ok(assignment)).is_err() {
-                tracing::warn!(agent_id = %crate::adapters::redact::Redacted(agent), "desktop buffer full while re-sending held offers");
+                tracing::warn!(agent_id = %Redacted(agent), "desktop buffer full while re-sending held offers");
             }
         }
         let list = desks.by_agent.entry(agent.clone()).or_default();
         list.retain(|d| !d.is_closed());
         if list.len() >= DESKTOPS_PER_AGENT {
             let oldest = list.remove(0);
-            tracing::warn!(agent_id = %crate::adapters::redact::Redacted(agent), "more than {DESKTOPS_PER_AGENT} desktops subscribed; ending the oldest stream");
+            tracing::warn!(agent_id = %Redacted(agent), "more than {DESKTOPS_PER_AGENT} desktops subscribed; ending the oldest stream");
             // Its stream ends with this status, or, if its buffer is full,
             // as one that fell behind.
             let _ = oldest.try_send(Err(replaced()));
@@ -157,8 +158,8 @@ fn send_to(desks: &mut Desks, agent: &str, assignment: proto::Assignment) {
         // Dropping the sender ends the stream (see `OfferStream`).
         Err(mpsc::error::TrySendError::Full(_)) => {
             tracing::warn!(
-                agent_id = %crate::adapters::redact::Redacted(agent),
-                inquiry_id = %crate::adapters::redact::Redacted(inquiry_id(&assignment)),
+                agent_id = %Redacted(agent),
+                inquiry_id = %Redacted(inquiry_id(&assignment)),
                 withdrawn = assignment.withdrawn,
                 "desktop fell {DESKTOP_BUFFER} messages behind; ending its stream so that it subscribes again"
             );
@@ -321,7 +322,7 @@ impl Drop for Heartbeat {
         self.hub.prune(&self.agent);
         let disconnected = Command::DesktopDisconnected { agent: self.agent.clone() };
         if self.engine.try_submit(disconnected.clone()) {
-            tracing::info!(agent_id = %crate::adapters::redact::Redacted(&self.agent), "desktop stream closed; heartbeat grace started");
+            tracing::info!(agent_id = %Redacted(&self.agent), "desktop stream closed; heartbeat grace started");
             return;
         }
         // The engine's queue is full: wait for room rather than lose the
@@ -330,10 +331,10 @@ impl Drop for Heartbeat {
             Ok(runtime) => {
                 let engine = self.engine.clone();
                 runtime.spawn(async move { engine.submit(disconnected).await });
-                tracing::info!(agent_id = %crate::adapters::redact::Redacted(&self.agent), "desktop stream closed; heartbeat grace starts once the engine has room");
+                tracing::info!(agent_id = %Redacted(&self.agent), "desktop stream closed; heartbeat grace starts once the engine has room");
             }
             Err(_) => {
-                tracing::warn!(agent_id = %crate::adapters::redact::Redacted(&self.agent), "desktop stream closed outside the runtime; the disconnect is lost")
+                tracing::warn!(agent_id = %Redacted(&self.agent), "desktop stream closed outside the runtime; the disconnect is lost")
             }
         }
     }
