@@ -20,28 +20,29 @@ impl Router {
     ) -> Result<(InqIx, AgentIx), CoreError> {
         // An agent the router does not know holds nothing: say so, rather
         // than "held by another agent" or a state it cannot change.
-        if matches!(actor.role, Role::Agent | Role::Lead) {
-            self.agent_by_id(&actor.id)?;
-        }
+        let person = match actor.role {
+            Role::Agent | Role::Lead => Some(self.agent_by_id(&actor.id)?),
+            Role::Admin | Role::System => None,
+        };
         let ix = self.inquiry_by_id(id)?;
         let place = self.rec(ix).place;
         // Another agent's inquiry is refused as such, whatever its state, and
         // without telling that state.
-        let held_by_other = |h: AgentIx| *self.agents[h as usize].id != *actor.id;
-        let person = matches!(actor.role, Role::Agent | Role::Lead);
+        let held_by_other = place.holder().is_some_and(|h| person.is_some_and(|me| h != me));
         // A desktop acting on an offer of its own that has ended meanwhile
         // (timed out, declined, taken back, handed on) is told to drop it:
         // if it waits again, that is a state to tell; if another agent has
-        // it, still PERMISSION_DENIED (SPEC), with the hint.
-        let ended = person && self.was_offered_to(ix, &actor.id);
-        if ended && place == Place::Waiting {
+        // it, still PERMISSION_DENIED (SPEC), with the hint. Only these two
+        // cases read the timeline.
+        let ended = || person.is_some_and(|me| self.was_offered_to(ix, me));
+        if place == Place::Waiting && ended() {
             return Err(CoreError::FailedPrecondition(format!(
                 "cannot {action} inquiry `{id}`: its offer to `{}` ended (timed out, declined or taken back) and it waits for an agent again; remove it from the desktop",
                 actor.id
             )));
         }
-        if person && place.holder().is_some_and(held_by_other) {
-            let hint = if ended { "; its offer to you ended: remove it from the desktop" } else { "" };
+        if held_by_other {
+            let hint = if ended() { "; its offer to you ended: remove it from the desktop" } else { "" };
             return Err(CoreError::PermissionDenied(format!(
                 "`{}` may not {action} inquiry `{id}`: it is held by another agent{hint}",
                 actor.id
@@ -57,11 +58,10 @@ impl Router {
                 )));
             }
         };
-        let holder_id = &self.agents[holder as usize].id;
-        let may = match actor.role {
-            Role::System => true,
-            Role::Admin => active,
-            Role::Agent | Role::Lead => **holder_id == *actor.id,
+        let may = match (actor.role, person) {
+            (Role::System, _) => true,
+            (Role::Admin, _) => active,
+            (_, me) => me == Some(holder),
         };
         if !may {
             return Err(CoreError::PermissionDenied(format!(
@@ -72,9 +72,8 @@ impl Router {
         Ok((ix, holder))
     }
 
-    /// Whether inquiry `ix` was ever offered to agent `agent`.
-    fn was_offered_to(&self, ix: InqIx, agent: &str) -> bool {
-        let Some(&ax) = self.agent_ix.get(agent) else { return false };
+    /// Whether inquiry `ix` was ever offered to agent `ax`.
+    fn was_offered_to(&self, ix: InqIx, ax: AgentIx) -> bool {
         let name = self.agents[ax as usize].name;
         self.rec(ix).timeline.iter().any(|step| step.kind == EventKind::Offered && step.agent == name)
     }
