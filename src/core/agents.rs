@@ -54,6 +54,9 @@ pub struct Agent {
     /// Not set by a restore's grace: desktops reconnecting to a restarted
     /// router get the offers it made meanwhile when they subscribe.
     pub stream_lost: bool,
+    /// Within one tick: offers of its that ran out will set it AWAY, so it
+    /// takes no new work meanwhile (it would be withdrawn at once).
+    pub away_due: bool,
     pub class: Class,
     /// `(occupancy, last_offer_at)` under which the agent is in ready indexes.
     pub indexed: Option<(u32, Millis)>,
@@ -72,7 +75,7 @@ impl Agent {
     /// during the heartbeat grace: an offer would wait unseen until it timed
     /// out, while a connected agent might take it now.
     pub fn classify(&self, enforce_fatigue: bool) -> Class {
-        if self.status != AgentStatus::Available || self.stream_lost {
+        if self.status != AgentStatus::Available || self.stream_lost || self.away_due {
             Class::NotAvailable
         } else if self.fatigued && enforce_fatigue {
             Class::Fatigued

@@ -10,7 +10,7 @@ use crate::core::effect::{Effect, EventKind, LevelChange, Scope};
 use crate::core::error::CoreError;
 use crate::core::levels::{raw_level, Observation};
 use crate::core::staffing::{advise, StaffingInput};
-use crate::core::types::{Level, Millis, Rule};
+use crate::core::types::{AgentStatus, Level, Millis, Rule};
 
 /// Levels are re-evaluated at most this often.
 const LEVEL_EVAL_MS: u64 = 1_000;
@@ -19,12 +19,7 @@ pub const OVERRIDES_PER_SCOPE: usize = 16;
 
 impl Router {
     pub(super) fn tick(&mut self, now: Millis, fx: &mut Vec<Effect>) {
-        while let Some(&(deadline, ix)) = self.offer_deadlines.first() {
-            if deadline > now {
-                break;
-            }
-            self.time_out(now, ix, fx);
-        }
+        self.time_out_due(now, fx);
         self.expire_heartbeats(now, fx);
         self.expire_fatigue(now);
         self.expire_exclusions(now, fx);
@@ -34,6 +29,43 @@ impl Router {
             self.next_level_eval = now + LEVEL_EVAL_MS;
         }
         self.forget_finished(now);
+    }
+
+    /// Times out every offer due by `now`. Agents whose due offers reach
+    /// the AWAY threshold take no new work while the others are timed out:
+    /// an offer made to them in between (a slot freed by their first
+    /// timeout, an inquiry another agent let run out) would be withdrawn
+    /// again when they go AWAY a moment later.
+    fn time_out_due(&mut self, now: Millis, fx: &mut Vec<Effect>) {
+        let due = self.offer_deadlines.iter().take_while(|&&(deadline, _)| deadline <= now);
+        let mut due_per_agent: Vec<AgentIx> = due
+            .filter_map(|&(_, ix)| match self.rec(ix).place {
+                Place::Offered { agent, .. } => Some(agent),
+                _ => None,
+            })
+            .collect();
+        due_per_agent.sort_unstable();
+        let threshold = self.settings.agents.timeouts_before_away;
+        let mut away_due: Vec<AgentIx> = due_per_agent
+            .chunk_by(|a, b| a == b)
+            .filter(|run| {
+                let agent = &self.agents[run[0] as usize];
+                agent.status == AgentStatus::Available && agent.consecutive_timeouts + run.len() as u32 >= threshold
+            })
+            .map(|run| run[0])
+            .collect();
+        for &ax in &away_due {
+            self.with_agent(ax, |a| a.away_due = true);
+        }
+        while let Some(&(deadline, ix)) = self.offer_deadlines.first() {
+            if deadline > now {
+                break;
+            }
+            self.time_out(now, ix, fx);
+        }
+        for ax in away_due.drain(..) {
+            self.with_agent(ax, |a| a.away_due = false);
+        }
     }
 
     /// Moves every open offer's deadline `by` later (see `Command::ExtendOffers`)

@@ -147,6 +147,7 @@ impl Router {
             connections: 0,
             grace_deadline: None,
             stream_lost: false,
+            away_due: false,
             class: Class::NotAvailable,
             indexed: None,
             dirty: false,

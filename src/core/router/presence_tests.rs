@@ -38,6 +38,28 @@ fn withdrawals(fx: &[Effect]) -> Vec<(&str, &'static str)> {
 }
 
 #[test]
+fn offers_timing_out_together_set_away_without_a_new_offer_taken_back_at_once() {
+    let mut b = bench();
+    b.agent(presence("slow", &[("orders", 5)], 2));
+    b.arrive(inquiry("q1", Category::Order));
+    b.arrive(inquiry("q2", Category::Order));
+    b.advance(1_000);
+    b.arrive(inquiry("q3", Category::Order)); // waits: "slow" is full
+                                              // Both offers run out in one tick: the first alone would leave "slow"
+                                              // AVAILABLE with a free slot for q3, the second sets it AWAY. Its desktop
+                                              // must not be offered q3 only to have it withdrawn in the same breath.
+    let fx = b.advance(29_000);
+    assert_eq!(b.router.agent("slow").unwrap().status, AgentStatus::Away);
+    assert!(offers(&fx).is_empty(), "{:?}", offer_pairs(&fx));
+    let withdrawn: Vec<_> = withdrawals(&fx).into_iter().map(|(agent, _)| agent).collect();
+    assert_eq!(withdrawn, ["slow", "slow"]);
+    assert!(withdrawals(&fx).contains(&("slow", super::returns::AWAY_AFTER_TIMEOUTS)), "{:?}", withdrawals(&fx));
+    for q in ["q1", "q2", "q3"] {
+        assert_eq!(b.router.inquiry_state(q), Some(InquiryState::Waiting), "{q}");
+    }
+}
+
+#[test]
 fn a_desktop_resending_available_does_not_clear_its_timeouts() {
     let mut b = bench();
     b.agent(presence("slow", &[("orders", 5)], 5));
