@@ -2,11 +2,10 @@
 //! the NATS contract (SPEC section 5), checked exactly like the service checks
 //! them (`adapters::codec::inquiry_from_proto`).
 //!
-//! `created_at_ms` is each inquiry's arrival time. A recording of another date
-//! is moved by whole days, keeping the time of day, so that its first inquiry
-//! falls within the first 24 hours of the scenario's window (or by a day more
-//! or less, if that keeps more of its inquiries in the window): last year's
-//! Double 11 replays against this year's roster. Bad lines
+//! `created_at_ms` is each inquiry's arrival time, in milliseconds. A
+//! recording of another date is moved by whole days, keeping the time of
+//! day, so that most of its inquiries fall in the scenario's window (see
+//! `day_shift`): last year's Double 11 replays against this year's roster. Bad lines
 //! are reported with their number and skipped; they never stop the replay.
 
 use super::plan::Plan;
@@ -67,30 +66,16 @@ pub fn read(path: &Path, plan: &Plan) -> Result<Recording, SimError> {
     let bytes = std::fs::read(path)
         .map_err(|e| SimError::Recording(format!("{}: cannot read the file: {e}", path.display())))?;
     let (good, skipped) = parse_bytes(&bytes);
-    let Some(first) = good.first().map(|(_, i)| i.created_at_ms) else {
+    if good.is_empty() {
         let hint = skipped.first().map_or(String::new(), |p| format!("; line {}: {}", p.line, p.reason));
         return Err(SimError::Recording(format!(
             "{}: no usable inquiry ({} line(s) skipped{hint})",
             path.display(),
             skipped.len()
         )));
-    };
-    // Whole days that bring the first inquiry into the window's first day,
-    // or a day either side if that keeps more of them inside: a first line
-    // a minute before the window's time of day must not push the rest a
-    // whole day on (and a promotion's spike out of the window).
-    let day = super::clock::DAY;
-    let (start, end) = (plan.start.at as i64, plan.end as i64);
-    let base = (start - first as i64 + day - 1).div_euclid(day);
-    let inside = |days: i64| {
-        let shift = days * day;
-        good.iter().filter(|(_, q)| (start..end).contains(&(q.created_at_ms as i64 + shift))).count()
-    };
-    let shifted_days = [base, base - 1, base + 1]
-        .into_iter()
-        .max_by_key(|&days| (inside(days), std::cmp::Reverse((days - base).abs())))
-        .unwrap_or(base);
-    let shift = shifted_days * day;
+    }
+    let shifted_days = day_shift(&good, plan.start.at as i64, plan.end as i64);
+    let shift = shifted_days * super::clock::DAY;
     let mut rng = Rng::new(plan.seed);
     let mut arrivals = Vec::with_capacity(good.len());
     let mut outside = 0;
@@ -112,6 +97,31 @@ pub fn read(path: &Path, plan: &Plan) -> Result<Recording, SimError> {
         )));
     }
     Ok(Recording { arrivals, skipped, outside, shifted_days })
+}
+
+/// Whole days that move the most inquiries into `[start, end)`: each day the
+/// recording covers is tried as the window's first day, and a day either
+/// side (a first line a minute before the window's time of day must not push
+/// the rest a whole day on). One stray line from another date does not move
+/// the recording: the days most lines fall on are tried first, and of equal
+/// counts the shift of the busiest day wins.
+fn day_shift(good: &[(usize, crate::core::Inquiry)], start: i64, end: i64) -> i64 {
+    let day = super::clock::DAY;
+    // The shift that brings `t` into the window's first 24 hours.
+    let base_of = |t: u64| (start - t as i64 + day - 1).div_euclid(day);
+    let mut lines_per_base: HashMap<i64, usize> = HashMap::new();
+    for (_, q) in good {
+        *lines_per_base.entry(base_of(q.created_at_ms)).or_default() += 1;
+    }
+    let mut bases: Vec<(usize, i64)> = lines_per_base.into_iter().map(|(base, n)| (n, base)).collect();
+    bases.sort_unstable_by_key(|&(n, base)| (std::cmp::Reverse(n), base));
+    let busiest = bases.first().map_or(0, |&(_, base)| base);
+    let inside = |days: i64| {
+        let shift = days * day;
+        good.iter().filter(|(_, q)| (start..end).contains(&(q.created_at_ms as i64 + shift))).count()
+    };
+    let candidates = bases.iter().take(3).flat_map(|&(_, base)| [base, base - 1, base + 1]);
+    candidates.max_by_key(|&days| (inside(days), std::cmp::Reverse((days - busiest).abs()))).unwrap_or(busiest)
 }
 
 /// Every line decoded and checked: `(line, inquiry)` in arrival order (file
@@ -182,6 +192,14 @@ fn decode(line: &str) -> Result<crate::core::Inquiry, String> {
         .map_err(|rejection| format!("not an Inquiry in JSON ({rejection}); see SPEC section 5"))?;
     if wire.created_at_ms <= 0 {
         return Err("`created_at_ms` is missing; a recording needs each inquiry's arrival time".into());
+    }
+    // Milliseconds since 1970 passed 10^11 in 1973; seconds will not until
+    // the year 5138.
+    if wire.created_at_ms < 100_000_000_000 {
+        return Err(format!(
+            "`created_at_ms` {} looks like seconds since 1970, not milliseconds; multiply by 1000",
+            wire.created_at_ms
+        ));
     }
     let shop = if wire.shop_id.is_empty() { DEFAULT_SHOP.to_string() } else { wire.shop_id.clone() };
     let now = wire.created_at_ms as u64;

@@ -227,3 +227,10 @@ fn the_report_names_what_a_recording_left_out() {
     recording.shifted_days = 0;
     assert_eq!(recording.source("day.jsonl"), "day.jsonl");
 }
+
+#[test]
+fn a_rate_with_zeros_too_many_is_refused_before_anything_is_drawn() {
+    let text = scenario(30 * 60, 640_000.0, GENERALISTS, "");
+    let problems = compile(&Scenario::parse(&text).expect("parses"), 5, true).expect_err("too many");
+    assert!(problems.to_string().contains("arrivals: the curve asks for about 1152000000 inquiries"), "{problems}");
+}

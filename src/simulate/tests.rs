@@ -167,6 +167,32 @@ fn a_recording_starting_just_before_the_windows_time_of_day_is_not_pushed_a_day_
 }
 
 #[test]
+fn one_stray_line_from_another_date_does_not_move_the_recording_out_of_the_window() {
+    // Last year's 10:00-10:05 of the window's date, and one line three days earlier.
+    let window = 1_731_290_400_000u64;
+    let first = window - 366 * 86_400_000;
+    let mut text: Vec<String> = (0..6u64)
+        .map(|i| format!(r#"{{"id":"r-{i}","category":"ORDER","created_at_ms":{}}}"#, first + i * 60_000))
+        .collect();
+    text.push(format!(r#"{{"id":"stray","category":"ORDER","created_at_ms":{}}}"#, first - 3 * 86_400_000));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("day.jsonl");
+    std::fs::write(&file, text.join("\n")).unwrap();
+    let p = compile(&Scenario::parse(&scenario(0.0, 2, 10, "")).unwrap(), 1, false).unwrap();
+    let recording = recorded::read(&file, &p).unwrap();
+    assert_eq!(recording.shifted_days, 366);
+    assert_eq!((recording.arrivals.len(), recording.outside), (6, 1), "only the stray line is outside");
+}
+
+#[test]
+fn a_recording_in_seconds_is_refused_line_by_line_with_the_fix() {
+    let text = r#"{"id":"a","category":"ORDER","created_at_ms":1731290400}"#;
+    let (good, skipped) = recorded::parse(text);
+    assert!(good.is_empty());
+    assert!(skipped[0].reason.contains("looks like seconds") && skipped[0].reason.contains("1000"), "{skipped:?}");
+}
+
+#[test]
 fn scenario_problems_are_reported_together_with_their_keys() {
     let unknown = Scenario::parse(&scenario(5.0, 1, 10, "colour = \"blue\"")).unwrap_err().to_string();
     assert!(unknown.contains("colour") && unknown.contains("line 5"), "{unknown}");
