@@ -11,6 +11,7 @@ use super::engine::{now_ms, EffectSink, Engine, EngineHandle};
 use super::grpc::{self, OfferHub};
 use super::metrics::{self, MetricsSink};
 use super::nats::{self, inbound, outbound::NatsPublisher, Subjects};
+use super::persistence::lease::Lease;
 use super::persistence::{journal, StateStore, StoreError, Write};
 use crate::config::Config;
 use crate::core::Router;
@@ -74,6 +75,16 @@ pub async fn run(
     else {
         return Ok(());
     };
+    // One router per bucket: wait for the lease before reading the state
+    // another router may still be writing.
+    let Some(kv) = retry("open the router lease", &shutdown, || store.lease_bucket()).await else { return Ok(()) };
+    let Some(lease) = Lease::acquire(kv, &config.nats.state_bucket, config.nats.lease, &shutdown).await else {
+        return Ok(());
+    };
+    let store = store.fenced(lease.fence());
+    let lease_stop = CancellationToken::new();
+    let release_on_return = lease_stop.clone().drop_guard();
+    let lease_task = tokio::spawn(lease.keep(lease_stop));
     let Some((router, catch_up, replayed)) = restore(&config, &store, &shutdown).await? else { return Ok(()) };
 
     let hub = OfferHub::new();
@@ -116,6 +127,8 @@ pub async fn run(
     tracing::debug!("journal flushed");
     let _ = publisher_task.await;
     tracing::debug!("publisher flushed");
+    release_on_return.disarm().cancel();
+    let _ = lease_task.await;
     tasks.close();
     // Everything is recorded and sent; callers still connected get a moment.
     let front_closed = async {

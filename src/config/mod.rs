@@ -160,6 +160,10 @@ pub struct NatsSettings {
     /// Encoding of what the router publishes (assignments, events,
     /// deflections, levels); each message says which in `Content-Type`.
     pub outbound_encoding: WireEncoding,
+    /// How long the router that uses `state_bucket` may go without renewing
+    /// its lease before another one takes over (see `persistence::lease`).
+    #[serde(with = "crate::core::settings::duration_text")]
+    pub lease: std::time::Duration,
 }
 
 /// A payload encoding on NATS (SPEC section 5).
@@ -189,6 +193,7 @@ impl Default for NatsSettings {
             deflection_stream: "SUPPORT_DEFLECTIONS".into(),
             replicas: 1,
             outbound_encoding: WireEncoding::Json,
+            lease: std::time::Duration::from_secs(15),
         }
     }
 }

@@ -5,6 +5,7 @@ mod bad_input;
 mod check_config;
 mod durability;
 mod grpc;
+mod lease;
 mod loadgen;
 mod ops_kit;
 mod serve;

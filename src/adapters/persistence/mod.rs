@@ -16,10 +16,12 @@
 //! * [`journal`] — the task that appends with group commit and retries, and
 //!   hands changes to the checkpoints.
 //! * [`frame`] — the journal's message format.
+//! * [`lease`] — one router per bucket.
 
 mod fit;
 pub mod frame;
 pub mod journal;
+pub mod lease;
 mod load;
 
 pub use load::Loaded;
@@ -58,6 +60,8 @@ pub struct StateStore {
     journal: String,
     journal_subject: String,
     settings: NatsSettings,
+    /// Held while this router's lease is; writes wait on it (see [`lease`]).
+    fence: Option<lease::Fence>,
 }
 
 /// Sizes the journal keeps to (see [`StateStore::limits`]).
@@ -224,7 +228,25 @@ impl StateStore {
             ..Default::default()
         };
         js.create_or_update_stream(config).await.map_err(|e| open_error(&e))?;
-        Ok(StateStore { js, bucket, journal, journal_subject, settings: settings.clone() })
+        Ok(StateStore { js, bucket, journal, journal_subject, settings: settings.clone(), fence: None })
+    }
+
+    /// The bucket as a key-value store, for the router lease.
+    pub async fn lease_bucket(&self) -> Result<kv::Store, StoreError> {
+        let open_error =
+            |e: &dyn std::fmt::Display| StoreError::Open { bucket: self.bucket.clone(), detail: e.to_string() };
+        self.js.get_key_value(&self.bucket).await.map_err(|e| open_error(&e))
+    }
+
+    /// This store, writing only while `fence` says the lease is held.
+    pub fn fenced(self, fence: lease::Fence) -> StateStore {
+        StateStore { fence: Some(fence), ..self }
+    }
+
+    async fn lease_held(&self) {
+        if let Some(fence) = &self.fence {
+            fence.held().await;
+        }
     }
 
     /// How large journal messages and inquiry records may be: 512 KiB a
@@ -283,6 +305,7 @@ impl StateStore {
     /// Appends messages to the journal and waits until the server has stored
     /// them all; returns the sequence of the last.
     pub async fn append(&self, frames: &[Bytes]) -> Result<u64, async_nats::Error> {
+        self.lease_held().await;
         let mut last = 0;
         for window in frames.chunks(ACK_WINDOW) {
             let mut acks = Vec::with_capacity(window.len());
@@ -341,6 +364,7 @@ impl StateStore {
     /// would stay in the bucket for good (one per inquiry ever forgotten),
     /// and every start would read them all. A key with no message is absent.
     async fn write_window(&self, writes: &[Write], bucket: Option<&stream::Stream>) -> Result<(), async_nats::Error> {
+        self.lease_held().await;
         let mut acks = Vec::with_capacity(writes.len());
         let mut removals = Vec::new();
         for (key, value) in writes {

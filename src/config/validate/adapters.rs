@@ -34,6 +34,12 @@ pub(super) fn check_nats(nats: &NatsSettings, out: &mut Vec<Problem>) {
             format!("is {}; write 1 for a single server or 3 for a production cluster (at most 5)", nats.replicas),
         ));
     }
+    if !(std::time::Duration::from_secs(1)..=std::time::Duration::from_secs(300)).contains(&nats.lease) {
+        out.push(Problem::new(
+            "nats.lease",
+            "must be between 1s and 5m; 15s lets another router take over 15 s after this one stopped renewing",
+        ));
+    }
     let names = [
         ("stream", &nats.stream),
         ("consumer", &nats.consumer),

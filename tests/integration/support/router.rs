@@ -33,6 +33,7 @@ pub fn test_config(nats_url: &str, prefix: &str, extra: &str) -> String {
 url = "{nats_url}"
 prefix = "{prefix}"
 stream = "{upper}_INQUIRIES"
+lease = "2s"
 {names}
 
 [grpc]
@@ -56,6 +57,15 @@ impl RouterProcess {
 
     /// Like [`start`](Self::start), with extra environment variables.
     pub fn start_with_env(config: &str, env: &[(&str, &str)]) -> RouterProcess {
+        let mut pending = Self::launch(config, env);
+        if !pending.ready_within(Duration::from_secs(60)) {
+            panic!("router did not become ready; its log:\n{}", pending.process.log_text());
+        }
+        pending.process
+    }
+
+    /// Starts the router without waiting for it to report ready.
+    pub fn launch(config: &str, env: &[(&str, &str)]) -> PendingRouter {
         let dir = tempfile::tempdir().expect("temporary directory");
         let file = dir.path().join("router.toml");
         std::fs::write(&file, config).expect("write config");
@@ -73,7 +83,7 @@ impl RouterProcess {
         }
         let mut child = command.spawn().expect("start ticket-router serve");
         let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = mpsc::channel();
+        let (tx, ready) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Some(rest) = line.strip_prefix("ticket-router ready: ") {
@@ -81,22 +91,10 @@ impl RouterProcess {
                 }
             }
         });
-        let mut process =
+        let process =
             RouterProcess { child: Some(child), grpc_addr: String::new(), metrics_addr: String::new(), log, _dir: dir };
-        let ready = match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(line) => line,
-            Err(_) => panic!("router did not become ready; its log:\n{}", process.log_text()),
-        };
-        for part in ready.split_whitespace() {
-            if let Some(addr) = part.strip_prefix("grpc=") {
-                process.grpc_addr = addr.to_string();
-            } else if let Some(addr) = part.strip_prefix("metrics=") {
-                process.metrics_addr = addr.to_string();
-            }
-        }
-        process
+        PendingRouter { process, ready }
     }
-
     /// `http://<grpc addr>` for tonic clients.
     pub fn grpc_url(&self) -> String {
         format!("http://{}", self.grpc_addr)
@@ -144,6 +142,27 @@ impl RouterProcess {
         let mut child = self.child.take()?;
         let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
         child.wait().ok()
+    }
+}
+
+/// A router started but not yet known to be ready.
+pub struct PendingRouter {
+    pub process: RouterProcess,
+    ready: mpsc::Receiver<String>,
+}
+
+impl PendingRouter {
+    /// Whether it reported ready within `wait`; its addresses are then filled in.
+    pub fn ready_within(&mut self, wait: Duration) -> bool {
+        let Ok(line) = self.ready.recv_timeout(wait) else { return false };
+        for part in line.split_whitespace() {
+            if let Some(addr) = part.strip_prefix("grpc=") {
+                self.process.grpc_addr = addr.to_string();
+            } else if let Some(addr) = part.strip_prefix("metrics=") {
+                self.process.metrics_addr = addr.to_string();
+            }
+        }
+        true
     }
 }
 
