@@ -118,6 +118,13 @@ fn plan(args: &SimulateArgs) -> Result<Plan, String> {
                 recording.arrivals.len()
             );
         }
+        for (skill, n) in recording.skills_nobody_has(&plan) {
+            eprintln!(
+                "{}: {n} inquiries require the skill `{skill}` that no roster shift has, so nobody can answer them; \
+                 list it in the shifts that have it, e.g. skills = [\"{skill}\"]",
+                path.display()
+            );
+        }
         if recording.shifted_days != 0 {
             eprintln!("{}: moved by {} day(s) into the scenario's window", path.display(), recording.shifted_days);
         }

@@ -321,7 +321,7 @@ fn agent(shift: &Shift, n: u32, from: Millis, until: Millis) -> AgentPlan {
         groups: shift.groups.iter().map(|(g, prof)| (g.clone(), *prof)).collect(),
         max_concurrent: shift.max_concurrent,
         languages: shift.languages.clone(),
-        skills: Vec::new(),
+        skills: shift.skills.clone(),
     };
     let mut steps = vec![(from, Step::Available)];
     if let Some(Breaks { every, length }) = shift.breaks {

@@ -57,6 +57,22 @@ impl Recording {
     }
 }
 
+impl Recording {
+    /// Skills the replayed inquiries require that no agent of the roster
+    /// has, with how many inquiries need each: those can never be answered.
+    pub fn skills_nobody_has(&self, plan: &Plan) -> Vec<(String, usize)> {
+        let rostered: std::collections::HashSet<&str> =
+            plan.agents.iter().flat_map(|a| a.presence.skills.iter().map(String::as_str)).collect();
+        let mut missing: std::collections::BTreeMap<String, usize> = Default::default();
+        for arrival in &self.arrivals {
+            for skill in arrival.inquiry.required_skills.iter().filter(|s| !rostered.contains(s.as_str())) {
+                *missing.entry(skill.to_string()).or_default() += 1;
+            }
+        }
+        missing.into_iter().collect()
+    }
+}
+
 /// Shop id for lines that carry none.
 pub const DEFAULT_SHOP: &str = "recorded";
 

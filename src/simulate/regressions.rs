@@ -234,3 +234,28 @@ fn a_rate_with_zeros_too_many_is_refused_before_anything_is_drawn() {
     let problems = compile(&Scenario::parse(&text).expect("parses"), 5, true).expect_err("too many");
     assert!(problems.to_string().contains("arrivals: the curve asks for about 1152000000 inquiries"), "{problems}");
 }
+
+#[test]
+fn recorded_inquiries_needing_a_skill_are_answered_by_the_shift_that_lists_it() {
+    let with_skill = GENERALISTS.replace("count = 4", "count = 4\nskills = [\"refund_approval\"]");
+    let line = |i: u64| {
+        format!(
+            r#"{{"id":"r-{i}","category":"AFTER_SALES_REFUND","required_skills":["refund_approval"],"created_at_ms":{}}}"#,
+            1_731_290_400_000 + i * 60_000
+        )
+    };
+    let text: Vec<String> = (0..3).map(line).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("day.jsonl");
+    std::fs::write(&file, text.join("\n")).unwrap();
+    for (roster, answered, missing) in [(GENERALISTS.to_string(), 0, 3), (with_skill, 3, 0)] {
+        let mut p = compile(&Scenario::parse(&scenario(10, 0.0, &roster, "")).expect("parses"), 5, false).unwrap();
+        let recording = recorded::read(&file, &p).unwrap();
+        let nobody: Vec<_> = recording.skills_nobody_has(&p);
+        let expected: Vec<(String, usize)> =
+            if missing > 0 { vec![("refund_approval".into(), missing)] } else { Vec::new() };
+        assert_eq!(nobody, expected);
+        p.arrivals = recording.arrivals;
+        assert_eq!(run(&p, RoutingSettings::default()).unwrap().stats.level_total(None).answered, answered);
+    }
+}

@@ -231,6 +231,10 @@ pub struct Shift {
     pub max_concurrent: Option<u32>,
     #[serde(default)]
     pub languages: Vec<String>,
+    /// Skills the shift's agents have, as an agent's `SetPresence` lists
+    /// them; recorded inquiries with `required_skills` need them.
+    #[serde(default)]
+    pub skills: Vec<String>,
     pub breaks: Option<Breaks>,
 }
 
