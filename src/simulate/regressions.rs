@@ -259,3 +259,18 @@ fn recorded_inquiries_needing_a_skill_are_answered_by_the_shift_that_lists_it() 
         assert_eq!(run(&p, RoutingSettings::default()).unwrap().stats.level_total(None).answered, answered);
     }
 }
+
+#[test]
+fn an_inquiry_at_the_first_instant_counts_under_the_level_pinned_from_then() {
+    let pin = "[[overrides]]\nlevel = \"SURGE\"\nfrom = \"10:00\"\nuntil = \"13:00\"\n";
+    let line = r#"{"id":"r-0","category":"ORDER","created_at_ms":1731290400000}"#;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("day.jsonl");
+    std::fs::write(&file, line).unwrap();
+    let mut p = compile(&Scenario::parse(&scenario(10, 0.0, GENERALISTS, pin)).expect("parses"), 5, false).unwrap();
+    p.arrivals = recorded::read(&file, &p).unwrap().arrivals;
+    assert_eq!(p.arrivals[0].at, p.start.at, "arrives at the window's first instant");
+    let stats = run(&p, RoutingSettings::default()).unwrap().stats;
+    assert_eq!(stats.level_total(Some(Level::Surge)).arrivals, 1);
+    assert_eq!(stats.level_total(Some(Level::Normal)).arrivals, 0);
+}

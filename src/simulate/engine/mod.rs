@@ -190,6 +190,9 @@ impl<'p> Sim<'p> {
 
     fn run(&mut self) {
         self.pin_levels();
+        // Levels pinned from the window's first instant are in force for
+        // the arrivals of that instant, which come before its tick.
+        self.sample(self.plan.start.at, false);
         for (a, agent) in self.plan.agents.iter().enumerate() {
             for &(at, step) in &agent.steps {
                 self.schedule(at, Ev::Agent(a as u32, step));
