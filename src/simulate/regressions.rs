@@ -274,3 +274,31 @@ fn an_inquiry_at_the_first_instant_counts_under_the_level_pinned_from_then() {
     assert_eq!(stats.level_total(Some(Level::Surge)).arrivals, 1);
     assert_eq!(stats.level_total(Some(Level::Normal)).arrivals, 0);
 }
+
+#[test]
+fn the_header_counts_customers_once_and_each_configurations_hand_backs() {
+    let mut p = plan(&scenario(10, 0.0, GENERALISTS, ""));
+    p.recorded = Some("day.jsonl (2 outside the window left out)".into());
+    let stats = |returned: u64| {
+        let mut s = Stats::new(vec!["orders".into()], p.start.at);
+        for _ in 0..10 + returned {
+            s.arrived(0, Level::Normal, p.start.at);
+        }
+        s.bot_returned = returned;
+        outcome(s)
+    };
+    let (a, b) = (stats(3), stats(5));
+    let text = report::compare(&p, &Run { config: "a.toml", outcome: &a }, &Run { config: "b.toml", outcome: &b });
+    let line = text.lines().nth(1).expect("the inquiries line");
+    assert_eq!(
+        line,
+        "10 inquiries replayed from day.jsonl (2 outside the window left out); the bot handed A 3, B 5 back, each an arrival again in the table"
+    );
+}
+
+#[test]
+fn the_time_at_each_level_adds_up_to_the_window() {
+    let p = plan(&scenario(10, 2.0, GENERALISTS, ""));
+    let stats = run(&p, RoutingSettings::default()).unwrap().stats;
+    assert_eq!(stats.router_time_ms.iter().sum::<u64>(), 10 * 60_000);
+}

@@ -118,12 +118,18 @@ fn header(plan: &Plan, runs: &[&Run]) -> String {
         plan.agents.len(),
         distinct_shifts(plan),
     );
-    let total = s.level_total(None);
+    // Hand-backs are arrivals in the table, but not more customers; with two
+    // configurations they may differ (the same customers, deflected differently).
+    let customers = s.level_total(None).arrivals.saturating_sub(s.bot_returned);
     let source = plan.recorded.as_ref().map_or(String::new(), |file| format!(" replayed from {file}"));
+    let backs: Vec<String> = runs.iter().map(|r| count(r.outcome.stats.bot_returned)).collect();
+    let backs = match backs.as_slice() {
+        [a, b] if a != b => format!("A {a}, B {b}"),
+        _ => backs[0].clone(),
+    };
     out.push_str(&format!(
-        "{} inquiries{source} ({} handed back by the bot)\n",
-        count(total.arrivals),
-        count(s.bot_returned)
+        "{} inquiries{source}; the bot handed {backs} back, each an arrival again in the table\n",
+        count(customers)
     ));
     for (i, run) in runs.iter().enumerate() {
         let label = if runs.len() > 1 { format!("{} = ", ["A", "B"][i]) } else { String::new() };

@@ -205,7 +205,9 @@ impl<'p> Sim<'p> {
             self.now = tick;
             self.command(Command::Tick);
             self.settle();
-            self.sample(tick, tick <= end);
+            // Each sample stands for the step that starts at it: the last one
+            // inside the window starts before its end.
+            self.sample(tick, tick < end);
             tick += step;
             let arrivals_done = self.next_arrival >= self.plan.arrivals.len();
             let settled = self.open == 0 && self.bot_pending == 0;
