@@ -46,11 +46,12 @@ pub fn simulate(args: &SimulateArgs) -> ExitCode {
 }
 
 fn execute(args: &SimulateArgs) -> Result<String, String> {
-    if let Some(ext) = args.chart.as_deref().and_then(Path::extension) {
-        if !ext.eq_ignore_ascii_case("svg") {
+    if let Some(chart) = args.chart.as_deref() {
+        let ext = chart.extension().map(|e| e.to_string_lossy().to_string());
+        if !ext.as_deref().is_some_and(|e| e.eq_ignore_ascii_case("svg")) {
+            let not = ext.map_or("without an extension".to_string(), |e| format!("not .{e}"));
             return Err(format!(
-                "--chart: the chart is an SVG image; name the file .svg (not .{}), e.g. --chart double11.svg",
-                ext.to_string_lossy()
+                "--chart: the chart is an SVG image; name the file .svg ({not}), e.g. --chart double11.svg"
             ));
         }
     }

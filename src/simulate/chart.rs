@@ -142,7 +142,19 @@ impl Canvas {
 
 fn legend(c: &mut Canvas, runs: &[Series]) {
     let mut x = LEFT;
+    // Each label gets its share of the room left of the level legend; a
+    // longer one (a configuration's path) keeps its end, the file name.
+    let room = WIDTH - RIGHT - 280.0 - LEFT;
+    let most_chars = ((room / runs.len().max(1) as f64 - 40.0) / 7.0).max(8.0) as usize;
     for (i, run) in runs.iter().enumerate() {
+        let chars = run.label.chars().count();
+        let label = if chars > most_chars {
+            let tail: String = run.label.chars().skip(chars + 1 - most_chars).collect();
+            format!("…{tail}")
+        } else {
+            run.label.to_string()
+        };
+        let run = Series { label: &label, stats: run.stats };
         let dash = if i > 0 { r#" stroke-dasharray="6,3""# } else { "" };
         let _ = write!(
             c.out,
@@ -216,28 +228,29 @@ fn levels(c: &mut Canvas, runs: &[Series]) {
     }
 }
 
-/// Hour lines behind the panels and their labels below `bottom`.
+/// Time lines behind the panels and their labels below `bottom`: whole
+/// hours, or for a window of a few hours, every 5 to 30 minutes.
 fn time_axis(c: &mut Canvas, plan: &Plan, bottom: f64) {
-    let hours = c.minutes as f64 / 60.0;
-    let every = [1u64, 2, 3, 4, 6, 12, 24].into_iter().find(|e| hours / *e as f64 <= 16.0).unwrap_or(24);
-    // The first whole local hour (offsets such as +05:30 are not whole UTC hours).
+    let minutes = c.minutes as f64;
+    let steps = [5u64, 10, 15, 30, 60, 120, 180, 240, 360, 720, 1440];
+    let every = steps.into_iter().find(|e| minutes / *e as f64 <= 16.0).unwrap_or(1440);
+    let every_ms = every as i64 * 60_000;
+    // The first whole local step (offsets such as +05:30 are not whole UTC hours).
     let local = plan.start.at as i64 + plan.start.offset_ms;
-    let first_hour = (local.div_euclid(3_600_000) * 3_600_000 + 3_600_000 * i64::from(local % 3_600_000 != 0)
-        - plan.start.offset_ms) as u64;
-    let mut at = first_hour;
+    let first = (local + every_ms - 1).div_euclid(every_ms) * every_ms - plan.start.offset_ms;
+    let mut at = first as u64;
     while at <= plan.end {
-        let (month, day, hour, _) = plan.start.local_parts(at);
-        if u64::from(hour) % every == 0 {
-            let x = c.x((at - plan.start.at) as f64 / 60_000.0);
-            let label = if hour == 0 { format!("{month:02}-{day:02}") } else { format!("{hour:02}:00") };
-            let weight = if hour == 0 { r#" font-weight="bold""# } else { "" };
-            let _ = write!(
-                c.out,
-                r##"<line x1="{x:.1}" x2="{x:.1}" y1="60" y2="{bottom:.1}" stroke="#dddddd"/><text x="{x:.1}" y="{:.1}" text-anchor="middle"{weight}>{label}</text>"##,
-                bottom + 16.0
-            );
-        }
-        at += 3_600_000;
+        let (month, day, hour, minute) = plan.start.local_parts(at);
+        let x = c.x((at - plan.start.at) as f64 / 60_000.0);
+        let midnight = hour == 0 && minute == 0;
+        let label = if midnight { format!("{month:02}-{day:02}") } else { format!("{hour:02}:{minute:02}") };
+        let weight = if midnight { r#" font-weight="bold""# } else { "" };
+        let _ = write!(
+            c.out,
+            r##"<line x1="{x:.1}" x2="{x:.1}" y1="60" y2="{bottom:.1}" stroke="#dddddd"/><text x="{x:.1}" y="{:.1}" text-anchor="middle"{weight}>{label}</text>"##,
+            bottom + 16.0
+        );
+        at += every_ms as u64;
     }
 }
 

@@ -302,3 +302,28 @@ fn the_time_at_each_level_adds_up_to_the_window() {
     let stats = run(&p, RoutingSettings::default()).unwrap().stats;
     assert_eq!(stats.router_time_ms.iter().sum::<u64>(), 10 * 60_000);
 }
+
+#[test]
+fn a_chart_of_a_short_window_labels_its_minutes() {
+    let text = scenario(20, 1.0, GENERALISTS, "").replace("T10:00:00", "T10:30:00");
+    let p = plan(&text);
+    let svg = chart::svg(&p, &[chart::Series { label: "a", stats: &Stats::new(Vec::new(), p.start.at) }]);
+    let labels: Vec<&str> = svg
+        .split("text-anchor=\"middle\">")
+        .skip(1)
+        .filter_map(|part| part.split('<').next())
+        .filter(|label| label.contains(':'))
+        .collect();
+    assert_eq!(labels, ["10:30", "10:35", "10:40", "10:45", "10:50"]);
+}
+
+#[test]
+fn long_configuration_paths_keep_their_file_names_in_the_legend() {
+    let p = plan(&scenario(20, 1.0, GENERALISTS, ""));
+    let stats = Stats::new(Vec::new(), p.start.at);
+    let (a, b) =
+        ("configs-for-planning/".repeat(4) + "baseline.toml", "configs-for-planning/".repeat(4) + "surge-15.toml");
+    let svg = chart::svg(&p, &[chart::Series { label: &a, stats: &stats }, chart::Series { label: &b, stats: &stats }]);
+    assert!(svg.contains("…") && svg.contains("baseline.toml<") && svg.contains("surge-15.toml<"), "{svg}");
+    assert!(!svg.contains(&b), "the whole path would run into the level legend");
+}
