@@ -153,8 +153,15 @@ fn simulate_with(plan: &Plan, config: &Config, file: Option<&Path>, scenario: &P
 }
 
 fn load_config(file: Option<&Path>) -> Result<Config, String> {
-    load_offline(file)
-        .map_err(|report| format!("{report}\nthe configuration has problems; fix them (check-config lists them all)"))
+    if let Some(path) = file.filter(|p| !p.is_file()) {
+        return Err(format!(
+            "{}: no such configuration file; give the path of a router configuration (TOML)",
+            path.display()
+        ));
+    }
+    load_offline(file).map_err(|report| {
+        format!("{report}\nthe configuration has problems; fix them (check-config lists them all, though it also wants the gRPC settings a simulation does not use)")
+    })
 }
 
 /// What `--compare` compared: the compare file is a whole configuration,

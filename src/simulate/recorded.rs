@@ -203,6 +203,12 @@ pub fn parse_bytes(bytes: &[u8]) -> (Vec<(usize, crate::core::Inquiry)>, Vec<Lin
 }
 
 fn decode(line: &str) -> Result<crate::core::Inquiry, String> {
+    if line.trim_start().starts_with('[') {
+        return Err(
+            "a JSON array; the file needs one JSON object per line (JSONL), e.g. `jq -c '.[]' day.json > day.jsonl`"
+                .into(),
+        );
+    }
     // The router's own JSON decoding: the same fields, nulls and limits.
     let wire: proto::Inquiry = crate::adapters::codec::decode_as(None, line.as_bytes())
         .map_err(|rejection| format!("not an Inquiry in JSON ({rejection}); see SPEC section 5"))?;

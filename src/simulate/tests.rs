@@ -185,6 +185,13 @@ fn one_stray_line_from_another_date_does_not_move_the_recording_out_of_the_windo
 }
 
 #[test]
+fn a_json_array_is_told_to_be_one_object_per_line() {
+    let (good, skipped) = recorded::parse(r#"[{"id":"a","category":"ORDER","created_at_ms":1731290400000}]"#);
+    assert!(good.is_empty());
+    assert!(skipped[0].reason.contains("one JSON object per line") && skipped[0].reason.contains("jq -c"), "{skipped:?}");
+}
+
+#[test]
 fn a_recording_in_seconds_is_refused_line_by_line_with_the_fix() {
     let text = r#"{"id":"a","category":"ORDER","created_at_ms":1731290400}"#;
     let (good, skipped) = recorded::parse(text);
