@@ -58,15 +58,17 @@ fn execute(args: &SimulateArgs) -> Result<String, String> {
     let plan = plan(args)?;
     let name_a = config_name(args.config.as_deref());
     let config_a = load_config(args.config.as_deref())?;
+    // Both files are checked before either runs: a mistake in the second
+    // must not cost the first's run.
+    let config_b = args.compare.as_deref().map(|other| load_config(Some(other))).transpose()?;
     let a = simulate_with(&plan, &config_a, args.config.as_deref(), &args.scenario)?;
     let mut differences = String::new();
-    let compared = match &args.compare {
-        Some(other) => {
-            let config_b = load_config(Some(other))?;
+    let compared = match (&args.compare, config_b) {
+        (Some(other), Some(config_b)) => {
             differences = differences_note(&config_a, &config_b);
             Some((config_name(Some(other)), simulate_with(&plan, &config_b, Some(other), &args.scenario)?))
         }
-        None => None,
+        _ => None,
     };
     let run_a = Run { config: &name_a, outcome: &a };
     let mut series = vec![Series { label: &name_a, stats: &a.stats }];
