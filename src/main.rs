@@ -63,7 +63,7 @@ enum Commands {
         #[arg(long)]
         seed: Option<u64>,
         /// Customers leave after waiting this long, e.g. 120s (overrides the scenario).
-        #[arg(long, value_parser = humantime::parse_duration)]
+        #[arg(long, value_parser = ticket_router::core::settings::duration_text::parse)]
         patience: Option<std::time::Duration>,
     },
     /// Publish realistic traffic to a real NATS and drive simulated agents

@@ -127,10 +127,12 @@ fn header(plan: &Plan, runs: &[&Run]) -> String {
         [a, b] if a != b => format!("A {a}, B {b}"),
         _ => backs[0].clone(),
     };
-    out.push_str(&format!(
-        "{} inquiries{source}; the bot handed {backs} back, each an arrival again in the table\n",
-        count(customers)
-    ));
+    let backs = if runs.iter().all(|r| r.outcome.stats.bot_returned == 0) {
+        String::new()
+    } else {
+        format!("; the bot handed {backs} back, each an arrival again in the table")
+    };
+    out.push_str(&format!("{} inquiries{source}{backs}\n", count(customers)));
     for (i, run) in runs.iter().enumerate() {
         let label = if runs.len() > 1 { format!("{} = ", ["A", "B"][i]) } else { String::new() };
         let t = &run.outcome.stats.router_time_ms;

@@ -188,7 +188,10 @@ fn one_stray_line_from_another_date_does_not_move_the_recording_out_of_the_windo
 fn a_json_array_is_told_to_be_one_object_per_line() {
     let (good, skipped) = recorded::parse(r#"[{"id":"a","category":"ORDER","created_at_ms":1731290400000}]"#);
     assert!(good.is_empty());
-    assert!(skipped[0].reason.contains("one JSON object per line") && skipped[0].reason.contains("jq -c"), "{skipped:?}");
+    assert!(
+        skipped[0].reason.contains("one JSON object per line") && skipped[0].reason.contains("jq -c"),
+        "{skipped:?}"
+    );
 }
 
 #[test]

@@ -21,13 +21,17 @@ pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duratio
         Written::Seconds(secs) => return Ok(Duration::from_secs(secs)),
         Written::Text(text) => text,
     };
-    // Whole seconds as text too: an environment override is always text.
+    parse(&text).map_err(D::Error::custom)
+}
+
+/// A duration written as text, or whole seconds as text (an environment
+/// override or a command-line flag is always text).
+pub fn parse(text: &str) -> Result<Duration, String> {
     if let Ok(secs) = text.trim().parse::<u64>() {
         return Ok(Duration::from_secs(secs));
     }
-    humantime::parse_duration(&text).map_err(|e| {
-        D::Error::custom(format!("`{text}` is not a duration ({e}); write e.g. \"30s\", \"5m\" or \"1h 30m\""))
-    })
+    humantime::parse_duration(text)
+        .map_err(|e| format!("`{text}` is not a duration ({e}); write e.g. \"30s\", \"5m\" or \"1h 30m\""))
 }
 
 /// The same for optional durations (absent stays `None`).
