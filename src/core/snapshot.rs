@@ -69,6 +69,15 @@ pub struct InquiryRecord {
     /// as stored).
     #[serde(default = "yes", skip_serializing_if = "is_true")]
     pub deflection_stored: bool,
+    /// The agent it avoids until `excluded_until` (who declined it or let
+    /// the offer time out), so a restart does not offer it straight back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub excluded: Option<Id>,
+    /// Avoided as long: who handed it on, while no one took the handoff.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handed_on_by: Option<Id>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub excluded_until: Option<Millis>,
     #[serde(default)]
     pub timeline: Vec<TimelineRecord>,
 }

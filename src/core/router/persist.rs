@@ -1,7 +1,7 @@
 //! Recording the router: `take_changes` hands out the records that changed
 //! since the last call (`restore.rs` rebuilds a router from them).
 
-use super::record::Place;
+use super::record::{Place, NO_AGENT};
 use super::Router;
 use crate::core::agents::{AgentIx, GroupIx, InqIx};
 use crate::core::snapshot::{
@@ -94,6 +94,9 @@ impl Router {
             accepted_at: rec.accepted_at(),
             note: rec.note.as_deref().cloned(),
             deflection_stored: !rec.deflection_unstored,
+            excluded: rec.excluded.map(agent_id),
+            handed_on_by: (rec.excluded.is_some() && rec.handed_on_by != NO_AGENT).then(|| agent_id(rec.handed_on_by)),
+            excluded_until: rec.excluded.map(|_| rec.excluded_until),
             timeline: self.map_steps(rec, |step| TimelineRecord {
                 kind: step.kind,
                 at: step.at,

@@ -174,6 +174,23 @@ fn offers_that_expired_while_down_time_out_at_restore_and_move_on() {
 }
 
 #[test]
+fn a_declined_inquiry_still_avoids_its_agent_for_a_while_after_a_restore() {
+    let mut b = recorded_bench();
+    let mut store = Store::default();
+    b.agent(presence("a", &[("orders", 3)], 2));
+    b.arrive(inquiry("o1", Category::Order));
+    b.apply(Command::Decline { actor: Actor::agent("a"), inquiry: "o1".into(), reason: None });
+    sync(&mut b, &mut store);
+    let later = b.now + 1_000;
+    let (restored, fx) = Router::restore(RoutingSettings::default(), store.restored(), later).unwrap();
+    assert!(offers(&fx).is_empty(), "`a` declined it a second ago: {:?}", offers(&fx));
+    let mut b = Bench { router: restored, now: later, check: true };
+    b.apply(Command::DesktopConnected { agent: "a".into() });
+    let fx = b.advance(30_000);
+    assert_eq!(offers(&fx).iter().map(|o| (o.inquiry.as_str(), o.agent.as_str())).collect::<Vec<_>>(), [("o1", "a")]);
+}
+
+#[test]
 fn an_offer_that_expired_while_down_stays_first_in_line_for_its_only_agent() {
     let mut b = recorded_bench();
     let mut store = Store::default();

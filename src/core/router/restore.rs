@@ -233,6 +233,10 @@ impl Router {
             (state, _) => Place::Finished { state, at: r.finished_at.unwrap_or(r.received_at) },
         };
         let displaced = place == Place::Waiting && r.state != InquiryState::Waiting;
+        // An avoided agent the router no longer knows is avoided by no one.
+        let known = |id: &Option<crate::core::types::Id>| id.as_deref().and_then(|a| self.agent_ix.get(a).copied());
+        let (excluded, handed_on_by) = (known(&r.excluded), known(&r.handed_on_by));
+        let excluded_until = r.excluded_until.filter(|_| excluded.is_some()).unwrap_or(0);
         let timeline = r.timeline.into_iter().map(|t| self.recorded_step(t)).collect();
         let record = Record {
             inquiry: r.inquiry,
@@ -250,9 +254,9 @@ impl Router {
             overflowed: r.overflowed,
             via_dedicated: r.via_dedicated,
             next_rule: r.next_rule,
-            excluded: None,
-            excluded_until: 0,
-            handed_on_by: super::record::NO_AGENT,
+            excluded,
+            excluded_until,
+            handed_on_by: handed_on_by.filter(|_| excluded.is_some()).unwrap_or(super::record::NO_AGENT),
             note: r.note.map(Box::new),
             timeline,
             queued_untold: false,
@@ -262,6 +266,9 @@ impl Router {
         let ix = self.records.len() as InqIx;
         self.records.push(Some(record));
         self.index_inquiry(ix);
+        if excluded.is_some() {
+            self.exclusion_deadlines.insert((excluded_until, ix));
+        }
         self.note_unknown_need(ix);
         self.next_seq = self.next_seq.max(r.seq + 1);
         match place {
