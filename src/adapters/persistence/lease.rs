@@ -100,7 +100,12 @@ impl Lease {
                         taken
                     }
                     Some((revision, _)) if revision == e.revision => None,
-                    _ => {
+                    // Renewed since: still held. Said once, not at every renewal.
+                    Some(_) => {
+                        seen = Some((e.revision, Instant::now()));
+                        None
+                    }
+                    None => {
                         tracing::warn!(
                             bucket,
                             holder = %holder_of(&e.value),
