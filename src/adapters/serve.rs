@@ -77,8 +77,8 @@ pub async fn run(
     };
     // One router per bucket: wait for the lease before reading the state
     // another router may still be writing.
-    let Some(kv) = retry("open the router lease", &shutdown, || store.lease_bucket()).await else { return Ok(()) };
-    let Some(lease) = Lease::acquire(kv, &config.nats.state_bucket, config.nats.lease, &shutdown).await else {
+    let nats = &config.nats;
+    let Some(lease) = Lease::acquire(js.clone(), &nats.state_bucket, nats.replicas, nats.lease, &shutdown).await else {
         return Ok(());
     };
     let store = store.fenced(lease.fence());

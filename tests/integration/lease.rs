@@ -63,3 +63,48 @@ async fn a_second_router_on_one_bucket_waits_and_takes_over_when_the_first_is_go
     assert!(!third.process.log_text().contains("took over"), "{}", third.process.log_text());
     assert_eq!(waiting_in_orders(&third.process).await, 1.0);
 }
+
+#[tokio::test]
+async fn a_paused_router_whose_lease_was_taken_and_released_meanwhile_exits_when_it_resumes() {
+    let nats = NatsServer::start();
+    let config = config(&nats);
+    let mut first = RouterProcess::start(&config);
+    first.signal("STOP");
+    let mut second = RouterProcess::launch(&config, &[]);
+    assert!(
+        second.ready_within(SETTLE),
+        "the second router did not take over; its log:\n{}",
+        second.process.log_text()
+    );
+    let mut second = second.process;
+    assert!(second.terminate().is_some_and(|status| status.success()), "a clean stop releases the lease");
+    // The lease is free again, but not the first router's to take back: the
+    // second decided meanwhile, and the first's state is stale.
+    first.signal("CONT");
+    let status = first.exit_within(SETTLE);
+    assert_eq!(status.and_then(|s| s.code()), Some(3), "its log:\n{}", first.log_text());
+    assert!(first.log_text().contains("another router took over the state bucket"), "{}", first.log_text());
+}
+
+#[tokio::test]
+async fn a_lease_bucket_lost_under_a_working_router_is_written_again_not_handed_to_the_waiting_one() {
+    let nats = NatsServer::start();
+    let config = config(&nats);
+    let first = RouterProcess::start(&config);
+    let mut second = RouterProcess::launch(&config, &[]);
+    let waits = || async { second.process.log_text().contains("another router uses this state bucket").then_some(()) };
+    eventually("the second router waits", SETTLE, waits).await;
+    let bus = async_nats::connect(nats.url()).await.unwrap();
+    let js = async_nats::jetstream::new(bus.clone());
+    js.delete_key_value("ticket_router_state_lease").await.expect("delete the lease bucket");
+    let written = || async {
+        first.log_text().contains("the router lease was lost from the server; written again").then_some(())
+    };
+    eventually("the first router writes its lease again", SETTLE, written).await;
+    assert!(!second.ready_within(Duration::from_secs(5)), "the second router took a lease that is still held");
+    publish(&bus, "support.inquiries.shop-1".into(), inquiry_json("lease-2", "ORDER", 0, false)).await;
+    eventually("the first router still routes", SETTLE, || async {
+        (waiting_in_orders(&first).await == 1.0).then_some(())
+    })
+    .await;
+}

@@ -1,30 +1,40 @@
 //! One router per state bucket. Two routers on one bucket would split the
 //! inbound stream between them, each offering its share from its own state,
 //! and overwrite each other's records. So the router that decides holds a
-//! lease, the key `router-lease` in the bucket, and renews it every third of
-//! `nats.lease`; a second router waits until the key is released (a clean
-//! stop deletes it) or has not changed for a whole `nats.lease` by its own
-//! clock (the holder crashed or lost NATS), then takes it over by revision,
-//! so only one of several waiting routers can. No clocks are compared across
-//! machines.
+//! lease: the key `router` in a small bucket of its own,
+//! `<state_bucket>_lease` (apart from the state, so that losing the state
+//! bucket is repaired as before and cannot hand the lease to a second
+//! router). The holder renews it every third of `nats.lease`.
 //!
-//! A router that finds its lease taken over (it was cut off from NATS, or
-//! paused, for longer than `nats.lease`) exits at once: the other one has
-//! restored the state meanwhile and decides now. Until then, journal appends
-//! and checkpoints wait while the lease is not known to be renewed (see
-//! [`Fence`]), so a router that stalls does not write after its lease lapsed.
+//! A second router takes the lease at once only when it is free: never
+//! written, or released by a clean stop (a delete marker). Otherwise it waits
+//! until the key has not changed for a whole `nats.lease` by its own clock
+//! (the holder crashed, or lost NATS; a key that vanished or was purged
+//! counts as a change), then takes it over by revision, so only one of
+//! several waiting routers can. No clocks are compared across machines.
+//!
+//! A holder that finds its lease taken over or released by someone else
+//! (it was cut off from NATS, or paused, for longer than `nats.lease`)
+//! exits at once: the other one has restored the state meanwhile and
+//! decides now. Until then, journal appends and checkpoints wait while the
+//! lease is not known to be renewed (see [`Fence`]).
 
-use async_nats::jetstream::kv;
+use async_nats::jetstream::{self, kv, stream};
 use bytes::Bytes;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-/// The lease's key in the state bucket.
-pub const LEASE_KEY: &str = "router-lease";
+/// The lease's key in its bucket.
+pub const LEASE_KEY: &str = "router";
 
-/// How long writes may go on: until the last renewal plus the lease, less
-/// a margin for the time a renewal takes to reach the server.
+/// The bucket holding the lease of state bucket `state_bucket`.
+pub fn lease_bucket(state_bucket: &str) -> String {
+    format!("{state_bucket}_lease")
+}
+
+/// How long writes may go on: until the last renewal plus two thirds of
+/// the lease, well before a waiting router can take it over.
 #[derive(Clone)]
 pub struct Fence(watch::Receiver<Instant>);
 
@@ -44,10 +54,15 @@ impl Fence {
 
 /// A held lease; [`Lease::keep`] renews it until stopped.
 pub struct Lease {
+    js: jetstream::Context,
+    bucket: String,
+    replicas: usize,
     kv: kv::Store,
     holder: String,
     revision: u64,
     ttl: Duration,
+    /// Start of the last renewal that succeeded.
+    renewed: Instant,
     valid: watch::Sender<Instant>,
 }
 
@@ -73,59 +88,82 @@ fn holder_of(value: &[u8]) -> String {
     parsed.and_then(|v| v.get("holder").and_then(|h| h.as_str()).map(str::to_string)).unwrap_or_else(|| "?".into())
 }
 
+/// Opens the lease bucket, creating it when absent.
+async fn open(js: &jetstream::Context, bucket: &str, replicas: usize) -> Result<kv::Store, async_nats::Error> {
+    if let Ok(kv) = js.get_key_value(bucket).await {
+        return Ok(kv);
+    }
+    let config = kv::Config {
+        bucket: bucket.to_string(),
+        description: "ticket-router: which router uses the state bucket".into(),
+        history: 1,
+        storage: stream::StorageType::File,
+        num_replicas: replicas,
+        ..Default::default()
+    };
+    Ok(js.create_key_value(config).await?)
+}
+
+/// What the lease key holds now.
+enum Seen {
+    /// Never written, or released by a clean stop: free.
+    Free(Option<u64>),
+    /// Held, or vanished or purged (which a waiter cannot tell from a holder
+    /// still at work): a change at this revision (0: none).
+    Changed(u64, Option<String>),
+}
+
+async fn look(kv: &kv::Store) -> Result<Seen, async_nats::Error> {
+    Ok(match kv.entry(LEASE_KEY).await? {
+        None => Seen::Free(None),
+        Some(e) if e.operation == kv::Operation::Delete => Seen::Free(Some(e.revision)),
+        Some(e) if e.operation == kv::Operation::Purge => Seen::Changed(e.revision, None),
+        Some(e) => Seen::Changed(e.revision, Some(holder_of(&e.value))),
+    })
+}
+
 impl Lease {
-    /// Takes the lease of `bucket`, waiting while another router holds it;
-    /// None on shutdown.
-    pub async fn acquire(kv: kv::Store, bucket: &str, ttl: Duration, shutdown: &CancellationToken) -> Option<Lease> {
-        let holder = holder_name();
-        // The revision last seen held by someone else, and since when, by this clock.
+    /// Takes the lease of `state_bucket`, waiting while another router
+    /// holds it; None on shutdown.
+    pub async fn acquire(
+        js: jetstream::Context,
+        state_bucket: &str,
+        replicas: usize,
+        ttl: Duration,
+        shutdown: &CancellationToken,
+    ) -> Option<Lease> {
+        let (bucket, holder) = (lease_bucket(state_bucket), holder_name());
+        // The last change seen while another router held it, and since when.
         let mut seen: Option<(u64, Instant)> = None;
         loop {
             let started = Instant::now();
-            let taken = match kv.entry(LEASE_KEY).await {
-                Ok(None) => kv.create(LEASE_KEY, value(&holder)).await.ok(),
-                Ok(Some(e)) if e.operation != kv::Operation::Put => {
-                    kv.update(LEASE_KEY, value(&holder), e.revision).await.ok()
-                }
-                Ok(Some(e)) => match seen {
-                    Some((revision, since)) if revision == e.revision && since.elapsed() >= ttl => {
-                        let taken = kv.update(LEASE_KEY, value(&holder), e.revision).await.ok();
-                        if taken.is_some() {
-                            tracing::warn!(
-                                previous = %holder_of(&e.value),
-                                silent_for = ?since.elapsed(),
-                                "took over the state bucket from a router that stopped renewing its lease"
-                            );
-                        }
-                        taken
+            let attempt = async {
+                let kv = open(&js, &bucket, replicas).await?;
+                let taken = match look(&kv).await? {
+                    // Free, unless it vanished after a holder was seen: that
+                    // is a change to wait out like any other.
+                    Seen::Free(None) if seen.is_none() => kv.create(LEASE_KEY, value(&holder)).await.ok(),
+                    Seen::Free(Some(revision)) => kv.update(LEASE_KEY, value(&holder), revision).await.ok(),
+                    Seen::Free(None) => wait_out(&kv, &mut seen, 0, None, &holder, ttl, state_bucket).await,
+                    Seen::Changed(revision, named) => {
+                        wait_out(&kv, &mut seen, revision, named, &holder, ttl, state_bucket).await
                     }
-                    Some((revision, _)) if revision == e.revision => None,
-                    // Renewed since: still held. Said once, not at every renewal.
-                    Some(_) => {
-                        seen = Some((e.revision, Instant::now()));
-                        None
-                    }
-                    None => {
-                        tracing::warn!(
-                            bucket,
-                            holder = %holder_of(&e.value),
-                            lease = ?ttl,
-                            "another router uses this state bucket; waiting until it stops, or its lease goes {ttl:?} \
-                             unrenewed (only one router may use a bucket: a second tenant needs nats.state_bucket, \
-                             nats.stream and nats.consumer of its own)"
-                        );
-                        seen = Some((e.revision, Instant::now()));
-                        None
-                    }
-                },
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot read the router lease yet; retrying");
-                    None
-                }
+                };
+                Ok::<_, async_nats::Error>(taken.map(|revision| (kv, revision)))
             };
-            if let Some(revision) = taken {
-                let (valid, _) = watch::channel(started + ttl.mul_f64(2.0 / 3.0));
-                return Some(Lease { kv, holder, revision, ttl, valid });
+            match attempt.await {
+                Ok(Some((kv, revision))) => {
+                    let valid = watch::channel(started + ttl.mul_f64(2.0 / 3.0)).0;
+                    let (js, renewed) = (js.clone(), started);
+                    return Some(Lease { js, bucket, replicas, kv, holder, revision, ttl, renewed, valid });
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    bucket = %bucket,
+                    "cannot read the router lease yet; retrying (this user must be able to create and use the \
+                     bucket KV_{bucket})"
+                ),
             }
             let pause = (ttl / 10).clamp(Duration::from_millis(100), Duration::from_secs(1));
             tokio::select! {
@@ -151,10 +189,7 @@ impl Lease {
             }
             let started = Instant::now();
             match self.kv.update(LEASE_KEY, value(&self.holder), self.revision).await {
-                Ok(revision) => {
-                    self.revision = revision;
-                    self.valid.send_replace(started + self.ttl.mul_f64(2.0 / 3.0));
-                }
+                Ok(revision) => self.renewed_at(started, revision),
                 Err(e) => self.after_failed_renewal(e).await,
             }
         }
@@ -164,28 +199,107 @@ impl Lease {
         }
     }
 
-    /// A renewal failed: if the server is away, the next one tries again
-    /// (writes wait meanwhile). If the key is gone (the bucket was lost and
-    /// created anew), it is created again. If another router holds it, this
-    /// one must stop deciding at once.
+    fn renewed_at(&mut self, started: Instant, revision: u64) {
+        (self.renewed, self.revision) = (started, revision);
+        self.valid.send_replace(started + self.ttl.mul_f64(2.0 / 3.0));
+    }
+
+    /// A renewal failed. The server away: the next one tries again (writes
+    /// wait meanwhile). The key still ours at another revision (an answer
+    /// lost on the way): go on from there. The lease bucket or key lost
+    /// while no waiting router can have taken it yet: written again. Taken
+    /// or released by another router: this one must stop deciding at once.
     async fn after_failed_renewal(&mut self, error: kv::UpdateError) {
-        match self.kv.entry(LEASE_KEY).await {
-            Ok(Some(e)) if e.operation == kv::Operation::Put && holder_of(&e.value) != self.holder => {
-                tracing::error!(
-                    holder = %holder_of(&e.value),
-                    "another router took over the state bucket while this one could not renew its lease (cut off from \
-                     NATS or paused for longer than nats.lease); exiting so that only one router decides"
-                );
-                std::process::exit(3);
-            }
-            Ok(Some(e)) if e.operation == kv::Operation::Put => self.revision = e.revision,
-            Ok(_) => {
-                if let Ok(revision) = self.kv.create(LEASE_KEY, value(&self.holder)).await {
-                    self.revision = revision;
-                    self.valid.send_replace(Instant::now() + self.ttl.mul_f64(2.0 / 3.0));
+        let started = Instant::now();
+        let still_ours = started < self.renewed + self.ttl.mul_f64(2.0 / 3.0);
+        // The bucket opened anew: created again if the server lost it.
+        let reopened = async {
+            self.kv = open(&self.js, &self.bucket, self.replicas).await?;
+            look(&self.kv).await
+        };
+        let found = match reopened.await {
+            Ok(found) => found,
+            Err(_) => return tracing::warn!(error = %error, "cannot renew the router lease; retrying"),
+        };
+        match found {
+            Seen::Changed(revision, Some(holder)) if holder == self.holder => self.revision = revision,
+            Seen::Changed(_, Some(holder)) => exit_taken_over(&holder),
+            Seen::Free(Some(_)) => exit_taken_over("a router that has stopped since"),
+            Seen::Free(None) | Seen::Changed(_, None) if still_ours => {
+                if let Err(e) = self.recreate(started).await {
+                    tracing::warn!(error = %e, "cannot write the router lease again; retrying");
                 }
             }
-            Err(_) => tracing::warn!(error = %error, "cannot renew the router lease; retrying"),
+            Seen::Free(None) | Seen::Changed(_, None) => exit_taken_over("nobody, but it lapsed while lost"),
         }
     }
+
+    /// Writes the lease again after its bucket or key was lost.
+    async fn recreate(&mut self, started: Instant) -> Result<(), async_nats::Error> {
+        let revision = match look(&self.kv).await? {
+            Seen::Changed(revision, None) => self.kv.update(LEASE_KEY, value(&self.holder), revision).await?,
+            _ => self.kv.create(LEASE_KEY, value(&self.holder)).await?,
+        };
+        tracing::warn!(bucket = %self.bucket, "the router lease was lost from the server; written again");
+        self.renewed_at(started, revision);
+        Ok(())
+    }
+}
+
+/// A waiting router's look at a lease that is held (or vanished): takes it
+/// when it has not changed for `ttl`, else notes the change.
+async fn wait_out(
+    kv: &kv::Store,
+    seen: &mut Option<(u64, Instant)>,
+    revision: u64,
+    named: Option<String>,
+    holder: &str,
+    ttl: Duration,
+    state_bucket: &str,
+) -> Option<u64> {
+    match *seen {
+        Some((last, since)) if last == revision && since.elapsed() >= ttl => {
+            let taken = if revision == 0 {
+                kv.create(LEASE_KEY, value(holder)).await.ok()
+            } else {
+                kv.update(LEASE_KEY, value(holder), revision).await.ok()
+            };
+            if taken.is_some() {
+                let previous = named.unwrap_or_else(|| "?".into());
+                tracing::warn!(
+                    %previous,
+                    silent_for = ?since.elapsed(),
+                    "took over the state bucket from a router that stopped renewing its lease"
+                );
+            }
+            taken
+        }
+        Some((last, _)) if last == revision => None,
+        // Renewed (or vanished) since: still to wait out. Said once.
+        Some(_) => {
+            *seen = Some((revision, Instant::now()));
+            None
+        }
+        None => {
+            tracing::warn!(
+                bucket = state_bucket,
+                holder = %named.unwrap_or_else(|| "?".into()),
+                lease = ?ttl,
+                "another router uses this state bucket; waiting until it stops, or its lease goes {ttl:?} \
+                 unrenewed (only one router may use a bucket: a second tenant needs nats.state_bucket, \
+                 nats.stream and nats.consumer of its own)"
+            );
+            *seen = Some((revision, Instant::now()));
+            None
+        }
+    }
+}
+
+fn exit_taken_over(by: &str) -> ! {
+    tracing::error!(
+        by,
+        "another router took over the state bucket while this one could not renew its lease (cut off from NATS \
+         or paused for longer than nats.lease); exiting so that only one router decides"
+    );
+    std::process::exit(3);
 }

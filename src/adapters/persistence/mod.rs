@@ -231,13 +231,6 @@ impl StateStore {
         Ok(StateStore { js, bucket, journal, journal_subject, settings: settings.clone(), fence: None })
     }
 
-    /// The bucket as a key-value store, for the router lease.
-    pub async fn lease_bucket(&self) -> Result<kv::Store, StoreError> {
-        let open_error =
-            |e: &dyn std::fmt::Display| StoreError::Open { bucket: self.bucket.clone(), detail: e.to_string() };
-        self.js.get_key_value(&self.bucket).await.map_err(|e| open_error(&e))
-    }
-
     /// This store, writing only while `fence` says the lease is held.
     pub fn fenced(self, fence: lease::Fence) -> StateStore {
         StateStore { fence: Some(fence), ..self }

@@ -137,6 +137,25 @@ impl RouterProcess {
         }
     }
 
+    /// Sends `signal` (e.g. "STOP", "CONT") to the process.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("running").id().to_string();
+        Command::new("kill").arg(format!("-{signal}")).arg(pid).status().expect("kill runs");
+    }
+
+    /// Its exit status, if it exits within `wait`.
+    pub fn exit_within(&mut self, wait: Duration) -> Option<ExitStatus> {
+        let deadline = std::time::Instant::now() + wait;
+        while std::time::Instant::now() < deadline {
+            if let Some(status) = self.child.as_mut()?.try_wait().ok().flatten() {
+                self.child = None;
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        None
+    }
+
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(&mut self) -> Option<ExitStatus> {
         let mut child = self.child.take()?;
