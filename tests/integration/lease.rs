@@ -27,7 +27,7 @@ async fn a_second_router_on_one_bucket_waits_and_takes_over_when_the_first_is_go
     let config = config(&nats);
     let mut first = RouterProcess::start(&config);
     let mut second = RouterProcess::launch(&config, &[]);
-    // The first renews its lease (2 s in tests) all along: the second must
+    // The first renews its lease (3 s in tests) all along: the second must
     // not start deciding beside it, and says why it waits.
     assert!(!second.ready_within(Duration::from_secs(5)), "a second router became ready beside the first");
     let waits = || async { second.process.log_text().contains("another router uses this state bucket").then_some(()) };

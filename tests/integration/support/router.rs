@@ -33,7 +33,7 @@ pub fn test_config(nats_url: &str, prefix: &str, extra: &str) -> String {
 url = "{nats_url}"
 prefix = "{prefix}"
 stream = "{upper}_INQUIRIES"
-lease = "2s"
+lease = "3s"
 {names}
 
 [grpc]
