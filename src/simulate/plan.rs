@@ -104,7 +104,7 @@ pub fn compile(s: &Scenario, seed: u64, draw: bool) -> Result<Plan, SimError> {
         }
     }
     if draw {
-        let expected = expected_arrivals(&curve, start.at, end);
+        let expected = curve.expected_between(start.at, end);
         if expected > MAX_ARRIVALS {
             p.push(format!(
                 "arrivals: the curve asks for about {expected:.0} inquiries over the window, more than the {MAX_ARRIVALS:.0} \
@@ -367,11 +367,6 @@ fn pins(s: &Scenario, p: &mut Problems, at: &At) -> Vec<Pin> {
 /// a rate typed with a few zeros too many is refused rather than exhausting
 /// the machine. A whole Double 11 day of a large shop is about 200,000.
 const MAX_ARRIVALS: f64 = 5_000_000.0;
-
-/// The inquiries the curve asks for over `[start, end)`, a minute at a time.
-fn expected_arrivals(curve: &Curve, start: Millis, end: Millis) -> f64 {
-    (start..end).step_by(60_000).map(|t| curve.rate_at(t + 30_000) * (end - t).min(60_000) as f64 / 60_000.0).sum()
-}
 
 fn valid_weight(w: f64) -> bool {
     w.is_finite() && w >= 0.0

@@ -35,6 +35,12 @@ impl Curve {
         self.base_at(t) + self.spikes.iter().map(|s| s.extra_at(t)).sum::<f64>()
     }
 
+    /// The inquiries the curve asks for over `[start, end)`, a minute at a time.
+    pub fn expected_between(&self, start: Millis, end: Millis) -> f64 {
+        let minute = |t: Millis| self.rate_at(t + 30_000) * (end - t).min(60_000) as f64 / 60_000.0;
+        (start..end).step_by(60_000).map(minute).sum()
+    }
+
     fn base_at(&self, t: Millis) -> f64 {
         let next = self.points.partition_point(|&(at, _)| at <= t);
         match (next.checked_sub(1).map(|i| self.points[i]), self.points.get(next)) {
