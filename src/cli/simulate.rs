@@ -6,7 +6,7 @@ use crate::config::{env_var_names, routing_differences, Config, EnvSource, Repor
 use crate::simulate::chart::{self, Series};
 use crate::simulate::report::{self, Run};
 use crate::simulate::scenario::Span;
-use crate::simulate::{compile, recorded, run, Outcome, Plan, Scenario, SimError};
+use crate::simulate::{check, compile, recorded, run, Outcome, Plan, Scenario, SimError};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -61,6 +61,9 @@ fn execute(args: &SimulateArgs) -> Result<String, String> {
     // Both files are checked before either runs: a mistake in the second
     // must not cost the first's run.
     let config_b = args.compare.as_deref().map(|other| load_config(Some(other))).transpose()?;
+    if let (Some(other), Some(config_b)) = (args.compare.as_deref(), &config_b) {
+        check(&plan, &config_b.routing()).map_err(|e| plan_error(e, Some(other), &args.scenario))?;
+    }
     let a = simulate_with(&plan, &config_a, args.config.as_deref(), &args.scenario)?;
     let mut differences = String::new();
     let compared = match (&args.compare, config_b) {
@@ -145,13 +148,17 @@ fn plan(args: &SimulateArgs) -> Result<Plan, String> {
 }
 
 fn simulate_with(plan: &Plan, config: &Config, file: Option<&Path>, scenario: &Path) -> Result<Outcome, String> {
-    run(plan, config.routing()).map_err(|e| match e {
+    run(plan, config.routing()).map_err(|e| plan_error(e, file, scenario))
+}
+
+fn plan_error(e: SimError, file: Option<&Path>, scenario: &Path) -> String {
+    match e {
         // The roster names groups of this configuration: say which one.
         SimError::Configuration(problems) => {
             in_file(&format!("{} with {}", scenario.display(), config_name(file)), SimError::Configuration(problems))
         }
         other => in_file(&scenario.display().to_string(), other),
-    })
+    }
 }
 
 fn load_config(file: Option<&Path>) -> Result<Config, String> {

@@ -54,7 +54,7 @@ pub struct Agent {
     /// Not set by a restore's grace: desktops reconnecting to a restarted
     /// router get the offers it made meanwhile when they subscribe.
     pub stream_lost: bool,
-    /// Within one tick: offers of its that ran out will set it AWAY, so it
+    /// Within one tick: its offers that ran out will set it AWAY, so it
     /// takes no new work meanwhile (it would be withdrawn at once).
     pub away_due: bool,
     pub class: Class,

@@ -34,7 +34,7 @@ mod regressions;
 #[cfg(test)]
 mod tests;
 
-pub use engine::{run, Outcome};
+pub use engine::{check, run, Outcome};
 
 /// Why a simulation cannot run. Every message says what to fix.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

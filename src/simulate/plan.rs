@@ -108,7 +108,7 @@ pub fn compile(s: &Scenario, seed: u64, draw: bool) -> Result<Plan, SimError> {
         if expected > MAX_ARRIVALS {
             p.push(format!(
                 "arrivals: the curve asks for about {expected:.0} inquiries over the window, more than the {MAX_ARRIVALS:.0} \
-                 one run holds; per_min and peak_per_min are inquiries per minute (double11.toml peaks at 240)"
+                 one run holds; per_min and peak_per_min are inquiries per minute (double11.toml peaks at about 640 a minute)"
             ));
         }
     }
@@ -362,12 +362,12 @@ fn pins(s: &Scenario, p: &mut Problems, at: &At) -> Vec<Pin> {
     pins
 }
 
-/// A weight or rate: finite and not negative (NaN is not).
 /// Inquiries one run may draw: each is held in memory with its outcome, so
 /// a rate typed with a few zeros too many is refused rather than exhausting
 /// the machine. A whole Double 11 day of a large shop is about 200,000.
 const MAX_ARRIVALS: f64 = 5_000_000.0;
 
+/// A weight or rate: finite and not negative (NaN is not).
 fn valid_weight(w: f64) -> bool {
     w.is_finite() && w >= 0.0
 }

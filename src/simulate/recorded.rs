@@ -55,9 +55,7 @@ impl Recording {
             format!("{file} ({})", notes.join(", "))
         }
     }
-}
 
-impl Recording {
     /// Skills the replayed inquiries require that no agent of the roster
     /// has, with how many inquiries need each: those can never be answered.
     pub fn skills_nobody_has(&self, plan: &Plan) -> Vec<(String, usize)> {
@@ -119,24 +117,27 @@ pub fn read(path: &Path, plan: &Plan) -> Result<Recording, SimError> {
 /// recording covers is tried as the window's first day, and a day either
 /// side (a first line a minute before the window's time of day must not push
 /// the rest a whole day on). One stray line from another date does not move
-/// the recording: the days most lines fall on are tried first, and of equal
-/// counts the shift of the busiest day wins.
+/// the recording: of equal counts, the shift nearest the busiest day's wins.
+/// `good` is in time order.
 fn day_shift(good: &[(usize, crate::core::Inquiry)], start: i64, end: i64) -> i64 {
     let day = super::clock::DAY;
-    // The shift that brings `t` into the window's first 24 hours.
-    let base_of = |t: u64| (start - t as i64 + day - 1).div_euclid(day);
-    let mut lines_per_base: HashMap<i64, usize> = HashMap::new();
-    for (_, q) in good {
-        *lines_per_base.entry(base_of(q.created_at_ms)).or_default() += 1;
+    let times: Vec<i64> = good.iter().map(|(_, q)| q.created_at_ms as i64).collect();
+    // The shift that brings `t` into the window's first 24 hours; later
+    // lines have smaller ones, so equal shifts come in runs.
+    let base_of = |t: i64| (start - t + day - 1).div_euclid(day);
+    let mut runs: Vec<(i64, usize)> = Vec::new();
+    for base in times.iter().map(|&t| base_of(t)) {
+        match runs.last_mut() {
+            Some((last, n)) if *last == base => *n += 1,
+            _ => runs.push((base, 1)),
+        }
     }
-    let mut bases: Vec<(usize, i64)> = lines_per_base.into_iter().map(|(base, n)| (n, base)).collect();
-    bases.sort_unstable_by_key(|&(n, base)| (std::cmp::Reverse(n), base));
-    let busiest = bases.first().map_or(0, |&(_, base)| base);
+    let busiest = runs.iter().max_by_key(|&&(base, n)| (n, std::cmp::Reverse(base))).map_or(0, |&(base, _)| base);
     let inside = |days: i64| {
         let shift = days * day;
-        good.iter().filter(|(_, q)| (start..end).contains(&(q.created_at_ms as i64 + shift))).count()
+        times.partition_point(|&t| t + shift < end) - times.partition_point(|&t| t + shift < start)
     };
-    let candidates = bases.iter().take(3).flat_map(|&(_, base)| [base, base - 1, base + 1]);
+    let candidates = runs.iter().flat_map(|&(base, _)| [base, base - 1, base + 1]);
     candidates.max_by_key(|&days| (inside(days), std::cmp::Reverse((days - busiest).abs()))).unwrap_or(busiest)
 }
 

@@ -61,8 +61,6 @@ pub struct Lease {
     holder: String,
     revision: u64,
     ttl: Duration,
-    /// Start of the last renewal that succeeded.
-    renewed: Instant,
     valid: watch::Sender<Instant>,
 }
 
@@ -77,15 +75,28 @@ fn holder_name() -> String {
     format!("{host}/pid {}/started {}", std::process::id(), crate::adapters::engine::now_ms())
 }
 
-fn value(holder: &str) -> Bytes {
+/// The lease's value: who holds it and for how long a silence lasts before
+/// a waiting router may take it over (the holder's setting, which a waiting
+/// router configured shorter must respect).
+fn value(holder: &str, ttl: Duration) -> Bytes {
     let renewed = crate::adapters::engine::now_ms();
-    Bytes::from(serde_json::json!({ "holder": holder, "renewed_at_ms": renewed }).to_string())
+    let lease_ms = ttl.as_millis() as u64;
+    Bytes::from(serde_json::json!({ "holder": holder, "lease_ms": lease_ms, "renewed_at_ms": renewed }).to_string())
 }
 
-/// The holder named in a lease value, for the logs.
-fn holder_of(value: &[u8]) -> String {
+/// Who holds a lease, by its value.
+struct Holder {
+    name: String,
+    lease: Option<Duration>,
+}
+
+fn holder_of(value: &[u8]) -> Holder {
     let parsed: Option<serde_json::Value> = serde_json::from_slice(value).ok();
-    parsed.and_then(|v| v.get("holder").and_then(|h| h.as_str()).map(str::to_string)).unwrap_or_else(|| "?".into())
+    let field = |key: &str| parsed.as_ref().and_then(|v| v.get(key).cloned());
+    Holder {
+        name: field("holder").and_then(|h| h.as_str().map(str::to_string)).unwrap_or_else(|| "?".into()),
+        lease: field("lease_ms").and_then(|ms| ms.as_u64()).map(Duration::from_millis),
+    }
 }
 
 /// Opens the lease bucket, creating it when absent.
@@ -110,7 +121,7 @@ enum Seen {
     Free(Option<u64>),
     /// Held, or vanished or purged (which a waiter cannot tell from a holder
     /// still at work): a change at this revision (0: none).
-    Changed(u64, Option<String>),
+    Changed(u64, Option<Holder>),
 }
 
 async fn look(kv: &kv::Store) -> Result<Seen, async_nats::Error> {
@@ -135,15 +146,23 @@ impl Lease {
         let (bucket, holder) = (lease_bucket(state_bucket), holder_name());
         // The last change seen while another router held it, and since when.
         let mut seen: Option<(u64, Instant)> = None;
+        let pause = (ttl / 10).clamp(Duration::from_millis(100), Duration::from_secs(1));
+        // Only silence watched while connected counts: a gap between two
+        // looks (NATS restarting, this process stalled) restarts the wait,
+        // since the holder could not renew then either.
+        let mut looked = Instant::now();
         loop {
             let started = Instant::now();
+            if started.duration_since(looked) > pause * 3 {
+                seen = seen.map(|(revision, _)| (revision, started));
+            }
             let attempt = async {
                 let kv = open(&js, &bucket, replicas).await?;
                 let taken = match look(&kv).await? {
                     // Free, unless it vanished after a holder was seen: that
                     // is a change to wait out like any other.
-                    Seen::Free(None) if seen.is_none() => kv.create(LEASE_KEY, value(&holder)).await.ok(),
-                    Seen::Free(Some(revision)) => kv.update(LEASE_KEY, value(&holder), revision).await.ok(),
+                    Seen::Free(None) if seen.is_none() => kv.create(LEASE_KEY, value(&holder, ttl)).await.ok(),
+                    Seen::Free(Some(revision)) => kv.update(LEASE_KEY, value(&holder, ttl), revision).await.ok(),
                     Seen::Free(None) => wait_out(&kv, &mut seen, 0, None, &holder, ttl, state_bucket).await,
                     Seen::Changed(revision, named) => {
                         wait_out(&kv, &mut seen, revision, named, &holder, ttl, state_bucket).await
@@ -151,11 +170,15 @@ impl Lease {
                 };
                 Ok::<_, async_nats::Error>(taken.map(|revision| (kv, revision)))
             };
-            match attempt.await {
+            let outcome = attempt.await;
+            if outcome.is_ok() {
+                looked = Instant::now();
+            }
+            match outcome {
                 Ok(Some((kv, revision))) => {
                     let valid = watch::channel(started + ttl.mul_f64(2.0 / 3.0)).0;
-                    let (js, renewed) = (js.clone(), started);
-                    return Some(Lease { js, bucket, replicas, kv, holder, revision, ttl, renewed, valid });
+                    let js = js.clone();
+                    return Some(Lease { js, bucket, replicas, kv, holder, revision, ttl, valid });
                 }
                 Ok(None) => {}
                 Err(e) => tracing::warn!(
@@ -165,7 +188,6 @@ impl Lease {
                      bucket KV_{bucket})"
                 ),
             }
-            let pause = (ttl / 10).clamp(Duration::from_millis(100), Duration::from_secs(1));
             tokio::select! {
                 _ = tokio::time::sleep(pause) => {}
                 _ = shutdown.cancelled() => return None,
@@ -188,9 +210,13 @@ impl Lease {
                 _ = stop.cancelled() => break,
             }
             let started = Instant::now();
-            match self.kv.update(LEASE_KEY, value(&self.holder), self.revision).await {
-                Ok(revision) => self.renewed_at(started, revision),
-                Err(e) => self.after_failed_renewal(e).await,
+            // Bounded, so that a server that answers late is a failed
+            // renewal that looks at who holds the lease now.
+            let renewal = self.kv.update(LEASE_KEY, value(&self.holder, self.ttl), self.revision);
+            match tokio::time::timeout(every, renewal).await {
+                Ok(Ok(revision)) => self.renewed_at(started, revision),
+                Ok(Err(e)) => self.after_failed_renewal(started, e.to_string()).await,
+                Err(_) => self.after_failed_renewal(started, format!("no answer within {every:?}")).await,
             }
         }
         // Released only if still ours: the next router starts at once.
@@ -200,18 +226,17 @@ impl Lease {
     }
 
     fn renewed_at(&mut self, started: Instant, revision: u64) {
-        (self.renewed, self.revision) = (started, revision);
+        self.revision = revision;
         self.valid.send_replace(started + self.ttl.mul_f64(2.0 / 3.0));
     }
 
     /// A renewal failed. The server away: the next one tries again (writes
     /// wait meanwhile). The key still ours at another revision (an answer
-    /// lost on the way): go on from there. The lease bucket or key lost
-    /// while no waiting router can have taken it yet: written again. Taken
-    /// or released by another router: this one must stop deciding at once.
-    async fn after_failed_renewal(&mut self, error: kv::UpdateError) {
-        let started = Instant::now();
-        let still_ours = started < self.renewed + self.ttl.mul_f64(2.0 / 3.0);
+    /// lost on the way): go on from there. The lease bucket or key lost (a
+    /// server that lost its store): written again, by revision, so that a
+    /// router that took it meanwhile keeps it. Held or released by another
+    /// router: this one must stop deciding at once.
+    async fn after_failed_renewal(&mut self, started: Instant, error: String) {
         // The bucket opened anew: created again if the server lost it.
         let reopened = async {
             self.kv = open(&self.js, &self.bucket, self.replicas).await?;
@@ -222,23 +247,35 @@ impl Lease {
             Err(_) => return tracing::warn!(error = %error, "cannot renew the router lease; retrying"),
         };
         match found {
-            Seen::Changed(revision, Some(holder)) if holder == self.holder => self.revision = revision,
-            Seen::Changed(_, Some(holder)) => exit_taken_over(&holder),
-            Seen::Free(Some(_)) => exit_taken_over("a router that has stopped since"),
-            Seen::Free(None) | Seen::Changed(_, None) if still_ours => {
-                if let Err(e) = self.recreate(started).await {
-                    tracing::warn!(error = %e, "cannot write the router lease again; retrying");
+            // Still ours at another revision (an answer lost on the way):
+            // renewed from there at once, by revision, so that a waiting
+            // router that took it meanwhile keeps it.
+            Seen::Changed(revision, Some(holder)) if holder.name == self.holder => {
+                self.revision = revision;
+                let now = Instant::now();
+                let renewal = self.kv.update(LEASE_KEY, value(&self.holder, self.ttl), revision);
+                if let Ok(Ok(revision)) = tokio::time::timeout(self.ttl / 3, renewal).await {
+                    self.renewed_at(now, revision);
                 }
             }
-            Seen::Free(None) | Seen::Changed(_, None) => exit_taken_over("nobody, but it lapsed while lost"),
+            Seen::Changed(_, Some(holder)) => exit_taken_over(&holder.name),
+            Seen::Free(Some(_)) => exit_taken_over("a router that has stopped since"),
+            Seen::Free(None) | Seen::Changed(_, None) => match self.recreate(started).await {
+                Ok(()) => {}
+                // Written by another router in between: it decides now.
+                Err(e) if matches!(look(&self.kv).await, Ok(Seen::Changed(_, Some(_)))) => {
+                    exit_taken_over(&format!("a router that wrote the lost lease first ({e})"))
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot write the router lease again; retrying"),
+            },
         }
     }
 
     /// Writes the lease again after its bucket or key was lost.
     async fn recreate(&mut self, started: Instant) -> Result<(), async_nats::Error> {
         let revision = match look(&self.kv).await? {
-            Seen::Changed(revision, None) => self.kv.update(LEASE_KEY, value(&self.holder), revision).await?,
-            _ => self.kv.create(LEASE_KEY, value(&self.holder)).await?,
+            Seen::Changed(revision, None) => self.kv.update(LEASE_KEY, value(&self.holder, self.ttl), revision).await?,
+            _ => self.kv.create(LEASE_KEY, value(&self.holder, self.ttl)).await?,
         };
         tracing::warn!(bucket = %self.bucket, "the router lease was lost from the server; written again");
         self.renewed_at(started, revision);
@@ -252,17 +289,21 @@ async fn wait_out(
     kv: &kv::Store,
     seen: &mut Option<(u64, Instant)>,
     revision: u64,
-    named: Option<String>,
+    named: Option<Holder>,
     holder: &str,
     ttl: Duration,
     state_bucket: &str,
 ) -> Option<u64> {
+    // The longer of this router's lease and the holder's: a holder renews
+    // by its own setting.
+    let silence = named.as_ref().and_then(|h| h.lease).map_or(ttl, |theirs| theirs.max(ttl));
+    let named = named.map(|h| h.name);
     match *seen {
-        Some((last, since)) if last == revision && since.elapsed() >= ttl => {
+        Some((last, since)) if last == revision && since.elapsed() >= silence => {
             let taken = if revision == 0 {
-                kv.create(LEASE_KEY, value(holder)).await.ok()
+                kv.create(LEASE_KEY, value(holder, ttl)).await.ok()
             } else {
-                kv.update(LEASE_KEY, value(holder), revision).await.ok()
+                kv.update(LEASE_KEY, value(holder, ttl), revision).await.ok()
             };
             if taken.is_some() {
                 let previous = named.unwrap_or_else(|| "?".into());
@@ -284,10 +325,11 @@ async fn wait_out(
             tracing::warn!(
                 bucket = state_bucket,
                 holder = %named.unwrap_or_else(|| "?".into()),
-                lease = ?ttl,
-                "another router uses this state bucket; waiting until it stops, or its lease goes {ttl:?} \
-                 unrenewed (only one router may use a bucket: a second tenant needs nats.state_bucket, \
-                 nats.stream and nats.consumer of its own)"
+                lease = ?silence,
+                "another router uses this state bucket, or stopped without releasing it (a crash); waiting \
+                 until it releases the lease or leaves it unrenewed for {silence:?}. If a second router is \
+                 running by mistake, stop one: a second tenant needs nats.state_bucket, nats.stream and \
+                 nats.consumer of its own"
             );
             *seen = Some((revision, Instant::now()));
             None

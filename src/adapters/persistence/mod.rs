@@ -298,9 +298,9 @@ impl StateStore {
     /// Appends messages to the journal and waits until the server has stored
     /// them all; returns the sequence of the last.
     pub async fn append(&self, frames: &[Bytes]) -> Result<u64, async_nats::Error> {
-        self.lease_held().await;
         let mut last = 0;
         for window in frames.chunks(ACK_WINDOW) {
+            self.lease_held().await;
             let mut acks = Vec::with_capacity(window.len());
             for frame in window {
                 acks.push(self.js.publish(self.journal_subject.clone(), frame.clone()).await?);
@@ -309,6 +309,10 @@ impl StateStore {
             let stored = futures::future::try_join_all(acks.into_iter().map(std::future::IntoFuture::into_future));
             last = stored.await?.iter().map(|ack| ack.sequence).max().unwrap_or(last);
         }
+        // Held still: a router paused between the check and the write would
+        // otherwise announce decisions after another took over (it exits
+        // instead, when its renewal finds the lease taken).
+        self.lease_held().await;
         Ok(last)
     }
 

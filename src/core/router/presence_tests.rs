@@ -44,10 +44,11 @@ fn offers_timing_out_together_set_away_without_a_new_offer_taken_back_at_once() 
     b.arrive(inquiry("q1", Category::Order));
     b.arrive(inquiry("q2", Category::Order));
     b.advance(1_000);
-    b.arrive(inquiry("q3", Category::Order)); // waits: "slow" is full
-                                              // Both offers run out in one tick: the first alone would leave "slow"
-                                              // AVAILABLE with a free slot for q3, the second sets it AWAY. Its desktop
-                                              // must not be offered q3 only to have it withdrawn in the same breath.
+    // q3 waits: "slow" is full. Both offers run out in one tick: the first
+    // alone would leave "slow" AVAILABLE with a free slot for q3, the second
+    // sets it AWAY. Its desktop must not be offered q3 only to have it
+    // withdrawn in the same breath.
+    b.arrive(inquiry("q3", Category::Order));
     let fx = b.advance(29_000);
     assert_eq!(b.router.agent("slow").unwrap().status, AgentStatus::Away);
     assert!(offers(&fx).is_empty(), "{:?}", offer_pairs(&fx));

@@ -34,12 +34,19 @@ pub struct Outcome {
     pub notes: Vec<String>,
 }
 
-/// Runs `plan` through a router with `settings`.
-pub fn run(plan: &Plan, settings: RoutingSettings) -> Result<Outcome, SimError> {
-    let problems = plan.check_against(&settings);
+/// Whether `plan` can run under `settings`: the groups it names exist
+/// there, and they make a router.
+pub fn check(plan: &Plan, settings: &RoutingSettings) -> Result<(), SimError> {
+    let problems = plan.check_against(settings);
     if !problems.is_empty() {
         return Err(SimError::Configuration(problems));
     }
+    Router::new(settings.clone()).map(drop).map_err(|e| SimError::Configuration(vec![e.to_string()]))
+}
+
+/// Runs `plan` through a router with `settings`.
+pub fn run(plan: &Plan, settings: RoutingSettings) -> Result<Outcome, SimError> {
+    check(plan, &settings)?;
     let mut notes = plan.fatigue_notes(&settings.fatigue);
     notes.extend(slow_accept_note(plan, &settings));
     let started = Instant::now();
