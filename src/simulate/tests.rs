@@ -157,11 +157,7 @@ fn a_recording_starting_just_before_the_windows_time_of_day_is_not_pushed_a_day_
     let text: Vec<String> = (0..6u64)
         .map(|i| format!(r#"{{"id":"r-{i}","category":"ORDER","created_at_ms":{}}}"#, first + i * 60_000))
         .collect();
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("day.jsonl");
-    std::fs::write(&file, text.join("\n")).unwrap();
-    let p = compile(&Scenario::parse(&scenario(0.0, 2, 10, "")).unwrap(), 1, false).unwrap();
-    let recording = recorded::read(&file, &p).unwrap();
+    let recording = replayed(&text);
     assert_eq!(recording.shifted_days, 366);
     assert_eq!((recording.arrivals.len(), recording.outside), (5, 1), "only the 09:59 line is outside");
 }
@@ -175,13 +171,18 @@ fn one_stray_line_from_another_date_does_not_move_the_recording_out_of_the_windo
         .map(|i| format!(r#"{{"id":"r-{i}","category":"ORDER","created_at_ms":{}}}"#, first + i * 60_000))
         .collect();
     text.push(format!(r#"{{"id":"stray","category":"ORDER","created_at_ms":{}}}"#, first - 3 * 86_400_000));
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("day.jsonl");
-    std::fs::write(&file, text.join("\n")).unwrap();
-    let p = compile(&Scenario::parse(&scenario(0.0, 2, 10, "")).unwrap(), 1, false).unwrap();
-    let recording = recorded::read(&file, &p).unwrap();
+    let recording = replayed(&text);
     assert_eq!(recording.shifted_days, 366);
     assert_eq!((recording.arrivals.len(), recording.outside), (6, 1), "only the stray line is outside");
+}
+
+/// `lines` as a recording placed in a 10-minute window from 2024-11-11 10:00.
+fn replayed(lines: &[String]) -> recorded::Recording {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("day.jsonl");
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let p = compile(&Scenario::parse(&scenario(0.0, 2, 10, "")).unwrap(), 1, false).unwrap();
+    recorded::read(&file, &p).unwrap()
 }
 
 #[test]
