@@ -327,3 +327,13 @@ fn long_configuration_paths_keep_their_file_names_in_the_legend() {
     assert!(svg.contains("…") && svg.contains("baseline.toml<") && svg.contains("surge-15.toml<"), "{svg}");
     assert!(!svg.contains(&b), "the whole path would run into the level legend");
 }
+
+#[test]
+fn the_level_times_shown_add_up_to_the_window_in_whole_minutes() {
+    let mut p = plan(&scenario(10, 0.0, GENERALISTS, ""));
+    p.recorded = None;
+    let mut s = Stats::new(vec!["orders".into()], p.start.at);
+    s.router_time_ms = [90_000, 160_000, 350_000];
+    let text = report::table(&p, &Run { config: "a.toml", outcome: &outcome(s) });
+    assert!(text.contains("router time at NORMAL 0h 01m, PEAK 0h 03m, SURGE 0h 06m"), "{text}");
+}

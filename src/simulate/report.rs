@@ -135,7 +135,7 @@ fn header(plan: &Plan, runs: &[&Run]) -> String {
     out.push_str(&format!("{} inquiries{source}{backs}\n", count(customers)));
     for (i, run) in runs.iter().enumerate() {
         let label = if runs.len() > 1 { format!("{} = ", ["A", "B"][i]) } else { String::new() };
-        let t = &run.outcome.stats.router_time_ms;
+        let t = whole_minutes(&run.outcome.stats.router_time_ms);
         out.push_str(&format!(
             "{label}configuration {}: router time at NORMAL {}, PEAK {}, SURGE {}\n",
             run.config,
@@ -308,6 +308,20 @@ fn delta_secs(a: Option<f64>, b: Option<f64>) -> String {
         (Some(a), Some(b)) => format!("-{}", secs(Some(a - b))),
         _ => "-".into(),
     }
+}
+
+/// Times in ms as whole minutes that add up to the whole minutes of their
+/// sum: each rounded down, then the minutes left over go to the largest
+/// remainders, so the three level times read as the window.
+fn whole_minutes(ms: &[u64; 3]) -> [u64; 3] {
+    let mut minutes = ms.map(|t| t / 60_000 * 60_000);
+    let left = (ms.iter().sum::<u64>() / 60_000 * 60_000 - minutes.iter().sum::<u64>()) / 60_000;
+    let mut by_remainder = [0, 1, 2];
+    by_remainder.sort_by_key(|&i| std::cmp::Reverse(ms[i] % 60_000));
+    for &i in by_remainder.iter().take(left as usize) {
+        minutes[i] += 60_000;
+    }
+    minutes
 }
 
 fn duration(ms: u64) -> String {
