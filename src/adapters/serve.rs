@@ -78,14 +78,20 @@ pub async fn run(
     // One router per bucket: wait for the lease before reading the state
     // another router may still be writing.
     let nats = &config.nats;
-    let Some(lease) = Lease::acquire(js.clone(), &nats.state_bucket, nats.replicas, nats.lease, &shutdown).await else {
-        return Ok(());
-    };
+    let acquired =
+        Lease::acquire(js.clone(), &nats.state_bucket, nats.replicas, nats.lease, connected.clone(), &shutdown);
+    let Some(lease) = acquired.await else { return Ok(()) };
     let store = store.fenced(lease.fence());
     let lease_stop = CancellationToken::new();
     let release_on_return = lease_stop.clone().drop_guard();
     let lease_task = tokio::spawn(lease.keep(lease_stop));
-    let Some((router, catch_up, replayed)) = restore(&config, &store, &shutdown).await? else { return Ok(()) };
+    let (router, catch_up, replayed) = match restore(&config, &store, &shutdown).await {
+        Ok(Some(restored)) => restored,
+        other => {
+            release(release_on_return, lease_task).await;
+            return other.map(drop);
+        }
+    };
 
     let hub = OfferHub::new();
     let (publisher, outgoing) = NatsPublisher::new(subjects.clone(), config.nats.outbound_encoding);
@@ -99,7 +105,13 @@ pub async fn run(
     let mut engine = engine.on_decision(metrics::observe_decision).with_journal(journal_tx);
     engine.record_restored(changes, releases);
     // Unusable keys or certificates stop the start, before anything runs.
-    let grpc_server = grpc::GrpcServer::new(handle.clone(), hub.clone(), &config.grpc)?;
+    let grpc_server = match grpc::GrpcServer::new(handle.clone(), hub.clone(), &config.grpc) {
+        Ok(server) => server,
+        Err(e) => {
+            release(release_on_return, lease_task).await;
+            return Err(e.into());
+        }
+    };
 
     let tasks = TaskTracker::new();
     let engine_stop = CancellationToken::new();
@@ -127,8 +139,7 @@ pub async fn run(
     tracing::debug!("journal flushed");
     let _ = publisher_task.await;
     tracing::debug!("publisher flushed");
-    release_on_return.disarm().cancel();
-    let _ = lease_task.await;
+    release(release_on_return, lease_task).await;
     tasks.close();
     // Everything is recorded and sent; callers still connected get a moment.
     let front_closed = async {
@@ -139,6 +150,13 @@ pub async fn run(
         tracing::info!("closing the remaining client connections");
     }
     Ok(())
+}
+
+/// Ends the lease task, which releases the lease, so that the next router
+/// starts at once; a release that cannot reach the server is given up.
+async fn release(guard: tokio_util::sync::DropGuard, task: tokio::task::JoinHandle<()>) {
+    guard.disarm().cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
 }
 
 /// Reads the recorded state and rebuilds the core from it.

@@ -108,3 +108,24 @@ async fn a_lease_bucket_lost_under_a_working_router_is_written_again_not_handed_
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_nats_restart_shorter_than_the_lease_does_not_hand_it_to_the_waiting_router() {
+    let mut nats = NatsServer::start();
+    let config = config(&nats);
+    let first = RouterProcess::start(&config);
+    let mut second = RouterProcess::launch(&config, &[]);
+    let waits = || async { second.process.log_text().contains("another router uses this state bucket").then_some(()) };
+    eventually("the second router waits", SETTLE, waits).await;
+    std::thread::sleep(Duration::from_secs(1));
+    nats.restart();
+    // Neither could renew or watch while NATS was away: the holder renews
+    // once it is back, and the waiter counts silence only from then.
+    assert!(!second.ready_within(Duration::from_secs(12)), "the second router took over after a NATS restart");
+    let bus = async_nats::connect(nats.url()).await.unwrap();
+    publish(&bus, "support.inquiries.shop-1".into(), inquiry_json("lease-3", "ORDER", 0, false)).await;
+    eventually("the first router still routes", SETTLE, || async {
+        (waiting_in_orders(&first).await == 1.0).then_some(())
+    })
+    .await;
+}

@@ -45,7 +45,8 @@ impl Fence {
         while Instant::now() >= *valid.borrow_and_update() {
             let left = tokio::time::sleep(Duration::from_millis(100));
             tokio::select! {
-                _ = valid.changed() => {}
+                // A lease gone with its router: nothing renews it again.
+                changed = valid.changed() => if changed.is_err() { std::future::pending::<()>().await },
                 _ = left => {}
             }
         }
@@ -115,6 +116,29 @@ async fn open(js: &jetstream::Context, bucket: &str, replicas: usize) -> Result<
     Ok(js.create_key_value(config).await?)
 }
 
+/// Longest delay between two reconnect attempts of the NATS client (see
+/// `adapters::nats::connect`): a holder cut off like this router may take
+/// that long more to renew once the server is back.
+const RECONNECT_GRACE: Duration = Duration::from_secs(5);
+
+/// A waiting router's view of a lease held by another.
+struct Waiting {
+    /// The last change seen.
+    revision: u64,
+    /// Silence counts from here (may lie ahead: see `acquire`).
+    since: Instant,
+    /// The longest lease a holder was seen with, at least this router's:
+    /// a key that vanished keeps the wait its last holder asked for.
+    longest: Duration,
+}
+
+/// Whether the lease bucket never held a key: a first start, not a lease
+/// that vanished under a holder still at work.
+async fn never_written(js: &jetstream::Context, bucket: &str) -> Result<bool, async_nats::Error> {
+    let stream = js.get_stream(format!("KV_{bucket}")).await?;
+    Ok(stream.cached_info().state.last_sequence == 0)
+}
+
 /// What the lease key holds now.
 enum Seen {
     /// Never written, or released by a clean stop: free.
@@ -135,37 +159,52 @@ async fn look(kv: &kv::Store) -> Result<Seen, async_nats::Error> {
 
 impl Lease {
     /// Takes the lease of `state_bucket`, waiting while another router
-    /// holds it; None on shutdown.
+    /// holds it; None on shutdown. `connected` follows the NATS connection.
     pub async fn acquire(
         js: jetstream::Context,
         state_bucket: &str,
         replicas: usize,
         ttl: Duration,
+        mut connected: watch::Receiver<bool>,
         shutdown: &CancellationToken,
     ) -> Option<Lease> {
         let (bucket, holder) = (lease_bucket(state_bucket), holder_name());
-        // The last change seen while another router held it, and since when.
-        let mut seen: Option<(u64, Instant)> = None;
+        let mut waiting: Option<Waiting> = None;
         let pause = (ttl / 10).clamp(Duration::from_millis(100), Duration::from_secs(1));
-        // Only silence watched while connected counts: a gap between two
-        // looks (NATS restarting, this process stalled) restarts the wait,
-        // since the holder could not renew then either.
         let mut looked = Instant::now();
         loop {
             let started = Instant::now();
-            if started.duration_since(looked) > pause * 3 {
-                seen = seen.map(|(revision, _)| (revision, started));
+            // Only silence watched while connected counts: after a gap (NATS
+            // away, this process stalled, a look answered late) the wait
+            // starts again, and the holder gets the longest reconnect delay
+            // to renew first, since it could not renew meanwhile either.
+            let changed = connected.has_changed().unwrap_or(true);
+            let disconnected = !*connected.borrow_and_update() || changed;
+            if disconnected || started.duration_since(looked) > pause * 3 {
+                waiting.iter_mut().for_each(|w| w.since = started + RECONNECT_GRACE);
             }
             let attempt = async {
                 let kv = open(&js, &bucket, replicas).await?;
-                let taken = match look(&kv).await? {
-                    // Free, unless it vanished after a holder was seen: that
-                    // is a change to wait out like any other.
-                    Seen::Free(None) if seen.is_none() => kv.create(LEASE_KEY, value(&holder, ttl)).await.ok(),
+                let asked = Instant::now();
+                let found = look(&kv).await?;
+                if asked.elapsed() > pause * 3 {
+                    waiting.iter_mut().for_each(|w| w.since = Instant::now() + RECONNECT_GRACE);
+                }
+                let taken = match found {
+                    // Free only if never written (a key that vanished after a
+                    // holder was seen, or from a bucket that held one, is a
+                    // change to wait out like any other), or released.
+                    Seen::Free(None) if waiting.is_none() && never_written(&js, &bucket).await? => {
+                        kv.create(LEASE_KEY, value(&holder, ttl)).await.ok()
+                    }
                     Seen::Free(Some(revision)) => kv.update(LEASE_KEY, value(&holder, ttl), revision).await.ok(),
-                    Seen::Free(None) => wait_out(&kv, &mut seen, 0, None, &holder, ttl, state_bucket).await,
+                    Seen::Free(None) => wait_out(&kv, &mut waiting, 0, None, &holder, ttl, state_bucket).await,
+                    // Our own write, whose answer was lost: held, renewed now.
+                    Seen::Changed(revision, Some(named)) if named.name == holder => {
+                        kv.update(LEASE_KEY, value(&holder, ttl), revision).await.ok()
+                    }
                     Seen::Changed(revision, named) => {
-                        wait_out(&kv, &mut seen, revision, named, &holder, ttl, state_bucket).await
+                        wait_out(&kv, &mut waiting, revision, named, &holder, ttl, state_bucket).await
                     }
                 };
                 Ok::<_, async_nats::Error>(taken.map(|revision| (kv, revision)))
@@ -263,10 +302,13 @@ impl Lease {
             Seen::Free(None) | Seen::Changed(_, None) => match self.recreate(started).await {
                 Ok(()) => {}
                 // Written by another router in between: it decides now.
-                Err(e) if matches!(look(&self.kv).await, Ok(Seen::Changed(_, Some(_)))) => {
-                    exit_taken_over(&format!("a router that wrote the lost lease first ({e})"))
-                }
-                Err(e) => tracing::warn!(error = %e, "cannot write the router lease again; retrying"),
+                Err(e) => match look(&self.kv).await {
+                    Ok(Seen::Changed(revision, Some(h))) if h.name == self.holder => self.revision = revision,
+                    Ok(Seen::Changed(_, Some(h))) => {
+                        exit_taken_over(&format!("{} (it wrote the lost lease first)", h.name))
+                    }
+                    _ => tracing::warn!(error = %e, "cannot write the router lease again; retrying"),
+                },
             },
         }
     }
@@ -275,7 +317,13 @@ impl Lease {
     async fn recreate(&mut self, started: Instant) -> Result<(), async_nats::Error> {
         let revision = match look(&self.kv).await? {
             Seen::Changed(revision, None) => self.kv.update(LEASE_KEY, value(&self.holder, self.ttl), revision).await?,
-            _ => self.kv.create(LEASE_KEY, value(&self.holder, self.ttl)).await?,
+            Seen::Free(None) => self.kv.create(LEASE_KEY, value(&self.holder, self.ttl)).await?,
+            Seen::Free(Some(_)) => exit_taken_over("a router that has stopped since"),
+            Seen::Changed(_, Some(h)) if h.name != self.holder => exit_taken_over(&h.name),
+            // Our own earlier write, landed late: renewed by revision now.
+            Seen::Changed(revision, Some(_)) => {
+                self.kv.update(LEASE_KEY, value(&self.holder, self.ttl), revision).await?
+            }
         };
         tracing::warn!(bucket = %self.bucket, "the router lease was lost from the server; written again");
         self.renewed_at(started, revision);
@@ -284,57 +332,54 @@ impl Lease {
 }
 
 /// A waiting router's look at a lease that is held (or vanished): takes it
-/// when it has not changed for `ttl`, else notes the change.
+/// when it has not changed for the longest lease seen, else notes the change.
 async fn wait_out(
     kv: &kv::Store,
-    seen: &mut Option<(u64, Instant)>,
+    waiting: &mut Option<Waiting>,
     revision: u64,
     named: Option<Holder>,
     holder: &str,
     ttl: Duration,
     state_bucket: &str,
 ) -> Option<u64> {
-    // The longer of this router's lease and the holder's: a holder renews
-    // by its own setting.
-    let silence = named.as_ref().and_then(|h| h.lease).map_or(ttl, |theirs| theirs.max(ttl));
-    let named = named.map(|h| h.name);
-    match *seen {
-        Some((last, since)) if last == revision && since.elapsed() >= silence => {
-            let taken = if revision == 0 {
-                kv.create(LEASE_KEY, value(holder, ttl)).await.ok()
-            } else {
-                kv.update(LEASE_KEY, value(holder, ttl), revision).await.ok()
-            };
-            if taken.is_some() {
-                let previous = named.unwrap_or_else(|| "?".into());
-                tracing::warn!(
-                    %previous,
-                    silent_for = ?since.elapsed(),
-                    "took over the state bucket from a router that stopped renewing its lease"
-                );
-            }
-            taken
-        }
-        Some((last, _)) if last == revision => None,
-        // Renewed (or vanished) since: still to wait out. Said once.
-        Some(_) => {
-            *seen = Some((revision, Instant::now()));
-            None
-        }
-        None => {
-            tracing::warn!(
-                bucket = state_bucket,
-                holder = %named.unwrap_or_else(|| "?".into()),
-                lease = ?silence,
-                "another router uses this state bucket, or stopped without releasing it (a crash); waiting \
-                 until it releases the lease or leaves it unrenewed for {silence:?}. If a second router is \
-                 running by mistake, stop one: a second tenant needs nats.state_bucket, nats.stream and \
-                 nats.consumer of its own"
-            );
-            *seen = Some((revision, Instant::now()));
-            None
-        }
+    let theirs = named.as_ref().and_then(|h| h.lease).unwrap_or(ttl);
+    let named = named.map_or_else(|| "?".to_string(), |h| h.name);
+    let Some(w) = waiting else {
+        let silence = theirs.max(ttl);
+        tracing::warn!(
+            bucket = state_bucket,
+            holder = %named,
+            lease = ?silence,
+            "another router uses this state bucket, or stopped without releasing it (a crash); waiting \
+             until it releases the lease or leaves it unrenewed for {silence:?}. If a second router is \
+             running by mistake, stop one: a second tenant needs nats.state_bucket, nats.stream and \
+             nats.consumer of its own"
+        );
+        *waiting = Some(Waiting { revision, since: Instant::now(), longest: silence });
+        return None;
+    };
+    w.longest = w.longest.max(theirs);
+    if w.revision != revision {
+        // Renewed (or vanished) since: still to wait out.
+        (w.revision, w.since) = (revision, Instant::now());
+        return None;
     }
+    if w.since.elapsed() < w.longest {
+        return None;
+    }
+    let taken = if revision == 0 {
+        kv.create(LEASE_KEY, value(holder, ttl)).await.ok()
+    } else {
+        kv.update(LEASE_KEY, value(holder, ttl), revision).await.ok()
+    };
+    if taken.is_some() {
+        tracing::warn!(
+            previous = %named,
+            silent_for = ?w.since.elapsed(),
+            "took over the state bucket from a router that stopped renewing its lease"
+        );
+    }
+    taken
 }
 
 fn exit_taken_over(by: &str) -> ! {
