@@ -12,7 +12,8 @@
 //!
 //! * [`scenario`] — the TOML scenario format (serde, unknown keys refused).
 //! * [`clock`] — start instants and clock times such as `"+1 20:00"`.
-//! * [`plan`] — a scenario checked and turned into timed events.
+//! * [`plan`] — a scenario checked and turned into timed events; `plan_checks`
+//!   — a plan against a configuration.
 //! * [`traffic`] — the arrival curve, mixes and handle times; draws inquiries.
 //! * [`recorded`] — inquiries replayed from a JSONL recording.
 //! * [`engine`] — the discrete-event loop around the core.
@@ -23,6 +24,7 @@ pub mod chart;
 pub mod clock;
 pub mod engine;
 pub mod plan;
+mod plan_checks;
 pub mod recorded;
 pub mod report;
 pub mod scenario;
