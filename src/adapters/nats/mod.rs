@@ -89,6 +89,9 @@ impl Subjects {
     }
 }
 
+/// The longest pause between two attempts to reach NATS again.
+pub const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(5);
+
 /// Connects with the configured credentials and TLS, and reconnects forever
 /// with backoff; the watch says whether the connection is up now.
 pub async fn connect(settings: &NatsSettings) -> Result<(async_nats::Client, watch::Receiver<bool>), NatsError> {
@@ -98,7 +101,7 @@ pub async fn connect(settings: &NatsSettings) -> Result<(async_nats::Client, wat
         .connection_timeout(Duration::from_secs(5))
         .max_reconnects(None)
         .reconnect_delay_callback(|attempts| {
-            Duration::from_millis((100 * 2u64.saturating_pow(attempts.min(6) as u32)).min(5_000))
+            Duration::from_millis(100 * 2u64.saturating_pow(attempts.min(6) as u32)).min(MAX_RECONNECT_DELAY)
         })
         .retry_on_initial_connect()
         .event_callback({

@@ -19,7 +19,7 @@
 //! decides now. Until then, journal appends and checkpoints wait while the
 //! lease is not known to be renewed (see [`Fence`]).
 
-use async_nats::jetstream::{self, kv, stream};
+use async_nats::jetstream::{self, kv};
 use bytes::Bytes;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -102,24 +102,12 @@ fn holder_of(value: &[u8]) -> Holder {
 
 /// Opens the lease bucket, creating it when absent.
 async fn open(js: &jetstream::Context, bucket: &str, replicas: usize) -> Result<kv::Store, async_nats::Error> {
-    if let Ok(kv) = js.get_key_value(bucket).await {
-        return Ok(kv);
-    }
-    let config = kv::Config {
-        bucket: bucket.to_string(),
-        description: "ticket-router: which router uses the state bucket".into(),
-        history: 1,
-        storage: stream::StorageType::File,
-        num_replicas: replicas,
-        ..Default::default()
-    };
-    Ok(js.create_key_value(config).await?)
+    super::open_bucket(js, bucket, "ticket-router: which router uses the state bucket", replicas).await
 }
 
-/// Longest delay between two reconnect attempts of the NATS client (see
-/// `adapters::nats::connect`): a holder cut off like this router may take
-/// that long more to renew once the server is back.
-const RECONNECT_GRACE: Duration = Duration::from_secs(5);
+/// A holder cut off like this router may take the NATS client's longest
+/// reconnect delay more to renew once the server is back.
+const RECONNECT_GRACE: Duration = crate::adapters::nats::MAX_RECONNECT_DELAY;
 
 /// A waiting router's view of a lease held by another.
 struct Waiting {

@@ -97,6 +97,28 @@ async fn checkpoint_marker(js: &jetstream::Context, bucket: &str) -> Result<Opti
     Ok(std::str::from_utf8(&message.payload).ok().and_then(|s| s.trim().parse().ok()))
 }
 
+/// Opens key-value bucket `bucket` (history 1, file storage), creating it
+/// when absent.
+async fn open_bucket(
+    js: &jetstream::Context,
+    bucket: &str,
+    description: &str,
+    replicas: usize,
+) -> Result<kv::Store, async_nats::Error> {
+    if let Ok(kv) = js.get_key_value(bucket).await {
+        return Ok(kv);
+    }
+    let config = kv::Config {
+        bucket: bucket.to_string(),
+        description: description.into(),
+        history: 1,
+        storage: stream::StorageType::File,
+        num_replicas: replicas,
+        ..Default::default()
+    };
+    Ok(js.create_key_value(config).await?)
+}
+
 /// Escapes an id into a key token: `[A-Za-z0-9_-]` stay, anything else is `=XX`.
 pub fn key_token(id: &str) -> String {
     let mut out = String::with_capacity(id.len());
@@ -184,17 +206,9 @@ impl StateStore {
     ) -> Result<StateStore, StoreError> {
         let bucket = settings.state_bucket.clone();
         let open_error = |e: &dyn std::fmt::Display| StoreError::Open { bucket: bucket.clone(), detail: e.to_string() };
-        if js.get_key_value(&bucket).await.is_err() {
-            let config = kv::Config {
-                bucket: bucket.clone(),
-                description: "ticket-router routing state".into(),
-                history: 1,
-                storage: stream::StorageType::File,
-                num_replicas: settings.replicas,
-                ..Default::default()
-            };
-            js.create_key_value(config).await.map_err(|e| open_error(&e))?;
-        }
+        open_bucket(&js, &bucket, "ticket-router routing state", settings.replicas)
+            .await
+            .map_err(|e| open_error(&e))?;
         let journal = format!("JOURNAL_{bucket}");
         let journal_subject = format!("ticket_router.journal.{bucket}");
         // A journal created while the bucket holds a checkpoint marker starts
