@@ -9,7 +9,8 @@
 //! * [`matching`], [`agents`], [`queue`] — the indexes that keep a decision
 //!   at O(log n): agents ready for work by proficiency, occupancy and idle
 //!   time; waiting inquiries by fixed rank.
-//! * [`id_index`] — records by string id at 4 bytes per entry.
+//! * [`id_index`], [`record_table`] — records by string id at 8 bytes per
+//!   entry, in a table that grows without moving them.
 //! * [`router`] — the state machine tying them together.
 
 pub mod agents;
@@ -21,6 +22,7 @@ pub mod levels;
 pub mod matching;
 pub mod priority;
 pub mod queue;
+pub mod record_table;
 pub mod router;
 pub mod settings;
 pub mod snapshot;

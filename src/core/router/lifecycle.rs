@@ -103,12 +103,7 @@ impl Router {
                 ix
             }
             None => {
-                if self.records.len() == self.records.capacity() {
-                    // Grow by an eighth rather than double: a record is ~300
-                    // bytes, and a large table would otherwise sit half empty.
-                    self.records.reserve_exact(self.records.len() / 8 + 1024);
-                }
-                self.records.push(Some(record));
+                self.records.push(record);
                 (self.records.len() - 1) as InqIx
             }
         };

@@ -31,6 +31,7 @@ use super::id_index::IdIndex;
 use super::levels::{ArrivalWindow, LevelTracker};
 use super::matching::{BitNames, SharedNames};
 use super::queue::GroupQueue;
+use super::record_table::RecordTable;
 use super::settings::{GroupSettings, Playbook, RoutingSettings};
 use super::staffing::StaffingAdvice;
 use super::types::{Category, Id, Level, Millis};
@@ -84,7 +85,7 @@ pub struct Router {
     escalation: Option<GroupIx>,
     agents: Vec<Agent>,
     agent_ix: FxHashMap<Id, AgentIx>,
-    records: Vec<Option<Record>>,
+    records: RecordTable<Record>,
     free_records: Vec<InqIx>,
     inquiry_ix: IdIndex,
     languages: BitNames,
@@ -128,7 +129,7 @@ pub struct Router {
 }
 
 /// The id of the record at an index, for [`IdIndex`].
-fn record_id<'r>(records: &'r [Option<Record>]) -> impl Fn(InqIx) -> &'r str {
+fn record_id<'r>(records: &'r RecordTable<Record>) -> impl Fn(InqIx) -> &'r str {
     |ix| &records[ix as usize].as_ref().expect("indexed inquiries are live").inquiry.id
 }
 
@@ -208,7 +209,7 @@ impl Router {
             escalation,
             agents: Vec::new(),
             agent_ix: FxHashMap::default(),
-            records: Vec::new(),
+            records: RecordTable::default(),
             free_records: Vec::new(),
             inquiry_ix: IdIndex::default(),
             index_held: None,
@@ -314,7 +315,7 @@ impl Router {
     /// Indexes the record at `ix` by its id (not yet indexed).
     fn index_inquiry(&mut self, ix: InqIx) {
         let id = &self.records[ix as usize].as_ref().expect("live inquiry index").inquiry.id;
-        self.inquiry_ix.insert(id, ix, record_id(&self.records));
+        self.inquiry_ix.insert(id, ix);
     }
 
     fn rec(&self, ix: InqIx) -> &Record {

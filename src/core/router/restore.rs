@@ -264,7 +264,7 @@ impl Router {
             dirty: false,
         };
         let ix = self.records.len() as InqIx;
-        self.records.push(Some(record));
+        self.records.push(record);
         self.index_inquiry(ix);
         if excluded.is_some() {
             self.exclusion_deadlines.insert((excluded_until, ix));
