@@ -222,13 +222,16 @@ impl Engine {
         let mut ticks = tokio::time::interval(TICK_EVERY);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            // A due tick goes first: jobs first would starve the timers,
+            // the levels and the sampled metrics for as long as the queue
+            // never empties, which is exactly under a surge.
             tokio::select! {
                 biased;
+                _ = ticks.tick() => self.tick(),
                 job = self.jobs.recv() => match job {
                     Some(job) => self.run_job(job),
                     None => break,
                 },
-                _ = ticks.tick() => self.tick(),
                 _ = shutdown.cancelled() => {
                     self.jobs.close();
                     while let Some(job) = self.jobs.recv().await {

@@ -121,3 +121,37 @@ fn offer_timers_pause_while_the_journal_cannot_record() {
     assert_eq!(state(&engine), Some(InquiryState::Waiting), "the accept timeout runs again once recorded");
     assert_eq!(engine.router.agent("ann").unwrap().status, crate::core::AgentStatus::Available);
 }
+
+/// Counts the engine's ticks (each refreshes every sink).
+struct Ticks(Arc<std::sync::atomic::AtomicUsize>);
+
+impl EffectSink for Ticks {
+    fn prepare(&mut self, _now: Millis, _effects: &[Effect], _router: &Router) -> Option<Release> {
+        None
+    }
+
+    fn refresh(&mut self, _now: Millis, _router: &Router) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn ticks_go_on_while_commands_never_stop_coming() {
+    let ticks = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let router = Router::new(RoutingSettings::default()).unwrap();
+    let (engine, handle) = Engine::new(router, vec![Box::new(Ticks(ticks.clone()))]);
+    let stop = CancellationToken::new();
+    let running = tokio::spawn(engine.run(stop.clone()));
+    // As at saturation: every time the engine lets the other tasks run, more
+    // commands wait than it takes before it yields again, so its queue never
+    // empties. Timers, levels and sampled metrics must not stop meanwhile.
+    let cancel = || Command::Cancel { inquiry: "nobody".into(), shop: None };
+    for _ in 0..20 {
+        while handle.try_submit(cancel()) {}
+        tokio::time::advance(TICK_EVERY).await;
+    }
+    let during = ticks.load(Ordering::SeqCst);
+    stop.cancel();
+    running.await.unwrap();
+    assert!(during >= 10, "{during} ticks in 20 tick periods under a queue that never emptied");
+}
