@@ -26,6 +26,44 @@ use tokio_util::sync::CancellationToken;
 /// How often the engine ticks the core's timers.
 pub const TICK_EVERY: Duration = Duration::from_millis(100);
 
+/// No tick for this long means the engine is stuck: a command that does not
+/// end, or one that runs for minutes. Far above any real command (a snapshot
+/// of a million records takes seconds), so a busy router is never taken for
+/// a stuck one.
+pub const STUCK_AFTER: Duration = Duration::from_secs(30);
+
+/// Follows `heartbeat` (see [`Engine::heartbeat`]) into `alive`: false after
+/// `stuck_after` without a beat, true again at the next. Runs until the
+/// engine is gone.
+pub fn watchdog(
+    mut heartbeat: tokio::sync::watch::Receiver<()>,
+    stuck_after: Duration,
+    alive: tokio::sync::watch::Sender<bool>,
+) {
+    tokio::spawn(async move {
+        loop {
+            match tokio::time::timeout(stuck_after, heartbeat.changed()).await {
+                Ok(Ok(())) if !*alive.borrow() => {
+                    tracing::info!("the routing engine runs again");
+                    alive.send_replace(true);
+                }
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => break,
+                Err(_) if *alive.borrow() => {
+                    tracing::error!(
+                        stuck_for_s = stuck_after.as_secs(),
+                        "the routing engine has not ticked: a command does not end. Nothing is routed; health is \
+                         NOT_SERVING. Restart the router (the journal keeps every recorded decision) and report \
+                         the log lines before this one"
+                    );
+                    alive.send_replace(false);
+                }
+                Err(_) => {}
+            }
+        }
+    });
+}
+
 /// A batch not recorded after this long means the journal cannot record.
 const STALLED_AFTER: Millis = 2_000;
 
@@ -171,6 +209,8 @@ pub struct Engine {
     paused_since: Option<Millis>,
     /// Whether decisions are being recorded (false while paused), for health.
     recording: tokio::sync::watch::Sender<bool>,
+    /// Told at every tick (see [`watchdog`]).
+    heartbeat: tokio::sync::watch::Sender<()>,
 }
 
 impl Engine {
@@ -190,6 +230,7 @@ impl Engine {
             recorded: Arc::new(AtomicU64::new(0)),
             paused_since: None,
             recording: tokio::sync::watch::Sender::new(true),
+            heartbeat: tokio::sync::watch::Sender::new(()),
         };
         (engine, EngineHandle { jobs: tx })
     }
@@ -207,6 +248,12 @@ impl Engine {
     /// rather than drops the connection shows only here).
     pub fn recording(&self) -> tokio::sync::watch::Receiver<bool> {
         self.recording.subscribe()
+    }
+
+    /// Beats at every tick: at least every [`TICK_EVERY`] plus one
+    /// command's time while the engine runs (a due tick goes first).
+    pub fn heartbeat(&self) -> tokio::sync::watch::Receiver<()> {
+        self.heartbeat.subscribe()
     }
 
     /// Called with the duration of every inquiry arrival the core decided
@@ -266,6 +313,7 @@ impl Engine {
     }
 
     fn tick(&mut self) {
+        self.heartbeat.send_replace(());
         let now = (self.clock)();
         let recorded = self.recorded.load(Ordering::Acquire);
         while self.unrecorded.front().is_some_and(|&(seq, _)| seq <= recorded) {

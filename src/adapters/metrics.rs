@@ -144,7 +144,7 @@ fn describe() {
     describe_counter!(DEADLETTER, "Inbound messages rejected to the dead-letter subject, by reason.");
     describe_gauge!(
         SERVING,
-        "1 while the router consumes inquiries from NATS and records its decisions (gRPC health SERVING), else 0."
+        "1 while the router consumes inquiries from NATS, records its decisions and its engine runs (gRPC health SERVING), else 0."
     );
 }
 
@@ -163,18 +163,20 @@ async fn every(period: Duration, mut upkeep: impl FnMut()) {
     }
 }
 
-/// Serves `GET /metrics` on `listener` until `shutdown` resolves, and keeps
-/// the recorder's memory bounded meanwhile whether or not anyone scrapes.
+/// Serves `GET /metrics` and `GET /livez` on `listener` until `shutdown`
+/// resolves, and keeps the recorder's memory bounded meanwhile whether or not
+/// anyone scrapes.
 pub async fn serve(
     listener: TcpListener,
     handle: PrometheusHandle,
+    engine_alive: tokio::sync::watch::Receiver<bool>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let upkeep = tokio::spawn(every(UPKEEP_EVERY, {
         let handle = handle.clone();
         move || handle.run_upkeep()
     }));
-    let served = serve_scrapes(listener, handle, shutdown).await;
+    let served = serve_scrapes(listener, handle, engine_alive, shutdown).await;
     upkeep.abort();
     served
 }
@@ -182,19 +184,32 @@ pub async fn serve(
 async fn serve_scrapes(
     listener: TcpListener,
     handle: PrometheusHandle,
+    engine_alive: tokio::sync::watch::Receiver<bool>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = axum::Router::new().route(
-        "/metrics",
-        axum::routing::get(move || {
-            let handle = handle.clone();
-            async move {
-                handle.run_upkeep();
-                ([("content-type", "text/plain; version=0.0.4")], handle.render())
-            }
-        }),
-    );
+    let scrape = move || {
+        let handle = handle.clone();
+        async move {
+            handle.run_upkeep();
+            ([("content-type", "text/plain; version=0.0.4")], handle.render())
+        }
+    };
+    let livez = move || std::future::ready(liveness(*engine_alive.borrow()));
+    let app =
+        axum::Router::new().route("/metrics", axum::routing::get(scrape)).route("/livez", axum::routing::get(livez));
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}
+
+/// The liveness probe's answer. Only a stuck engine fails it: a restart
+/// helps with that and with nothing else (not with NATS being away, which
+/// health reports).
+fn liveness(engine_alive: bool) -> (axum::http::StatusCode, &'static str) {
+    if engine_alive {
+        (axum::http::StatusCode::OK, "ok\n")
+    } else {
+        let why = "the routing engine has not ticked for 30 s: a command does not end; restart the router\n";
+        (axum::http::StatusCode::SERVICE_UNAVAILABLE, why)
+    }
 }
 
 fn status_label(status: AgentStatus) -> &'static str {
@@ -296,5 +311,35 @@ mod tests {
         tokio::time::sleep(UPKEEP_EVERY * 3).await;
         assert_eq!(calls.load(Relaxed), 3);
         upkeep.abort();
+    }
+
+    /// The status line and body of `GET path` on `addr`.
+    async fn get(addr: std::net::SocketAddr, path: &str) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let request = format!("GET {path} HTTP/1.1\r\nHost: router\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.unwrap();
+        answer
+    }
+
+    #[tokio::test]
+    async fn the_liveness_probe_fails_only_while_the_engine_is_stuck() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let handle = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder().handle();
+        let (alive, engine_alive) = tokio::sync::watch::channel(true);
+        let stop = tokio_util::sync::CancellationToken::new();
+        let served = tokio::spawn(serve_scrapes(listener, handle, engine_alive, stop.clone().cancelled_owned()));
+        assert!(get(addr, "/livez").await.starts_with("HTTP/1.1 200"));
+        alive.send_replace(false);
+        let stuck = get(addr, "/livez").await;
+        assert!(stuck.starts_with("HTTP/1.1 503") && stuck.contains("has not ticked"), "{stuck}");
+        assert!(get(addr, "/metrics").await.starts_with("HTTP/1.1 200"), "scrapes go on");
+        alive.send_replace(true);
+        assert!(get(addr, "/livez").await.starts_with("HTTP/1.1 200"));
+        stop.cancel();
+        served.await.unwrap().unwrap();
     }
 }

@@ -7,7 +7,7 @@
 //! from the recorded times), record what that catch-up changed, then serve.
 //! Stop: no new input, the last decisions recorded, their effects flushed.
 
-use super::engine::{now_ms, EffectSink, Engine, EngineHandle};
+use super::engine::{now_ms, watchdog, EffectSink, Engine, EngineHandle, STUCK_AFTER};
 use super::grpc::{self, OfferHub};
 use super::metrics::{self, MetricsSink};
 use super::nats::{self, inbound, outbound::NatsPublisher, Subjects};
@@ -60,7 +60,10 @@ pub async fn run(
     // restoring shows `ticket_router_serving 0` rather than a failed scrape.
     let front_stop = CancellationToken::new();
     let _stop_front_on_return = front_stop.clone().drop_guard();
-    let metrics_task = tokio::spawn(metrics_task(listeners.metrics, prometheus, front_stop.clone()));
+    // True until an engine runs and stops ticking (see `engine::watchdog`).
+    let (engine_alive_tx, engine_alive) = tokio::sync::watch::channel(true);
+    let metrics_task =
+        tokio::spawn(metrics_task(listeners.metrics, prometheus, engine_alive.clone(), front_stop.clone()));
     let subjects = Subjects::new(&config.nats.prefix);
     let (client, connected) = nats::connect(&config.nats).await?;
     // Wait for the connection first, so that a server that is not there is
@@ -116,6 +119,7 @@ pub async fn run(
     let tasks = TaskTracker::new();
     let engine_stop = CancellationToken::new();
     let recording = engine.recording();
+    watchdog(engine.heartbeat(), STUCK_AFTER, engine_alive_tx);
     let engine_task = tasks.spawn(engine.run(engine_stop.clone()));
     let journal_task = tasks.spawn(journal::run(store, replayed, journal_rx, handle.clone()));
     let publisher_task =
@@ -123,7 +127,7 @@ pub async fn run(
     let health = grpc::Health::new().await;
     tasks.spawn(grpc_task(grpc_server, listeners.grpc, health.clone(), front_stop.clone()));
 
-    let serving = Serving { connected, recording };
+    let serving = Serving { connected, recording, engine_alive };
     consume(&config, client.clone(), serving, handle.clone(), subjects, &health, &shutdown, on_ready).await;
 
     // Order: no new input, then the last decisions recorded, then their effects.
@@ -215,24 +219,27 @@ where
     }
 }
 
-/// What health follows: the connection to NATS, and whether decisions are
-/// recorded (a hung broker keeps the connection but records nothing).
+/// What health follows: the connection to NATS, whether decisions are
+/// recorded (a hung broker keeps the connection but records nothing), and
+/// whether the engine still ticks (a command that never ends stops it).
 #[derive(Clone)]
 struct Serving {
     connected: tokio::sync::watch::Receiver<bool>,
     recording: tokio::sync::watch::Receiver<bool>,
+    engine_alive: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Serving {
     fn now(&self) -> bool {
-        *self.connected.borrow() && *self.recording.borrow()
+        *self.connected.borrow() && *self.recording.borrow() && *self.engine_alive.borrow()
     }
 
-    /// Waits for either to change; false once neither can.
+    /// Waits for any to change; false once one cannot.
     async fn changed(&mut self) -> bool {
         tokio::select! {
             c = self.connected.changed() => c.is_ok(),
             r = self.recording.changed() => r.is_ok(),
+            e = self.engine_alive.changed() => e.is_ok(),
         }
     }
 }
@@ -278,12 +285,13 @@ async fn consume(
                         continue;
                     }
                     was = up;
-                    match (up, *serving.connected.borrow()) {
-                        (true, _) => tracing::info!("NATS records decisions again; health is SERVING"),
-                        (false, false) => {
+                    match (up, *serving.connected.borrow(), *serving.engine_alive.borrow()) {
+                        (true, ..) => tracing::info!("routing and recording decisions again; health is SERVING"),
+                        (false, _, false) => {} // the watchdog said why
+                        (false, false, _) => {
                             tracing::warn!("lost the connection to NATS; health is NOT_SERVING until it is back")
                         }
-                        (false, true) => tracing::warn!(
+                        (false, true, _) => tracing::warn!(
                             "NATS keeps the connection but records nothing (a hung server, or one refusing writes: \
                              see the warnings above); health is NOT_SERVING until decisions are recorded again"
                         ),
@@ -324,9 +332,10 @@ async fn grpc_task(server: grpc::GrpcServer, listener: TcpListener, health: grpc
 async fn metrics_task(
     listener: TcpListener,
     handle: metrics_exporter_prometheus::PrometheusHandle,
+    engine_alive: tokio::sync::watch::Receiver<bool>,
     stop: CancellationToken,
 ) {
-    if let Err(e) = metrics::serve(listener, handle, stop.cancelled_owned()).await {
+    if let Err(e) = metrics::serve(listener, handle, engine_alive, stop.cancelled_owned()).await {
         tracing::error!(error = %e, "the metrics endpoint stopped");
     }
 }
