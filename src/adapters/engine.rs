@@ -64,6 +64,14 @@ pub fn watchdog(
     });
 }
 
+/// The front job taken out by a tick, else the next from the queue.
+async fn next_job(front: &mut Option<Queued>, jobs: &mut mpsc::Receiver<Queued>) -> Option<Queued> {
+    match front.take() {
+        Some(queued) => Some(queued),
+        None => jobs.recv().await,
+    }
+}
+
 /// A batch not recorded after this long means the journal cannot record.
 const STALLED_AFTER: Millis = 2_000;
 
@@ -128,6 +136,18 @@ enum Job {
     Snapshot(u64),
 }
 
+/// A job and when it was sent (see `Engine::tick` for why).
+struct Queued {
+    job: Job,
+    at: tokio::time::Instant,
+}
+
+impl From<Job> for Queued {
+    fn from(job: Job) -> Queued {
+        Queued { job, at: tokio::time::Instant::now() }
+    }
+}
+
 /// A command sent to the engine whose answer has not arrived yet.
 pub struct Pending(oneshot::Receiver<Result<(), CoreError>>);
 
@@ -141,7 +161,7 @@ impl Pending {
 /// Cheap to clone; talks to the engine task.
 #[derive(Clone)]
 pub struct EngineHandle {
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::Sender<Queued>,
 }
 
 impl EngineHandle {
@@ -154,18 +174,18 @@ impl EngineHandle {
     /// so a caller can keep many commands in flight.
     pub async fn start(&self, command: Command) -> Result<Pending, EngineError> {
         let (reply, answer) = oneshot::channel();
-        self.jobs.send(Job::Command(command, Some(reply))).await.map_err(|_| EngineError::Stopped)?;
+        self.jobs.send(Job::Command(command, Some(reply)).into()).await.map_err(|_| EngineError::Stopped)?;
         Ok(Pending(answer))
     }
 
     /// Applies a command without waiting for its outcome.
     pub async fn submit(&self, command: Command) -> Result<(), EngineError> {
-        self.jobs.send(Job::Command(command, None)).await.map_err(|_| EngineError::Stopped)
+        self.jobs.send(Job::Command(command, None).into()).await.map_err(|_| EngineError::Stopped)
     }
 
     /// Applies a command from synchronous code (e.g. a `Drop`); false when full or stopped.
     pub fn try_submit(&self, command: Command) -> bool {
-        self.jobs.try_send(Job::Command(command, None)).is_ok()
+        self.jobs.try_send(Job::Command(command, None).into()).is_ok()
     }
 
     /// Asks for a batch of every record the router holds, sent to the
@@ -173,7 +193,7 @@ impl EngineHandle {
     /// decision taken before it, and precedes every one after), marked
     /// with `loss`.
     pub async fn snapshot(&self, loss: u64) -> Result<(), EngineError> {
-        self.jobs.send(Job::Snapshot(loss)).await.map_err(|_| EngineError::Stopped)
+        self.jobs.send(Job::Snapshot(loss).into()).await.map_err(|_| EngineError::Stopped)
     }
 
     /// Runs `read` against the router at the engine's current time.
@@ -186,7 +206,7 @@ impl EngineHandle {
         let job: Query = Box::new(move |router, now| {
             let _ = reply.send(read(router, now));
         });
-        self.jobs.send(Job::Query(job)).await.map_err(|_| EngineError::Stopped)?;
+        self.jobs.send(Job::Query(job).into()).await.map_err(|_| EngineError::Stopped)?;
         answer.await.map_err(|_| EngineError::Stopped)
     }
 }
@@ -195,7 +215,10 @@ impl EngineHandle {
 pub struct Engine {
     router: Router,
     sinks: Vec<Box<dyn EffectSink>>,
-    jobs: mpsc::Receiver<Job>,
+    jobs: mpsc::Receiver<Queued>,
+    /// The oldest queued job, taken out by a tick to see when it was sent;
+    /// the next to run.
+    front: Option<Queued>,
     effects: Vec<Effect>,
     clock: fn() -> Millis,
     on_decision: Option<Box<dyn FnMut(Duration) + Send>>,
@@ -221,6 +244,7 @@ impl Engine {
             router,
             sinks,
             jobs: rx,
+            front: None,
             effects: Vec::with_capacity(64),
             clock: now_ms,
             on_decision: None,
@@ -275,14 +299,14 @@ impl Engine {
             tokio::select! {
                 biased;
                 _ = ticks.tick() => self.tick(),
-                job = self.jobs.recv() => match job {
-                    Some(job) => self.run_job(job),
+                job = next_job(&mut self.front, &mut self.jobs) => match job {
+                    Some(queued) => self.run_job(queued.job),
                     None => break,
                 },
                 _ = shutdown.cancelled() => {
                     self.jobs.close();
-                    while let Some(job) = self.jobs.recv().await {
-                        self.run_job(job);
+                    while let Some(queued) = next_job(&mut self.front, &mut self.jobs).await {
+                        self.run_job(queued.job);
                     }
                     break;
                 }
@@ -335,7 +359,18 @@ impl Engine {
             self.flush(now, None);
         }
         if self.paused_since.is_none() {
-            let _ = self.router.handle(now, Command::Tick, &mut self.effects);
+            // A due tick runs before the jobs already queued, but an Accept
+            // sent before its offer's deadline must not lose to it: offers
+            // time out only up to when the oldest queued job was sent, as
+            // everything sent before that has been handled.
+            if self.front.is_none() {
+                self.front = self.jobs.try_recv().ok();
+            }
+            let tick = match &self.front {
+                Some(q) => Command::TickQueued { since: now.saturating_sub(q.at.elapsed().as_millis() as Millis) },
+                None => Command::Tick,
+            };
+            let _ = self.router.handle(now, tick, &mut self.effects);
             self.flush(now, None);
         }
         for sink in &mut self.sinks {

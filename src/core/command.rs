@@ -128,6 +128,12 @@ pub enum Command {
     },
     /// Drives the timers: offer timeouts, overflow, levels, heartbeat grace.
     Tick,
+    /// A `Tick` while commands sent from `since` on still wait to be
+    /// applied: offers due after `since` stay open, as an Accept sent in
+    /// time may be among those commands.
+    TickQueued {
+        since: Millis,
+    },
     /// Every open offer's accept deadline moves `by` milliseconds later: for
     /// that long the adapters could not deliver offers or hear answers (the
     /// decisions could not be recorded), and an agent must not time out on

@@ -175,3 +175,39 @@ async fn the_watchdog_calls_an_engine_stuck_when_its_ticks_stop_and_alive_when_t
     drop(heartbeat);
     assert!(alive.changed().await.is_err(), "the watchdog ends with the engine");
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_accept_sent_before_its_deadline_wins_over_a_tick_that_runs_first() {
+    static CLOCK: AtomicU64 = AtomicU64::new(9_000_000);
+    fn clock() -> Millis {
+        CLOCK.load(Ordering::SeqCst)
+    }
+    async fn advance(ms: Millis) {
+        CLOCK.fetch_add(ms, Ordering::SeqCst);
+        tokio::time::advance(Duration::from_millis(ms)).await;
+    }
+    let mut router = Router::new(RoutingSettings::default()).unwrap();
+    let mut fx = Vec::new();
+    let presence = presence("ann", &[("orders", 3)], 1);
+    router.handle(clock(), Command::SetPresence { actor: Actor::agent("ann"), presence }, &mut fx).unwrap();
+    router.handle(clock(), Command::Arrive(Box::new(inquiry("q1", Category::Order))), &mut fx).unwrap();
+    assert_eq!(router.inquiry_state("q1"), Some(InquiryState::Offered));
+    let (mut engine, handle) = Engine::new(router, vec![]);
+    engine.clock = clock;
+    let stop = CancellationToken::new();
+    let running = tokio::spawn(engine.run(stop.clone()));
+    advance(29_000).await;
+    // 29 s into the 30 s accept timeout: the desktop accepts, behind a full
+    // queue of other commands, which the engine takes up only after the
+    // deadline, and after a tick that is due by then.
+    while handle.try_submit(Command::Cancel { inquiry: "nobody".into(), shop: None }) {
+        if handle.jobs.capacity() == 1 {
+            assert!(handle.try_submit(Command::Accept { actor: Actor::agent("ann"), inquiry: "q1".into() }));
+        }
+    }
+    advance(2_000).await;
+    let state = handle.query(|router, _| router.inquiry_state("q1")).await.unwrap();
+    assert_eq!(state, Some(InquiryState::Active), "accepted in time");
+    stop.cancel();
+    running.await.unwrap();
+}

@@ -18,8 +18,10 @@ const LEVEL_EVAL_MS: u64 = 1_000;
 pub const OVERRIDES_PER_SCOPE: usize = 16;
 
 impl Router {
-    pub(super) fn tick(&mut self, now: Millis, fx: &mut Vec<Effect>) {
-        self.time_out_due(now, fx);
+    /// Runs the timers due by `now`; offers time out only if due by
+    /// `offers_until` (see `Command::TickQueued`).
+    pub(super) fn tick(&mut self, now: Millis, offers_until: Millis, fx: &mut Vec<Effect>) {
+        self.time_out_due(now, offers_until, fx);
         self.expire_heartbeats(now, fx);
         self.expire_fatigue(now);
         self.expire_exclusions(now, fx);
@@ -31,13 +33,13 @@ impl Router {
         self.forget_finished(now);
     }
 
-    /// Times out every offer due by `now`. Agents whose due offers reach
+    /// Times out every offer due by `until`, at `now`. Agents whose due offers reach
     /// the AWAY threshold take no new work while the others are timed out:
     /// an offer made to them in between (a slot freed by their first
     /// timeout, an inquiry another agent let run out) would be withdrawn
     /// again when they go AWAY a moment later.
-    fn time_out_due(&mut self, now: Millis, fx: &mut Vec<Effect>) {
-        let due = self.offer_deadlines.iter().take_while(|&&(deadline, _)| deadline <= now);
+    fn time_out_due(&mut self, now: Millis, until: Millis, fx: &mut Vec<Effect>) {
+        let due = self.offer_deadlines.iter().take_while(|&&(deadline, _)| deadline <= until);
         let mut due_per_agent: Vec<AgentIx> = due
             .filter_map(|&(_, ix)| match self.rec(ix).place {
                 Place::Offered { agent, .. } => Some(agent),
@@ -58,7 +60,7 @@ impl Router {
             self.with_agent(ax, |a| a.away_due = true);
         }
         while let Some(&(deadline, ix)) = self.offer_deadlines.first() {
-            if deadline > now {
+            if deadline > until {
                 break;
             }
             self.time_out(now, ix, fx);

@@ -273,7 +273,11 @@ impl Router {
                 Ok(())
             }
             Command::Tick => {
-                self.tick(now, effects);
+                self.tick(now, now, effects);
+                Ok(())
+            }
+            Command::TickQueued { since } => {
+                self.tick(now, since.min(now), effects);
                 Ok(())
             }
         };

@@ -353,3 +353,25 @@ fn an_agent_whose_desktop_dropped_gets_no_new_work_until_it_is_back() {
     let fx = b.apply(Command::DesktopConnected { agent: "a".into() });
     assert_eq!(offer_pairs(&fx), [("q2".to_string(), "a".to_string())]);
 }
+
+#[test]
+fn a_tick_with_commands_still_queued_leaves_open_the_offers_due_after_they_were_sent() {
+    let mut b = bench();
+    b.agent(presence("ann", &[("orders", 3)], 1));
+    b.arrive(inquiry("q1", Category::Order));
+    let offered_at = b.now;
+    // 31 s later (the accept timeout is 30 s), with commands sent 29 s after
+    // the offer still queued: an Accept sent in time may be among them.
+    b.now = offered_at + 31_000;
+    b.apply(Command::TickQueued { since: offered_at + 29_000 });
+    assert_eq!(b.router.inquiry_state("q1"), Some(InquiryState::Offered));
+    b.accept("ann", "q1");
+    assert_eq!(b.router.inquiry_state("q1"), Some(InquiryState::Active));
+    // Once the commands sent before the deadline are handled, it times out.
+    b.arrive(inquiry("q2", Category::Order));
+    b.complete("ann", "q1");
+    let offered_at = b.now;
+    b.now = offered_at + 31_000;
+    b.apply(Command::TickQueued { since: offered_at + 30_000 });
+    assert_eq!(b.router.inquiry_state("q2"), Some(InquiryState::Waiting), "timed out at its deadline");
+}

@@ -72,7 +72,7 @@ impl Router {
             router.time_out_unseen(now, ix, &mut fx);
         }
         router.resend_deflections(&mut fx);
-        router.tick(now, &mut fx);
+        router.tick(now, now, &mut fx);
         let all: Vec<GroupIx> = (0..router.groups.len() as GroupIx).collect();
         router.fill_best_first(now, &all, &mut fx);
         Ok((router, fx))
