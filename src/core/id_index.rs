@@ -26,9 +26,10 @@ pub struct IdIndex {
     table: HashTable<Entry>,
 }
 
-/// The high half of the id's hash, the better mixed one.
+/// 32 bits of the id's hash, both halves folded in.
 fn hash(id: &str) -> u32 {
-    (rustc_hash::FxBuildHasher.hash_one(id) >> 32) as u32
+    let h = rustc_hash::FxBuildHasher.hash_one(id);
+    (h ^ h >> 32) as u32
 }
 
 /// The table's 64-bit hash of stored bits: the multiplication spreads them

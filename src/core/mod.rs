@@ -9,8 +9,8 @@
 //! * [`matching`], [`agents`], [`queue`] — the indexes that keep a decision
 //!   at O(log n): agents ready for work by proficiency, occupancy and idle
 //!   time; waiting inquiries by fixed rank.
-//! * [`id_index`], [`record_table`] — records by string id at 8 bytes per
-//!   entry, in a table that grows without moving them.
+//! * [`id_index`], [`record_table`] — records by string id at 8 bytes a
+//!   bucket, in a table that grows without moving them.
 //! * [`router`] — the state machine tying them together.
 
 pub mod agents;

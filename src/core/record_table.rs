@@ -16,10 +16,17 @@ const CHUNK: usize = 1 << CHUNK_BITS;
 
 /// Optional values at stable indexes, like a `Vec<Option<T>>` that never
 /// moves its elements.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RecordTable<T> {
     chunks: Vec<Box<[Option<T>]>>,
     len: usize,
+}
+
+/// The slots in use only, not the rest of the last chunk.
+impl<T: std::fmt::Debug> std::fmt::Debug for RecordTable<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
 }
 
 impl<T> Default for RecordTable<T> {
