@@ -26,44 +26,6 @@ use tokio_util::sync::CancellationToken;
 /// How often the engine ticks the core's timers.
 pub const TICK_EVERY: Duration = Duration::from_millis(100);
 
-/// No tick for this long means the engine is stuck: a command that does not
-/// end, or one that runs for minutes. Far above any real command (a snapshot
-/// of a million records takes seconds), so a busy router is never taken for
-/// a stuck one.
-pub const STUCK_AFTER: Duration = Duration::from_secs(30);
-
-/// Follows `heartbeat` (see [`Engine::heartbeat`]) into `alive`: false after
-/// `stuck_after` without a beat, true again at the next. Runs until the
-/// engine is gone.
-pub fn watchdog(
-    mut heartbeat: tokio::sync::watch::Receiver<()>,
-    stuck_after: Duration,
-    alive: tokio::sync::watch::Sender<bool>,
-) {
-    tokio::spawn(async move {
-        loop {
-            match tokio::time::timeout(stuck_after, heartbeat.changed()).await {
-                Ok(Ok(())) if !*alive.borrow() => {
-                    tracing::info!("the routing engine runs again");
-                    alive.send_replace(true);
-                }
-                Ok(Ok(())) => {}
-                Ok(Err(_)) => break,
-                Err(_) if *alive.borrow() => {
-                    tracing::error!(
-                        stuck_for_s = stuck_after.as_secs(),
-                        "the routing engine has not ticked: a command does not end. Nothing is routed; health is \
-                         NOT_SERVING. Restart the router (the journal keeps every recorded decision) and report \
-                         the log lines before this one"
-                    );
-                    alive.send_replace(false);
-                }
-                Err(_) => {}
-            }
-        }
-    });
-}
-
 /// The front job taken out by a tick, else the next from the queue.
 async fn next_job(front: &mut Option<Queued>, jobs: &mut mpsc::Receiver<Queued>) -> Option<Queued> {
     match front.take() {
@@ -232,8 +194,8 @@ pub struct Engine {
     paused_since: Option<Millis>,
     /// Whether decisions are being recorded (false while paused), for health.
     recording: tokio::sync::watch::Sender<bool>,
-    /// Told at every tick (see [`watchdog`]).
-    heartbeat: tokio::sync::watch::Sender<()>,
+    /// Counts ticks, for the watchdog (see `adapters::watchdog`).
+    beats: crate::adapters::watchdog::Beats,
 }
 
 impl Engine {
@@ -254,7 +216,7 @@ impl Engine {
             recorded: Arc::new(AtomicU64::new(0)),
             paused_since: None,
             recording: tokio::sync::watch::Sender::new(true),
-            heartbeat: tokio::sync::watch::Sender::new(()),
+            beats: Default::default(),
         };
         (engine, EngineHandle { jobs: tx })
     }
@@ -274,10 +236,10 @@ impl Engine {
         self.recording.subscribe()
     }
 
-    /// Beats at every tick: at least every [`TICK_EVERY`] plus one
+    /// The tick count: it moves at least every [`TICK_EVERY`] plus one
     /// command's time while the engine runs (a due tick goes first).
-    pub fn heartbeat(&self) -> tokio::sync::watch::Receiver<()> {
-        self.heartbeat.subscribe()
+    pub fn beats(&self) -> crate::adapters::watchdog::Beats {
+        self.beats.clone()
     }
 
     /// Called with the duration of every inquiry arrival the core decided
@@ -298,7 +260,11 @@ impl Engine {
             // never empties, which is exactly under a surge.
             tokio::select! {
                 biased;
-                _ = ticks.tick() => self.tick(),
+                _ = ticks.tick() => {
+                    self.tick();
+                    // A full period for the jobs, however long the tick took.
+                    ticks.reset();
+                }
                 job = next_job(&mut self.front, &mut self.jobs) => match job {
                     Some(queued) => self.run_job(queued.job),
                     None => break,
@@ -337,7 +303,7 @@ impl Engine {
     }
 
     fn tick(&mut self) {
-        self.heartbeat.send_replace(());
+        self.beats.fetch_add(1, Ordering::Release);
         let now = (self.clock)();
         let recorded = self.recorded.load(Ordering::Acquire);
         while self.unrecorded.front().is_some_and(|&(seq, _)| seq <= recorded) {
@@ -362,7 +328,8 @@ impl Engine {
             // A due tick runs before the jobs already queued, but an Accept
             // sent before its offer's deadline must not lose to it: offers
             // time out only up to when the oldest queued job was sent, as
-            // everything sent before that has been handled.
+            // everything sent before that has been handled (but for a sender
+            // that was still waiting for room in a full queue).
             if self.front.is_none() {
                 self.front = self.jobs.try_recv().ok();
             }

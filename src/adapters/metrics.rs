@@ -203,11 +203,13 @@ async fn serve_scrapes(
 /// The liveness probe's answer. Only a stuck engine fails it: a restart
 /// helps with that and with nothing else (not with NATS being away, which
 /// health reports).
-fn liveness(engine_alive: bool) -> (axum::http::StatusCode, &'static str) {
+fn liveness(engine_alive: bool) -> (axum::http::StatusCode, String) {
     if engine_alive {
-        (axum::http::StatusCode::OK, "ok\n")
+        (axum::http::StatusCode::OK, "ok\n".into())
     } else {
-        let why = "the routing engine has not ticked for 30 s: a command does not end; restart the router\n";
+        let stuck = crate::adapters::watchdog::STUCK_AFTER.as_secs();
+        let why =
+            format!("the routing engine has not ticked for {stuck} s: a command does not end; restart the router\n");
         (axum::http::StatusCode::SERVICE_UNAVAILABLE, why)
     }
 }

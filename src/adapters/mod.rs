@@ -21,3 +21,4 @@ pub mod nats;
 pub mod persistence;
 pub mod redact;
 pub mod serve;
+pub mod watchdog;

@@ -7,7 +7,7 @@
 //! from the recorded times), record what that catch-up changed, then serve.
 //! Stop: no new input, the last decisions recorded, their effects flushed.
 
-use super::engine::{now_ms, watchdog, EffectSink, Engine, EngineHandle, STUCK_AFTER};
+use super::engine::{now_ms, EffectSink, Engine, EngineHandle};
 use super::grpc::{self, OfferHub};
 use super::metrics::{self, MetricsSink};
 use super::nats::{self, inbound, outbound::NatsPublisher, Subjects};
@@ -60,7 +60,7 @@ pub async fn run(
     // restoring shows `ticket_router_serving 0` rather than a failed scrape.
     let front_stop = CancellationToken::new();
     let _stop_front_on_return = front_stop.clone().drop_guard();
-    // True until an engine runs and stops ticking (see `engine::watchdog`).
+    // True until an engine runs and stops ticking (see `watchdog`).
     let (engine_alive_tx, engine_alive) = tokio::sync::watch::channel(true);
     let metrics_task =
         tokio::spawn(metrics_task(listeners.metrics, prometheus, engine_alive.clone(), front_stop.clone()));
@@ -119,7 +119,9 @@ pub async fn run(
     let tasks = TaskTracker::new();
     let engine_stop = CancellationToken::new();
     let recording = engine.recording();
-    watchdog(engine.heartbeat(), STUCK_AFTER, engine_alive_tx);
+    if let Err(e) = super::watchdog::spawn(engine.beats(), engine_alive_tx) {
+        tracing::warn!(error = %e, "cannot start the engine watchdog; a stuck engine will not be reported");
+    }
     let engine_task = tasks.spawn(engine.run(engine_stop.clone()));
     let journal_task = tasks.spawn(journal::run(store, replayed, journal_rx, handle.clone()));
     let publisher_task =

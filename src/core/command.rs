@@ -129,8 +129,8 @@ pub enum Command {
     /// Drives the timers: offer timeouts, overflow, levels, heartbeat grace.
     Tick,
     /// A `Tick` while commands sent from `since` on still wait to be
-    /// applied: offers due after `since` stay open, as an Accept sent in
-    /// time may be among those commands.
+    /// applied: offers and desktop graces due after `since` stay open, as an
+    /// Accept or a reconnect sent in time may be among those commands.
     TickQueued {
         since: Millis,
     },

@@ -22,7 +22,7 @@ pub struct RecordTable<T> {
     len: usize,
 }
 
-/// The slots in use only, not the rest of the last chunk.
+/// The slots up to `len()`, not the unused rest of the last chunk.
 impl<T: std::fmt::Debug> std::fmt::Debug for RecordTable<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_list().entries(self.iter()).finish()

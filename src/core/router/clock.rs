@@ -18,11 +18,12 @@ const LEVEL_EVAL_MS: u64 = 1_000;
 pub const OVERRIDES_PER_SCOPE: usize = 16;
 
 impl Router {
-    /// Runs the timers due by `now`; offers time out only if due by
-    /// `offers_until` (see `Command::TickQueued`).
-    pub(super) fn tick(&mut self, now: Millis, offers_until: Millis, fx: &mut Vec<Effect>) {
-        self.time_out_due(now, offers_until, fx);
-        self.expire_heartbeats(now, fx);
+    /// Runs the timers due by `now`, but those a queued command could still
+    /// stop — offer timeouts (an Accept), a desktop's grace (its reconnect) —
+    /// only if due by `answered_until` (see `Command::TickQueued`).
+    pub(super) fn tick(&mut self, now: Millis, answered_until: Millis, fx: &mut Vec<Effect>) {
+        self.time_out_due(now, answered_until, fx);
+        self.expire_heartbeats(now, answered_until, fx);
         self.expire_fatigue(now);
         self.expire_exclusions(now, fx);
         self.overflow(now, fx);

@@ -260,10 +260,11 @@ impl Router {
         Ok(())
     }
 
-    /// Desktops gone past the grace period: AWAY, offers back to the queue.
-    pub(super) fn expire_heartbeats(&mut self, now: Millis, fx: &mut Vec<Effect>) {
+    /// Desktops gone past the grace period by `until`: AWAY at `now`,
+    /// offers back to the queue.
+    pub(super) fn expire_heartbeats(&mut self, now: Millis, until: Millis, fx: &mut Vec<Effect>) {
         while let Some(&(deadline, ax)) = self.grace_deadlines.first() {
-            if deadline > now {
+            if deadline > until {
                 break;
             }
             self.grace_deadlines.pop_first();

@@ -375,3 +375,20 @@ fn a_tick_with_commands_still_queued_leaves_open_the_offers_due_after_they_were_
     b.apply(Command::TickQueued { since: offered_at + 30_000 });
     assert_eq!(b.router.inquiry_state("q2"), Some(InquiryState::Waiting), "timed out at its deadline");
 }
+
+#[test]
+fn a_tick_with_commands_still_queued_leaves_a_desktop_its_grace_until_they_are_handled() {
+    let mut b = bench();
+    b.agent(presence("a", &[("orders", 3)], 5));
+    b.apply(Command::DesktopConnected { agent: "a".into() });
+    b.apply(Command::DesktopDisconnected { agent: "a".into() });
+    let gone_at = b.now;
+    // Past the 30 s grace, with commands sent within it still queued: the
+    // desktop's reconnect may be among them.
+    b.now = gone_at + 31_000;
+    b.apply(Command::TickQueued { since: gone_at + 29_000 });
+    assert_eq!(b.router.agent("a").unwrap().status, AgentStatus::Available);
+    b.apply(Command::DesktopConnected { agent: "a".into() });
+    b.advance(60_000);
+    assert_eq!(b.router.agent("a").unwrap().status, AgentStatus::Available, "back in time");
+}
