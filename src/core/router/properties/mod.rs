@@ -114,7 +114,7 @@ impl Harness {
             Command::DesktopConnected { agent } | Command::DesktopDisconnected { agent } => {
                 self.model.agents.contains_key(agent)
             }
-            Command::Tick => true,
+            Command::Tick | Command::TickQueued { .. } => true,
             _ => false,
         }
     }
@@ -132,7 +132,7 @@ impl Harness {
 
     /// Applies one operation to both sides; with `check`, compares them.
     fn step(&mut self, op: &Op, check: bool) -> Result<(), TestCaseError> {
-        if let Op::Tick(ms) = op {
+        if let Op::Tick(ms) | Op::TickQueued(ms, _) = op {
             self.now += ms;
         }
         let cmd = strategy::command(&self.model, self.now, op);
@@ -195,7 +195,7 @@ impl Harness {
                 verdict.map_err(|m| TestCaseError::fail(format!("{m}\n  after {cmd:?}\n  effects {fx:#?}")))?;
             }
         }
-        if matches!(cmd, Command::Tick) {
+        if matches!(cmd, Command::Tick | Command::TickQueued { .. }) {
             self.model.forget(now);
         }
         let settled = self.model.settle();

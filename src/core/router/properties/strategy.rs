@@ -148,6 +148,9 @@ pub enum Op {
     Disconnect(u8),
     /// Advance time by this many milliseconds, then tick.
     Tick(u64),
+    /// Advance time by the first, then tick with commands sent the second
+    /// many milliseconds ago still queued (`Command::TickQueued`).
+    TickQueued(u64, u64),
     /// Open offers get this many milliseconds more (after an outage).
     ExtendOffers(u64),
 }
@@ -238,6 +241,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (0u8..=6).prop_map(Op::Connect),
         3 => (0u8..=6).prop_map(Op::Disconnect),
         18 => tick().prop_map(Op::Tick),
+        4 => (tick(), 0u64..5_000).prop_map(|(ms, behind)| Op::TickQueued(ms, behind)),
         1 => (0u64..60_000).prop_map(Op::ExtendOffers),
     ]
 }
@@ -385,6 +389,7 @@ pub fn command(model: &Model, now: Millis, op: &Op) -> Command {
         Op::Connect(a) => Command::DesktopConnected { agent: agent_id(*a) },
         Op::Disconnect(a) => Command::DesktopDisconnected { agent: agent_id(*a) },
         Op::Tick(_) => Command::Tick,
+        Op::TickQueued(_, behind) => Command::TickQueued { since: now.saturating_sub(*behind) },
         Op::ExtendOffers(by) => Command::ExtendOffers { by: *by },
     }
 }
