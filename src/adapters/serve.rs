@@ -236,12 +236,14 @@ impl Serving {
         *self.connected.borrow() && *self.recording.borrow() && *self.engine_alive.borrow()
     }
 
-    /// Waits for any to change; false once one cannot.
+    /// Waits for any to change; false once the connection or the recording
+    /// cannot. A watchdog that could not start (or ended with the engine)
+    /// never changes again, and must not stop health from following NATS.
     async fn changed(&mut self) -> bool {
         tokio::select! {
             c = self.connected.changed() => c.is_ok(),
             r = self.recording.changed() => r.is_ok(),
-            e = self.engine_alive.changed() => e.is_ok(),
+            Ok(()) = self.engine_alive.changed() => true,
         }
     }
 }
