@@ -113,6 +113,8 @@ fn benches(c: &mut Criterion) {
 }
 
 fn main() {
+    // The allocator as the binary runs it.
+    ticket_router::allocator::tune();
     memory::report();
     let mut c = Criterion::default().configure_from_args();
     benches(&mut c);

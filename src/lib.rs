@@ -4,6 +4,7 @@
 //!
 //! * [`core`] — the pure, deterministic routing engine: commands in, effects out,
 //!   time passed in. No I/O, no clock, no async.
+//! * [`allocator`] — how the binary's allocator keeps freed memory.
 //! * [`adapters`] — NATS, gRPC, metrics and the engine task around the core.
 //! * [`cli`] — the subcommands of the binary.
 //! * [`config`] — the TOML configuration file, environment overrides and
@@ -16,6 +17,7 @@
 //!   through the same core, with simulated agents, reported as a table and chart.
 
 pub mod adapters;
+pub mod allocator;
 pub mod cli;
 pub mod config;
 pub mod core;

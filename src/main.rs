@@ -72,6 +72,7 @@ enum Commands {
 }
 
 fn main() -> ExitCode {
+    ticket_router::allocator::tune();
     match Cli::parse().command {
         Commands::Serve { config } => cli::serve(config.as_deref()),
         Commands::CheckConfig { file, files } => cli::check_config(&file, files),
