@@ -10,7 +10,7 @@
 //! not recorded. Checkpoints only shorten recovery: a failed one is retried,
 //! and until it succeeds the journal simply keeps more.
 
-use super::{frame, key_of, value_of, Limits, StateStore, Write};
+use super::{frame, key_of, value_of, Limits, StateStore, Write, CHECKPOINT_SPREAD};
 use crate::adapters::engine::{Batch, EngineHandle};
 use crate::core::snapshot::Change;
 use bytes::Bytes;
@@ -28,6 +28,8 @@ const MAX_GROUP: usize = 1024;
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// ...or as soon as this many keys changed since the last one.
 const CHECKPOINT_KEYS: usize = 50_000;
+const _: () =
+    assert!(CHECKPOINT_SPREAD.as_millis() < CHECKPOINT_EVERY.as_millis(), "a spread checkpoint ends before the next");
 /// How long stopping waits for the last checkpoint; the journal holds
 /// everything anyway, the checkpoint only makes the next start quicker.
 const LAST_CHECKPOINT_WAIT: Duration = Duration::from_secs(5);
@@ -108,7 +110,7 @@ pub async fn run(
             first = batches.recv() => first,
             _ = ticks.tick() => {
                 ask_snapshot_if_lost(&engine, &losses, &mut asked).await;
-                start_checkpoint(&store, &mut unchecked, &mut checkpoint, &losses);
+                start_checkpoint(&store, &mut unchecked, &mut checkpoint, &losses, true);
                 continue;
             }
         };
@@ -144,14 +146,15 @@ pub async fn run(
             batch.complete();
         }
         if unchecked.latest.len() >= CHECKPOINT_KEYS {
-            start_checkpoint(&store, &mut unchecked, &mut checkpoint, &losses);
+            start_checkpoint(&store, &mut unchecked, &mut checkpoint, &losses, true);
         }
     }
     let last = async {
         if let Some(running) = checkpoint.take() {
             let _ = running.await;
         }
-        start_checkpoint(&store, &mut unchecked, &mut checkpoint, &losses);
+        // The last one goes out at once: the router is stopping.
+        start_checkpoint(&store, &mut unchecked, &mut checkpoint, &losses, false);
         if let Some(running) = checkpoint.take() {
             let _ = running.await;
         }
@@ -225,6 +228,7 @@ fn start_checkpoint(
     unchecked: &mut Unchecked,
     running: &mut Option<JoinHandle<()>>,
     losses: &Arc<Losses>,
+    paced: bool,
 ) {
     if unchecked.latest.is_empty() || running.as_ref().is_some_and(|r| !r.is_finished()) {
         return;
@@ -238,10 +242,11 @@ fn start_checkpoint(
     let (store, losses) = (store.clone(), losses.clone());
     *running = Some(tokio::spawn(async move {
         let started = std::time::Instant::now();
+        let spread = if paced { CHECKPOINT_SPREAD } else { Duration::ZERO };
         let may_mark = || losses.unsnapshotted().is_none();
         let windows_done = AtomicUsize::new(0);
         until_done("cannot checkpoint routing state", || async {
-            let written = store.checkpoint(&writes, through, may_mark, &windows_done).await;
+            let written = store.checkpoint_over(&writes, through, may_mark, &windows_done, spread).await;
             mend_if_lost(&store, written, &losses).await
         })
         .await;
