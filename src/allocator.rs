@@ -11,22 +11,20 @@
 use std::ffi::c_long;
 
 /// `mi_option_purge_delay` in mimalloc's `mi_option_e` (the `-sys` crate
-/// names only some options). `purge_delay_is_set` checks it by reading back.
+/// names only some options). The test below checks it against its default.
 const PURGE_DELAY_OPTION: libmimalloc_sys::mi_option_t = 15;
 
 /// How long a freed page stays with the process before it is purged.
 pub const PURGE_DELAY_MS: c_long = 10_000;
 
-/// Sets the options above unless the environment sets them
-/// (`MIMALLOC_PURGE_DELAY`, in ms; mimalloc reads it itself). Call first
+/// Sets the purge delay unless the environment sets it
+/// (`MIMALLOC_PURGE_DELAY`, in ms, which mimalloc reads itself). Call first
 /// thing in `main`. Harmless when mimalloc is not the global allocator.
 pub fn tune() {
-    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
-        return;
-    }
-    // SAFETY: a plain setter of a process-wide integer option, which
-    // mimalloc allows at any time from any thread.
-    unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY_OPTION, PURGE_DELAY_MS) }
+    // SAFETY: a plain store into mimalloc's option table, which only takes
+    // effect where the environment did not set the option; called before
+    // other threads exist.
+    unsafe { libmimalloc_sys::mi_option_set_default(PURGE_DELAY_OPTION, PURGE_DELAY_MS) }
 }
 
 /// The purge delay in force, in milliseconds.
@@ -41,7 +39,10 @@ mod tests {
 
     #[test]
     fn the_option_set_is_the_purge_delay() {
-        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
+        if let Ok(from_env) = std::env::var("MIMALLOC_PURGE_DELAY") {
+            // The environment wins (run with e.g. MIMALLOC_PURGE_DELAY=2500).
+            tune();
+            assert_eq!(purge_delay_ms().to_string(), from_env);
             return;
         }
         // Option 15 reads mimalloc v3's documented purge-delay default until

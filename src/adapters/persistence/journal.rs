@@ -10,7 +10,7 @@
 //! not recorded. Checkpoints only shorten recovery: a failed one is retried,
 //! and until it succeeds the journal simply keeps more.
 
-use super::{frame, key_of, value_of, Limits, StateStore, Write, CHECKPOINT_SPREAD};
+use super::{frame, key_of, value_of, Limits, Pace, StateStore, Write, CHECKPOINT_SPREAD};
 use crate::adapters::engine::{Batch, EngineHandle};
 use crate::core::snapshot::Change;
 use bytes::Bytes;
@@ -28,8 +28,10 @@ const MAX_GROUP: usize = 1024;
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// ...or as soon as this many keys changed since the last one.
 const CHECKPOINT_KEYS: usize = 50_000;
-const _: () =
-    assert!(CHECKPOINT_SPREAD.as_millis() < CHECKPOINT_EVERY.as_millis(), "a spread checkpoint ends before the next");
+const _: () = assert!(
+    CHECKPOINT_SPREAD.as_millis() < CHECKPOINT_EVERY.as_millis(),
+    "a spread checkpoint leaves its last windows time before the next one is due"
+);
 /// How long stopping waits for the last checkpoint; the journal holds
 /// everything anyway, the checkpoint only makes the next start quicker.
 const LAST_CHECKPOINT_WAIT: Duration = Duration::from_secs(5);
@@ -146,7 +148,8 @@ pub async fn run(
             batch.complete();
         }
         if unchecked.latest.len() >= CHECKPOINT_KEYS {
-            start_checkpoint(&store, &mut unchecked, &mut checkpoint, &losses, true);
+            // This many catch up unspread anyway.
+            start_checkpoint(&store, &mut unchecked, &mut checkpoint, &losses, false);
         }
     }
     let last = async {
@@ -242,11 +245,12 @@ fn start_checkpoint(
     let (store, losses) = (store.clone(), losses.clone());
     *running = Some(tokio::spawn(async move {
         let started = std::time::Instant::now();
-        let spread = if paced { CHECKPOINT_SPREAD } else { Duration::ZERO };
+        let pace =
+            Pace { from: tokio::time::Instant::now(), over: if paced { CHECKPOINT_SPREAD } else { Duration::ZERO } };
         let may_mark = || losses.unsnapshotted().is_none();
         let windows_done = AtomicUsize::new(0);
         until_done("cannot checkpoint routing state", || async {
-            let written = store.checkpoint_over(&writes, through, may_mark, &windows_done, spread).await;
+            let written = store.checkpoint_paced(&writes, through, may_mark, &windows_done, pace).await;
             mend_if_lost(&store, written, &losses).await
         })
         .await;

@@ -193,9 +193,26 @@ const _: () = assert!(CATCH_UP_WINDOW <= ACK_WINDOW, "within the ack permits the
 /// the time), and about a third as many were that late once spread.
 pub const CHECKPOINT_SPREAD: Duration = Duration::from_millis(600);
 
+/// When the windows of a checkpoint start: evenly over `over`, counted
+/// from `from` — the first attempt's start, so that a retry goes on with the
+/// windows left rather than wait through the spread again.
+#[derive(Clone, Copy, Debug)]
+pub struct Pace {
+    pub from: tokio::time::Instant,
+    pub over: Duration,
+}
+
+impl Pace {
+    /// Windows one after another, as fast as acknowledgements come.
+    pub fn unspread() -> Pace {
+        Pace { from: tokio::time::Instant::now(), over: Duration::ZERO }
+    }
+}
+
 /// When window `index` of `count` starts, after the checkpoint's start.
 fn window_start(spread: Duration, index: usize, count: usize) -> Duration {
-    spread.mul_f64(index as f64 / count.max(1) as f64)
+    let fraction = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    spread * fraction(index) / fraction(count.max(1))
 }
 
 /// Writes in flight for a checkpoint of `keys` writes.
@@ -359,20 +376,20 @@ impl StateStore {
         may_mark: impl Fn() -> bool,
         windows_done: &AtomicUsize,
     ) -> Result<(), async_nats::Error> {
-        self.checkpoint_over(writes, through, may_mark, windows_done, Duration::ZERO).await
+        self.checkpoint_paced(writes, through, may_mark, windows_done, Pace::unspread()).await
     }
 
-    /// [`StateStore::checkpoint`], its windows started evenly over `spread`
-    /// (none is held back when the ones before it took longer).
-    pub async fn checkpoint_over(
+    /// [`StateStore::checkpoint`], its windows started as `pace` says (none
+    /// is held back when the ones before it took longer). A checkpoint of
+    /// more than `CATCH_UP_KEYS` writes is never spread: it is catching up.
+    pub async fn checkpoint_paced(
         &self,
         writes: &[Write],
         through: u64,
         may_mark: impl Fn() -> bool,
         windows_done: &AtomicUsize,
-        spread: Duration,
+        pace: Pace,
     ) -> Result<(), async_nats::Error> {
-        let started = tokio::time::Instant::now();
         let bucket = if writes.iter().any(|(_, value)| value.is_none()) {
             Some(self.js.get_stream(format!("KV_{}", self.bucket)).await?)
         } else {
@@ -382,12 +399,13 @@ impl StateStore {
         // checkpoint over a server that times out now and then must not
         // start over each time.
         let size = checkpoint_window(writes.len());
-        // One that fell behind catches up as fast as it can.
-        let spread = if size == CHECKPOINT_WINDOW { spread } else { Duration::ZERO };
+        let spread = if size == CHECKPOINT_WINDOW { pace.over } else { Duration::ZERO };
         let count = writes.len().div_ceil(size);
         let windows = writes.chunks(size).enumerate();
         for (index, window) in windows.skip(windows_done.load(Ordering::Relaxed)) {
-            tokio::time::sleep_until(started + window_start(spread, index, count)).await;
+            if !spread.is_zero() {
+                tokio::time::sleep_until(pace.from + window_start(spread, index, count)).await;
+            }
             self.write_window(window, bucket.as_ref()).await?;
             windows_done.store(index + 1, Ordering::Relaxed);
         }
