@@ -4,7 +4,7 @@
 
 use crate::support::nats_server::NatsServer;
 use bytes::Bytes;
-use ticket_router::adapters::persistence::{frame, StateStore, Write};
+use ticket_router::adapters::persistence::{frame, Pace, StateStore, Write};
 use ticket_router::config::NatsSettings;
 use ticket_router::core::snapshot::AgentRecord;
 use ticket_router::core::AgentStatus;
@@ -117,6 +117,19 @@ async fn a_group_commit_cut_short_by_a_crash_is_not_replayed() {
     reopened.append(&frame::encode(&[agent("c", AgentStatus::Away)], 64)).await.unwrap();
     let after = vec![("a".to_string(), AgentStatus::Available), ("c".to_string(), AgentStatus::Away)];
     assert_eq!(agents(&reopened).await, after);
+}
+
+#[tokio::test]
+async fn a_spread_checkpoint_writes_every_window_then_empties_the_journal() {
+    let (_nats, js, _, store) = fresh_store().await;
+    let writes: Vec<Write> = (0..200).map(|i| agent(&format!("a{i:03}"), AgentStatus::Available)).collect();
+    let through = store.append(&frame::encode(&writes, 1 << 20)).await.unwrap();
+    let pace = Pace { from: tokio::time::Instant::now(), over: std::time::Duration::from_millis(200) };
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    store.checkpoint_paced(&writes, through, || true, &done, pace).await.unwrap();
+    assert_eq!(done.load(std::sync::atomic::Ordering::Relaxed), 4, "four windows of 64, the last of 8");
+    assert_eq!(journal_messages(&js).await, 0, "marked and purged after the last window");
+    assert_eq!(agents(&store).await.len(), 200, "read from the bucket alone");
 }
 
 #[tokio::test]
