@@ -16,6 +16,12 @@ use crate::core::types::{AgentStatus, Level, Millis, Rule};
 const LEVEL_EVAL_MS: u64 = 1_000;
 /// Override windows one scope may hold at once (a promotion has a few).
 pub const OVERRIDES_PER_SCOPE: usize = 16;
+/// How many finished records ahead `forget_finished` prefetches: enough to
+/// cover a memory access while one record is dropped.
+const FORGET_PREFETCH: usize = 8;
+/// Crossing records `overflow` prefetches at once: a usual tick's worth;
+/// more (a catch-up) would evict the first before they are used.
+const OVERFLOW_PREFETCH: usize = 512;
 
 impl Router {
     /// Runs the timers due by `now`, but those a queued command could still
@@ -102,6 +108,10 @@ impl Router {
             let after = self.playbook(group.level).overflow_after.as_millis() as u64;
             let crossed = group.queue.clock.iter().take_while(|(&(since, _), _)| since + after <= now);
             due.extend(crossed.map(|(_, &ix)| (g as GroupIx, ix)));
+        }
+        // Each record was last touched when it queued, long ago.
+        for &(_, ix) in due.iter().take(OVERFLOW_PREFETCH) {
+            self.records.prefetch(ix as usize);
         }
         if due.len() > 1 {
             due.sort_by_cached_key(|&(_, ix)| self.rec(ix).slot().key);
@@ -389,9 +399,17 @@ impl Router {
     /// Drops finished inquiries after `retain_finished`, and stale sticky agents.
     fn forget_finished(&mut self, now: Millis) {
         let retain = self.settings.agents.retain_finished.as_millis() as u64;
+        // Records finished minutes ago are out of cache: a few ahead are
+        // fetched while the current one is dropped.
+        for &(_, ix) in self.finished.iter().take(FORGET_PREFETCH) {
+            self.records.prefetch(ix as usize);
+        }
         while let Some(&(at, ix)) = self.finished.front() {
             if at + retain > now {
                 break;
+            }
+            if let Some(&(_, ahead)) = self.finished.get(FORGET_PREFETCH) {
+                self.records.prefetch(ahead as usize);
             }
             self.finished.pop_front();
             // A deflected inquiry the bot handed back lives on under the same index.
