@@ -11,15 +11,44 @@ use std::collections::BTreeMap;
 /// Order within a lane: smallest first = best (negated rank, then arrival).
 pub type LaneKey = (i64, u64);
 
+/// A waiting inquiry in a lane: its index, and whether it may avoid some
+/// agent (one it was just taken back from, or who handed it on). Finding
+/// the best inquiry for an agent reads the record of a lane's first entry
+/// only when it may: the records of waiting work are long out of cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Waiter(u32);
+
+impl Waiter {
+    const MAY_AVOID: u32 = 1 << 31;
+
+    pub fn new(ix: InqIx, may_avoid: bool) -> Waiter {
+        assert!(ix < Self::MAY_AVOID, "inquiry index {ix} out of range");
+        Waiter(if may_avoid { ix | Self::MAY_AVOID } else { ix })
+    }
+
+    pub fn ix(self) -> InqIx {
+        self.0 & !Self::MAY_AVOID
+    }
+
+    /// False only if the inquiry avoided no agent when it was queued (it
+    /// never starts avoiding one while it waits).
+    pub fn may_avoid(self) -> bool {
+        self.0 & Self::MAY_AVOID != 0
+    }
+}
+
+/// One lane: waiting inquiries in order, best first.
+pub type Lane = BTreeMap<LaneKey, Waiter>;
+
 /// Two lanes for one need.
 #[derive(Clone, Debug, Default)]
 pub struct Lanes {
-    pub high: BTreeMap<LaneKey, InqIx>,
-    pub rest: BTreeMap<LaneKey, InqIx>,
+    pub high: Lane,
+    pub rest: Lane,
 }
 
 impl Lanes {
-    fn lane(&mut self, band: Band) -> &mut BTreeMap<LaneKey, InqIx> {
+    fn lane(&mut self, band: Band) -> &mut Lane {
         if band == Band::High {
             &mut self.high
         } else {
@@ -39,6 +68,8 @@ pub struct Slot {
     pub band: Band,
     pub key: LaneKey,
     pub since: Millis,
+    /// The inquiry avoids some agent (see [`Waiter`]).
+    pub avoids: bool,
 }
 
 /// The waiting inquiries of one group.
@@ -63,7 +94,7 @@ fn band_index(band: Band) -> usize {
 }
 
 fn insert_lane(map: &mut FxHashMap<Need, Lanes>, slot: &Slot, ix: InqIx) {
-    map.entry(slot.need).or_default().lane(slot.band).insert(slot.key, ix);
+    map.entry(slot.need).or_default().lane(slot.band).insert(slot.key, Waiter::new(ix, slot.avoids));
 }
 
 fn remove_lane(map: &mut FxHashMap<Need, Lanes>, slot: &Slot) {
@@ -165,7 +196,20 @@ mod tests {
     use super::*;
 
     fn slot(since: Millis, seq: u64) -> Slot {
-        Slot { need: Need::default(), band: Band::Normal, key: (-(since as i64), seq), since }
+        Slot { need: Need::default(), band: Band::Normal, key: (-(since as i64), seq), since, avoids: false }
+    }
+
+    #[test]
+    fn a_waiter_keeps_its_index_and_whether_it_may_avoid_someone() {
+        for (ix, may_avoid) in [(0, false), (7, true), ((1 << 31) - 1, true), ((1 << 31) - 1, false)] {
+            let w = Waiter::new(ix, may_avoid);
+            assert_eq!((w.ix(), w.may_avoid()), (ix, may_avoid));
+        }
+        let mut q = GroupQueue::default();
+        q.insert(4, &Slot { avoids: true, ..slot(10, 1) }, true, false);
+        let lanes = &q.lanes[&Need::default()].rest;
+        assert_eq!(lanes.values().next().map(|w| (w.ix(), w.may_avoid())), Some((4, true)));
+        assert!(q.overflowed[&Need::default()].rest.values().all(|w| w.may_avoid()));
     }
 
     #[test]

@@ -29,11 +29,23 @@ impl Router {
                 Place::Waiting => {
                     waiting_per_group[rec.home as usize] += 1;
                     let slot = rec.slot();
-                    let lanes = self.groups[rec.home as usize].queue.lanes.get(&slot.need);
-                    let lane =
-                        lanes.map(|l| if slot.band == crate::core::types::Band::High { &l.high } else { &l.rest });
-                    if lane.and_then(|l| l.get(&slot.key)) != Some(&ix) {
-                        return Err(format!("waiting inquiry {id} is missing from its queue"));
+                    let queue = &self.groups[rec.home as usize].queue;
+                    let lane_entry = |lanes: &rustc_hash::FxHashMap<_, crate::core::queue::Lanes>| {
+                        let lanes = lanes.get(&slot.need);
+                        let lane =
+                            lanes.map(|l| if slot.band == crate::core::types::Band::High { &l.high } else { &l.rest });
+                        lane.and_then(|l| l.get(&slot.key)).copied()
+                    };
+                    let entries =
+                        [Some(lane_entry(&queue.lanes)), rec.overflowed.then(|| lane_entry(&queue.overflowed))];
+                    for entry in entries.into_iter().flatten() {
+                        let Some(w) = entry.filter(|w| w.ix() == ix) else {
+                            return Err(format!("waiting inquiry {id} is missing from its queue"));
+                        };
+                        // A lane scan reads the record only when its entry says it may avoid someone.
+                        if slot.avoids && !w.may_avoid() {
+                            return Err(format!("waiting inquiry {id} avoids an agent, its queue entry says not"));
+                        }
                     }
                     if holders != 0 {
                         return Err(format!("waiting inquiry {id} is also held by an agent"));

@@ -7,7 +7,7 @@ use crate::core::agents::{AgentIx, AgentKey, Class, GroupIx, InqIx};
 use crate::core::effect::{Effect, EventKind, Offer};
 use crate::core::matching::Mismatch;
 use crate::core::priority;
-use crate::core::queue::{LaneKey, Lanes};
+use crate::core::queue::{Lane, LaneKey, Lanes, Waiter};
 use crate::core::types::{Band, DecisionTrace, Level, Millis, Rule};
 use rustc_hash::FxHashMap;
 
@@ -376,18 +376,18 @@ impl Router {
         rest_allowed: bool,
     ) -> Option<(LaneKey, InqIx)> {
         let offering = self.agents[ax as usize].offering;
-        let usable = |ix: InqIx| Some(ix) != skip && !self.rec(ix).avoids(ax);
+        let usable = |w: Waiter| Some(w.ix()) != skip && !(w.may_avoid() && self.rec(w.ix()).avoids(ax));
         let mut best: Option<(LaneKey, InqIx)> = None;
         for (need, lanes) in lanes {
             if offering.check(*need).is_err() {
                 continue;
             }
-            let mut consider = |lane: &std::collections::BTreeMap<LaneKey, InqIx>| {
+            let mut consider = |lane: &Lane| {
                 // Every inquiry the agent is avoiding is passed over, however many.
-                let found = lane.iter().find(|(_, &ix)| usable(ix));
-                if let Some((&key, &ix)) = found {
+                let found = lane.iter().find(|(_, &w)| usable(w));
+                if let Some((&key, &w)) = found {
                     if best.is_none_or(|(b, _)| key < b) {
-                        best = Some((key, ix));
+                        best = Some((key, w.ix()));
                     }
                 }
             };

@@ -142,7 +142,8 @@ impl Record {
 
     /// Its position in its home queue while waiting.
     pub fn slot(&self) -> Slot {
-        Slot { need: self.need, band: self.band, key: (-self.rank, self.seq), since: self.since }
+        let avoids = self.excluded.is_some() || self.handed_on_by != NO_AGENT;
+        Slot { need: self.need, band: self.band, key: (-self.rank, self.seq), since: self.since, avoids }
     }
 }
 
