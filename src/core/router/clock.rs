@@ -8,9 +8,11 @@ use crate::core::agents::{AgentIx, GroupIx, InqIx};
 use crate::core::command::{Actor, Role};
 use crate::core::effect::{Effect, EventKind, LevelChange, Scope};
 use crate::core::error::CoreError;
+use crate::core::id_index::IdIndex;
 use crate::core::levels::{raw_level, Observation};
 use crate::core::staffing::{advise, StaffingInput};
 use crate::core::types::{AgentStatus, Level, Millis, Rule};
+use std::collections::hash_map::Entry;
 
 /// Levels are re-evaluated at most this often.
 const LEVEL_EVAL_MS: u64 = 1_000;
@@ -399,11 +401,13 @@ impl Router {
     /// Drops finished inquiries after `retain_finished`, and stale sticky agents.
     fn forget_finished(&mut self, now: Millis) {
         let retain = self.settings.agents.retain_finished.as_millis() as u64;
-        // Records finished minutes ago are out of cache: a few ahead are
-        // fetched while the current one is dropped.
+        // Records finished minutes ago are out of cache, and so is their
+        // place in the id index: records a few ahead are fetched while one
+        // is looked at, and the index removals are made in a row afterwards.
         for &(_, ix) in self.finished.iter().take(FORGET_PREFETCH) {
             self.records.prefetch(ix as usize);
         }
+        let mut gone: Vec<(u32, InqIx)> = Vec::new();
         while let Some(&(at, ix)) = self.finished.front() {
             if at + retain > now {
                 break;
@@ -413,14 +417,19 @@ impl Router {
             }
             self.finished.pop_front();
             // A deflected inquiry the bot handed back lives on under the same index.
-            let still_then = self.records[ix as usize]
-                .as_ref()
-                .is_some_and(|rec| matches!(rec.place, Place::Finished { at: done, .. } if done == at));
-            if !still_then {
-                continue;
+            if let Some(rec) = self.records[ix as usize].as_ref() {
+                if matches!(rec.place, Place::Finished { at: done, .. } if done == at) {
+                    gone.push((IdIndex::hash_of(&rec.inquiry.id), ix));
+                }
             }
+        }
+        for &(hash, ix) in &gone {
+            self.inquiry_ix.remove_hashed(hash, ix);
+        }
+        for (_, ix) in gone {
+            // Finished twice in the same millisecond (deflected, handed back
+            // and done at once), it is listed twice: gone the first time.
             let Some(rec) = self.records[ix as usize].take() else { continue };
-            self.inquiry_ix.remove_at(&rec.inquiry.id, ix);
             self.free_records.push(ix);
             if self.tracking {
                 self.forgotten.push(rec.inquiry.id);
@@ -432,8 +441,11 @@ impl Router {
                 break;
             }
             let (at, key) = self.sticky_expiry.pop_front().expect("front exists");
-            if self.sticky.get(&key).is_some_and(|&(_, stamp)| stamp == at) {
-                self.sticky.remove(&key);
+            // One lookup: the entry is removed only if no later accept renewed it.
+            if let Entry::Occupied(entry) = self.sticky.entry(key) {
+                if entry.get().1 == at {
+                    entry.remove();
+                }
             }
         }
     }

@@ -248,6 +248,32 @@ fn at_surge_low_pre_sales_go_to_the_bot_unless_the_bot_already_tried() {
 }
 
 #[test]
+fn an_inquiry_finished_twice_in_one_millisecond_is_forgotten_once() {
+    let mut b = bench();
+    b.agent(presence("pre", &[("pre_sales", 3)], 5));
+    pin(&mut b, Some("pre_sales"), Level::Surge);
+    assert!(matches!(b.arrive(inquiry("q1", Category::PreSales)).as_slice(), [Effect::Deflect { .. }]));
+    let mut back = inquiry("q1", Category::PreSales);
+    back.bot_attempted = true;
+    assert_eq!(offers(&b.arrive(back)).len(), 1, "handed back at once");
+    b.accept("pre", "q1");
+    b.complete("pre", "q1");
+    b.advance(b.router.settings().agents.retain_finished.as_millis() as u64 + 1_000);
+    assert_eq!(b.router.inquiry_state("q1"), None);
+    // Its slot was freed once: two new inquiries do not share it.
+    let mut late = |id: &str| {
+        let mut q = inquiry(id, Category::PreSales);
+        q.bot_attempted = true;
+        b.arrive(q);
+    };
+    late("q2");
+    late("q3");
+    // (The bench checks every invariant after each command, the index too.)
+    assert_eq!(b.router.inquiry_state("q2"), Some(InquiryState::Waiting));
+    assert_eq!(b.router.inquiry_state("q3"), Some(InquiryState::Waiting));
+}
+
+#[test]
 fn after_overflow_after_a_waiting_inquiry_is_offered_to_an_overflow_groups_agent() {
     let mut b = bench();
     b.agent(presence("orders-agent", &[("orders", 3)], 5));
