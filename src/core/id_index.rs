@@ -66,7 +66,7 @@ impl IdIndex {
 
     /// `remove_at` with the id's `hash_of`.
     pub fn remove_hashed(&mut self, hash: u32, ix: Ix) -> bool {
-        self.table.find_entry(spread(hash), |e| e.ix == ix).map(|entry| entry.remove()).is_ok()
+        self.table.find_entry(spread(hash), |e| e.hash == hash && e.ix == ix).map(|entry| entry.remove()).is_ok()
     }
 
     /// Number of ids.

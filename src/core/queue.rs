@@ -30,8 +30,9 @@ impl Waiter {
         self.0 & !Self::MAY_AVOID
     }
 
-    /// False only if the inquiry avoided no agent when it was queued (it
-    /// never starts avoiding one while it waits).
+    /// False only if the inquiry avoided no agent when it was queued, or
+    /// overflowed for the overflow lanes (it never starts avoiding one
+    /// while it waits).
     pub fn may_avoid(self) -> bool {
         self.0 & Self::MAY_AVOID != 0
     }

@@ -72,15 +72,19 @@ impl<T> RecordTable<T> {
     }
 }
 
-/// Prefetches the cache lines of `len` bytes from `start`; nothing on
-/// targets without a prefetch instruction.
+/// Prefetches every 64-byte cache line that `len` bytes from `start`
+/// touch; nothing on targets without a prefetch instruction.
 fn prefetch_bytes(start: *const u8, len: usize) {
     #[cfg(target_arch = "x86_64")]
-    for offset in (0..len).step_by(64) {
+    {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        // SAFETY: SSE is part of every x86_64 target, and a prefetch is only
-        // a hint: it reads nothing the program sees and never faults.
-        unsafe { _mm_prefetch::<_MM_HINT_T0>(start.wrapping_add(offset).cast()) };
+        let first_line = start.wrapping_sub(start as usize % 64);
+        let end = start as usize + len;
+        for offset in (0..end - first_line as usize).step_by(64) {
+            // SAFETY: SSE is part of every x86_64 target, and a prefetch is
+            // only a hint: it reads nothing the program sees and never faults.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(first_line.wrapping_add(offset).cast()) };
+        }
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (start, len);

@@ -401,7 +401,7 @@ impl Router {
     /// Drops finished inquiries after `retain_finished`, and stale sticky agents.
     fn forget_finished(&mut self, now: Millis) {
         let retain = self.settings.agents.retain_finished.as_millis() as u64;
-        // Records finished minutes ago are out of cache, and so is their
+        // Records finished long ago are out of cache, and so is their
         // place in the id index: records a few ahead are fetched while one
         // is looked at, and the index removals are made in a row afterwards.
         for &(_, ix) in self.finished.iter().take(FORGET_PREFETCH) {
