@@ -152,17 +152,27 @@ pub async fn run(
             start_checkpoint(&store, &mut unchecked, &mut checkpoint, &losses, false);
         }
     }
+    // The handle stays in `checkpoint` while it is awaited: given up on, the
+    // task is stopped below rather than left writing on its own.
     let last = async {
-        if let Some(running) = checkpoint.take() {
+        if let Some(running) = checkpoint.as_mut() {
             let _ = running.await;
         }
+        checkpoint = None;
         // The last one goes out at once: the router is stopping.
         start_checkpoint(&store, &mut unchecked, &mut checkpoint, &losses, false);
-        if let Some(running) = checkpoint.take() {
+        if let Some(running) = checkpoint.as_mut() {
             let _ = running.await;
         }
+        checkpoint = None;
     };
     if tokio::time::timeout(LAST_CHECKPOINT_WAIT, last).await.is_err() {
+        // Left running, it would go on writing windows, the marker and the
+        // journal purge after the lease goes to the next router.
+        if let Some(running) = checkpoint.take() {
+            running.abort();
+            let _ = running.await;
+        }
         tracing::info!("stopping before the last checkpoint; the next start replays the journal");
     }
 }

@@ -246,6 +246,10 @@ impl Lease {
                 Err(_) => self.after_failed_renewal(started, format!("no answer within {every:?}")).await,
             }
         }
+        // Nothing of this router may write once the next one can start: a
+        // write still under way (a last checkpoint given up on) would land
+        // on the state the next one is reading.
+        self.valid.send_replace(Instant::now());
         // Released only if still ours: the next router starts at once.
         if let Err(e) = self.kv.delete_expect_revision(LEASE_KEY, Some(self.revision)).await {
             tracing::info!(error = %e, "could not release the router lease; the next router waits for it to lapse");
