@@ -81,11 +81,16 @@ async fn every_bad_input_is_dead_lettered_with_its_reason_while_good_traffic_flo
     let js = async_nats::jetstream::new(bus.clone());
     let mut stored = js.get_stream("SUPPORT_DEADLETTER").await.expect("the dead-letter stream exists");
     assert_eq!(stored.info().await.unwrap().state.messages, cases.len() as u64);
+    let mut origins = std::collections::HashSet::new();
     for (seq, case) in (1..).zip(&cases) {
         let message = stored.get_raw_message(seq).await.unwrap();
         let header = message.headers.get("Ticket-Router-Error").expect("error header").as_str().to_string();
         assert!(header.starts_with(&format!("{}:", case.3)), "{header}");
         assert_eq!(message.payload.len(), case.1.len());
+        // The original's place, as the id that makes a second copy a duplicate.
+        let origin = message.headers.get("Nats-Msg-Id").expect("message id").as_str().to_string();
+        assert!(origin.starts_with("SUPPORT_INQUIRIES."), "{origin}");
+        assert!(origins.insert(origin), "one id per original");
     }
     for id in &good {
         let state = c

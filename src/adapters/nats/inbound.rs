@@ -94,7 +94,10 @@ fn classify(arrival: bool, redelivered: bool, outcome: Result<(), EngineError>) 
         }
         Err(EngineError::Core(CoreError::UnknownInquiry(id))) => Disposition::Rejected(Rejection {
             reason: RejectReason::UnknownInquiry,
-            message: format!("no inquiry `{id}` is known; cancel only inquiries that were published"),
+            message: format!(
+                "no inquiry `{id}` is known: it was never published here, or it finished longer ago than \
+                 agents.retain_finished and was forgotten; cancel only inquiries that were published"
+            ),
         }),
         Err(EngineError::Core(e)) => {
             Disposition::Rejected(Rejection { reason: RejectReason::InvalidField, message: e.to_string() })
@@ -110,7 +113,9 @@ fn header_value(text: &str) -> String {
 
 /// Publishes a rejected message to the dead-letter subject and waits until
 /// the dead-letter stream has stored it, so acknowledging the original
-/// cannot lose it.
+/// cannot lose it. `origin` (the inbound stream and sequence) is its
+/// `Nats-Msg-Id`: should the acknowledgement be lost and the message come
+/// again, the dead-letter stream drops the second copy.
 pub async fn dead_letter(
     js: &async_nats::jetstream::Context,
     subjects: &Subjects,
@@ -118,8 +123,12 @@ pub async fn dead_letter(
     headers: Option<&HeaderMap>,
     body: bytes::Bytes,
     rejection: &Rejection,
+    origin: Option<&str>,
 ) -> Result<(), async_nats::Error> {
     let mut out = HeaderMap::new();
+    if let Some(origin) = origin {
+        out.insert("Nats-Msg-Id", origin);
+    }
     if let Some(ct) = headers.and_then(|h| h.get("Content-Type")) {
         out.insert("Content-Type", ct.as_str());
     }
@@ -243,6 +252,7 @@ async fn finish(
         Disposition::Decided | Disposition::Ignored => ack(&message).await,
         Disposition::Rejected(rejection) => {
             tracing::warn!(subject = %crate::adapters::redact::Redacted(&message.subject), reason = rejection.reason.as_str(), "inbound message dead-lettered");
+            let origin = message.info().ok().map(|i| format!("{}.{}", i.stream, i.stream_sequence));
             let sent = dead_letter(
                 js,
                 subjects,
@@ -250,6 +260,7 @@ async fn finish(
                 message.headers.as_ref(),
                 message.payload.clone(),
                 &rejection,
+                origin.as_deref(),
             )
             .await;
             match sent {
