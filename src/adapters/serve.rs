@@ -34,6 +34,12 @@ pub enum ServeError {
     Grpc(#[from] grpc::GrpcError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(
+        "the state journal stopped while the router was running (the journal or the routing engine failed: see the \
+         error above); start the router again: it restores the recorded state, and NATS delivers again whatever \
+         was not recorded"
+    )]
+    JournalStopped,
 }
 
 /// The sockets the service answers on.
@@ -123,7 +129,10 @@ pub async fn run(
         tracing::warn!(error = %e, "cannot start the engine watchdog; a stuck engine will not be reported");
     }
     let engine_task = tasks.spawn(engine.run(engine_stop.clone()));
-    let journal_task = tasks.spawn(journal::run(store, replayed, journal_rx, handle.clone()));
+    // Stopped by `journal_stopped` too, should the journal end first.
+    let shutdown = shutdown.child_token();
+    let journal = tokio::spawn(journal::run(store, replayed, journal_rx, handle.clone()));
+    let journal_task = tasks.spawn(journal_stopped(journal, engine_stop.clone(), shutdown.clone()));
     let publisher_task =
         tasks.spawn(nats::outbound::run_publisher(client.clone(), config.nats.clone(), outgoing, handle.clone()));
     let health = grpc::Health::new().await;
@@ -141,7 +150,7 @@ pub async fn run(
     let _ = engine_task.await;
     tracing::debug!("engine stopped");
     drop(handle);
-    let _ = journal_task.await;
+    let journal_failed = journal_task.await.unwrap_or(true);
     tracing::debug!("journal flushed");
     let _ = publisher_task.await;
     tracing::debug!("publisher flushed");
@@ -155,7 +164,57 @@ pub async fn run(
     if tokio::time::timeout(Duration::from_secs(2), front_closed).await.is_err() {
         tracing::info!("closing the remaining client connections");
     }
+    if journal_failed {
+        return Err(ServeError::JournalStopped);
+    }
     Ok(())
+}
+
+/// Waits for the journal task; whether it ended before the engine was told
+/// to stop (a panic of the journal, or of the engine whose channel it reads:
+/// a bug). Decisions made after that would go unrecorded
+/// while their messages are acknowledged as duplicates on redelivery, so
+/// the router stops (`stop`), and the next start restores what was recorded.
+async fn journal_stopped(
+    journal: tokio::task::JoinHandle<()>,
+    engine_stop: CancellationToken,
+    stop: CancellationToken,
+) -> bool {
+    let ended = journal.await;
+    if engine_stop.is_cancelled() && ended.is_ok() {
+        return false;
+    }
+    tracing::error!(
+        panicked = ended.is_err(),
+        "the state journal stopped while the router was running; stopping, so that the next start restores the \
+         recorded state and NATS delivers again what was not recorded"
+    );
+    stop.cancel();
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_journal_that_ends_before_the_engine_stops_stops_the_router() {
+        let (engine_stop, stop) = (CancellationToken::new(), CancellationToken::new());
+        let panicked = tokio::spawn(async { panic!("a bug in the journal") });
+        assert!(journal_stopped(panicked, engine_stop.clone(), stop.clone()).await);
+        assert!(stop.is_cancelled());
+
+        let stop = CancellationToken::new();
+        let ended = tokio::spawn(async {});
+        assert!(journal_stopped(ended, engine_stop.clone(), stop.clone()).await, "ended early, without a panic");
+        assert!(stop.is_cancelled());
+
+        // The usual end: the engine stopped, then the journal flushed and ended.
+        let stop = CancellationToken::new();
+        engine_stop.cancel();
+        assert!(!journal_stopped(tokio::spawn(async {}), engine_stop, stop.clone()).await);
+        assert!(!stop.is_cancelled());
+    }
 }
 
 /// Ends the lease task, which releases the lease, so that the next router
