@@ -115,6 +115,8 @@ impl StateStore {
         }
         let marker = Bytes::from(through.to_string());
         self.write_window(&[(CHECKPOINT_KEY.to_string(), Some(marker))], None).await?;
+        // Purging is a write too: none once the lease may be another's.
+        self.lease_held().await;
         let purged: Result<_, async_nats::Error> =
             async { Ok(self.js.get_stream(&self.journal).await?.purge().sequence(through + 1).await?) }.await;
         if let Err(e) = purged {
