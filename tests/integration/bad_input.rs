@@ -89,7 +89,9 @@ async fn every_bad_input_is_dead_lettered_with_its_reason_while_good_traffic_flo
         assert_eq!(message.payload.len(), case.1.len());
         // The original's place, as the id that makes a second copy a duplicate.
         let origin = message.headers.get("Nats-Msg-Id").expect("message id").as_str().to_string();
-        assert!(origin.starts_with("SUPPORT_INQUIRIES."), "{origin}");
+        let parts: Vec<&str> = origin.split('.').collect();
+        assert!(parts.len() == 3 && parts[0] == "SUPPORT_INQUIRIES", "{origin}");
+        assert!(parts[1..].iter().all(|p| p.parse::<u128>().is_ok()), "sequence and time stored: {origin}");
         assert!(origins.insert(origin), "one id per original");
     }
     for id in &good {

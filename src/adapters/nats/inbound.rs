@@ -113,7 +113,7 @@ fn header_value(text: &str) -> String {
 
 /// Publishes a rejected message to the dead-letter subject and waits until
 /// the dead-letter stream has stored it, so acknowledging the original
-/// cannot lose it. `origin` (the inbound stream and sequence) is its
+/// cannot lose it. `origin` (the inbound stream, sequence and time stored) is its
 /// `Nats-Msg-Id`: should the acknowledgement be lost and the message come
 /// again, the dead-letter stream drops the second copy.
 pub async fn dead_letter(
@@ -252,7 +252,11 @@ async fn finish(
         Disposition::Decided | Disposition::Ignored => ack(&message).await,
         Disposition::Rejected(rejection) => {
             tracing::warn!(subject = %crate::adapters::redact::Redacted(&message.subject), reason = rejection.reason.as_str(), "inbound message dead-lettered");
-            let origin = message.info().ok().map(|i| format!("{}.{}", i.stream, i.stream_sequence));
+            // With the time it was stored: a stream set up again numbers from 1.
+            let origin = message
+                .info()
+                .ok()
+                .map(|i| format!("{}.{}.{}", i.stream, i.stream_sequence, i.published.unix_timestamp_nanos()));
             let sent = dead_letter(
                 js,
                 subjects,

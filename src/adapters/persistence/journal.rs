@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+use tokio_util::task::AbortOnDropHandle;
 
 /// Most batches appended in one group commit.
 const MAX_GROUP: usize = 1024;
@@ -100,7 +100,9 @@ pub async fn run(
     // on from there even before this run has appended anything.
     let through = until_done("cannot read where the journal stands", || store.last_recorded()).await;
     let mut unchecked = Unchecked { through, latest: replayed.into_iter().collect() };
-    let mut checkpoint: Option<JoinHandle<()>> = None;
+    // Aborted when dropped: a journal that ends, however, leaves no
+    // checkpoint writing on its own after the lease is gone.
+    let mut checkpoint: Option<AbortOnDropHandle<()>> = None;
     let losses = Arc::new(Losses::default());
     losses.tip.store(unchecked.through, Ordering::Release);
     // The last loss a snapshot was asked for.
@@ -239,7 +241,7 @@ async fn mend_if_lost<T>(
 fn start_checkpoint(
     store: &StateStore,
     unchecked: &mut Unchecked,
-    running: &mut Option<JoinHandle<()>>,
+    running: &mut Option<AbortOnDropHandle<()>>,
     losses: &Arc<Losses>,
     paced: bool,
 ) {
@@ -253,7 +255,7 @@ fn start_checkpoint(
     }
     let (writes, through) = unchecked.take();
     let (store, losses) = (store.clone(), losses.clone());
-    *running = Some(tokio::spawn(async move {
+    *running = Some(AbortOnDropHandle::new(tokio::spawn(async move {
         let started = std::time::Instant::now();
         let pace =
             Pace { from: tokio::time::Instant::now(), over: if paced { CHECKPOINT_SPREAD } else { Duration::ZERO } };
@@ -266,7 +268,7 @@ fn start_checkpoint(
         .await;
         let took_ms = started.elapsed().as_millis() as u64;
         tracing::debug!(keys = writes.len(), through, took_ms, "checkpoint written");
-    }));
+    })));
 }
 
 /// The writes of a group, in order, each key once with its last value.
