@@ -28,6 +28,7 @@ pub const RECOMMENDED_AGENTS: &str = "ticket_router_recommended_agents";
 pub const HANDOFFS: &str = "ticket_router_handoffs_total";
 pub const OFFER_TIMEOUTS: &str = "ticket_router_offer_timeouts_total";
 pub const DEADLETTER: &str = "ticket_router_deadletter_total";
+pub const DEADLETTER_FAILURES: &str = "ticket_router_deadletter_failures_total";
 pub const SERVING: &str = "ticket_router_serving";
 
 /// Seconds-scale waits: the 30 s first-response target and the 3 min alert sit on bucket edges.
@@ -75,6 +76,12 @@ pub fn count(outcome: Outcome) {
 
 /// Counts one dead-lettered message, and as a rejected inquiry unless it
 /// was a cancellation (`inquiry` false): those are no inquiries.
+/// A rejected message the dead-letter stream did not store: left
+/// unacknowledged, it comes again, and without this nothing would say so.
+pub fn count_deadletter_failure() {
+    counter!(DEADLETTER_FAILURES).increment(1);
+}
+
 pub fn count_deadletter(reason: RejectReason, inquiry: bool) {
     counter!(DEADLETTER, "reason" => reason.as_str()).increment(1);
     if inquiry {
@@ -100,6 +107,7 @@ pub fn install() -> Result<PrometheusHandle, metrics_exporter_prometheus::BuildE
     for reason in RejectReason::ALL {
         counter!(DEADLETTER, "reason" => reason.as_str()).absolute(0);
     }
+    counter!(DEADLETTER_FAILURES).absolute(0);
     set_serving(false);
     Ok(handle)
 }
@@ -142,6 +150,10 @@ fn describe() {
     describe_counter!(HANDOFFS, "Transfers and escalations, by kind and groups.");
     describe_counter!(OFFER_TIMEOUTS, "Offers not accepted within the group's accept timeout.");
     describe_counter!(DEADLETTER, "Inbound messages rejected to the dead-letter subject, by reason.");
+    describe_counter!(
+        DEADLETTER_FAILURES,
+        "Rejected inbound messages the dead-letter stream did not store; each is left unacknowledged and comes again."
+    );
     describe_gauge!(
         SERVING,
         "1 while the router consumes inquiries from NATS, records its decisions and its engine runs (gRPC health SERVING), else 0."

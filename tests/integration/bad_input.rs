@@ -149,3 +149,36 @@ async fn a_message_at_the_servers_size_limit_is_dead_lettered_cut_short_not_rede
     });
     state.await;
 }
+
+#[tokio::test]
+async fn a_message_the_dead_letter_stream_refuses_is_counted_and_kept_until_it_can_be_stored() {
+    let nats = NatsServer::start();
+    let router = RouterProcess::start(&config(&nats));
+    let bus = async_nats::connect(nats.url()).await.unwrap();
+    let js = async_nats::jetstream::new(bus.clone());
+    // The router set the stream up; ops then made it refuse anything but tiny messages.
+    let mut limited = js.get_stream("SUPPORT_DEADLETTER").await.unwrap().info().await.unwrap().config.clone();
+    limited.max_message_size = 8;
+    js.update_stream(limited.clone()).await.unwrap();
+    bus.publish("support.inquiries.shop-1", "{this is not json}".into()).await.unwrap();
+    let failures = |scrape: &str| sample(scrape, "ticket_router_deadletter_failures_total");
+    crate::support::eventually("the refused dead letter is counted", Duration::from_secs(20), || {
+        let router = &router;
+        async move { (failures(&router.scrape().await)? >= 1.0).then_some(()) }
+    })
+    .await;
+    assert_eq!(sample(&router.scrape().await, "ticket_router_deadletter_total{reason=\"not_decodable\"}"), Some(0.0));
+    // Not acknowledged: once the stream takes it again, the next delivery is stored.
+    limited.max_message_size = -1;
+    js.update_stream(limited).await.unwrap();
+    crate::support::eventually("the message is dead-lettered at its next delivery", Duration::from_secs(60), || {
+        let js = js.clone();
+        async move {
+            let mut stream = js.get_stream("SUPPORT_DEADLETTER").await.ok()?;
+            (stream.info().await.ok()?.state.messages == 1).then_some(())
+        }
+    })
+    .await;
+    let scrape = router.scrape().await;
+    assert_eq!(sample(&scrape, "ticket_router_deadletter_total{reason=\"not_decodable\"}"), Some(1.0));
+}

@@ -59,7 +59,7 @@ fn alert_rules_and_prometheus_config_pass_promtool_and_the_rule_unit_tests() {
         assert!(ok, "promtool {}:\n{output}", args.join(" "));
     }
     let names = alert_names();
-    assert_eq!(names.len(), 7, "{names:?}");
+    assert_eq!(names.len(), 8, "{names:?}");
     let tests = read("prometheus/alerts_test.yml");
     for name in &names {
         assert!(tests.contains(&format!("alertname: {name}")), "alerts_test.yml has no test of {name}");

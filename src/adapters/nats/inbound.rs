@@ -280,10 +280,15 @@ async fn finish(
                 Err(e)
                     if stream_missing(&e) || (timed_out(&e) && super::stream_absent(js, deadletter_stream).await) =>
                 {
+                    metrics::count_deadletter_failure();
                     tracing::error!(error = %e, "the dead-letter stream is gone; setting the streams up again, and the message will be redelivered");
                     return Finished::DeadLetterFailed(e);
                 }
-                Err(e) => tracing::error!(error = %e, "could not dead-letter a message; it will be redelivered"),
+                Err(e) => {
+                    metrics::count_deadletter_failure();
+                    tracing::error!(error = %e, "could not dead-letter a message; it will be redelivered. Check the limits \
+                        of the dead-letter stream (`nats stream info` on nats.deadletter_stream) and JetStream's storage");
+                }
             }
         }
         Disposition::Retry => return Finished::Stopping,
