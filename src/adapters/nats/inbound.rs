@@ -45,7 +45,7 @@ pub fn command_for(
     body: &[u8],
     received_at: Option<crate::core::Millis>,
 ) -> Result<Command, Rejection> {
-    let content_type = headers.and_then(|h| h.get("Content-Type")).map(|v| v.as_str());
+    let content_type = headers.and_then(content_type).map(|v| v.as_str());
     let format = codec::format_of(content_type);
     let prefix = &subjects.prefix;
     if is_cancellation(subjects, subject) {
@@ -106,6 +106,16 @@ fn classify(arrival: bool, redelivered: bool, outcome: Result<(), EngineError>) 
     }
 }
 
+/// The `Content-Type` header, however its name is written: NATS header
+/// names are case-sensitive, and HTTP habits write `content-type`.
+fn content_type(headers: &HeaderMap) -> Option<&async_nats::HeaderValue> {
+    headers.get("Content-Type").or_else(|| {
+        let mut named =
+            headers.iter().filter(|(name, _)| AsRef::<str>::as_ref(*name).eq_ignore_ascii_case("content-type"));
+        named.next().and_then(|(_, values)| values.first())
+    })
+}
+
 /// One-line header value (NATS headers cannot hold line breaks).
 fn header_value(text: &str) -> String {
     text.chars().map(|c| if c.is_control() { ' ' } else { c }).take(1000).collect()
@@ -129,7 +139,7 @@ pub async fn dead_letter(
     if let Some(origin) = origin {
         out.insert("Nats-Msg-Id", origin);
     }
-    if let Some(ct) = headers.and_then(|h| h.get("Content-Type")) {
+    if let Some(ct) = headers.and_then(content_type) {
         out.insert("Content-Type", ct.as_str());
     }
     out.insert(ERROR_HEADER, header_value(&rejection.to_string()).as_str());
@@ -322,4 +332,29 @@ fn a_redelivered_repeat_is_not_counted_as_a_publishers_duplicate() {
     assert_eq!(counted_outcome(true, true, &duplicate()), None);
     assert_eq!(counted_outcome(true, true, &Ok(())), Some(Outcome::Received), "decided for the first time");
     assert_eq!(counted_outcome(false, false, &Ok(())), None, "a cancellation is no inquiry");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost::Message;
+
+    #[test]
+    fn a_content_type_header_is_found_however_its_name_is_written() {
+        let subjects = Subjects::new("support");
+        let wire = crate::proto::Inquiry {
+            id: "q1".into(),
+            category: crate::proto::Category::Order as i32,
+            ..Default::default()
+        };
+        let body = wire.encode_to_vec();
+        for name in ["Content-Type", "content-type", "CONTENT-TYPE"] {
+            let mut headers = HeaderMap::new();
+            headers.insert(name, "application/protobuf");
+            let command = command_for(&subjects, "support.inquiries.shop-1", Some(&headers), &body, None);
+            assert!(matches!(command, Ok(Command::Arrive(q)) if q.id == "q1"), "{name}");
+        }
+        // Without one, the protobuf body is read as JSON, and refused.
+        assert!(command_for(&subjects, "support.inquiries.shop-1", None, &body, None).is_err());
+    }
 }
