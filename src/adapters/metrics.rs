@@ -74,14 +74,14 @@ pub fn count(outcome: Outcome) {
     counter!(INQUIRIES, "outcome" => outcome.label()).increment(1);
 }
 
-/// Counts one dead-lettered message, and as a rejected inquiry unless it
-/// was a cancellation (`inquiry` false): those are no inquiries.
-/// A rejected message the dead-letter stream did not store: left
+/// One failed attempt to dead-letter a rejected message: left
 /// unacknowledged, it comes again, and without this nothing would say so.
 pub fn count_deadletter_failure() {
     counter!(DEADLETTER_FAILURES).increment(1);
 }
 
+/// Counts one dead-lettered message, and as a rejected inquiry unless it
+/// was a cancellation (`inquiry` false): those are no inquiries.
 pub fn count_deadletter(reason: RejectReason, inquiry: bool) {
     counter!(DEADLETTER, "reason" => reason.as_str()).increment(1);
     if inquiry {
@@ -152,7 +152,7 @@ fn describe() {
     describe_counter!(DEADLETTER, "Inbound messages rejected to the dead-letter subject, by reason.");
     describe_counter!(
         DEADLETTER_FAILURES,
-        "Rejected inbound messages the dead-letter stream did not store; each is left unacknowledged and comes again."
+        "Failed attempts to store a rejected inbound message in the dead-letter stream, one per delivery; the message is left unacknowledged and comes again."
     );
     describe_gauge!(
         SERVING,

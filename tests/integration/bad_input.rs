@@ -179,6 +179,12 @@ async fn a_message_the_dead_letter_stream_refuses_is_counted_and_kept_until_it_c
         }
     })
     .await;
-    let scrape = router.scrape().await;
-    assert_eq!(sample(&scrape, "ticket_router_deadletter_total{reason=\"not_decodable\"}"), Some(1.0));
+    crate::support::eventually("the stored dead letter is counted", Duration::from_secs(10), || {
+        let router = &router;
+        async move {
+            let stored = sample(&router.scrape().await, "ticket_router_deadletter_total{reason=\"not_decodable\"}");
+            (stored == Some(1.0)).then_some(())
+        }
+    })
+    .await;
 }
