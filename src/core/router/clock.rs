@@ -1,6 +1,6 @@
 //! Everything that happens because time passed: offer timeouts, heartbeat
 //! grace, fatigue, overflow, load levels with overrides, staffing advice, and
-//! forgetting finished work.
+//! forgetting finished work (`forget.rs`).
 
 use super::record::Place;
 use super::{Override, Router};
@@ -8,19 +8,14 @@ use crate::core::agents::{AgentIx, GroupIx, InqIx};
 use crate::core::command::{Actor, Role};
 use crate::core::effect::{Effect, EventKind, LevelChange, Scope};
 use crate::core::error::CoreError;
-use crate::core::id_index::IdIndex;
 use crate::core::levels::{raw_level, Observation};
 use crate::core::staffing::{advise, StaffingInput};
 use crate::core::types::{AgentStatus, Level, Millis, Rule};
-use std::collections::hash_map::Entry;
 
 /// Levels are re-evaluated at most this often.
 const LEVEL_EVAL_MS: u64 = 1_000;
 /// Override windows one scope may hold at once (a promotion has a few).
 pub const OVERRIDES_PER_SCOPE: usize = 16;
-/// How many finished records ahead `forget_finished` prefetches: enough to
-/// cover a memory access while one record is dropped.
-const FORGET_PREFETCH: usize = 8;
 /// Crossing records `overflow` prefetches at once: a usual tick's worth;
 /// more (a catch-up) would evict the first before they are used.
 const OVERFLOW_PREFETCH: usize = 512;
@@ -396,58 +391,6 @@ impl Router {
         self.levels_dirty = true;
         self.evaluate_levels(now, fx);
         Ok(())
-    }
-
-    /// Drops finished inquiries after `retain_finished`, and stale sticky agents.
-    fn forget_finished(&mut self, now: Millis) {
-        let retain = self.settings.agents.retain_finished.as_millis() as u64;
-        // Records finished long ago are out of cache, and so is their
-        // place in the id index: records a few ahead are fetched while one
-        // is looked at, and the index removals are made in a row afterwards.
-        for &(_, ix) in self.finished.iter().take(FORGET_PREFETCH) {
-            self.records.prefetch(ix as usize);
-        }
-        let mut gone: Vec<(u32, InqIx)> = Vec::new();
-        while let Some(&(at, ix)) = self.finished.front() {
-            if at + retain > now {
-                break;
-            }
-            if let Some(&(_, ahead)) = self.finished.get(FORGET_PREFETCH) {
-                self.records.prefetch(ahead as usize);
-            }
-            self.finished.pop_front();
-            // A deflected inquiry the bot handed back lives on under the same index.
-            if let Some(rec) = self.records[ix as usize].as_ref() {
-                if matches!(rec.place, Place::Finished { at: done, .. } if done == at) {
-                    gone.push((IdIndex::hash_of(&rec.inquiry.id), ix));
-                }
-            }
-        }
-        for &(hash, ix) in &gone {
-            self.inquiry_ix.remove_hashed(hash, ix);
-        }
-        for (_, ix) in gone {
-            // Finished twice in the same millisecond (deflected, handed back
-            // and done at once), it is listed twice: gone the first time.
-            let Some(rec) = self.records[ix as usize].take() else { continue };
-            self.free_records.push(ix);
-            if self.tracking {
-                self.forgotten.push(rec.inquiry.id);
-            }
-        }
-        let window = self.settings.agents.sticky_window.as_millis() as u64;
-        while let Some((at, _)) = self.sticky_expiry.front() {
-            if at + window > now {
-                break;
-            }
-            let (at, key) = self.sticky_expiry.pop_front().expect("front exists");
-            // One lookup: the entry is removed only if no later accept renewed it.
-            if let Entry::Occupied(entry) = self.sticky.entry(key) {
-                if entry.get().1 == at {
-                    entry.remove();
-                }
-            }
-        }
     }
 }
 

@@ -6,6 +6,7 @@
 
 mod acting;
 mod clock;
+mod forget;
 mod handoff;
 mod invariants;
 mod lifecycle;
