@@ -94,7 +94,7 @@ pub async fn run(
     let lease_stop = CancellationToken::new();
     let release_on_return = lease_stop.clone().drop_guard();
     let lease_task = tokio::spawn(lease.keep(lease_stop));
-    let (router, catch_up, replayed) = match restore(&config, &store, &shutdown).await {
+    let (router, catch_up, replayed, journal_last) = match restore(&config, &store, &shutdown).await {
         Ok(Some(restored)) => restored,
         other => {
             release(release_on_return, lease_task).await;
@@ -131,7 +131,7 @@ pub async fn run(
     let engine_task = tasks.spawn(engine.run(engine_stop.clone()));
     // Stopped by `journal_stopped` too, should the journal end first.
     let shutdown = shutdown.child_token();
-    let journal = tokio::spawn(journal::run(store, replayed, journal_rx, handle.clone()));
+    let journal = tokio::spawn(journal::run(store, replayed, journal_last, journal_rx, handle.clone()));
     let journal_task = tasks.spawn(journal_stopped(journal, engine_stop.clone(), shutdown.clone()));
     let publisher_task =
         tasks.spawn(nats::outbound::run_publisher(client.clone(), config.nats.clone(), outgoing, handle.clone()));
@@ -229,12 +229,12 @@ async fn restore(
     config: &Config,
     store: &StateStore,
     shutdown: &CancellationToken,
-) -> Result<Option<(Router, Vec<crate::core::Effect>, Vec<Write>)>, ServeError> {
+) -> Result<Option<(Router, Vec<crate::core::Effect>, Vec<Write>, u64)>, ServeError> {
     let started = Instant::now();
     let Some(loaded) = retry("read the recorded state", shutdown, || store.load_with_journal()).await else {
         return Ok(None);
     };
-    let (restored, replayed) = (loaded.restored, loaded.replayed);
+    let (restored, replayed, journal_last) = (loaded.restored, loaded.replayed, loaded.journal_last);
     let (inquiries, agents) = (restored.inquiries.len(), restored.agents.len());
     let (mut router, catch_up) = Router::restore(config.routing(), restored, now_ms())?;
     for note in router.take_restore_notes() {
@@ -250,7 +250,7 @@ async fn restore(
         took_ms = started.elapsed().as_millis() as u64,
         "restored the routing state"
     );
-    Ok(Some((router, catch_up, replayed)))
+    Ok(Some((router, catch_up, replayed, journal_last)))
 }
 
 /// Retries `attempt` with backoff until it succeeds or shutdown (None).

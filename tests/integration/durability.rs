@@ -305,7 +305,7 @@ async fn what_a_restart_replayed_from_the_journal_outlives_the_next_checkpoint()
     kv.purge().filter("$KV.ticket_router_state.inq.complaint-1").await.unwrap();
     let settings = ticket_router::config::NatsSettings { url: nats.url(), ..Default::default() };
     let store = StateStore::open(js.clone(), &settings).await.unwrap();
-    store.append(&frame::encode(&[("inq.complaint-1".to_string(), Some(record))], 1 << 20)).await.unwrap();
+    store.append_at_end(&frame::encode(&[("inq.complaint-1".to_string(), Some(record))], 1 << 20)).await.unwrap();
 
     // The next run restores it from the journal, decides other things, and
     // checkpoints them, which purges the journal.

@@ -8,6 +8,8 @@ use crate::support::eventually;
 use crate::support::nats_server::NatsServer;
 use crate::support::router::{sample, RouterProcess};
 use std::time::Duration;
+use ticket_router::adapters::persistence::{frame, StateStore};
+use ticket_router::config::NatsSettings;
 use ticket_router::proto;
 
 const SETTLE: Duration = Duration::from_secs(60);
@@ -128,4 +130,31 @@ async fn a_nats_restart_shorter_than_the_lease_does_not_hand_it_to_the_waiting_r
         (waiting_in_orders(&first).await == 1.0).then_some(())
     })
     .await;
+}
+
+#[tokio::test]
+async fn a_router_stops_when_another_writes_its_journal_and_what_it_had_not_recorded_comes_again() {
+    let nats = NatsServer::start();
+    let config = config(&nats);
+    let mut first = RouterProcess::start(&config);
+    let bus = async_nats::connect(nats.url()).await.unwrap();
+    publish(&bus, "support.inquiries.shop-1".into(), inquiry_json("fence-1", "ORDER", 0, false)).await;
+    eventually("the first inquiry waits", SETTLE, || async { (waiting_in_orders(&first).await == 1.0).then_some(()) })
+        .await;
+    // What a router that took over writes, or the late write of one cut off
+    // from NATS: here, the delete of a record nobody has.
+    let settings =
+        NatsSettings { url: nats.url(), state_bucket: "ticket_router_state".into(), ..NatsSettings::default() };
+    let other = StateStore::open(async_nats::jetstream::new(bus.clone()), &settings).await.unwrap();
+    other.append_at_end(&frame::encode(&[("inq.nobody".to_string(), None)], 1 << 20)).await.unwrap();
+    publish(&bus, "support.inquiries.shop-1".into(), inquiry_json("fence-2", "ORDER", 0, false)).await;
+    let status = first.exit_within(SETTLE);
+    assert_eq!(status.and_then(|s| s.code()), Some(1), "its log:\n{}", first.log_text());
+    assert!(first.log_text().contains("another router has written the journal"), "{}", first.log_text());
+
+    // Started again, it restores the first inquiry, and NATS delivers the
+    // second again: its decision was never recorded nor acknowledged.
+    let second = RouterProcess::start(&config);
+    eventually("both inquiries wait", SETTLE, || async { (waiting_in_orders(&second).await == 2.0).then_some(()) })
+        .await;
 }

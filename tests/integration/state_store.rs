@@ -4,7 +4,7 @@
 
 use crate::support::nats_server::NatsServer;
 use bytes::Bytes;
-use ticket_router::adapters::persistence::{frame, Pace, StateStore, Write};
+use ticket_router::adapters::persistence::{frame, Appended, Pace, StateStore, Write};
 use ticket_router::config::NatsSettings;
 use ticket_router::core::snapshot::AgentRecord;
 use ticket_router::core::AgentStatus;
@@ -51,7 +51,7 @@ async fn the_journal_is_replayed_over_the_last_checkpoint() {
     assert!(agents(&store).await.is_empty(), "a new store is empty");
 
     let first = vec![agent("a", AgentStatus::Available), agent("b", AgentStatus::Available)];
-    let through = store.append(&frame::encode(&first, 1 << 20)).await.unwrap();
+    let through = store.append_at_end(&frame::encode(&first, 1 << 20)).await.unwrap();
     let both = vec![("a".to_string(), AgentStatus::Available), ("b".to_string(), AgentStatus::Available)];
     assert_eq!(agents(&store).await, both, "read from the journal alone");
 
@@ -61,7 +61,7 @@ async fn the_journal_is_replayed_over_the_last_checkpoint() {
 
     // Later decisions, in two messages: `a` changes twice, `b` is forgotten.
     let later = vec![agent("a", AgentStatus::Away), ("agent.b".to_string(), None), agent("a", AgentStatus::Break)];
-    store.append(&frame::encode(&later, 64)).await.unwrap();
+    store.append_at_end(&frame::encode(&later, 64)).await.unwrap();
     assert!(journal_messages(&js).await >= 2);
     assert_eq!(agents(&store).await, vec![("a".to_string(), AgentStatus::Break)], "journal over bucket, in order");
 
@@ -71,7 +71,7 @@ async fn the_journal_is_replayed_over_the_last_checkpoint() {
 
     // Checkpointed, the forgotten key leaves nothing behind in the bucket:
     // no delete marker piles up for each record ever forgotten.
-    let through = store.append(&frame::encode(&later, 1 << 20)).await.unwrap();
+    let through = store.append_at_end(&frame::encode(&later, 1 << 20)).await.unwrap();
     store.checkpoint(&later, through, || true, &Default::default()).await.unwrap();
     assert_eq!(agents(&store).await, vec![("a".to_string(), AgentStatus::Break)], "read from the bucket alone");
     let bucket = js.get_stream("KV_test_state").await.unwrap();
@@ -84,9 +84,9 @@ async fn a_journal_created_anew_goes_on_after_the_checkpoint() {
     let (_nats, js, settings, store) = fresh_store().await;
     let first = vec![agent("a", AgentStatus::Available)];
     for _ in 0..5 {
-        store.append(&frame::encode(&first, 1 << 20)).await.unwrap();
+        store.append_at_end(&frame::encode(&first, 1 << 20)).await.unwrap();
     }
-    let through = store.append(&frame::encode(&first, 1 << 20)).await.unwrap();
+    let through = store.append_at_end(&frame::encode(&first, 1 << 20)).await.unwrap();
     store.checkpoint(&first, through, || true, &Default::default()).await.unwrap();
     assert_eq!(store.last_recorded().await.unwrap(), through);
 
@@ -94,7 +94,7 @@ async fn a_journal_created_anew_goes_on_after_the_checkpoint() {
     js.delete_stream("JOURNAL_test_state").await.unwrap();
     let reopened = StateStore::open(js.clone(), &settings).await.expect("reopen");
     let later = vec![agent("a", AgentStatus::Break)];
-    let seq = reopened.append(&frame::encode(&later, 1 << 20)).await.unwrap();
+    let seq = reopened.append_at_end(&frame::encode(&later, 1 << 20)).await.unwrap();
     assert!(seq > through, "appended at {seq}, after the checkpoint's {through}");
     assert_eq!(agents(&reopened).await, vec![("a".to_string(), AgentStatus::Break)], "not hidden by the marker");
 }
@@ -102,19 +102,19 @@ async fn a_journal_created_anew_goes_on_after_the_checkpoint() {
 #[tokio::test]
 async fn a_group_commit_cut_short_by_a_crash_is_not_replayed() {
     let (_nats, js, settings, store) = fresh_store().await;
-    store.append(&frame::encode(&[agent("a", AgentStatus::Available)], 1 << 20)).await.unwrap();
+    store.append_at_end(&frame::encode(&[agent("a", AgentStatus::Available)], 1 << 20)).await.unwrap();
 
     // One group in several messages: `a` takes a break and `b` comes in.
     // The router stopped after storing its first message only.
     let group = frame::encode(&[agent("a", AgentStatus::Break), agent("b", AgentStatus::Available)], 64);
     assert!(group.len() >= 2);
-    store.append(&group[..1]).await.unwrap();
+    store.append_at_end(&group[..1]).await.unwrap();
     let before = vec![("a".to_string(), AgentStatus::Available)];
     assert_eq!(agents(&store).await, before, "half a group is no state the router was ever in");
 
     // The restarted router decides on: its groups are read, the stray half is not.
     let reopened = StateStore::open(js.clone(), &settings).await.expect("reopen");
-    reopened.append(&frame::encode(&[agent("c", AgentStatus::Away)], 64)).await.unwrap();
+    reopened.append_at_end(&frame::encode(&[agent("c", AgentStatus::Away)], 64)).await.unwrap();
     let after = vec![("a".to_string(), AgentStatus::Available), ("c".to_string(), AgentStatus::Away)];
     assert_eq!(agents(&reopened).await, after);
 }
@@ -123,7 +123,7 @@ async fn a_group_commit_cut_short_by_a_crash_is_not_replayed() {
 async fn a_spread_checkpoint_writes_every_window_then_empties_the_journal() {
     let (_nats, js, _, store) = fresh_store().await;
     let writes: Vec<Write> = (0..200).map(|i| agent(&format!("a{i:03}"), AgentStatus::Available)).collect();
-    let through = store.append(&frame::encode(&writes, 1 << 20)).await.unwrap();
+    let through = store.append_at_end(&frame::encode(&writes, 1 << 20)).await.unwrap();
     let pace = Pace { from: tokio::time::Instant::now(), over: std::time::Duration::from_millis(200) };
     let done = std::sync::atomic::AtomicUsize::new(0);
     store.checkpoint_paced(&writes, through, || true, &done, pace).await.unwrap();
@@ -149,10 +149,10 @@ async fn a_retried_checkpoint_goes_on_after_the_windows_it_stored() {
 async fn journal_messages_the_server_lost_are_reported_unless_a_snapshot_follows() {
     let (_nats, js, _, store) = fresh_store().await;
     let first = vec![agent("a", AgentStatus::Available)];
-    let through = store.append(&frame::encode(&first, 1 << 20)).await.unwrap();
+    let through = store.append_at_end(&frame::encode(&first, 1 << 20)).await.unwrap();
     store.checkpoint(&first, through, || true, &Default::default()).await.unwrap();
-    let lost = store.append(&frame::encode(&[agent("b", AgentStatus::Available)], 1 << 20)).await.unwrap();
-    store.append(&frame::encode(&[agent("c", AgentStatus::Available)], 1 << 20)).await.unwrap();
+    let lost = store.append_at_end(&frame::encode(&[agent("b", AgentStatus::Available)], 1 << 20)).await.unwrap();
+    store.append_at_end(&frame::encode(&[agent("c", AgentStatus::Available)], 1 << 20)).await.unwrap();
     assert_eq!(store.load_with_journal().await.unwrap().lost, None, "nothing missing");
 
     // The server loses the message right after the checkpoint.
@@ -162,7 +162,7 @@ async fn journal_messages_the_server_lost_are_reported_unless_a_snapshot_follows
 
     // A snapshot of every record appended after the loss makes up for it.
     let all = vec![agent("a", AgentStatus::Available), agent("b", AgentStatus::Available)];
-    let last = store.append(&frame::encode_group(&all, 1 << 20, true)).await.unwrap();
+    let last = store.append_at_end(&frame::encode_group(&all, 1 << 20, true)).await.unwrap();
     assert_eq!(store.load_with_journal().await.unwrap().lost, None);
 
     // A journal emptied past the checkpoint lost everything after it.
@@ -174,11 +174,37 @@ async fn journal_messages_the_server_lost_are_reported_unless_a_snapshot_follows
 async fn a_checkpoint_not_allowed_to_mark_leaves_the_marker_and_the_journal_alone() {
     let (_nats, js, _, store) = fresh_store().await;
     let first = vec![agent("a", AgentStatus::Available)];
-    let through = store.append(&frame::encode(&first, 1 << 20)).await.unwrap();
+    let through = store.append_at_end(&frame::encode(&first, 1 << 20)).await.unwrap();
     // As while a lost bucket is being refilled: the values go in, nothing else.
     store.checkpoint(&first, through, || false, &Default::default()).await.unwrap();
     let bucket = js.get_key_value("test_state").await.unwrap();
     assert!(bucket.get("agent.a").await.unwrap().is_some(), "the values are written");
     assert!(bucket.get("checkpoint").await.unwrap().is_none(), "no marker");
     assert_eq!(journal_messages(&js).await, 1, "the journal keeps everything");
+}
+
+#[tokio::test]
+async fn an_append_goes_only_right_after_where_this_router_left_the_journal() {
+    let (_nats, js, _, store) = fresh_store().await;
+    let start = store.load_with_journal().await.unwrap().journal_last;
+    let first = frame::encode(&[agent("a", AgentStatus::Available)], 1 << 20);
+    assert_eq!(store.append(&first, start).await.unwrap(), Appended::Through(start + 1));
+
+    // An earlier attempt stored a group's first message, and its
+    // acknowledgement was lost: the retry finds it and writes the rest once.
+    let writes: Vec<Write> = (0..3).map(|i| agent(&format!("b{i}"), AgentStatus::Available)).collect();
+    let group = frame::encode(&writes, 64);
+    assert_eq!(group.len(), 3, "one message per record");
+    store.append(&group[..1], start + 1).await.unwrap();
+    assert_eq!(store.append(&group, start + 1).await.unwrap(), Appended::Through(start + 4));
+    assert_eq!(journal_messages(&js).await, 4, "each message once");
+    assert_eq!(agents(&store).await.len(), 4);
+
+    // Another writer's message (a router that took over, or a late write of
+    // one cut off from NATS) is found there, and nothing goes after it.
+    let foreign = store.append_at_end(&frame::encode(&[agent("x", AgentStatus::Away)], 1 << 20)).await.unwrap();
+    let later = frame::encode(&[agent("c", AgentStatus::Available)], 1 << 20);
+    assert_eq!(store.append(&later, start + 4).await.unwrap(), Appended::Foreign { seq: foreign });
+    assert_eq!(journal_messages(&js).await, 5);
+    assert_eq!(store.load_with_journal().await.unwrap().journal_last, foreign);
 }

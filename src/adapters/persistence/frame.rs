@@ -105,19 +105,29 @@ pub fn encode_group(writes: &[Write], limit: usize, snapshot: bool) -> Vec<Bytes
         .collect()
 }
 
+/// The place in its group of a `TRJ2` message, read from its header alone.
+pub fn part_of(mut frame: &[u8]) -> Result<Part, String> {
+    if !frame.starts_with(MAGIC) {
+        return Err("not a TRJ2 journal message".into());
+    }
+    if frame.len() < HEADER {
+        return Err("journal message ends in its header".into());
+    }
+    frame.advance(MAGIC.len());
+    let (run, group, index, count) = (frame.get_u64(), frame.get_u64(), frame.get_u32(), frame.get_u32());
+    let snapshot = frame.get_u32() & SNAPSHOT != 0;
+    if index >= count {
+        return Err(format!("journal message {index} of a group of {count}"));
+    }
+    Ok(Part { run, group, index, count, snapshot })
+}
+
 /// The writes of one message, in order, with its place in its group.
 pub fn decode(mut frame: Bytes) -> Result<Frame, String> {
     let part = if frame.starts_with(MAGIC) {
-        if frame.len() < HEADER {
-            return Err("journal message ends in its header".into());
-        }
-        frame.advance(MAGIC.len());
-        let (run, group, index, count) = (frame.get_u64(), frame.get_u64(), frame.get_u32(), frame.get_u32());
-        let snapshot = frame.get_u32() & SNAPSHOT != 0;
-        if index >= count {
-            return Err(format!("journal message {index} of a group of {count}"));
-        }
-        Some(Part { run, group, index, count, snapshot })
+        let part = part_of(&frame)?;
+        frame.advance(HEADER);
+        Some(part)
     } else if frame.starts_with(MAGIC_V1) {
         frame.advance(MAGIC_V1.len());
         None

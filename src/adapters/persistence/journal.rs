@@ -10,7 +10,7 @@
 //! not recorded. Checkpoints only shorten recovery: a failed one is retried,
 //! and until it succeeds the journal simply keeps more.
 
-use super::{frame, key_of, value_of, Limits, Pace, StateStore, Write, CHECKPOINT_SPREAD};
+use super::{frame, key_of, value_of, Appended, Limits, Pace, StateStore, Write, CHECKPOINT_SPREAD};
 use crate::adapters::engine::{Batch, EngineHandle};
 use crate::core::snapshot::Change;
 use bytes::Bytes;
@@ -76,6 +76,10 @@ struct Losses {
     /// The last journal sequence appended: a journal created anew goes on
     /// after it, whoever found the loss.
     tip: AtomicU64,
+    /// The journal's last sequence as this router knows it (restored or
+    /// appended, or where a journal it created anew starts): the next
+    /// append must follow it, or someone else writes the journal.
+    journal_last: AtomicU64,
 }
 
 impl Losses {
@@ -87,11 +91,14 @@ impl Losses {
 
 /// Runs until every sender is gone and the queue is empty. `replayed` is
 /// what the start read from the journal, not yet in the bucket: the first
-/// checkpoint writes it, since it purges the journal. `engine` is asked for
-/// every record when the server lost the bucket or the journal.
+/// checkpoint writes it, since it purges the journal; `journal_last` is the
+/// journal's last sequence the start read. `engine` is asked for every
+/// record when the server lost the bucket or the journal. Ends early when
+/// another router writes the journal (see `append`).
 pub async fn run(
     store: StateStore,
     replayed: Vec<Write>,
+    journal_last: u64,
     mut batches: mpsc::UnboundedReceiver<Batch>,
     engine: EngineHandle,
 ) {
@@ -105,6 +112,7 @@ pub async fn run(
     let mut checkpoint: Option<AbortOnDropHandle<()>> = None;
     let losses = Arc::new(Losses::default());
     losses.tip.store(unchecked.through, Ordering::Release);
+    losses.journal_last.store(journal_last, Ordering::Release);
     // The last loss a snapshot was asked for.
     let mut asked = 0;
     let mut ticks = tokio::time::interval(CHECKPOINT_EVERY);
@@ -139,7 +147,12 @@ pub async fn run(
             );
         }
         if !writes.is_empty() || snapshot.is_some() {
-            let through = append(&store, &writes, unchecked.through, &losses, snapshot.is_some(), limits).await;
+            let Some(through) = append(&store, &writes, unchecked.through, &losses, snapshot.is_some(), limits).await
+            else {
+                // Nothing of this group goes out, and no last checkpoint
+                // writes over the other router's state.
+                return;
+            };
             unchecked.add(writes, through);
         }
         if let Some(loss) = snapshot {
@@ -179,25 +192,40 @@ pub async fn run(
     }
 }
 
-/// Appends one group commit after sequence `after`, retrying until stored;
-/// the sequence of its last message.
+/// Appends one group commit, retrying until stored; the sequence its
+/// records are recorded through (at least `through`, where the journal
+/// stood). `None` when another router writes the journal: this one must stop.
 async fn append(
     store: &StateStore,
     writes: &[Write],
-    after: u64,
+    through: u64,
     losses: &Losses,
     snapshot: bool,
     limits: Limits,
-) -> u64 {
+) -> Option<u64> {
     let frames = frame::encode_group(writes, limits.frame, snapshot);
-    let through = until_done("cannot record routing state", || async {
-        mend_if_lost(store, store.append(&frames).await, losses).await
+    let appended = until_done("cannot record routing state", || async {
+        // Read at each attempt: a journal created anew meanwhile starts elsewhere.
+        let after = losses.journal_last.load(Ordering::Acquire);
+        mend_if_lost(store, store.append(&frames, after).await, losses).await
     })
     .await;
+    let last = match appended {
+        Appended::Through(last) => last,
+        Appended::Foreign { seq } => {
+            tracing::error!(
+                seq,
+                "another router has written the journal (it holds the lease now: this router was cut off from NATS \
+                 or paused for longer than nats.lease); stopping without recording or announcing anything more"
+            );
+            return None;
+        }
+    };
+    losses.journal_last.store(last, Ordering::Release);
     // An empty group (nothing to write) appends nothing: where it stood.
-    let through = through.max(after);
+    let through = last.max(through);
     losses.tip.fetch_max(through, Ordering::AcqRel);
-    through
+    Some(through)
 }
 
 /// After the server lost the bucket or the journal: asks the engine for
@@ -228,8 +256,11 @@ async fn mend_if_lost<T>(
     if result.is_err() {
         let next_seq = losses.tip.load(Ordering::Acquire) + 1;
         store
-            .recreate_if_lost(next_seq, || {
+            .recreate_if_lost(next_seq, |journal_lost| {
                 losses.recreated.fetch_add(1, Ordering::AcqRel);
+                if journal_lost {
+                    losses.journal_last.store(next_seq - 1, Ordering::Release);
+                }
             })
             .await;
     }

@@ -17,6 +17,9 @@ pub struct Loaded {
     pub replayed: Vec<Write>,
     /// Journal sequences the server lost that the bucket does not cover.
     pub lost: Option<(u64, u64)>,
+    /// The journal's last sequence as read: this router's appends must
+    /// follow it (see `append`).
+    pub journal_last: u64,
 }
 
 impl StateStore {
@@ -59,13 +62,16 @@ impl StateStore {
         let mut groups = frame::Groups::default();
         let mut from_journal: HashMap<String, Option<Bytes>> = HashMap::new();
         let mut first_seq = None;
+        let mut last_read = 0;
         // An empty journal whose sequence went on past the checkpoint lost
         // (or had purged) what came after it.
         let state = self.js.get_stream(&self.journal).await.map_err(|e| read_error(&e))?.cached_info().state.clone();
         let emptied = (state.messages == 0 && state.last_sequence > through).then_some(state.last_sequence + 1);
         read_stream(&self.js, &self.journal, journal, through, |message| {
             frames += 1;
-            first_seq = first_seq.or_else(|| message.info().ok().map(|i| i.stream_sequence));
+            let seq = message.info().ok().map(|i| i.stream_sequence);
+            first_seq = first_seq.or(seq);
+            last_read = last_read.max(seq.unwrap_or(0));
             match frame::decode(message.payload.clone()) {
                 Ok(frame) => groups.push(frame).into_iter().for_each(|writes| {
                     from_journal.extend(writes.iter().cloned());
@@ -106,7 +112,10 @@ impl StateStore {
         for (key, payload) in &latest {
             decode_into(&mut restored, key, payload);
         }
-        Ok(Loaded { restored, replayed: from_journal.into_iter().collect(), lost })
+        // Whatever came in while reading was read too: the reading goes on
+        // until nothing is pending.
+        let journal_last = state.last_sequence.max(last_read);
+        Ok(Loaded { restored, replayed: from_journal.into_iter().collect(), lost, journal_last })
     }
 }
 

@@ -16,9 +16,11 @@
 //! * [`journal`] — the task that appends with group commit and retries, and
 //!   hands changes to the checkpoints.
 //! * [`frame`] — the journal's message format.
+//! * `append` — appending a group commit where this router left the journal.
 //! * `checkpoint` — writing a checkpoint: windows in flight, and their pace.
 //! * [`lease`] — one router per bucket.
 
+mod append;
 mod checkpoint;
 mod fit;
 pub mod frame;
@@ -26,6 +28,7 @@ pub mod journal;
 pub mod lease;
 mod load;
 
+pub use append::Appended;
 pub use checkpoint::{Pace, CHECKPOINT_SPREAD};
 pub use load::Loaded;
 
@@ -263,7 +266,9 @@ impl StateStore {
     /// that deciding goes on; true when it did. `next_seq` is the journal
     /// sequence after the last one appended. What they held is gone from the
     /// server: the caller records everything the router holds again.
-    pub async fn recreate_if_lost(&self, next_seq: u64, on_loss: impl FnOnce()) -> bool {
+    /// `on_loss` is told whether the journal was lost (it starts anew at
+    /// `next_seq`).
+    pub async fn recreate_if_lost(&self, next_seq: u64, on_loss: impl FnOnce(bool)) -> bool {
         let journal_lost = stream_absent(&self.js, &self.journal).await;
         let bucket_lost = stream_absent(&self.js, &format!("KV_{}", self.bucket)).await;
         if !(journal_lost || bucket_lost) {
@@ -271,7 +276,7 @@ impl StateStore {
         }
         // Counted before anything is created: were the creation to fail
         // half-way, the next attempt would find the streams and not know.
-        on_loss();
+        on_loss(journal_lost);
         tracing::error!(
             journal_lost,
             bucket_lost,
@@ -286,27 +291,6 @@ impl StateStore {
             tracing::warn!(error = %e, "cannot create the state bucket and journal again yet");
         }
         true
-    }
-
-    /// Appends messages to the journal and waits until the server has stored
-    /// them all; returns the sequence of the last.
-    pub async fn append(&self, frames: &[Bytes]) -> Result<u64, async_nats::Error> {
-        let mut last = 0;
-        for window in frames.chunks(ACK_WINDOW) {
-            self.lease_held().await;
-            let mut acks = Vec::with_capacity(window.len());
-            for frame in window {
-                acks.push(self.js.publish(self.journal_subject.clone(), frame.clone()).await?);
-            }
-            // Awaited together: each ack's timeout runs only while awaited.
-            let stored = futures::future::try_join_all(acks.into_iter().map(std::future::IntoFuture::into_future));
-            last = stored.await?.iter().map(|ack| ack.sequence).max().unwrap_or(last);
-        }
-        // Held still: a router paused between the check and the write would
-        // otherwise announce decisions after another took over (it exits
-        // instead, when its renewal finds the lease taken).
-        self.lease_held().await;
-        Ok(last)
     }
 }
 
