@@ -132,8 +132,11 @@ async fn a_nats_restart_shorter_than_the_lease_does_not_hand_it_to_the_waiting_r
     .await;
 }
 
-#[tokio::test]
-async fn a_router_stops_when_another_writes_its_journal_and_what_it_had_not_recorded_comes_again() {
+/// Starts a router and has it record one inquiry; `foreign` then writes
+/// what another router would (one that took over, or the late write of one
+/// cut off from NATS), and a second inquiry comes: the router must stop
+/// rather than write after it, and, started again, hold both inquiries.
+async fn stops_on_a_foreign_write(foreign: impl AsyncFnOnce(async_nats::jetstream::Context, String), stream: &str) {
     let nats = NatsServer::start();
     let config = config(&nats);
     let mut first = RouterProcess::start(&config);
@@ -141,20 +144,39 @@ async fn a_router_stops_when_another_writes_its_journal_and_what_it_had_not_reco
     publish(&bus, "support.inquiries.shop-1".into(), inquiry_json("fence-1", "ORDER", 0, false)).await;
     eventually("the first inquiry waits", SETTLE, || async { (waiting_in_orders(&first).await == 1.0).then_some(()) })
         .await;
-    // What a router that took over writes, or the late write of one cut off
-    // from NATS: here, the delete of a record nobody has.
-    let settings =
-        NatsSettings { url: nats.url(), state_bucket: "ticket_router_state".into(), ..NatsSettings::default() };
-    let other = StateStore::open(async_nats::jetstream::new(bus.clone()), &settings).await.unwrap();
-    other.append_at_end(&frame::encode(&[("inq.nobody".to_string(), None)], 1 << 20)).await.unwrap();
+    foreign(async_nats::jetstream::new(bus.clone()), nats.url()).await;
     publish(&bus, "support.inquiries.shop-1".into(), inquiry_json("fence-2", "ORDER", 0, false)).await;
     let status = first.exit_within(SETTLE);
     assert_eq!(status.and_then(|s| s.code()), Some(1), "its log:\n{}", first.log_text());
-    assert!(first.log_text().contains("another router has written the journal"), "{}", first.log_text());
+    let said = format!("another router has written the {stream}");
+    assert!(first.log_text().contains(&said), "{}", first.log_text());
 
-    // Started again, it restores the first inquiry, and NATS delivers the
-    // second again: its decision was never recorded nor acknowledged.
+    // Started again, it restores what it recorded, and NATS delivers again
+    // whatever it had not.
     let second = RouterProcess::start(&config);
     eventually("both inquiries wait", SETTLE, || async { (waiting_in_orders(&second).await == 2.0).then_some(()) })
         .await;
+}
+
+#[tokio::test]
+async fn a_router_stops_when_another_writes_its_journal_and_what_it_had_not_recorded_comes_again() {
+    // The delete of a record nobody has.
+    let write = async |js, url| {
+        let settings = NatsSettings { url, state_bucket: "ticket_router_state".into(), ..NatsSettings::default() };
+        let other = StateStore::open(js, &settings).await.unwrap();
+        other.append_at_end(&frame::encode(&[("inq.nobody".to_string(), None)], 1 << 20)).await.unwrap();
+    };
+    stops_on_a_foreign_write(write, "journal").await;
+}
+
+#[tokio::test]
+async fn a_router_stops_when_another_writes_its_state_bucket() {
+    // A value of a key nobody reads, once the first inquiry is checkpointed.
+    let write = async |js: async_nats::jetstream::Context, _| {
+        let bucket = js.get_key_value("ticket_router_state").await.unwrap();
+        let checkpointed = || async { bucket.get("checkpoint").await.unwrap().map(|_| ()) };
+        eventually("a checkpoint", SETTLE, checkpointed).await;
+        bucket.put("nobody", "{}".into()).await.unwrap();
+    };
+    stops_on_a_foreign_write(write, "state bucket").await;
 }

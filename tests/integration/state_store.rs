@@ -4,7 +4,7 @@
 
 use crate::support::nats_server::NatsServer;
 use bytes::Bytes;
-use ticket_router::adapters::persistence::{frame, Appended, Pace, StateStore, Write};
+use ticket_router::adapters::persistence::{frame, Appended, ForeignWrite, Pace, StateStore, Write};
 use ticket_router::config::NatsSettings;
 use ticket_router::core::snapshot::AgentRecord;
 use ticket_router::core::AgentStatus;
@@ -207,4 +207,28 @@ async fn an_append_goes_only_right_after_where_this_router_left_the_journal() {
     assert_eq!(store.append(&later, start + 4).await.unwrap(), Appended::Foreign { seq: foreign });
     assert_eq!(journal_messages(&js).await, 5);
     assert_eq!(store.load_with_journal().await.unwrap().journal_last, foreign);
+}
+
+#[tokio::test]
+async fn a_checkpoint_finds_another_writers_value_in_the_bucket_and_writes_nothing_after_it() {
+    let (_nats, js, _, store) = fresh_store().await;
+    store.load_with_journal().await.unwrap();
+    let first = vec![agent("a", AgentStatus::Available)];
+    let through = store.append_at_end(&frame::encode(&first, 1 << 20)).await.unwrap();
+    store.checkpoint(&first, through, || true, &Default::default()).await.unwrap();
+
+    // Another router's value, or the late put of one cut off from NATS.
+    let bucket = js.get_key_value("test_state").await.unwrap();
+    let seq = bucket.put("agent.x", "{}".into()).await.unwrap();
+    let later = vec![agent("b", AgentStatus::Available)];
+    let through = store.append_at_end(&frame::encode(&later, 1 << 20)).await.unwrap();
+    let error = store.checkpoint(&later, through, || true, &Default::default()).await.unwrap_err();
+    let foreign = error.downcast_ref::<ForeignWrite>().unwrap_or_else(|| panic!("{error}"));
+    assert_eq!((foreign.stream, foreign.seq), ("state bucket", seq));
+    assert!(bucket.get("agent.b").await.unwrap().is_none(), "nothing written after it");
+
+    // A store that read the bucket since goes on after it.
+    store.load_with_journal().await.unwrap();
+    store.checkpoint(&later, through, || true, &Default::default()).await.unwrap();
+    assert!(bucket.get("agent.b").await.unwrap().is_some());
 }

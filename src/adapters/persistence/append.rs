@@ -30,6 +30,15 @@ pub enum Appended {
     Foreign { seq: u64 },
 }
 
+/// A stream of this router's state holds, where this router's write was to
+/// go, a message it did not write: another router writes its state.
+#[derive(Debug, thiserror::Error)]
+#[error("another router has written the {stream} at sequence {seq}")]
+pub struct ForeignWrite {
+    pub stream: &'static str,
+    pub seq: u64,
+}
+
 /// What the journal holds after the sequence a group commit follows.
 #[derive(Debug, PartialEq, Eq)]
 enum Found {

@@ -1,11 +1,18 @@
 //! Writing a checkpoint into the bucket: how many writes are in flight at
 //! once, and how they are paced over the second between checkpoints.
 
-use super::{StateStore, Write, ACK_WINDOW, CHECKPOINT_KEY};
-use async_nats::jetstream::stream;
+use super::{frame, ForeignWrite, StateStore, Write, ACK_WINDOW, CHECKPOINT_KEY, UNKNOWN};
+use async_nats::jetstream::context::PublishErrorKind;
+use async_nats::jetstream::message::PublishMessage;
+use async_nats::jetstream::stream::{self, LastRawMessageErrorKind};
 use bytes::Bytes;
+use std::future::IntoFuture;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+
+/// Names the process that put a value in the bucket (its journal run id),
+/// so that a retry knows its own earlier puts from another router's.
+const WRITER_HEADER: &str = "Ticket-Router-Writer";
 
 /// Most checkpoint writes in flight at once. Checkpoints share the connection
 /// with the journal, whose appends queue behind whatever was sent before
@@ -128,25 +135,100 @@ impl StateStore {
     /// Puts new values and removes deleted keys outright: a KV delete marker
     /// would stay in the bucket for good (one per inquiry ever forgotten),
     /// and every start would read them all. A key with no message is absent.
+    ///
+    /// Each put names the bucket sequence it must follow, as journal
+    /// appends do (see `append`): a put this router sent just before it was
+    /// cut off cannot land after another router's writes and stand in the
+    /// bucket over them. Puts an earlier attempt stored (its
+    /// acknowledgement lost) are found at their places and kept.
     async fn write_window(&self, writes: &[Write], bucket: Option<&stream::Stream>) -> Result<(), async_nats::Error> {
         self.lease_held().await;
-        let mut acks = Vec::with_capacity(writes.len());
+        let puts: Vec<(String, Bytes)> = writes
+            .iter()
+            .filter_map(|(key, value)| Some((format!("$KV.{}.{key}", self.bucket), value.clone()?)))
+            .collect();
+        let after = self.bucket_last().await?;
+        let run = frame::run_id().to_string();
+        let mut next = 0;
+        while next < puts.len() {
+            let mut acks = Vec::with_capacity(puts.len() - next);
+            for (index, (subject, bytes)) in puts.iter().enumerate().skip(next) {
+                let publish = PublishMessage::build()
+                    .payload(bytes.clone())
+                    .header(WRITER_HEADER, run.as_str())
+                    .expected_last_sequence(after + index as u64);
+                acks.push(self.js.send_publish(subject.clone(), publish).await?);
+            }
+            let results = futures::future::join_all(acks.into_iter().map(IntoFuture::into_future)).await;
+            let mut refused = false;
+            for result in results {
+                match result {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => refused = true,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            next = if refused { self.puts_found_after(after, &puts, &run).await? } else { puts.len() };
+        }
+        self.bucket_last.store(after + puts.len() as u64, Ordering::Release);
         let mut removals = Vec::new();
         for (key, value) in writes {
-            let subject = format!("$KV.{}.{key}", self.bucket);
-            match (value, bucket) {
-                (Some(bytes), _) => acks.push(self.js.publish(subject, bytes.clone()).await?),
-                (None, Some(bucket)) => {
-                    removals.push(std::future::IntoFuture::into_future(bucket.purge().filter(subject)))
-                }
-                (None, None) => unreachable!("deletes come with the bucket's stream"),
+            if value.is_none() {
+                let bucket = bucket.expect("deletes come with the bucket's stream");
+                removals.push(IntoFuture::into_future(bucket.purge().filter(format!("$KV.{}.{key}", self.bucket))));
             }
         }
-        futures::future::try_join_all(acks.into_iter().map(std::future::IntoFuture::into_future)).await?;
         for removed in futures::future::join_all(removals).await {
             removed?;
         }
         Ok(())
+    }
+
+    /// The bucket stream's last sequence as this router knows it; read from
+    /// the server when not yet known (a store that was never loaded, or
+    /// whose bucket was created anew).
+    async fn bucket_last(&self) -> Result<u64, async_nats::Error> {
+        match self.bucket_last.load(Ordering::Acquire) {
+            UNKNOWN => {
+                let stream = self.js.get_stream(format!("KV_{}", self.bucket)).await?;
+                let last = stream.cached_info().state.last_sequence;
+                self.bucket_last.store(last, Ordering::Release);
+                Ok(last)
+            }
+            last => Ok(last),
+        }
+    }
+
+    /// How many of `puts` the bucket holds at their places after `after`,
+    /// written by this process (`run`); a [`ForeignWrite`] when anything
+    /// else is there.
+    async fn puts_found_after(
+        &self,
+        after: u64,
+        puts: &[(String, Bytes)],
+        run: &str,
+    ) -> Result<usize, async_nats::Error> {
+        let stream = self.js.get_stream(format!("KV_{}", self.bucket)).await?;
+        let last = stream.cached_info().state.last_sequence;
+        if last < after {
+            return Err(format!("the bucket ends at {last}, before {after}, where this router left it").into());
+        }
+        for seq in after + 1..=last {
+            let index = (seq - after - 1) as usize;
+            let message = match stream.get_raw_message(seq).await {
+                Ok(message) => Some(message),
+                Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => None,
+                Err(e) => return Err(e.into()),
+            };
+            let ours = message.is_some_and(|m| {
+                let writer = m.headers.get(WRITER_HEADER).map(|v| v.as_str() == run);
+                writer == Some(true) && puts.get(index).is_some_and(|(s, b)| m.subject.as_str() == s && m.payload == b)
+            });
+            if !ours {
+                return Err(ForeignWrite { stream: "state bucket", seq }.into());
+            }
+        }
+        Ok((last - after) as usize)
     }
 }
 

@@ -46,7 +46,7 @@ pub struct Frame {
 
 /// A random id of this process, so that group numbers of different runs
 /// never match.
-fn run_id() -> u64 {
+pub(super) fn run_id() -> u64 {
     static RUN: OnceLock<u64> = OnceLock::new();
     *RUN.get_or_init(|| std::collections::hash_map::RandomState::new().build_hasher().finish())
 }

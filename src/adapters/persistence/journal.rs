@@ -10,13 +10,13 @@
 //! not recorded. Checkpoints only shorten recovery: a failed one is retried,
 //! and until it succeeds the journal simply keeps more.
 
-use super::{frame, key_of, value_of, Appended, Limits, Pace, StateStore, Write, CHECKPOINT_SPREAD};
+use super::{frame, key_of, value_of, Appended, ForeignWrite, Limits, Pace, StateStore, Write, CHECKPOINT_SPREAD};
 use crate::adapters::engine::{Batch, EngineHandle};
 use crate::core::snapshot::Change;
 use bytes::Bytes;
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -80,6 +80,9 @@ struct Losses {
     /// appended, or where a journal it created anew starts): the next
     /// append must follow it, or someone else writes the journal.
     journal_last: AtomicU64,
+    /// A checkpoint found another router's write in the bucket: this
+    /// router must stop.
+    bucket_taken: AtomicBool,
 }
 
 impl Losses {
@@ -118,6 +121,10 @@ pub async fn run(
     let mut ticks = tokio::time::interval(CHECKPOINT_EVERY);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
+        if losses.bucket_taken.load(Ordering::Acquire) {
+            // The checkpoint said why. Nothing more goes out.
+            return;
+        }
         let first = tokio::select! {
             first = batches.recv() => first,
             _ = ticks.tick() => {
@@ -213,11 +220,7 @@ async fn append(
     let last = match appended {
         Appended::Through(last) => last,
         Appended::Foreign { seq } => {
-            tracing::error!(
-                seq,
-                "another router has written the journal (it holds the lease now: this router was cut off from NATS \
-                 or paused for longer than nats.lease); stopping without recording or announcing anything more"
-            );
+            stopping_for(&ForeignWrite { stream: "journal", seq });
             return None;
         }
     };
@@ -267,6 +270,15 @@ async fn mend_if_lost<T>(
     result
 }
 
+/// Says why the router stops: it found `foreign` where its own write was to go.
+fn stopping_for(foreign: &ForeignWrite) {
+    tracing::error!(
+        seq = foreign.seq,
+        "{foreign} (it holds the lease now: this router was cut off from NATS or paused for longer than \
+         nats.lease); stopping without recording or announcing anything more"
+    );
+}
+
 /// Hands the unchecked keys to a new checkpoint, unless one still runs (its
 /// successor then takes everything changed meanwhile).
 fn start_checkpoint(
@@ -292,11 +304,21 @@ fn start_checkpoint(
             Pace { from: tokio::time::Instant::now(), over: if paced { CHECKPOINT_SPREAD } else { Duration::ZERO } };
         let may_mark = || losses.unsnapshotted().is_none();
         let windows_done = AtomicUsize::new(0);
-        until_done("cannot checkpoint routing state", || async {
+        let taken = until_done("cannot checkpoint routing state", || async {
             let written = store.checkpoint_paced(&writes, through, may_mark, &windows_done, pace).await;
-            mend_if_lost(&store, written, &losses).await
+            match written.as_ref().err().and_then(|e| e.downcast_ref::<ForeignWrite>()) {
+                Some(foreign) => {
+                    stopping_for(foreign);
+                    Ok(true)
+                }
+                None => mend_if_lost(&store, written, &losses).await.map(|()| false),
+            }
         })
         .await;
+        if taken {
+            losses.bucket_taken.store(true, Ordering::Release);
+            return;
+        }
         let took_ms = started.elapsed().as_millis() as u64;
         tracing::debug!(keys = writes.len(), through, took_ms, "checkpoint written");
     })));

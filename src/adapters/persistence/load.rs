@@ -42,7 +42,12 @@ impl StateStore {
             filter_subject: format!("{prefix}>"),
             ..Default::default()
         };
-        read_stream(&self.js, &format!("KV_{}", self.bucket), bucket, 0, |message| {
+        let kv = format!("KV_{}", self.bucket);
+        let bucket_state = self.js.get_stream(&kv).await.map_err(|e| read_error(&e))?.cached_info().state.clone();
+        let mut bucket_last = bucket_state.last_sequence;
+        read_stream(&self.js, &kv, bucket, 0, |message| {
+            let seq = message.info().map_or(0, |i| i.stream_sequence);
+            bucket_last = bucket_last.max(seq);
             let key = message.subject.strip_prefix(prefix.as_str()).unwrap_or_default();
             if message.headers.as_ref().is_some_and(|h| h.get(KV_OPERATION).is_some()) {
                 latest.remove(key);
@@ -54,6 +59,8 @@ impl StateStore {
         })
         .await
         .map_err(|e| read_error(&e))?;
+        // This router's checkpoints go on right after what it read.
+        self.bucket_last.store(bucket_last, std::sync::atomic::Ordering::Release);
         let journal = consumer::pull::OrderedConfig {
             deliver_policy: consumer::DeliverPolicy::ByStartSequence { start_sequence: through + 1 },
             ..Default::default()

@@ -28,7 +28,7 @@ pub mod journal;
 pub mod lease;
 mod load;
 
-pub use append::Appended;
+pub use append::{Appended, ForeignWrite};
 pub use checkpoint::{Pace, CHECKPOINT_SPREAD};
 pub use load::Loaded;
 
@@ -37,6 +37,8 @@ use crate::config::NatsSettings;
 use crate::core::snapshot::Change;
 use async_nats::jetstream::{self, kv, stream};
 use bytes::Bytes;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// Why the state bucket could not be opened or read.
 #[derive(Debug, thiserror::Error)]
@@ -67,7 +69,14 @@ pub struct StateStore {
     settings: NatsSettings,
     /// Held while this router's lease is; writes wait on it (see [`lease`]).
     fence: Option<lease::Fence>,
+    /// The bucket stream's last sequence as this router knows it (read at
+    /// load, then written by its checkpoints; `UNKNOWN` until then): its
+    /// next write must follow it (see `checkpoint`).
+    bucket_last: Arc<AtomicU64>,
 }
+
+/// `StateStore::bucket_last` not known yet: read from the server at the next write.
+const UNKNOWN: u64 = u64::MAX;
 
 /// Sizes the journal keeps to (see [`StateStore::limits`]).
 #[derive(Clone, Copy, Debug)]
@@ -224,7 +233,8 @@ impl StateStore {
             ..Default::default()
         };
         js.create_or_update_stream(config).await.map_err(|e| open_error(&e))?;
-        Ok(StateStore { js, bucket, journal, journal_subject, settings: settings.clone(), fence: None })
+        let bucket_last = Arc::new(AtomicU64::new(UNKNOWN));
+        Ok(StateStore { js, bucket, journal, journal_subject, settings: settings.clone(), fence: None, bucket_last })
     }
 
     /// This store, writing only while `fence` says the lease is held.
@@ -273,6 +283,10 @@ impl StateStore {
         let bucket_lost = stream_absent(&self.js, &format!("KV_{}", self.bucket)).await;
         if !(journal_lost || bucket_lost) {
             return false;
+        }
+        if bucket_lost {
+            // A bucket created anew numbers its writes from its own start.
+            self.bucket_last.store(UNKNOWN, Ordering::Release);
         }
         // Counted before anything is created: were the creation to fail
         // half-way, the next attempt would find the streams and not know.
