@@ -11,8 +11,9 @@ use super::engine::{now_ms, EffectSink, Engine, EngineHandle};
 use super::grpc::{self, OfferHub};
 use super::metrics::{self, MetricsSink};
 use super::nats::{self, inbound, outbound::NatsPublisher, Subjects};
+use super::persistence::journal::{self, JournalEnd};
 use super::persistence::lease::Lease;
-use super::persistence::{journal, StateStore, StoreError, Write};
+use super::persistence::{StateStore, StoreError, Write};
 use crate::config::Config;
 use crate::core::Router;
 use std::time::{Duration, Instant};
@@ -176,12 +177,12 @@ pub async fn run(
 /// while their messages are acknowledged as duplicates on redelivery, so
 /// the router stops (`stop`), and the next start restores what was recorded.
 async fn journal_stopped(
-    journal: tokio::task::JoinHandle<()>,
+    journal: tokio::task::JoinHandle<JournalEnd>,
     engine_stop: CancellationToken,
     stop: CancellationToken,
 ) -> bool {
     let ended = journal.await;
-    if engine_stop.is_cancelled() && ended.is_ok() {
+    if engine_stop.is_cancelled() && ended.as_ref().is_ok_and(|end| *end == JournalEnd::Drained) {
         return false;
     }
     tracing::error!(
@@ -205,15 +206,21 @@ mod tests {
         assert!(stop.is_cancelled());
 
         let stop = CancellationToken::new();
-        let ended = tokio::spawn(async {});
+        let ended = tokio::spawn(async { JournalEnd::Drained });
         assert!(journal_stopped(ended, engine_stop.clone(), stop.clone()).await, "ended early, without a panic");
         assert!(stop.is_cancelled());
 
         // The usual end: the engine stopped, then the journal flushed and ended.
         let stop = CancellationToken::new();
         engine_stop.cancel();
-        assert!(!journal_stopped(tokio::spawn(async {}), engine_stop, stop.clone()).await);
+        let drained = tokio::spawn(async { JournalEnd::Drained });
+        assert!(!journal_stopped(drained, engine_stop.clone(), stop.clone()).await);
         assert!(!stop.is_cancelled());
+
+        // Another router's write found while stopping is still an error.
+        let taken = tokio::spawn(async { JournalEnd::AnotherRouterWrites });
+        assert!(journal_stopped(taken, engine_stop, stop.clone()).await);
+        assert!(stop.is_cancelled());
     }
 }
 

@@ -4,7 +4,7 @@
 
 use crate::support::nats_server::NatsServer;
 use bytes::Bytes;
-use ticket_router::adapters::persistence::{frame, Appended, ForeignWrite, Pace, StateStore, Write};
+use ticket_router::adapters::persistence::{frame, Appended, ForeignWrite, Pace, StateStore, StreamBehind, Write};
 use ticket_router::config::NatsSettings;
 use ticket_router::core::snapshot::AgentRecord;
 use ticket_router::core::AgentStatus;
@@ -201,8 +201,11 @@ async fn an_append_goes_only_right_after_where_this_router_left_the_journal() {
     assert_eq!(agents(&store).await.len(), 4);
 
     // Another writer's message (a router that took over, or a late write of
-    // one cut off from NATS) is found there, and nothing goes after it.
-    let foreign = store.append_at_end(&frame::encode(&[agent("x", AgentStatus::Away)], 1 << 20)).await.unwrap();
+    // one cut off from NATS) is found there, and nothing goes after it. (A
+    // message this process wrote counts as its own: it is one of this
+    // router's writes given up on, and the group goes after it.)
+    let subject = "ticket_router.journal.test_state";
+    let foreign = js.publish(subject, "not this router's".into()).await.unwrap().await.unwrap().sequence;
     let later = frame::encode(&[agent("c", AgentStatus::Available)], 1 << 20);
     assert_eq!(store.append(&later, start + 4).await.unwrap(), Appended::Foreign { seq: foreign });
     assert_eq!(journal_messages(&js).await, 5);
@@ -231,4 +234,33 @@ async fn a_checkpoint_finds_another_writers_value_in_the_bucket_and_writes_nothi
     store.load_with_journal().await.unwrap();
     store.checkpoint(&later, through, || true, &Default::default()).await.unwrap();
     assert!(bucket.get("agent.b").await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn a_journal_that_moved_on_without_anyone_writing_is_written_after_and_one_that_went_back_is_a_loss() {
+    let (_nats, js, _, store) = fresh_store().await;
+    let start = store.load_with_journal().await.unwrap().journal_last;
+    let first = frame::encode(&[agent("a", AgentStatus::Available)], 1 << 20);
+    assert_eq!(store.append(&first, start).await.unwrap(), Appended::Through(start + 1));
+
+    // A purge past the journal's end (a checkpoint marker above it after the
+    // server lost messages) moves its sequence on: no one else's message is
+    // there, so the group goes after it.
+    let journal = js.get_stream("JOURNAL_test_state").await.unwrap();
+    journal.purge().sequence(start + 10).await.unwrap();
+    let moved = js.get_stream("JOURNAL_test_state").await.unwrap().cached_info().state.last_sequence;
+    assert!(moved > start + 1, "the purge moved the journal on, to {moved}");
+    let second = frame::encode(&[agent("b", AgentStatus::Available)], 1 << 20);
+    assert_eq!(store.append(&second, start + 1).await.unwrap(), Appended::Through(moved + 1));
+
+    // So does a message of this process's own that is not this group's (a
+    // write it gave up on, landing late).
+    let stale = store.append_at_end(&frame::encode(&[agent("s", AgentStatus::Away)], 1 << 20)).await.unwrap();
+    let third = frame::encode(&[agent("c", AgentStatus::Available)], 1 << 20);
+    assert_eq!(store.append(&third, stale - 1).await.unwrap(), Appended::Through(stale + 1));
+
+    // A journal that ends before where this router left it lost messages.
+    let error = store.append(&third, stale + 5).await.unwrap_err();
+    let behind = error.downcast_ref::<StreamBehind>().unwrap_or_else(|| panic!("{error}"));
+    assert_eq!((behind.stream, behind.last, behind.expected), ("journal", stale + 1, stale + 5));
 }

@@ -14,9 +14,10 @@
 //! journal, and this one must stop.
 
 use super::{frame, StateStore, ACK_WINDOW};
-use async_nats::jetstream::context::PublishErrorKind;
-use async_nats::jetstream::message::PublishMessage;
-use async_nats::jetstream::stream::LastRawMessageErrorKind;
+use async_nats::jetstream::context::{PublishError, PublishErrorKind};
+use async_nats::jetstream::message::{PublishMessage, StreamMessage};
+use async_nats::jetstream::publish::PublishAck;
+use async_nats::jetstream::stream::{self, LastRawMessageErrorKind};
 use bytes::Bytes;
 use std::future::IntoFuture;
 
@@ -39,14 +40,91 @@ pub struct ForeignWrite {
     pub seq: u64,
 }
 
-/// What the journal holds after the sequence a group commit follows.
+/// The journal or the bucket ends before where this router left it: the
+/// server lost messages it had stored (it restarted without having written
+/// them to disk, or the stream was restored from an older copy).
+#[derive(Debug, thiserror::Error)]
+#[error("the {stream} ends at sequence {last}, before {expected} where this router left it: the server lost messages")]
+pub struct StreamBehind {
+    pub stream: &'static str,
+    pub last: u64,
+    pub expected: u64,
+}
+
+/// One message found after the place a write was to follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Held {
+    /// This write's own, at its place (an earlier attempt stored it).
+    AtPlace,
+    /// Written by this process, but not this write: one given up on.
+    OwnStale,
+    /// Gone: purged, or lost by the server.
+    Missing,
+    /// Another router's.
+    Foreign,
+}
+
+/// What a stream holds after the place a write was to follow.
 #[derive(Debug, PartialEq, Eq)]
-enum Found {
-    /// The group's first messages, this many, each at its place.
+pub(super) enum Found {
+    /// The write's first messages, this many, each at its place.
     Ours(usize),
-    Foreign {
-        seq: u64,
-    },
+    /// Another router's message, at `seq`.
+    Foreign { seq: u64 },
+    /// No one else's, but not this write's in order either (a purge went
+    /// past the end, or an abandoned write of this process landed): the
+    /// write starts again after `last`.
+    Moved { last: u64 },
+}
+
+/// How the messages after a write's place add up, positions counted from
+/// that place (`found_after` turns them into sequences).
+pub(super) fn tally(held: &[Held]) -> Found {
+    let mut at_place = 0;
+    for (index, &h) in held.iter().enumerate() {
+        match h {
+            Held::Foreign => return Found::Foreign { seq: index as u64 },
+            Held::AtPlace if at_place == index => at_place += 1,
+            _ => {}
+        }
+    }
+    if at_place == held.len() {
+        Found::Ours(at_place)
+    } else {
+        Found::Moved { last: held.len() as u64 }
+    }
+}
+
+/// Reads `stream`'s messages after `after` and tells what they are (`kind`
+/// of each message and its index after `after`): see [`Found`]; positions
+/// in the result count from `after`.
+pub(super) async fn found_after(
+    stream: &stream::Stream,
+    name: &'static str,
+    after: u64,
+    kind: impl Fn(usize, &StreamMessage) -> Held,
+) -> Result<Found, async_nats::Error> {
+    let last = stream.cached_info().state.last_sequence;
+    if last < after {
+        return Err(StreamBehind { stream: name, last, expected: after }.into());
+    }
+    let mut held = Vec::new();
+    for seq in after + 1..=last {
+        let h = match stream.get_raw_message(seq).await {
+            Ok(message) => kind(held.len(), &message),
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Held::Missing,
+            Err(e) => return Err(e.into()),
+        };
+        held.push(h);
+        if h == Held::Foreign {
+            break;
+        }
+    }
+    Ok(match tally(&held) {
+        Found::Foreign { seq } => Found::Foreign { seq: after + 1 + seq },
+        Found::Moved { .. } => Found::Moved { last },
+        ours => ours,
+    })
 }
 
 impl StateStore {
@@ -55,9 +133,12 @@ impl StateStore {
     /// the server has stored them all. An error is worth retrying with the
     /// same `after`: messages an earlier attempt stored are found and kept.
     pub async fn append(&self, frames: &[Bytes], after: u64) -> Result<Appended, async_nats::Error> {
-        let Some(first) = frames.first() else { return Ok(Appended::Through(after)) };
+        let Some(first) = frames.first() else {
+            self.lease_held().await;
+            return Ok(Appended::Through(after));
+        };
         let group = frame::part_of(first).map_err(|e| format!("a journal message of this router: {e}"))?;
-        let mut next = 0;
+        let (mut after, mut next) = (after, 0);
         while next < frames.len() {
             let end = frames.len().min(next + ACK_WINDOW);
             self.lease_held().await;
@@ -70,22 +151,23 @@ impl StateStore {
             }
             // Awaited together: each ack's timeout runs only while awaited.
             let results = futures::future::join_all(acks.into_iter().map(IntoFuture::into_future)).await;
-            let mut refused = false;
-            for result in results {
-                match result {
-                    Ok(_) => {}
-                    Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => refused = true,
-                    Err(e) => return Err(e.into()),
-                }
+            if !refused(results)? {
+                next = end;
+                continue;
             }
-            next = if refused {
-                match self.found_after(group, after).await? {
-                    Found::Ours(stored) => stored,
-                    Found::Foreign { seq } => return Ok(Appended::Foreign { seq }),
-                }
-            } else {
-                end
+            let journal = self.js.get_stream(&self.journal).await?;
+            let kind = |index: usize, message: &StreamMessage| match frame::part_of(&message.payload) {
+                Ok(p) if (p.run, p.group, p.index as usize) == (group.run, group.group, index) => Held::AtPlace,
+                Ok(p) if p.run == group.run => Held::OwnStale,
+                _ => Held::Foreign,
             };
+            match found_after(&journal, "journal", after, kind).await? {
+                Found::Ours(stored) => next = stored,
+                Found::Foreign { seq } => return Ok(Appended::Foreign { seq }),
+                // Replay drops a group's messages that do not follow its
+                // first one, so the whole group goes again.
+                Found::Moved { last } => (after, next) = (last, 0),
+            }
         }
         // Held still: a router paused between the check and the write would
         // otherwise announce decisions after another took over (it exits
@@ -104,60 +186,34 @@ impl StateStore {
             Appended::Foreign { seq } => Err(format!("another writer appended at {seq} meanwhile").into()),
         }
     }
-
-    /// Reads what the journal holds after `after`: the first messages of
-    /// `group` at their places, or someone else's message.
-    async fn found_after(&self, group: frame::Part, after: u64) -> Result<Found, async_nats::Error> {
-        let stream = self.js.get_stream(&self.journal).await?;
-        let last = stream.cached_info().state.last_sequence;
-        if last < after {
-            // A journal created anew by this router meanwhile (a lost store)
-            // starts elsewhere; the caller retries from where it stands now.
-            return Err(format!("the journal ends at {last}, before {after}, where this router left it").into());
-        }
-        let mut held = Vec::new();
-        for seq in after + 1..=last {
-            let part = match stream.get_raw_message(seq).await {
-                Ok(message) => frame::part_of(&message.payload).ok(),
-                // Removed, yet after what this router ever purged.
-                Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => None,
-                Err(e) => return Err(e.into()),
-            };
-            held.push(part);
-            if let Err(index) = ours(group, &held) {
-                return Ok(Found::Foreign { seq: after + 1 + index as u64 });
-            }
-        }
-        Ok(Found::Ours(held.len()))
-    }
 }
 
-/// Whether the messages held after a group's starting point (`None`: one
-/// that is not a journal message, or is gone) are its own first ones, at
-/// their places; else the index of the first that is not.
-fn ours(group: frame::Part, held: &[Option<frame::Part>]) -> Result<(), usize> {
-    let mine = |(index, part): (usize, &Option<frame::Part>)| {
-        part.is_some_and(|p| (p.run, p.group, p.index as usize) == (group.run, group.group, index))
-    };
-    match held.iter().enumerate().position(|entry| !mine(entry)) {
-        Some(index) => Err(index),
-        None => Ok(()),
+/// Whether any of a window's conditional writes was refused for not
+/// following the sequence it named; any other failure is returned.
+pub(super) fn refused(results: Vec<Result<PublishAck, PublishError>>) -> Result<bool, async_nats::Error> {
+    let mut refused = false;
+    for result in results {
+        match result {
+            Ok(_) => {}
+            Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => refused = true,
+            Err(e) => return Err(e.into()),
+        }
     }
+    Ok(refused)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use Held::*;
 
     #[test]
-    fn only_the_groups_own_first_messages_at_their_places_are_its_own() {
-        let part = |run, group, index| Some(frame::Part { run, group, index, count: 3, snapshot: false });
-        let group = part(7, 2, 0).unwrap();
-        assert_eq!(ours(group, &[]), Ok(()));
-        assert_eq!(ours(group, &[part(7, 2, 0), part(7, 2, 1)]), Ok(()));
-        assert_eq!(ours(group, &[part(7, 2, 0), part(7, 2, 2)]), Err(1), "out of place");
-        assert_eq!(ours(group, &[part(7, 1, 0)]), Err(0), "an earlier group of this router");
-        assert_eq!(ours(group, &[part(8, 2, 0)]), Err(0), "another router's");
-        assert_eq!(ours(group, &[part(7, 2, 0), None]), Err(1), "not a journal message, or gone");
+    fn only_a_writes_own_messages_in_order_let_it_go_on_where_it_stopped() {
+        assert_eq!(tally(&[]), Found::Ours(0));
+        assert_eq!(tally(&[AtPlace, AtPlace]), Found::Ours(2));
+        assert_eq!(tally(&[AtPlace, Foreign]), Found::Foreign { seq: 1 }, "another router's");
+        assert_eq!(tally(&[Missing, AtPlace]), Found::Moved { last: 2 }, "a purge past the end");
+        assert_eq!(tally(&[OwnStale, AtPlace]), Found::Moved { last: 2 }, "an abandoned write of its own");
+        assert_eq!(tally(&[AtPlace, Missing]), Found::Moved { last: 2 });
     }
 }

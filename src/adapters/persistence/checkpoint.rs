@@ -1,10 +1,10 @@
 //! Writing a checkpoint into the bucket: how many writes are in flight at
 //! once, and how they are paced over the second between checkpoints.
 
+use super::append::{found_after, refused, Found, Held};
 use super::{frame, ForeignWrite, StateStore, Write, ACK_WINDOW, CHECKPOINT_KEY, UNKNOWN};
-use async_nats::jetstream::context::PublishErrorKind;
-use async_nats::jetstream::message::PublishMessage;
-use async_nats::jetstream::stream::{self, LastRawMessageErrorKind};
+use async_nats::jetstream::message::{PublishMessage, StreamMessage};
+use async_nats::jetstream::stream;
 use bytes::Bytes;
 use std::future::IntoFuture;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -147,9 +147,9 @@ impl StateStore {
             .iter()
             .filter_map(|(key, value)| Some((format!("$KV.{}.{key}", self.bucket), value.clone()?)))
             .collect();
-        let after = self.bucket_last().await?;
+        let known = self.bucket_last().await?;
         let run = frame::run_id().to_string();
-        let mut next = 0;
+        let (mut after, mut next) = (known, 0);
         while next < puts.len() {
             let mut acks = Vec::with_capacity(puts.len() - next);
             for (index, (subject, bytes)) in puts.iter().enumerate().skip(next) {
@@ -160,17 +160,29 @@ impl StateStore {
                 acks.push(self.js.send_publish(subject.clone(), publish).await?);
             }
             let results = futures::future::join_all(acks.into_iter().map(IntoFuture::into_future)).await;
-            let mut refused = false;
-            for result in results {
-                match result {
-                    Ok(_) => {}
-                    Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => refused = true,
-                    Err(e) => return Err(e.into()),
-                }
+            if !refused(results)? {
+                next = puts.len();
+                continue;
             }
-            next = if refused { self.puts_found_after(after, &puts, &run).await? } else { puts.len() };
+            let stream = self.js.get_stream(format!("KV_{}", self.bucket)).await?;
+            let kind = |index: usize, message: &StreamMessage| {
+                if message.headers.get(WRITER_HEADER).map(|v| v.as_str()) != Some(run.as_str()) {
+                    Held::Foreign
+                } else if puts.get(index).is_some_and(|(s, b)| message.subject.as_str() == s && message.payload == b) {
+                    Held::AtPlace
+                } else {
+                    Held::OwnStale
+                }
+            };
+            match found_after(&stream, "state bucket", after, kind).await? {
+                Found::Ours(stored) => next = stored,
+                Found::Foreign { seq } => return Err(ForeignWrite { stream: "state bucket", seq }.into()),
+                Found::Moved { last } => (after, next) = (last, 0),
+            }
         }
-        self.bucket_last.store(after + puts.len() as u64, Ordering::Release);
+        // Unless a bucket created anew meanwhile made it unknown.
+        let _ =
+            self.bucket_last.compare_exchange(known, after + puts.len() as u64, Ordering::AcqRel, Ordering::Acquire);
         let mut removals = Vec::new();
         for (key, value) in writes {
             if value.is_none() {
@@ -197,38 +209,6 @@ impl StateStore {
             }
             last => Ok(last),
         }
-    }
-
-    /// How many of `puts` the bucket holds at their places after `after`,
-    /// written by this process (`run`); a [`ForeignWrite`] when anything
-    /// else is there.
-    async fn puts_found_after(
-        &self,
-        after: u64,
-        puts: &[(String, Bytes)],
-        run: &str,
-    ) -> Result<usize, async_nats::Error> {
-        let stream = self.js.get_stream(format!("KV_{}", self.bucket)).await?;
-        let last = stream.cached_info().state.last_sequence;
-        if last < after {
-            return Err(format!("the bucket ends at {last}, before {after}, where this router left it").into());
-        }
-        for seq in after + 1..=last {
-            let index = (seq - after - 1) as usize;
-            let message = match stream.get_raw_message(seq).await {
-                Ok(message) => Some(message),
-                Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => None,
-                Err(e) => return Err(e.into()),
-            };
-            let ours = message.is_some_and(|m| {
-                let writer = m.headers.get(WRITER_HEADER).map(|v| v.as_str() == run);
-                writer == Some(true) && puts.get(index).is_some_and(|(s, b)| m.subject.as_str() == s && m.payload == b)
-            });
-            if !ours {
-                return Err(ForeignWrite { stream: "state bucket", seq }.into());
-            }
-        }
-        Ok((last - after) as usize)
     }
 }
 

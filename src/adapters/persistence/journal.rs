@@ -10,7 +10,9 @@
 //! not recorded. Checkpoints only shorten recovery: a failed one is retried,
 //! and until it succeeds the journal simply keeps more.
 
-use super::{frame, key_of, value_of, Appended, ForeignWrite, Limits, Pace, StateStore, Write, CHECKPOINT_SPREAD};
+use super::{
+    frame, key_of, value_of, Appended, ForeignWrite, Limits, Pace, StateStore, StreamBehind, Write, CHECKPOINT_SPREAD,
+};
 use crate::adapters::engine::{Batch, EngineHandle};
 use crate::core::snapshot::Change;
 use bytes::Bytes;
@@ -83,6 +85,8 @@ struct Losses {
     /// A checkpoint found another router's write in the bucket: this
     /// router must stop.
     bucket_taken: AtomicBool,
+    /// Held while a loss is looked into and mended.
+    mending: tokio::sync::Mutex<()>,
 }
 
 impl Losses {
@@ -104,7 +108,7 @@ pub async fn run(
     journal_last: u64,
     mut batches: mpsc::UnboundedReceiver<Batch>,
     engine: EngineHandle,
-) {
+) -> JournalEnd {
     let mut group = Vec::with_capacity(MAX_GROUP);
     // Where the journal stands, so that one created anew after a loss goes
     // on from there even before this run has appended anything.
@@ -123,7 +127,7 @@ pub async fn run(
     loop {
         if losses.bucket_taken.load(Ordering::Acquire) {
             // The checkpoint said why. Nothing more goes out.
-            return;
+            return JournalEnd::AnotherRouterWrites;
         }
         let first = tokio::select! {
             first = batches.recv() => first,
@@ -158,9 +162,13 @@ pub async fn run(
             else {
                 // Nothing of this group goes out, and no last checkpoint
                 // writes over the other router's state.
-                return;
+                return JournalEnd::AnotherRouterWrites;
             };
             unchecked.add(writes, through);
+        }
+        if losses.bucket_taken.load(Ordering::Acquire) {
+            // Found by a checkpoint while this group was appended.
+            return JournalEnd::AnotherRouterWrites;
         }
         if let Some(loss) = snapshot {
             losses.snapshotted.fetch_max(loss, Ordering::AcqRel);
@@ -197,6 +205,20 @@ pub async fn run(
         }
         tracing::info!("stopping before the last checkpoint; the next start replays the journal");
     }
+    if losses.bucket_taken.load(Ordering::Acquire) {
+        return JournalEnd::AnotherRouterWrites;
+    }
+    JournalEnd::Drained
+}
+
+/// Why the journal task ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JournalEnd {
+    /// Every sender was gone and every batch recorded: the router stops.
+    Drained,
+    /// Another router writes the journal or the bucket (see `append`):
+    /// this one must stop, whatever else is going on.
+    AnotherRouterWrites,
 }
 
 /// Appends one group commit, retrying until stored; the sequence its
@@ -211,10 +233,10 @@ async fn append(
     limits: Limits,
 ) -> Option<u64> {
     let frames = frame::encode_group(writes, limits.frame, snapshot);
-    let appended = until_done("cannot record routing state", || async {
+    let (after, appended) = until_done("cannot record routing state", || async {
         // Read at each attempt: a journal created anew meanwhile starts elsewhere.
         let after = losses.journal_last.load(Ordering::Acquire);
-        mend_if_lost(store, store.append(&frames, after).await, losses).await
+        mend_if_lost(store, store.append(&frames, after).await, losses).await.map(|appended| (after, appended))
     })
     .await;
     let last = match appended {
@@ -224,7 +246,8 @@ async fn append(
             return None;
         }
     };
-    losses.journal_last.store(last, Ordering::Release);
+    // Unless a journal created anew meanwhile (by the checkpoint) moved it.
+    let _ = losses.journal_last.compare_exchange(after, last, Ordering::AcqRel, Ordering::Acquire);
     // An empty group (nothing to write) appends nothing: where it stood.
     let through = last.max(through);
     losses.tip.fetch_max(through, Ordering::AcqRel);
@@ -256,17 +279,29 @@ async fn mend_if_lost<T>(
     result: Result<T, async_nats::Error>,
     losses: &Losses,
 ) -> Result<T, async_nats::Error> {
-    if result.is_err() {
-        let next_seq = losses.tip.load(Ordering::Acquire) + 1;
-        store
-            .recreate_if_lost(next_seq, |journal_lost| {
-                losses.recreated.fetch_add(1, Ordering::AcqRel);
-                if journal_lost {
-                    losses.journal_last.store(next_seq - 1, Ordering::Release);
-                }
-            })
-            .await;
+    let Err(error) = &result else { return result };
+    // One at a time: the journal task and a checkpoint often fail together,
+    // and the second must see what the first created, not create it again
+    // and move the journal's position back.
+    let _mending = losses.mending.lock().await;
+    if let Some(behind) = error.downcast_ref::<StreamBehind>() {
+        tracing::error!(error = %behind, "recording every record the router holds again");
+        losses.recreated.fetch_add(1, Ordering::AcqRel);
+        match behind.stream {
+            "journal" => losses.journal_last.store(behind.last, Ordering::Release),
+            _ => store.forget_bucket_position(),
+        }
+        return result;
     }
+    let next_seq = losses.tip.load(Ordering::Acquire) + 1;
+    store
+        .recreate_if_lost(next_seq, |journal_lost| {
+            losses.recreated.fetch_add(1, Ordering::AcqRel);
+            if journal_lost {
+                losses.journal_last.store(next_seq - 1, Ordering::Release);
+            }
+        })
+        .await;
     result
 }
 
@@ -288,7 +323,8 @@ fn start_checkpoint(
     losses: &Arc<Losses>,
     paced: bool,
 ) {
-    if unchecked.latest.is_empty() || running.as_ref().is_some_and(|r| !r.is_finished()) {
+    let taken = losses.bucket_taken.load(Ordering::Acquire);
+    if taken || unchecked.latest.is_empty() || running.as_ref().is_some_and(|r| !r.is_finished()) {
         return;
     }
     // After a loss, none starts before the snapshot is in the journal: one

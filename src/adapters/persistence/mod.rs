@@ -28,7 +28,7 @@ pub mod journal;
 pub mod lease;
 mod load;
 
-pub use append::{Appended, ForeignWrite};
+pub use append::{Appended, ForeignWrite, StreamBehind};
 pub use checkpoint::{Pace, CHECKPOINT_SPREAD};
 pub use load::Loaded;
 
@@ -237,6 +237,12 @@ impl StateStore {
         Ok(StateStore { js, bucket, journal, journal_subject, settings: settings.clone(), fence: None, bucket_last })
     }
 
+    /// Reads where the bucket stands again at the next checkpoint write
+    /// (after the server lost some of it).
+    fn forget_bucket_position(&self) {
+        self.bucket_last.store(UNKNOWN, Ordering::Release);
+    }
+
     /// This store, writing only while `fence` says the lease is held.
     pub fn fenced(self, fence: lease::Fence) -> StateStore {
         StateStore { fence: Some(fence), ..self }
@@ -286,7 +292,7 @@ impl StateStore {
         }
         if bucket_lost {
             // A bucket created anew numbers its writes from its own start.
-            self.bucket_last.store(UNKNOWN, Ordering::Release);
+            self.forget_bucket_position();
         }
         // Counted before anything is created: were the creation to fail
         // half-way, the next attempt would find the streams and not know.
