@@ -218,7 +218,7 @@ mod tests {
         assert!(!stop.is_cancelled());
 
         // Another router's write found while stopping is still an error.
-        let taken = tokio::spawn(async { JournalEnd::AnotherRouterWrites });
+        let taken = tokio::spawn(async { JournalEnd::Halted });
         assert!(journal_stopped(taken, engine_stop, stop.clone()).await);
         assert!(stop.is_cancelled());
     }

@@ -151,6 +151,7 @@ impl StateStore {
         let run = frame::run_id().to_string();
         let (mut after, mut next) = (known, 0);
         while next < puts.len() {
+            self.lease_held().await;
             let mut acks = Vec::with_capacity(puts.len() - next);
             for (index, (subject, bytes)) in puts.iter().enumerate().skip(next) {
                 let publish = PublishMessage::build()

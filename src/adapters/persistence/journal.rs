@@ -82,9 +82,9 @@ struct Losses {
     /// appended, or where a journal it created anew starts): the next
     /// append must follow it, or someone else writes the journal.
     journal_last: AtomicU64,
-    /// A checkpoint found another router's write in the bucket: this
-    /// router must stop.
-    bucket_taken: AtomicBool,
+    /// A checkpoint found another router's write in the bucket, or the
+    /// bucket gone back: this router must stop.
+    must_stop: AtomicBool,
     /// Held while a loss is looked into and mended.
     mending: tokio::sync::Mutex<()>,
 }
@@ -125,9 +125,9 @@ pub async fn run(
     let mut ticks = tokio::time::interval(CHECKPOINT_EVERY);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
-        if losses.bucket_taken.load(Ordering::Acquire) {
+        if losses.must_stop.load(Ordering::Acquire) {
             // The checkpoint said why. Nothing more goes out.
-            return JournalEnd::AnotherRouterWrites;
+            return JournalEnd::Halted;
         }
         let first = tokio::select! {
             first = batches.recv() => first,
@@ -162,18 +162,22 @@ pub async fn run(
             else {
                 // Nothing of this group goes out, and no last checkpoint
                 // writes over the other router's state.
-                return JournalEnd::AnotherRouterWrites;
+                return JournalEnd::Halted;
             };
             unchecked.add(writes, through);
-        }
-        if losses.bucket_taken.load(Ordering::Acquire) {
-            // Found by a checkpoint while this group was appended.
-            return JournalEnd::AnotherRouterWrites;
+        } else {
+            // Nothing to record, only effects to release: still not after
+            // the lease may have gone to another router.
+            store.lease_held().await;
         }
         if let Some(loss) = snapshot {
             losses.snapshotted.fetch_max(loss, Ordering::AcqRel);
         }
         ask_snapshot_if_lost(&engine, &losses, &mut asked).await;
+        if losses.must_stop.load(Ordering::Acquire) {
+            // Found by a checkpoint meanwhile.
+            return JournalEnd::Halted;
+        }
         for batch in group.drain(..) {
             batch.complete();
         }
@@ -205,8 +209,8 @@ pub async fn run(
         }
         tracing::info!("stopping before the last checkpoint; the next start replays the journal");
     }
-    if losses.bucket_taken.load(Ordering::Acquire) {
-        return JournalEnd::AnotherRouterWrites;
+    if losses.must_stop.load(Ordering::Acquire) {
+        return JournalEnd::Halted;
     }
     JournalEnd::Drained
 }
@@ -216,9 +220,10 @@ pub async fn run(
 pub enum JournalEnd {
     /// Every sender was gone and every batch recorded: the router stops.
     Drained,
-    /// Another router writes the journal or the bucket (see `append`):
-    /// this one must stop, whatever else is going on.
-    AnotherRouterWrites,
+    /// Another router writes the journal or the bucket (see `append`), or
+    /// one of them went back (the server lost messages): this router must
+    /// stop, whatever else is going on, and a start reads what is there.
+    Halted,
 }
 
 /// Appends one group commit, retrying until stored; the sequence its
@@ -236,13 +241,20 @@ async fn append(
     let (after, appended) = until_done("cannot record routing state", || async {
         // Read at each attempt: a journal created anew meanwhile starts elsewhere.
         let after = losses.journal_last.load(Ordering::Acquire);
-        mend_if_lost(store, store.append(&frames, after).await, losses).await.map(|appended| (after, appended))
+        match store.append(&frames, after).await {
+            Err(e) if e.is::<StreamBehind>() => Ok((after, Err(e.to_string()))),
+            other => mend_if_lost(store, other, losses).await.map(|appended| (after, Ok(appended))),
+        }
     })
     .await;
     let last = match appended {
-        Appended::Through(last) => last,
-        Appended::Foreign { seq } => {
-            stopping_for(&ForeignWrite { stream: "journal", seq });
+        Ok(Appended::Through(last)) => last,
+        Ok(Appended::Foreign { seq }) => {
+            stopping_for(&ForeignWrite { stream: "journal", seq }.to_string());
+            return None;
+        }
+        Err(behind) => {
+            stopping_for(&behind);
             return None;
         }
     };
@@ -279,20 +291,13 @@ async fn mend_if_lost<T>(
     result: Result<T, async_nats::Error>,
     losses: &Losses,
 ) -> Result<T, async_nats::Error> {
-    let Err(error) = &result else { return result };
+    if result.is_ok() {
+        return result;
+    }
     // One at a time: the journal task and a checkpoint often fail together,
     // and the second must see what the first created, not create it again
     // and move the journal's position back.
     let _mending = losses.mending.lock().await;
-    if let Some(behind) = error.downcast_ref::<StreamBehind>() {
-        tracing::error!(error = %behind, "recording every record the router holds again");
-        losses.recreated.fetch_add(1, Ordering::AcqRel);
-        match behind.stream {
-            "journal" => losses.journal_last.store(behind.last, Ordering::Release),
-            _ => store.forget_bucket_position(),
-        }
-        return result;
-    }
     let next_seq = losses.tip.load(Ordering::Acquire) + 1;
     store
         .recreate_if_lost(next_seq, |journal_lost| {
@@ -305,12 +310,13 @@ async fn mend_if_lost<T>(
     result
 }
 
-/// Says why the router stops: it found `foreign` where its own write was to go.
-fn stopping_for(foreign: &ForeignWrite) {
+/// Says why the router stops: where its own write was to go, it found
+/// another router's, or the journal or the bucket went back.
+fn stopping_for(why: &str) {
     tracing::error!(
-        seq = foreign.seq,
-        "{foreign} (it holds the lease now: this router was cut off from NATS or paused for longer than \
-         nats.lease); stopping without recording or announcing anything more"
+        "{why}; stopping without recording or announcing anything more. Another router's write means it holds \
+         the lease now (this router was cut off from NATS or paused for longer than nats.lease); a stream gone \
+         back means the server lost messages. Either way the next start reads what the server holds"
     );
 }
 
@@ -323,7 +329,7 @@ fn start_checkpoint(
     losses: &Arc<Losses>,
     paced: bool,
 ) {
-    let taken = losses.bucket_taken.load(Ordering::Acquire);
+    let taken = losses.must_stop.load(Ordering::Acquire);
     if taken || unchecked.latest.is_empty() || running.as_ref().is_some_and(|r| !r.is_finished()) {
         return;
     }
@@ -342,17 +348,17 @@ fn start_checkpoint(
         let windows_done = AtomicUsize::new(0);
         let taken = until_done("cannot checkpoint routing state", || async {
             let written = store.checkpoint_paced(&writes, through, may_mark, &windows_done, pace).await;
-            match written.as_ref().err().and_then(|e| e.downcast_ref::<ForeignWrite>()) {
-                Some(foreign) => {
-                    stopping_for(foreign);
+            match written {
+                Err(e) if e.is::<ForeignWrite>() || e.is::<StreamBehind>() => {
+                    stopping_for(&e.to_string());
                     Ok(true)
                 }
-                None => mend_if_lost(&store, written, &losses).await.map(|()| false),
+                other => mend_if_lost(&store, other, &losses).await.map(|()| false),
             }
         })
         .await;
         if taken {
-            losses.bucket_taken.store(true, Ordering::Release);
+            losses.must_stop.store(true, Ordering::Release);
             return;
         }
         let took_ms = started.elapsed().as_millis() as u64;
