@@ -8,9 +8,11 @@
 //! past. So every message says which journal sequence it must follow
 //! (`Nats-Expected-Last-Sequence`): the server stores it only right after
 //! the last message this router restored or appended, and refuses it after
-//! anyone else's. A refusal that the journal's new messages explain as this
-//! group's own (an earlier attempt whose acknowledgement was lost) is
-//! carried on; any other message there means another router writes the
+//! anyone else's. After a refusal the messages past that place tell what
+//! happened ([`found_after`], shared with checkpoint writes): this group's
+//! own (an earlier attempt whose acknowledgement was lost) are kept and the
+//! rest follows them; gaps or an abandoned write of this process move the
+//! whole group after them; another router's message means it writes the
 //! journal, and this one must stop.
 
 use super::{frame, StateStore, ACK_WINDOW};
