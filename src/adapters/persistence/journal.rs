@@ -101,7 +101,8 @@ impl Losses {
 /// checkpoint writes it, since it purges the journal; `journal_last` is the
 /// journal's last sequence the start read. `engine` is asked for every
 /// record when the server lost the bucket or the journal. Ends early when
-/// another router writes the journal (see `append`).
+/// another router writes the journal or the bucket, or one of them went
+/// back (see [`JournalEnd::Halted`]).
 pub async fn run(
     store: StateStore,
     replayed: Vec<Write>,
@@ -228,7 +229,8 @@ pub enum JournalEnd {
 
 /// Appends one group commit, retrying until stored; the sequence its
 /// records are recorded through (at least `through`, where the journal
-/// stood). `None` when another router writes the journal: this one must stop.
+/// stood). `None` when another router writes the journal, or the journal
+/// went back: this one must stop.
 async fn append(
     store: &StateStore,
     writes: &[Write],
