@@ -9,7 +9,7 @@
 //! (`Nats-Expected-Last-Sequence`): the server stores it only right after
 //! the last message this router restored or appended, and refuses it after
 //! anyone else's. After a refusal the messages past that place tell what
-//! happened ([`found_after`], shared with checkpoint writes): this group's
+//! happened ([`StateStore::write_in_place`], shared with checkpoint writes): this group's
 //! own (an earlier attempt whose acknowledgement was lost) are kept and the
 //! rest follows them; gaps or an abandoned write of this process move the
 //! whole group after them; another router's message means it writes the
@@ -68,7 +68,7 @@ pub(super) enum Held {
 
 /// What a stream holds after the place a write was to follow.
 #[derive(Debug, PartialEq, Eq)]
-pub(super) enum Found {
+enum Found {
     /// The write's first messages, this many, each at its place.
     Ours(usize),
     /// Another router's message, at `seq`.
@@ -81,7 +81,7 @@ pub(super) enum Found {
 
 /// How the messages after a write's place add up, positions counted from
 /// that place (`found_after` turns them into sequences).
-pub(super) fn tally(held: &[Held]) -> Found {
+fn tally(held: &[Held]) -> Found {
     let mut at_place = 0;
     for (index, &h) in held.iter().enumerate() {
         match h {
@@ -100,7 +100,7 @@ pub(super) fn tally(held: &[Held]) -> Found {
 /// Reads `stream`'s messages after `after` and tells what they are (`kind`
 /// of each message and its index after `after`): see [`Found`]; positions
 /// in the result count from `after`.
-pub(super) async fn found_after(
+async fn found_after(
     stream: &stream::Stream,
     name: &'static str,
     after: u64,
@@ -140,16 +140,51 @@ impl StateStore {
             return Ok(Appended::Through(after));
         };
         let group = frame::part_of(first).map_err(|e| format!("a journal message of this router: {e}"))?;
+        let messages: Vec<(String, Bytes)> = frames.iter().map(|f| (self.journal_subject.clone(), f.clone())).collect();
+        // Replay drops a group's messages that do not follow its first one,
+        // so a moved group goes again whole.
+        let kind = |index: usize, message: &StreamMessage| match frame::part_of(&message.payload) {
+            Ok(p) if (p.run, p.group, p.index as usize) == (group.run, group.group, index) => Held::AtPlace,
+            Ok(p) if p.run == group.run => Held::OwnStale,
+            _ => Held::Foreign,
+        };
+        let appended = self.write_in_place(&self.journal, "journal", &messages, after, None, kind).await?;
+        // Held still: a router paused between the check and the write would
+        // otherwise announce decisions after another took over (it exits
+        // instead, when its renewal finds the lease taken).
+        self.lease_held().await;
+        Ok(appended)
+    }
+
+    /// Writes `messages` (subject, payload) into `stream` (`name` in
+    /// errors) right after sequence `after`, message `i` always at
+    /// `after + 1 + i`, each naming the sequence it must follow and carrying
+    /// `header` if any; up to `ACK_WINDOW` in flight, each window only while
+    /// the lease is held. After a refusal, `kind` tells what each message
+    /// past that place is (see [`found_after`]): this write's own are kept,
+    /// a moved write goes again whole after the stream's end, and another
+    /// router's message ends it.
+    pub(super) async fn write_in_place(
+        &self,
+        stream: &str,
+        name: &'static str,
+        messages: &[(String, Bytes)],
+        after: u64,
+        header: Option<(&str, &str)>,
+        kind: impl Fn(usize, &StreamMessage) -> Held,
+    ) -> Result<Appended, async_nats::Error> {
         let (mut after, mut next) = (after, 0);
-        while next < frames.len() {
-            let end = frames.len().min(next + ACK_WINDOW);
+        while next < messages.len() {
+            let end = messages.len().min(next + ACK_WINDOW);
             self.lease_held().await;
             let mut acks = Vec::with_capacity(end - next);
-            for (index, frame) in frames.iter().enumerate().take(end).skip(next) {
-                // Message `index` of the group always goes at `after + 1 + index`.
-                let publish =
-                    PublishMessage::build().payload(frame.clone()).expected_last_sequence(after + index as u64);
-                acks.push(self.js.send_publish(self.journal_subject.clone(), publish).await?);
+            for (index, (subject, payload)) in messages.iter().enumerate().take(end).skip(next) {
+                let mut publish = PublishMessage::build().payload(payload.clone());
+                if let Some((header, value)) = header {
+                    publish = publish.header(header, value);
+                }
+                let publish = publish.expected_last_sequence(after + index as u64);
+                acks.push(self.js.send_publish(subject.clone(), publish).await?);
             }
             // Awaited together: each ack's timeout runs only while awaited.
             let results = futures::future::join_all(acks.into_iter().map(IntoFuture::into_future)).await;
@@ -157,25 +192,13 @@ impl StateStore {
                 next = end;
                 continue;
             }
-            let journal = self.js.get_stream(&self.journal).await?;
-            let kind = |index: usize, message: &StreamMessage| match frame::part_of(&message.payload) {
-                Ok(p) if (p.run, p.group, p.index as usize) == (group.run, group.group, index) => Held::AtPlace,
-                Ok(p) if p.run == group.run => Held::OwnStale,
-                _ => Held::Foreign,
-            };
-            match found_after(&journal, "journal", after, kind).await? {
+            match found_after(&self.js.get_stream(stream).await?, name, after, &kind).await? {
                 Found::Ours(stored) => next = stored,
                 Found::Foreign { seq } => return Ok(Appended::Foreign { seq }),
-                // Replay drops a group's messages that do not follow its
-                // first one, so the whole group goes again.
                 Found::Moved { last } => (after, next) = (last, 0),
             }
         }
-        // Held still: a router paused between the check and the write would
-        // otherwise announce decisions after another took over (it exits
-        // instead, when its renewal finds the lease taken).
-        self.lease_held().await;
-        Ok(Appended::Through(after + frames.len() as u64))
+        Ok(Appended::Through(after + messages.len() as u64))
     }
 
     /// [`StateStore::append`] after the journal's last message, whoever
@@ -192,7 +215,7 @@ impl StateStore {
 
 /// Whether any of a window's conditional writes was refused for not
 /// following the sequence it named; any other failure is returned.
-pub(super) fn refused(results: Vec<Result<PublishAck, PublishError>>) -> Result<bool, async_nats::Error> {
+fn refused(results: Vec<Result<PublishAck, PublishError>>) -> Result<bool, async_nats::Error> {
     let mut refused = false;
     for result in results {
         match result {

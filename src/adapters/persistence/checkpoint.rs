@@ -1,9 +1,9 @@
 //! Writing a checkpoint into the bucket: how many writes are in flight at
 //! once, and how they are paced over the second between checkpoints.
 
-use super::append::{found_after, refused, Found, Held};
-use super::{frame, ForeignWrite, StateStore, Write, ACK_WINDOW, CHECKPOINT_KEY, UNKNOWN};
-use async_nats::jetstream::message::{PublishMessage, StreamMessage};
+use super::append::Held;
+use super::{frame, Appended, ForeignWrite, StateStore, Write, ACK_WINDOW, CHECKPOINT_KEY, UNKNOWN};
+use async_nats::jetstream::message::StreamMessage;
 use async_nats::jetstream::stream;
 use bytes::Bytes;
 use std::future::IntoFuture;
@@ -149,41 +149,23 @@ impl StateStore {
             .collect();
         let known = self.bucket_last().await?;
         let run = frame::run_id().to_string();
-        let (mut after, mut next) = (known, 0);
-        while next < puts.len() {
-            self.lease_held().await;
-            let mut acks = Vec::with_capacity(puts.len() - next);
-            for (index, (subject, bytes)) in puts.iter().enumerate().skip(next) {
-                let publish = PublishMessage::build()
-                    .payload(bytes.clone())
-                    .header(WRITER_HEADER, run.as_str())
-                    .expected_last_sequence(after + index as u64);
-                acks.push(self.js.send_publish(subject.clone(), publish).await?);
+        let kind = |index: usize, message: &StreamMessage| {
+            if message.headers.get(WRITER_HEADER).map(|v| v.as_str()) != Some(run.as_str()) {
+                Held::Foreign
+            } else if puts.get(index).is_some_and(|(s, b)| message.subject.as_str() == s && message.payload == b) {
+                Held::AtPlace
+            } else {
+                Held::OwnStale
             }
-            let results = futures::future::join_all(acks.into_iter().map(IntoFuture::into_future)).await;
-            if !refused(results)? {
-                next = puts.len();
-                continue;
-            }
-            let stream = self.js.get_stream(format!("KV_{}", self.bucket)).await?;
-            let kind = |index: usize, message: &StreamMessage| {
-                if message.headers.get(WRITER_HEADER).map(|v| v.as_str()) != Some(run.as_str()) {
-                    Held::Foreign
-                } else if puts.get(index).is_some_and(|(s, b)| message.subject.as_str() == s && message.payload == b) {
-                    Held::AtPlace
-                } else {
-                    Held::OwnStale
-                }
-            };
-            match found_after(&stream, "state bucket", after, kind).await? {
-                Found::Ours(stored) => next = stored,
-                Found::Foreign { seq } => return Err(ForeignWrite { stream: "state bucket", seq }.into()),
-                Found::Moved { last } => (after, next) = (last, 0),
-            }
-        }
+        };
+        let stream = format!("KV_{}", self.bucket);
+        let header = Some((WRITER_HEADER, run.as_str()));
+        let last = match self.write_in_place(&stream, "state bucket", &puts, known, header, kind).await? {
+            Appended::Through(last) => last,
+            Appended::Foreign { seq } => return Err(ForeignWrite { stream: "state bucket", seq }.into()),
+        };
         // Unless a bucket created anew meanwhile made it unknown.
-        let _ =
-            self.bucket_last.compare_exchange(known, after + puts.len() as u64, Ordering::AcqRel, Ordering::Acquire);
+        let _ = self.bucket_last.compare_exchange(known, last, Ordering::AcqRel, Ordering::Acquire);
         let mut removals = Vec::new();
         for (key, value) in writes {
             if value.is_none() {
