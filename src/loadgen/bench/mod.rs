@@ -2,10 +2,13 @@
 //!
 //! 1. the raw ceiling ([`raw`]): JetStream publish, consume and ack of the
 //!    same payloads with no router;
-//! 2. fixed offered rates: inquiries published evenly at each rate to the
+//! 2. the agent protocol alone ([`floor`]): the same agents against a desk
+//!    in this process that only offers, and the bound the two costs put on
+//!    any router on this machine;
+//! 3. fixed offered rates: inquiries published evenly at each rate to the
 //!    router, each timestamped as it leaves, and the publish → offer latency
 //!    measured when the offer reaches an agent's desktop stream;
-//! 3. router saturation: published as fast as a bounded backlog allows, with
+//! 4. router saturation: published as fast as a bounded backlog allows, with
 //!    agents that accept and complete at once (capacity is never the limit),
 //!    counting offers per second at the agents.
 //!
@@ -13,6 +16,7 @@
 //! bot (at SURGE they would be deflected, not offered). [`report`] prints the
 //! table and writes the JSON.
 
+pub mod floor;
 pub mod raw;
 pub mod report;
 
@@ -153,6 +157,13 @@ pub async fn run(options: BenchOptions) -> Result<BenchReport, LoadgenError> {
     eprintln!("bench: raw JetStream ceiling ({:?} after {:?} warm-up)", options.saturation, options.warmup);
     report.raw_ceiling = raw::ceiling(&client, &options, &run).await?;
     eprintln!("bench: raw ceiling {:.0}/s", report.raw_ceiling.per_sec);
+    eprintln!(
+        "bench: agent RPCs against a desk that only offers ({:?} after {:?} warm-up)",
+        options.saturation, options.warmup
+    );
+    let floor = floor::measure_exchange(&options, &run).await?;
+    report.agent_protocol = floor.with_bound(&report.raw_ceiling, report.machine.nproc);
+    eprintln!("bench: agent RPCs {:.0}/s", report.agent_protocol.exchange.per_sec);
 
     let groups = router_groups(&options.grpc_url, Duration::from_secs(30)).await?;
     let specs: Vec<AgentSpec> = (1..=options.agents)

@@ -2,6 +2,7 @@
 //! router's saturation rate and their ratio, and each fixed rate's latency —
 //! printed as a table and written as JSON (`bench/results/`).
 
+use super::floor::Floor;
 use super::{BenchOptions, Throughput};
 use crate::loadgen::latency::LatencySummary;
 use crate::loadgen::LoadgenError;
@@ -109,6 +110,9 @@ pub struct BenchReport {
     pub warmup_seconds: f64,
     pub backlog: u64,
     pub raw_ceiling: Throughput,
+    /// The agents' Subscribe/Accept/Complete against a desk that only
+    /// offers, and the bound that puts on any router here.
+    pub agent_protocol: Floor,
     pub router_saturation: Throughput,
     /// Router saturation / raw ceiling.
     pub ratio: f64,
@@ -181,6 +185,7 @@ impl BenchReport {
             warmup_seconds: options.warmup.as_secs_f64(),
             backlog: options.backlog,
             raw_ceiling: Throughput::default(),
+            agent_protocol: Floor::default(),
             router_saturation: Throughput::default(),
             ratio: 0.0,
             fixed_rates: Vec::new(),
@@ -252,6 +257,7 @@ impl fmt::Display for BenchReport {
             "", "rate/s", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "lost"
         )?;
         writeln!(f, "{:<28} {:>9.0}", "raw JetStream ceiling", self.raw_ceiling.per_sec)?;
+        writeln!(f, "{:<28} {:>9.0}", "agent RPCs, no router", self.agent_protocol.exchange.per_sec)?;
         writeln!(f, "{:<28} {:>9.0}", "router at saturation", self.router_saturation.per_sec)?;
         let repeated = self.fixed_rates.iter().any(|r| r.run > 1);
         for s in &self.fixed_rates {
@@ -286,7 +292,13 @@ impl fmt::Display for BenchReport {
                 parts.join(", ")
             }
         };
-        writeln!(f, "CPU us per message: raw: {}; router: {}", cpu(&self.raw_ceiling), cpu(&self.router_saturation))?;
+        writeln!(
+            f,
+            "CPU us per message: raw: {}; agent RPCs: {}; router: {}",
+            cpu(&self.raw_ceiling),
+            cpu(&self.agent_protocol.exchange),
+            cpu(&self.router_saturation)
+        )?;
         if let Some(m) = &self.router_memory {
             let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
             writeln!(
@@ -301,6 +313,13 @@ impl fmt::Display for BenchReport {
             )?;
         }
         writeln!(f, "ratio router/raw: {:.2} (target >= {TARGET_RATIO}: {})", self.ratio, verdict(self.ratio_met))?;
+        if let (Some(bound), Some(ratio)) = (self.agent_protocol.bound_per_sec, self.agent_protocol.bound_ratio) {
+            writeln!(
+                f,
+                "bound on this machine: raw CPU + agent RPC CPU per inquiry allow at most {bound:.0}/s, \
+                 a ratio of {ratio:.2}, with no routing at all"
+            )?;
+        }
         match (self.p99_at_5000_met, self.p99_ms_at_5000_median) {
             (Some(met), Some(median)) if self.p99_ms_at_5000.len() > 1 => {
                 let runs: Vec<String> = self.p99_ms_at_5000.iter().map(|p| format!("{p:.1}")).collect();

@@ -1,0 +1,234 @@
+//! The agent protocol's own cost: the benchmark's agents (the same pool and
+//! connections, accepting and completing at once) against a desk in this
+//! process that does nothing but offer. Each `Subscribe` stream gets
+//! `max_concurrent` offers and every `Complete` sends that agent the next;
+//! no routing, no NATS, no auth. What is left is what `Subscribe` + `Accept`
+//! + `Complete` cost per inquiry on this machine, client and server together.
+//!
+//! Set beside the raw ceiling it bounds any router that speaks this contract
+//! here: each routed inquiry costs at least the raw ceiling's CPU per message
+//! (publish, consume, ack) plus this (see [`Floor::bound_per_sec`]).
+
+use super::{measure, BenchOptions, Processes, Throughput};
+use crate::loadgen::agents::{AgentPool, AgentSpec, Behaviour, PoolOptions};
+use crate::loadgen::run::wait_for;
+use crate::loadgen::traffic::{InquiryMaker, Mix};
+use crate::loadgen::{Counters, LoadgenError};
+use crate::proto::{self, agent_desk_server::AgentDesk, agent_desk_server::AgentDeskServer};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+
+/// The measured exchange, and the bound it gives with the raw ceiling.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Floor {
+    /// Offers per second at the agents; CPU per offer of this process
+    /// (`loadgen`), which holds both ends.
+    pub exchange: Throughput,
+    /// The most inquiries per second a router speaking this contract could
+    /// route here, CPU-bound: the machine's CPUs over the raw ceiling's CPU
+    /// per message (every process) plus this exchange's. `None` when a CPU
+    /// time was not measured.
+    pub bound_per_sec: Option<f64>,
+    /// `bound_per_sec` over the raw ceiling: the highest ratio reachable.
+    pub bound_ratio: Option<f64>,
+}
+
+impl Floor {
+    /// Adds the bound, given the raw ceiling and the machine's CPU count.
+    pub fn with_bound(mut self, raw: &Throughput, cpus: usize) -> Floor {
+        let raw_cpu: f64 = raw.cpu_us_per_message.values().sum();
+        let own_cpu = self.exchange.cpu_us_per_message.get("loadgen").copied();
+        let complete = raw.cpu_us_per_message.contains_key("nats-server") && raw_cpu > 0.0;
+        if let (Some(own), true) = (own_cpu, complete) {
+            let bound = cpus as f64 * 1e6 / (raw_cpu + own);
+            self.bound_per_sec = Some(bound);
+            self.bound_ratio = (raw.per_sec > 0.0).then(|| bound / raw.per_sec);
+        }
+        self
+    }
+}
+
+/// Runs the agents against a desk that only offers, for `options.saturation`.
+pub async fn measure_exchange(options: &BenchOptions, run: &str) -> Result<Floor, LoadgenError> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| LoadgenError::Grpc { url: "127.0.0.1:0".into(), detail: format!("cannot listen: {e}") })?;
+    let url = format!(
+        "http://{}",
+        listener.local_addr().map_err(|e| LoadgenError::Grpc { url: "127.0.0.1:0".into(), detail: e.to_string() })?
+    );
+    let desk = OfferOnlyDesk::new(run, options.max_concurrent, options.seed);
+    let offering = desk.offering.clone();
+    let stop = CancellationToken::new();
+    let serving = tokio::spawn(
+        tonic::transport::Server::builder().add_service(AgentDeskServer::new(desk)).serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            stop.clone().cancelled_owned(),
+        ),
+    );
+    let specs = (1..=options.agents)
+        .map(|i| AgentSpec {
+            id: format!("{run}-floor-{i:03}"),
+            groups: vec![("floor".into(), 3)],
+            max_concurrent: options.max_concurrent,
+        })
+        .collect();
+    let counters = Counters::shared();
+    let pool_options = PoolOptions { behaviour: Behaviour::instant(), connections: options.connections, seed: 11 };
+    let pool = AgentPool::start(&url, specs, pool_options, counters.clone(), None);
+    wait_for(Duration::from_secs(10), || Counters::get(&counters.online) >= options.agents as u64).await;
+    let own = Processes(vec![("loadgen".into(), std::process::id())]);
+    let exchange = measure(options.warmup, options.saturation, || Counters::get(&counters.offered), &own).await;
+    // Agents stopping finish what they hold; with no next offer they soon do.
+    offering.cancel();
+    pool.stop().await;
+    stop.cancel();
+    let _ = serving.await;
+    if counters.errors() > 0 {
+        tracing::warn!(errors = counters.errors(), "agent calls failed against the offer-only desk");
+    }
+    Ok(Floor { exchange, ..Floor::default() })
+}
+
+type OfferSender = mpsc::Sender<Result<proto::Assignment, Status>>;
+
+/// A desk that keeps every subscribed agent `max_concurrent` offers deep.
+struct OfferOnlyDesk {
+    streams: Mutex<HashMap<String, OfferSender>>,
+    maker: Mutex<InquiryMaker>,
+    depth: u32,
+    /// Cancelled: completions bring no further offer.
+    offering: CancellationToken,
+}
+
+impl OfferOnlyDesk {
+    fn new(run: &str, depth: u32, seed: u64) -> OfferOnlyDesk {
+        let maker = InquiryMaker::new(&format!("{run}-floor"), Mix::NoDeflection, seed);
+        OfferOnlyDesk {
+            streams: Mutex::default(),
+            maker: Mutex::new(maker),
+            depth: depth.max(1),
+            offering: CancellationToken::new(),
+        }
+    }
+
+    /// The next offer for `agent_id`, as the router would send it (no trace).
+    fn offer(&self, agent_id: &str) -> proto::Assignment {
+        let inquiry = self.maker.lock().unwrap_or_else(|e| e.into_inner()).next(0);
+        proto::Assignment {
+            inquiry: Some(inquiry),
+            agent_id: agent_id.to_string(),
+            group: "floor".into(),
+            ..Default::default()
+        }
+    }
+
+    fn sender(&self, agent_id: &str) -> Option<OfferSender> {
+        self.streams.lock().unwrap_or_else(|e| e.into_inner()).get(agent_id).cloned()
+    }
+}
+
+#[tonic::async_trait]
+impl AgentDesk for OfferOnlyDesk {
+    async fn set_presence(
+        &self,
+        request: Request<proto::SetPresenceRequest>,
+    ) -> Result<Response<proto::SetPresenceResponse>, Status> {
+        let capacity = request.get_ref().max_concurrent;
+        Ok(Response::new(proto::SetPresenceResponse { status: request.get_ref().status, load: 0, capacity }))
+    }
+
+    type SubscribeStream = ReceiverStream<Result<proto::Assignment, Status>>;
+
+    async fn subscribe(
+        &self,
+        request: Request<proto::SubscribeRequest>,
+    ) -> Result<Response<Self::SubscribeStream>, Status> {
+        let agent_id = request.into_inner().agent_id;
+        // Room for the first offers and one per completion in flight.
+        let (tx, rx) = mpsc::channel(2 * self.depth as usize);
+        for _ in 0..self.depth {
+            let _ = tx.try_send(Ok(self.offer(&agent_id)));
+        }
+        self.streams.lock().unwrap_or_else(|e| e.into_inner()).insert(agent_id, tx);
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn accept(&self, _: Request<proto::InquiryAction>) -> Result<Response<proto::ActionResponse>, Status> {
+        Ok(Response::new(proto::ActionResponse { state: proto::InquiryState::Active as i32 }))
+    }
+
+    async fn decline(&self, _: Request<proto::InquiryAction>) -> Result<Response<proto::ActionResponse>, Status> {
+        Ok(Response::new(proto::ActionResponse { state: proto::InquiryState::Waiting as i32 }))
+    }
+
+    async fn complete(
+        &self,
+        request: Request<proto::InquiryAction>,
+    ) -> Result<Response<proto::ActionResponse>, Status> {
+        let agent_id = &request.get_ref().agent_id;
+        if let Some(tx) = self.sender(agent_id).filter(|_| !self.offering.is_cancelled()) {
+            let _ = tx.send(Ok(self.offer(agent_id))).await;
+        }
+        Ok(Response::new(proto::ActionResponse { state: proto::InquiryState::Completed as i32 }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn throughput(per_sec: f64, cpu: &[(&str, f64)]) -> Throughput {
+        let cpu_us_per_message: BTreeMap<String, f64> = cpu.iter().map(|&(n, c)| (n.to_string(), c)).collect();
+        Throughput { per_sec, cpu_us_per_message, ..Throughput::default() }
+    }
+
+    #[test]
+    fn the_bound_adds_both_costs_per_inquiry_over_the_cpus() {
+        let raw = throughput(80_000.0, &[("loadgen", 5.0), ("nats-server", 15.0), ("router", 0.0)]);
+        let floor = Floor { exchange: throughput(40_000.0, &[("loadgen", 30.0)]), ..Floor::default() };
+        let floor = floor.with_bound(&raw, 2);
+        // 2 CPUs, 20 + 30 µs per inquiry: 40,000/s, half the raw ceiling.
+        assert_eq!(floor.bound_per_sec, Some(40_000.0));
+        assert_eq!(floor.bound_ratio, Some(0.5));
+    }
+
+    #[tokio::test]
+    async fn agents_take_offer_after_offer_from_the_offer_only_desk() {
+        let options = BenchOptions {
+            nats_url: String::new(),
+            grpc_url: String::new(),
+            prefix: "support".into(),
+            rates: Vec::new(),
+            step: Duration::from_secs(1),
+            repeat: 1,
+            saturation: Duration::from_millis(400),
+            warmup: Duration::from_millis(100),
+            agents: 2,
+            max_concurrent: 3,
+            connections: 1,
+            format: crate::loadgen::traffic::Format::Json,
+            backlog: 1,
+            seed: 1,
+            processes: Processes::default(),
+        };
+        let floor = measure_exchange(&options, "t").await.expect("the desk serves on a free port");
+        // Each completion brought the next offer: far more than the 6 first ones.
+        assert!(floor.exchange.messages > 6, "offers measured: {}", floor.exchange.messages);
+        assert!(floor.exchange.cpu_us_per_message.contains_key("loadgen"));
+    }
+
+    #[test]
+    fn without_the_servers_cpu_time_there_is_no_bound() {
+        let raw = throughput(80_000.0, &[("loadgen", 5.0)]);
+        let floor = Floor { exchange: throughput(40_000.0, &[("loadgen", 30.0)]), ..Floor::default() };
+        assert_eq!(floor.with_bound(&raw, 2).bound_per_sec, None);
+    }
+}
