@@ -2,7 +2,7 @@
 //!
 //! 1. the raw ceiling ([`raw`]): JetStream publish, consume and ack of the
 //!    same payloads with no router;
-//! 2. the agent protocol alone ([`floor`]): the same agents against a desk
+//! 2. the agent protocol alone ([`floor`]): agents like the router's against a desk
 //!    in this process that only offers, and the bound the two costs put on
 //!    any router on this machine;
 //! 3. fixed offered rates: inquiries published evenly at each rate to the
