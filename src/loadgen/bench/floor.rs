@@ -62,13 +62,10 @@ impl Floor {
 
 /// Runs the agents against a desk that only offers, for `options.saturation`.
 pub async fn measure_exchange(options: &BenchOptions, run: &str) -> Result<Floor, LoadgenError> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|e| LoadgenError::Grpc { url: "127.0.0.1:0".into(), detail: format!("cannot listen: {e}") })?;
-    let url = format!(
-        "http://{}",
-        listener.local_addr().map_err(|e| LoadgenError::Grpc { url: "127.0.0.1:0".into(), detail: e.to_string() })?
-    );
+    let cannot_listen =
+        |e: std::io::Error| LoadgenError::Grpc { url: "127.0.0.1:0".into(), detail: format!("cannot listen: {e}") };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(cannot_listen)?;
+    let url = format!("http://{}", listener.local_addr().map_err(cannot_listen)?);
     let desk = OfferOnlyDesk::new(run, options.max_concurrent, options.seed);
     let offering = desk.offering.clone();
     let stop = CancellationToken::new();
@@ -126,11 +123,12 @@ struct OfferOnlyDesk {
 
 impl OfferOnlyDesk {
     fn new(run: &str, depth: u32, seed: u64) -> OfferOnlyDesk {
-        let mut maker = InquiryMaker::new(&format!("{run}-floor"), Mix::NoDeflection, seed);
+        let run = format!("{run}-floor");
+        let mut maker = InquiryMaker::new(&run, Mix::NoDeflection, seed);
         OfferOnlyDesk {
             streams: Mutex::default(),
             inquiries: (0..PREPARED).map(|_| maker.next(0)).collect(),
-            run: format!("{run}-floor"),
+            run,
             next: AtomicU64::new(0),
             depth: depth.max(1),
             offering: CancellationToken::new(),
@@ -194,7 +192,7 @@ impl AgentDesk for OfferOnlyDesk {
         request: Request<proto::InquiryAction>,
     ) -> Result<Response<proto::ActionResponse>, Status> {
         let agent_id = &request.get_ref().agent_id;
-        if let Some(tx) = self.sender(agent_id).filter(|_| !self.offering.is_cancelled()) {
+        if let Some(tx) = (!self.offering.is_cancelled()).then(|| self.sender(agent_id)).flatten() {
             let _ = tx.send(Ok(self.offer(agent_id))).await;
         }
         Ok(Response::new(proto::ActionResponse { state: proto::InquiryState::Completed as i32 }))
