@@ -21,6 +21,10 @@
 //! scenario the rate is also printed per second of this thread's CPU time,
 //! which stays meaningful when other processes share the machine.
 //!
+//! To compare two builds, run each a few times alternately with
+//! `ROUTING_CORE_FIXED=N` (e.g. 6000000): the steady state only, exactly N
+//! decisions, no criterion analysis, so every run does the same work.
+//!
 //! `routing_core/world.rs` builds and drives the world; `routing_core/memory.rs`
 //! holds the counting allocator and the memory report.
 
@@ -112,9 +116,22 @@ fn benches(c: &mut Criterion) {
     group.finish();
 }
 
+/// `ROUTING_CORE_FIXED=N`: the steady state only, exactly N decisions and no
+/// criterion analysis. Every run then does the same work, which makes
+/// comparing two builds on a noisy machine a matter of a few runs each.
+fn fixed_work(decisions: u64) {
+    let mut w = steady_world();
+    w.measure(decisions, steady_step);
+    w.summary("steady state world after");
+    w.rates("steady_state_100k_waiting (fixed work)");
+}
+
 fn main() {
     // The allocator as the binary runs it.
     ticket_router::allocator::tune();
+    if let Some(n) = std::env::var("ROUTING_CORE_FIXED").ok().and_then(|n| n.parse().ok()) {
+        return fixed_work(n);
+    }
     memory::report();
     let mut c = Criterion::default().configure_from_args();
     benches(&mut c);
