@@ -5,6 +5,7 @@ use super::record::Place;
 use super::Router;
 use crate::core::agents::InqIx;
 use crate::core::id_index::IdIndex;
+use crate::core::record_table::prefetch_slice;
 use crate::core::types::Millis;
 use std::collections::hash_map::Entry;
 
@@ -35,13 +36,25 @@ impl Router {
             if let Some(rec) = self.records[ix as usize].as_ref() {
                 if matches!(rec.place, Place::Finished { at: done, .. } if done == at) {
                     gone.push((IdIndex::hash_of(&rec.inquiry.id), ix));
+                    // Its steps are read when it is dropped, after the removals below.
+                    prefetch_slice(&rec.timeline);
                 }
             }
         }
         for &(hash, ix) in &gone {
             self.inquiry_ix.remove_hashed(hash, ix);
         }
-        for (_, ix) in gone {
+        for k in 0..gone.len() {
+            let ix = gone[k].1;
+            // Dropping a step reads its boxed trace, a third miss behind the
+            // record and the timeline: fetch those of a record a few ahead.
+            if let Some(Some(ahead)) = gone.get(k + FORGET_PREFETCH).map(|&(_, a)| self.records[a as usize].as_ref()) {
+                ahead
+                    .timeline
+                    .iter()
+                    .filter_map(|step| step.trace.as_deref())
+                    .for_each(|t| prefetch_slice(std::slice::from_ref(t)));
+            }
             // Finished twice in the same millisecond (deflected, handed back
             // and done at once), it is listed twice: gone the first time.
             let Some(rec) = self.records[ix as usize].take() else { continue };

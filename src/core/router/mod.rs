@@ -314,7 +314,14 @@ impl Router {
 
     /// The index of the known inquiry `id`.
     fn find_inquiry(&self, id: &str) -> Option<InqIx> {
-        self.inquiry_ix.get(id, record_id(&self.records))
+        let id_of = record_id(&self.records);
+        // The caller reads the record next, usually one not touched for
+        // minutes: asking for all its cache lines before the id comparison
+        // waits on the first makes those misses overlap instead of queueing.
+        self.inquiry_ix.get(id, |ix| {
+            self.records.prefetch(ix as usize);
+            id_of(ix)
+        })
     }
 
     /// Indexes the record at `ix` by its id (not yet indexed).

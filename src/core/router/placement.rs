@@ -331,6 +331,8 @@ impl Router {
         fx: &mut Vec<Effect>,
     ) -> bool {
         let Some((ix, g, overflow)) = self.best_waiting_for(ax, skip) else { return false };
+        // Waiting for minutes, its record is cold: load all its lines at once.
+        self.records.prefetch(ix as usize);
         let mut trace = self.base_trace(now, g, ix);
         let rec = self.rec(ix);
         let rule = if overflow {
