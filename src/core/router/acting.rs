@@ -7,6 +7,7 @@ use crate::core::agents::{AgentIx, InqIx};
 use crate::core::command::{Actor, Role};
 use crate::core::effect::EventKind;
 use crate::core::error::CoreError;
+use crate::core::record_table::prefetch_slice;
 
 impl Router {
     /// The inquiry `id` as offered to (`active == false`) or active with the
@@ -24,6 +25,10 @@ impl Router {
             Role::Agent | Role::Lead => Some(self.agent_by_id(&actor.id)?),
             Role::Admin | Role::System => None,
         };
+        // Read after the inquiry's record: both misses at once.
+        if let Some(ax) = person {
+            prefetch_slice(std::slice::from_ref(&self.agents[ax as usize]));
+        }
         let ix = self.inquiry_by_id(id)?;
         let place = self.rec(ix).place;
         // Another agent's inquiry is refused as such, whatever its state, and
