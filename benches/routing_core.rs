@@ -7,8 +7,10 @@
 //! * `steady_state_100k_waiting` — every agent available and busy, 100,000
 //!   waiting, load level SURGE. One step: an agent completes its oldest chat
 //!   (the freed slot pulls the best waiting inquiry it may take, unless the
-//!   reserve holds it for HIGH work), accepts that offer, and new inquiries
-//!   arrive until one was not deflected and 100,000 wait again.
+//!   reserve holds it for HIGH work), accepts that offer, the next
+//!   completion is shown to the router (`Router::prepare`, as the service's
+//!   engine shows it the next job in its queue), and new inquiries arrive
+//!   until one was not deflected and 100,000 wait again.
 //! * `arrivals_with_free_agents` — agents half loaded, nothing waiting: each
 //!   arrival is offered at once and accepted; completions keep the load at half.
 //!
@@ -48,6 +50,9 @@ const ARRIVALS_PER_MIN: f64 = 60_000.0 / STEP_MS as f64;
 fn steady_step(w: &mut World) {
     w.advance();
     w.complete_one();
+    // The next completion is known before the arrivals, as the engine knows
+    // the next command in its mailbox: the router fetches its records meanwhile.
+    w.announce_completion();
     while w.arrive() || w.waiting < WAITING {}
 }
 

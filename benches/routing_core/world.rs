@@ -168,6 +168,8 @@ pub(crate) struct World {
     next_tick: Option<Millis>,
     offered: Vec<(usize, Id)>,
     arrivals: VecDeque<Command>,
+    /// A completion picked and shown to the router, not yet applied.
+    announced: Option<Command>,
     pub(crate) subject_bytes: usize,
     stats: Stats,
     timed: Timed,
@@ -194,6 +196,7 @@ impl World {
             next_tick: None,
             offered: Vec::with_capacity(64),
             arrivals: VecDeque::new(),
+            announced: None,
             subject_bytes: 0,
             stats: Stats::default(),
             timed: Timed { cpu: Some(Duration::ZERO), ..Timed::default() },
@@ -313,8 +316,25 @@ impl World {
         self.stats.deflected != deflected
     }
 
-    /// A random busy agent completes its oldest chat.
+    /// A random busy agent completes its oldest chat: the one announced by
+    /// `announce_completion`, if any.
     pub(crate) fn complete_one(&mut self) {
+        let command = match self.announced.take() {
+            Some(command) => command,
+            None => self.pick_completion(),
+        };
+        self.apply(command, true);
+    }
+
+    /// Picks the next completion and shows it to the router ahead of time,
+    /// as the service's engine shows it the next command in its mailbox.
+    pub(crate) fn announce_completion(&mut self) {
+        let command = self.pick_completion();
+        self.router.prepare(&command);
+        self.announced = Some(command);
+    }
+
+    fn pick_completion(&mut self) -> Command {
         let mut a = self.rng.below(AGENTS as u64) as usize;
         while self.active[a].is_empty() {
             a = (a + 1) % AGENTS;
@@ -322,7 +342,7 @@ impl World {
         let inquiry = self.active[a].pop_front().expect("busy agent");
         self.active_total -= 1;
         self.stats.completed += 1;
-        self.apply(Command::Complete { actor: self.actors[a].clone(), inquiry }, true);
+        Command::Complete { actor: self.actors[a].clone(), inquiry }
     }
 
     /// Moves time one step on, ticking every simulated second.

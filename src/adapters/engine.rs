@@ -266,7 +266,10 @@ impl Engine {
                     ticks.reset();
                 }
                 job = next_job(&mut self.front, &mut self.jobs) => match job {
-                    Some(queued) => self.run_job(queued.job),
+                    Some(queued) => {
+                        self.prepare_next();
+                        self.run_job(queued.job)
+                    }
                     None => break,
                 },
                 _ = shutdown.cancelled() => {
@@ -279,6 +282,18 @@ impl Engine {
             }
         }
         self.router
+    }
+
+    /// Shows the router the job after the one in hand, if one is queued:
+    /// it fetches the records that job names while this one runs (see
+    /// `Router::prepare`). Under load the queue is never empty.
+    fn prepare_next(&mut self) {
+        if self.front.is_none() {
+            self.front = self.jobs.try_recv().ok();
+        }
+        if let Some(Queued { job: Job::Command(command, _), .. }) = &self.front {
+            self.router.prepare(command);
+        }
     }
 
     fn run_job(&mut self, job: Job) {

@@ -45,6 +45,19 @@ impl IdIndex {
         self.table.find(spread(h), |e| e.hash == h && id_of(e.ix) == id).map(|e| e.ix)
     }
 
+    /// Calls `f` with every index whose hash bits match `id`'s, without
+    /// reading any record: the one holding `id`, if present, is among them
+    /// (with a rare 32-bit collision besides). For prefetching.
+    pub fn candidates(&self, id: &str, mut f: impl FnMut(Ix)) {
+        let h = hash(id);
+        let _ = self.table.find(spread(h), |e| {
+            if e.hash == h {
+                f(e.ix);
+            }
+            false
+        });
+    }
+
     /// Adds `id` at `ix`; the caller made sure it was not present.
     pub fn insert(&mut self, id: &str, ix: Ix) {
         let h = hash(id);
@@ -118,5 +131,11 @@ mod tests {
         assert_eq!(index.get("inq-x", id_of), None);
         // Only the record with the id is read, but for a rare 32-bit collision.
         assert!(reads.get() <= 10_002, "{} record reads for 10,001 lookups", reads.get());
+        let mut found = Vec::new();
+        index.candidates(&ids[1234], |ix| found.push(ix));
+        assert!(found.contains(&1234) && found.len() <= 2, "candidates of one id: {found:?}");
+        found.clear();
+        index.candidates("inq-x", |ix| found.push(ix));
+        assert!(found.len() <= 1, "an absent id has no candidate but for a collision: {found:?}");
     }
 }

@@ -191,3 +191,29 @@ async fn an_accept_sent_before_its_deadline_wins_over_a_tick_that_runs_first() {
     stop.cancel();
     running.await.unwrap();
 }
+
+#[tokio::test(start_paused = true)]
+async fn queued_commands_run_in_order_while_each_next_one_is_prepared() {
+    let router = Router::new(RoutingSettings::default()).unwrap();
+    let (engine, handle) = Engine::new(router, vec![]);
+    // All queued before the engine takes the first, so each command is
+    // shown to the router while the one before it runs.
+    let ann = || Actor::agent("ann");
+    let commands = [
+        Command::SetPresence { actor: ann(), presence: presence("ann", &[("orders", 3)], 1) },
+        Command::Arrive(Box::new(inquiry("q1", Category::Order))),
+        Command::Accept { actor: ann(), inquiry: "q1".into() },
+        Command::Complete { actor: ann(), inquiry: "q1".into() },
+        Command::Arrive(Box::new(inquiry("q2", Category::Order))),
+        Command::Accept { actor: ann(), inquiry: "q2".into() },
+    ];
+    for command in commands {
+        assert!(handle.try_submit(command));
+    }
+    let stop = CancellationToken::new();
+    let running = tokio::spawn(engine.run(stop.clone()));
+    let states = handle.query(|router, _| (router.inquiry_state("q1"), router.inquiry_state("q2"))).await.unwrap();
+    assert_eq!(states, (Some(InquiryState::Completed), Some(InquiryState::Active)));
+    stop.cancel();
+    running.await.unwrap();
+}

@@ -4,12 +4,33 @@
 use super::record::Place;
 use super::Router;
 use crate::core::agents::{AgentIx, InqIx};
-use crate::core::command::{Actor, Role};
+use crate::core::command::{Actor, Command, Role};
 use crate::core::effect::EventKind;
 use crate::core::error::CoreError;
 use crate::core::record_table::prefetch_slice;
 
 impl Router {
+    /// A hint that `command` comes next: starts loading into cache the
+    /// inquiry record and the agent it names, which have usually not been
+    /// touched for minutes, so that those misses overlap the command in hand
+    /// instead of stalling this one. Changes nothing; any command may be
+    /// passed, and one that never comes costs only the loads.
+    pub fn prepare(&self, command: &Command) {
+        let (actor, inquiry) = match command {
+            Command::Accept { actor, inquiry }
+            | Command::Decline { actor, inquiry, .. }
+            | Command::Complete { actor, inquiry }
+            | Command::Transfer { actor, inquiry, .. }
+            | Command::Escalate { actor, inquiry, .. } => (actor, inquiry),
+            _ => return,
+        };
+        if let Some(&ax) = self.agent_ix.get(&*actor.id) {
+            prefetch_slice(std::slice::from_ref(&self.agents[ax as usize]));
+        }
+        // Without comparing ids: that would wait for the very record.
+        self.inquiry_ix.candidates(inquiry, |ix| self.records.prefetch(ix as usize));
+    }
+
     /// The inquiry `id` as offered to (`active == false`) or active with the
     /// acting agent; permission and state errors otherwise.
     pub(super) fn held_by_actor(
