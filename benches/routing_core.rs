@@ -12,7 +12,8 @@
 //!   engine shows it the next job in its queue), and new inquiries arrive
 //!   until one was not deflected and 100,000 wait again.
 //! * `arrivals_with_free_agents` — agents half loaded, nothing waiting: each
-//!   arrival is offered at once and accepted; completions keep the load at half.
+//!   arrival is offered at once and accepted; completions keep the load at
+//!   half, the next one shown to the router before the arrival.
 //!
 //! Throughput is in routing decisions: `Offer` effects plus arrivals that
 //! queued. Deflections, accepts, completions and ticks are timed but not
@@ -59,6 +60,9 @@ fn steady_step(w: &mut World) {
 /// One arrival, offered to a free agent; completions hold the load at half.
 fn free_step(w: &mut World) {
     w.advance();
+    // As in the steady state, the router sees the next completion while the
+    // arrival is handled.
+    w.announce_completion();
     w.arrive();
     while w.active_total > w.capacity / 2 {
         w.complete_one();

@@ -323,25 +323,31 @@ impl World {
             Some(command) => command,
             None => self.pick_completion(),
         };
+        self.active_total -= 1;
+        self.stats.completed += 1;
         self.apply(command, true);
     }
 
-    /// Picks the next completion and shows it to the router ahead of time,
-    /// as the service's engine shows it the next command in its mailbox.
+    /// Picks the next completion, unless one is announced already, and
+    /// shows it to the router ahead of time, as the service's engine shows
+    /// it the next command in its queue. It still counts as active until
+    /// `complete_one` applies it.
     pub(crate) fn announce_completion(&mut self) {
-        let command = self.pick_completion();
-        self.router.prepare(&command);
-        self.announced = Some(command);
+        // With nothing announced, every active chat is on some agent's list.
+        if self.announced.is_none() && self.active_total > 0 {
+            let command = self.pick_completion();
+            self.router.prepare(&command);
+            self.announced = Some(command);
+        }
     }
 
+    /// A random busy agent's oldest chat, taken off its list.
     fn pick_completion(&mut self) -> Command {
         let mut a = self.rng.below(AGENTS as u64) as usize;
         while self.active[a].is_empty() {
             a = (a + 1) % AGENTS;
         }
         let inquiry = self.active[a].pop_front().expect("busy agent");
-        self.active_total -= 1;
-        self.stats.completed += 1;
         Command::Complete { actor: self.actors[a].clone(), inquiry }
     }
 
