@@ -72,9 +72,9 @@ impl<T> RecordTable<T> {
     }
 }
 
-/// Asks the CPU to start loading what `items` hold into cache: the heap
-/// parts of records about to be dropped, which drop glue or the allocator
-/// would otherwise read one miss at a time.
+/// Asks the CPU to start loading what `items` hold into cache: an agent
+/// about to be read, or the heap parts of records about to be dropped, which
+/// drop glue would otherwise read one miss at a time.
 pub fn prefetch_slice<T>(items: &[T]) {
     prefetch_bytes(items.as_ptr().cast(), std::mem::size_of_val(items));
 }

@@ -46,7 +46,8 @@ impl Router {
             Role::Agent | Role::Lead => Some(self.agent_by_id(&actor.id)?),
             Role::Admin | Role::System => None,
         };
-        // Read after the inquiry's record: both misses at once.
+        // The agent is read after the inquiry's record: fetching it now lets
+        // the two misses overlap.
         if let Some(ax) = person {
             prefetch_slice(std::slice::from_ref(&self.agents[ax as usize]));
         }
