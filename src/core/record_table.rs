@@ -61,8 +61,7 @@ impl<T> RecordTable<T> {
     /// those ahead, so their cache misses overlap instead of queueing.
     pub fn prefetch(&self, ix: usize) {
         if ix < self.len {
-            let slot: *const Option<T> = &self.chunks[ix >> CHUNK_BITS][ix & (CHUNK - 1)];
-            prefetch_bytes(slot.cast(), std::mem::size_of::<Option<T>>());
+            prefetch(&self.chunks[ix >> CHUNK_BITS][ix & (CHUNK - 1)]);
         }
     }
 
@@ -72,11 +71,11 @@ impl<T> RecordTable<T> {
     }
 }
 
-/// Asks the CPU to start loading what `items` hold into cache: an agent
-/// about to be read, or the heap parts of records about to be dropped, which
-/// drop glue would otherwise read one miss at a time.
-pub fn prefetch_slice<T>(items: &[T]) {
-    prefetch_bytes(items.as_ptr().cast(), std::mem::size_of_val(items));
+/// Asks the CPU to start loading `value` (a value or a slice) into cache:
+/// an agent about to be read, or the heap parts of records about to be
+/// dropped, which drop glue would otherwise read one miss at a time.
+pub fn prefetch<T: ?Sized>(value: &T) {
+    prefetch_bytes((value as *const T).cast(), std::mem::size_of_val(value));
 }
 
 /// Prefetches every 64-byte cache line that `len` bytes from `start`

@@ -7,7 +7,7 @@ use crate::core::agents::{AgentIx, InqIx};
 use crate::core::command::{Actor, Command, Role};
 use crate::core::effect::EventKind;
 use crate::core::error::CoreError;
-use crate::core::record_table::prefetch_slice;
+use crate::core::record_table::prefetch;
 
 impl Router {
     /// A hint that `command` comes next: starts loading into cache the
@@ -25,7 +25,7 @@ impl Router {
             _ => return,
         };
         if let Some(&ax) = self.agent_ix.get(&*actor.id) {
-            prefetch_slice(std::slice::from_ref(&self.agents[ax as usize]));
+            prefetch(&self.agents[ax as usize]);
         }
         // Without comparing ids: that would wait for the very record.
         self.inquiry_ix.candidates(inquiry, |ix| self.records.prefetch(ix as usize));
@@ -49,7 +49,7 @@ impl Router {
         // The agent is read after the inquiry's record: fetching it now lets
         // the two misses overlap.
         if let Some(ax) = person {
-            prefetch_slice(std::slice::from_ref(&self.agents[ax as usize]));
+            prefetch(&self.agents[ax as usize]);
         }
         let ix = self.inquiry_by_id(id)?;
         let place = self.rec(ix).place;

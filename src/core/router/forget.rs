@@ -5,7 +5,7 @@ use super::record::Place;
 use super::Router;
 use crate::core::agents::InqIx;
 use crate::core::id_index::IdIndex;
-use crate::core::record_table::prefetch_slice;
+use crate::core::record_table::prefetch;
 use crate::core::types::Millis;
 use std::collections::hash_map::Entry;
 
@@ -37,7 +37,7 @@ impl Router {
                 if matches!(rec.place, Place::Finished { at: done, .. } if done == at) {
                     gone.push((IdIndex::hash_of(&rec.inquiry.id), ix));
                     // Its steps are read when it is dropped, after the removals below.
-                    prefetch_slice(&rec.timeline);
+                    prefetch(rec.timeline.as_slice());
                 }
             }
         }
@@ -49,11 +49,7 @@ impl Router {
             // Dropping a step reads its boxed trace, a third miss behind the
             // record and the timeline: fetch those of a record a few ahead.
             if let Some(Some(ahead)) = gone.get(k + FORGET_PREFETCH).map(|&(_, a)| self.records[a as usize].as_ref()) {
-                ahead
-                    .timeline
-                    .iter()
-                    .filter_map(|step| step.trace.as_deref())
-                    .for_each(|t| prefetch_slice(std::slice::from_ref(t)));
+                ahead.timeline.iter().filter_map(|step| step.trace.as_deref()).for_each(prefetch);
             }
             // Finished twice in the same millisecond (deflected, handed back
             // and done at once), it is listed twice: gone the first time.
