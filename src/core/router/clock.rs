@@ -123,11 +123,10 @@ impl Router {
             self.rec_mut(ix).overflowed = true;
             for t in 0..self.groups[g as usize].overflow_to.len() {
                 let target = self.groups[g as usize].overflow_to[t];
-                let mut choice = self.choose_agent(now, target, ix);
-                if let Some((ax, _)) = choice.agent {
-                    choice.trace.rule = Some(Rule::Overflow);
+                if let Some((ax, mut trace)) = self.offerable_agent(now, target, ix) {
+                    trace.rule = Some(Rule::Overflow);
                     self.dequeue(ix);
-                    self.offer(now, ix, ax, target, choice.trace, fx);
+                    self.offer(now, ix, ax, target, trace, fx);
                     break;
                 }
             }
@@ -147,9 +146,7 @@ impl Router {
         let rec = self.rec_mut(ix);
         rec.home = primary;
         rec.via_dedicated = false;
-        let choice = self.choose_agent(now, primary, ix);
-        if let Some((ax, _)) = choice.agent {
-            let mut trace = choice.trace;
+        if let Some((ax, mut trace)) = self.offerable_agent(now, primary, ix) {
             trace.rule = Some(Rule::Overflow);
             return self.offer(now, ix, ax, primary, trace, fx);
         }

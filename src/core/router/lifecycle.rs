@@ -201,7 +201,7 @@ impl Router {
         // language and skills it needs, not fatigued).
         let someone_could = group.agents.someone_working_could_serve(rec.need);
         let short_queue = group.queue.len() < rules.short_queue;
-        if self.choose_agent(now, dedicated, ix).agent.is_some() || (short_queue && someone_could) {
+        if self.offerable_agent(now, dedicated, ix).is_some() || (short_queue && someone_could) {
             dedicated
         } else {
             primary

@@ -185,6 +185,18 @@ impl Router {
         Choice { agent, trace }
     }
 
+    /// The agent that may take inquiry `ix` in group `g` now, with the trace
+    /// of choosing it; `None` if none may. Unlike `choose_agent` it counts
+    /// nothing when no agent is ready or the reserve holds the inquiry's
+    /// band back (most arrivals in a SURGE): that trace would never be shown.
+    pub(super) fn offerable_agent(&self, now: Millis, g: GroupIx, ix: InqIx) -> Option<(AgentIx, DecisionTrace)> {
+        if self.groups[g as usize].agents.ready.is_empty() || !self.reserve_allows(g, self.rec(ix).band) {
+            return None;
+        }
+        let choice = self.choose_agent(now, g, ix);
+        choice.agent.map(|(ax, _)| (ax, choice.trace))
+    }
+
     /// The customer's previous agent, if it may take this inquiry now.
     fn sticky_agent(&self, now: Millis, g: GroupIx, ix: InqIx, reserve_ok: bool) -> Option<AgentIx> {
         let rec = self.rec(ix);
@@ -299,17 +311,15 @@ impl Router {
     /// overflowed) in an overflow group, else queues it.
     pub(super) fn route(&mut self, now: Millis, ix: InqIx, queued: EventKind, fx: &mut Vec<Effect>) {
         let home = self.rec(ix).home;
-        let choice = self.choose_agent(now, home, ix);
-        if let Some((ax, _)) = choice.agent {
-            return self.offer(now, ix, ax, home, choice.trace, fx);
+        if let Some((ax, trace)) = self.offerable_agent(now, home, ix) {
+            return self.offer(now, ix, ax, home, trace, fx);
         }
         if self.rec(ix).overflowed {
             for t in 0..self.groups[home as usize].overflow_to.len() {
                 let target = self.groups[home as usize].overflow_to[t];
-                let mut choice = self.choose_agent(now, target, ix);
-                if let Some((ax, _)) = choice.agent {
-                    choice.trace.rule = Some(Rule::Overflow);
-                    return self.offer(now, ix, ax, target, choice.trace, fx);
+                if let Some((ax, mut trace)) = self.offerable_agent(now, target, ix) {
+                    trace.rule = Some(Rule::Overflow);
+                    return self.offer(now, ix, ax, target, trace, fx);
                 }
             }
         }

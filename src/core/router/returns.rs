@@ -114,13 +114,12 @@ impl Router {
         let overflow =
             if self.rec(ix).overflowed { self.groups[home as usize].overflow_to.clone() } else { Vec::new() };
         for (g, rule) in std::iter::once((home, None)).chain(overflow.into_iter().map(|t| (t, Some(Rule::Overflow)))) {
-            let mut choice = self.choose_agent(now, g, ix);
-            if let Some((ax, _)) = choice.agent {
+            if let Some((ax, mut trace)) = self.offerable_agent(now, g, ix) {
                 if rule.is_some() {
-                    choice.trace.rule = rule;
+                    trace.rule = rule;
                 }
                 self.dequeue(ix);
-                self.offer(now, ix, ax, g, choice.trace, fx);
+                self.offer(now, ix, ax, g, trace, fx);
                 return;
             }
         }
