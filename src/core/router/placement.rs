@@ -414,9 +414,9 @@ impl Router {
 
 /// Key of the sticky-agent memory: the customer within a shop, as a 64-bit
 /// hash rather than the strings, so that remembering a customer costs no
-/// allocation. The hash is rustc-hash's (the id index's too): a few times
-/// cheaper than SipHash on every arrival and accept, and as well spread on
-/// ids. Two customers sharing a key would at worst be offered the other's
+/// allocation. The hash is rustc-hash's, as the id index's: it costs a
+/// fraction of SipHash's on every arrival and accept, and neither was keyed
+/// here. Two customers sharing a key would at worst be offered the other's
 /// last agent first. The memory is not persisted (a restore rebuilds it from
 /// the timelines), so the hash need only be stable within one process.
 pub(super) fn sticky_key(shop: &str, customer: &str) -> u64 {
