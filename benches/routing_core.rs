@@ -17,7 +17,9 @@
 //!
 //! Throughput is in routing decisions: `Offer` effects plus arrivals that
 //! queued. Deflections, accepts, completions and ticks are timed but not
-//! counted. Building the inquiries (the adapter's work) is not timed.
+//! counted. Building the inquiries (the adapter's work) and picking which
+//! chats complete (the desktops' choice) are not timed; showing the next
+//! completion to the router (`Router::prepare`) is.
 //! Simulated time advances 5 ms per step (200 arrivals/s) and the router
 //! ticks every simulated second inside the timed loop, so timers, overflow,
 //! levels and forgetting finished work are part of the cost. After each

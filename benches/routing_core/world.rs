@@ -168,8 +168,13 @@ pub(crate) struct World {
     next_tick: Option<Millis>,
     offered: Vec<(usize, Id)>,
     arrivals: VecDeque<Command>,
-    /// A completion picked and shown to the router, not yet applied.
-    announced: Option<Command>,
+    /// Completions picked ahead (not timed: the desktops' choice), in the
+    /// order they are applied; still active until then.
+    completions: VecDeque<Command>,
+    /// The first of `completions` was shown to the router.
+    announced: bool,
+    /// Active chats on the agents' lists, not yet picked.
+    pickable: usize,
     pub(crate) subject_bytes: usize,
     stats: Stats,
     timed: Timed,
@@ -196,7 +201,9 @@ impl World {
             next_tick: None,
             offered: Vec::with_capacity(64),
             arrivals: VecDeque::new(),
-            announced: None,
+            completions: VecDeque::new(),
+            announced: false,
+            pickable: 0,
             subject_bytes: 0,
             stats: Stats::default(),
             timed: Timed { cpu: Some(Duration::ZERO), ..Timed::default() },
@@ -262,11 +269,17 @@ impl World {
         q
     }
 
-    /// Tops the pre-built arrivals up to `n` (not timed: adapter work).
+    /// Tops the pre-built arrivals up to `n`, and the picked completions
+    /// up to `n` as far as chats are active (not timed: adapter and desktop
+    /// work).
     fn prepare(&mut self, n: usize) {
         while self.arrivals.len() < n {
             let q = self.new_inquiry();
             self.arrivals.push_back(Command::Arrive(Box::new(q)));
+        }
+        while self.completions.len() < n && self.pickable > 0 {
+            let command = self.pick_completion();
+            self.completions.push_back(command);
         }
     }
 
@@ -302,6 +315,7 @@ impl World {
             self.fx.clear();
             self.active[agent].push_back(inquiry);
             self.active_total += 1;
+            self.pickable += 1;
         }
     }
 
@@ -316,10 +330,11 @@ impl World {
         self.stats.deflected != deflected
     }
 
-    /// A random busy agent completes its oldest chat: the one announced by
-    /// `announce_completion`, if any.
+    /// A random busy agent completes its oldest chat: the next picked
+    /// one (the one announced by `announce_completion`, if any).
     pub(crate) fn complete_one(&mut self) {
-        let command = match self.announced.take() {
+        self.announced = false;
+        let command = match self.completions.pop_front() {
             Some(command) => command,
             None => self.pick_completion(),
         };
@@ -328,21 +343,27 @@ impl World {
         self.apply(command, true);
     }
 
-    /// Picks the next completion, unless one is announced already, and
-    /// shows it to the router ahead of time, as the service's engine shows
-    /// it the next command in its queue. It still counts as active until
-    /// `complete_one` applies it.
+    /// Shows the next completion to the router ahead of time, as the
+    /// service's engine shows it the next command in its queue, unless it
+    /// was shown already. It still counts as active until `complete_one`
+    /// applies it.
     pub(crate) fn announce_completion(&mut self) {
-        // With nothing announced, every active chat is on some agent's list.
-        if self.announced.is_none() && self.active_total > 0 {
+        if self.announced {
+            return;
+        }
+        if self.completions.is_empty() && self.pickable > 0 {
             let command = self.pick_completion();
-            self.router.prepare(&command);
-            self.announced = Some(command);
+            self.completions.push_back(command);
+        }
+        if let Some(command) = self.completions.front() {
+            self.router.prepare(command);
+            self.announced = true;
         }
     }
 
     /// A random busy agent's oldest chat, taken off its list.
     fn pick_completion(&mut self) -> Command {
+        self.pickable -= 1;
         let mut a = self.rng.below(AGENTS as u64) as usize;
         while self.active[a].is_empty() {
             a = (a + 1) % AGENTS;
