@@ -319,12 +319,16 @@ impl World {
         }
     }
 
-    /// One arrival; whether it was deflected.
+    /// One arrival; whether it was deflected. The next one is shown to the
+    /// router meanwhile, as the engine shows it the job after the one in hand.
     pub(crate) fn arrive(&mut self) -> bool {
         let command = match self.arrivals.pop_front() {
             Some(c) => c,
             None => Command::Arrive(Box::new(self.new_inquiry())),
         };
+        if let Some(next) = self.arrivals.front() {
+            self.router.prepare(next);
+        }
         let deflected = self.stats.deflected;
         self.apply(command, false);
         self.stats.deflected != deflected

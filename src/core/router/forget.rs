@@ -19,7 +19,8 @@ impl Router {
         let retain = self.settings.agents.retain_finished.as_millis() as u64;
         // Records finished long ago are out of cache, and so is their
         // place in the id index: records a few ahead are fetched while one
-        // is looked at, and the index removals are made in a row afterwards.
+        // is looked at, and the index removals are made in a row afterwards,
+        // each fetching the index slots of one a few ahead.
         for &(_, ix) in self.finished.iter().take(FORGET_PREFETCH) {
             self.records.prefetch(ix as usize);
         }
@@ -41,7 +42,13 @@ impl Router {
                 }
             }
         }
-        for &(hash, ix) in &gone {
+        for &(hash, _) in gone.iter().take(FORGET_PREFETCH) {
+            self.inquiry_ix.prefetch_hashed(hash);
+        }
+        for (k, &(hash, ix)) in gone.iter().enumerate() {
+            if let Some(&(ahead, _)) = gone.get(k + FORGET_PREFETCH) {
+                self.inquiry_ix.prefetch_hashed(ahead);
+            }
             self.inquiry_ix.remove_hashed(hash, ix);
         }
         for k in 0..gone.len() {
