@@ -40,7 +40,7 @@ mod world;
 
 use criterion::{Criterion, Throughput};
 use ticket_router::core::{AgentStatus, Millis};
-use world::World;
+use world::{World, RETAIN_FINISHED_MS, START_MS, STICKY_WINDOW_MS};
 
 const AGENTS: usize = 10_000;
 const WAITING: i64 = 100_000;
@@ -81,13 +81,19 @@ fn steady_world() -> World {
     // With every slot taken, the SURGE reserve holds freed slots back for
     // HIGH work until about 30 % are free. Let that settle first, arriving
     // only to keep 100,000 waiting, so the measured steps neither drain nor
-    // grow the queue.
-    for _ in 0..60_000 {
+    // grow the queue. Settle also until finished work is forgotten as fast
+    // as it finishes and customers' last agents as fast as they are
+    // remembered: from then on no table grows, and even a short measurement
+    // (instruction counts) sees the steady state.
+    let started = w.now;
+    let mut steps = 0;
+    while steps < 60_000 || w.now < started + RETAIN_FINISHED_MS || w.now < START_MS + STICKY_WINDOW_MS {
         w.advance();
         w.complete_one();
         while w.waiting < WAITING {
             w.arrive();
         }
+        steps += 1;
     }
     w.summary("steady state world built");
     w

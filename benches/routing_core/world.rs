@@ -92,6 +92,14 @@ const SUBJECTS: [&str; 6] = [
     "Coupon did not apply",
 ];
 
+/// Simulated time when a world starts.
+pub(crate) const START_MS: Millis = 1_700_000_000_000;
+
+/// How long finished work is kept (default: 24 h).
+pub(crate) const RETAIN_FINISHED_MS: Millis = 600_000;
+/// How long a customer's last agent is remembered (default: 24 h).
+pub(crate) const STICKY_WINDOW_MS: Millis = 1_800_000;
+
 /// 20 groups: one primary per category (overflowing to two pools), the
 /// dedicated `fans`, the escalation `supervisors`, and ten overflow pools
 /// without categories. Baselines match the simulated arrival rate. Finished
@@ -123,8 +131,8 @@ fn settings() -> RoutingSettings {
     let mut s = RoutingSettings { groups, ..RoutingSettings::default() };
     s.dedicated.group = "fans".into();
     s.escalation.group = "supervisors".into();
-    s.agents.retain_finished = Duration::from_secs(600);
-    s.agents.sticky_window = Duration::from_secs(1800);
+    s.agents.retain_finished = Duration::from_millis(RETAIN_FINISHED_MS);
+    s.agents.sticky_window = Duration::from_millis(STICKY_WINDOW_MS);
     // No agent takes a break in the bench; without this, all of them would
     // tire at once 45 simulated minutes in and the free-agents world would
     // turn into a surge midway.
@@ -189,7 +197,7 @@ impl World {
     pub(crate) fn new(status: AgentStatus, ticking: bool) -> World {
         let mut w = World {
             router: Router::new(settings()).expect("valid settings"),
-            now: 1_700_000_000_000,
+            now: START_MS,
             rng: Rng(0x9E37_79B9_7F4A_7C15),
             fx: Vec::with_capacity(256),
             actors: Vec::with_capacity(AGENTS),
