@@ -60,11 +60,14 @@ impl Router {
             }
             // Finished twice in the same millisecond (deflected, handed back
             // and done at once), it is listed twice: gone the first time.
-            let Some(rec) = self.records[ix as usize].take() else { continue };
-            self.free_records.push(ix);
+            let slot = &mut self.records[ix as usize];
+            let Some(rec) = slot.as_mut() else { continue };
             if self.tracking {
-                self.forgotten.push(rec.inquiry.id);
+                self.forgotten.push(std::mem::take(&mut rec.inquiry.id));
             }
+            // Dropped where it lies: moving it out first would copy all six lines.
+            *slot = None;
+            self.free_records.push(ix);
         }
         let window = self.settings.agents.sticky_window.as_millis() as u64;
         while let Some((at, _)) = self.sticky_expiry.front() {
