@@ -17,10 +17,9 @@ impl Router {
     /// passed, and one that never comes costs only the loads.
     pub fn prepare(&self, command: &Command) {
         let (actor, inquiry) = match command {
-            // A new id: where the index will look for it, and the record
-            // slot it will most likely take (one freed a while ago).
-            Command::Arrive(inquiry) | Command::ArriveReceived { inquiry, .. } => {
-                self.inquiry_ix.prefetch(&inquiry.id);
+            // A new inquiry: the record slot it will most likely take (one
+            // freed a while ago).
+            Command::Arrive(_) | Command::ArriveReceived { .. } => {
                 if let Some(&ix) = self.free_records.last() {
                     self.records.prefetch(ix as usize);
                 }

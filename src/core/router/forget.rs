@@ -19,8 +19,7 @@ impl Router {
         let retain = self.settings.agents.retain_finished.as_millis() as u64;
         // Records finished long ago are out of cache, and so is their
         // place in the id index: records a few ahead are fetched while one
-        // is looked at, and the index removals are made in a row afterwards,
-        // each fetching the index slots of one a few ahead.
+        // is looked at, and the index removals are made in a row afterwards.
         for &(_, ix) in self.finished.iter().take(FORGET_PREFETCH) {
             self.records.prefetch(ix as usize);
         }
@@ -42,13 +41,7 @@ impl Router {
                 }
             }
         }
-        for &(hash, _) in gone.iter().take(FORGET_PREFETCH) {
-            self.inquiry_ix.prefetch_hashed(hash);
-        }
-        for (k, &(hash, ix)) in gone.iter().enumerate() {
-            if let Some(&(ahead, _)) = gone.get(k + FORGET_PREFETCH) {
-                self.inquiry_ix.prefetch_hashed(ahead);
-            }
+        for &(hash, ix) in &gone {
             self.inquiry_ix.remove_hashed(hash, ix);
         }
         for k in 0..gone.len() {
