@@ -11,10 +11,11 @@ use crate::core::record_table::prefetch;
 
 impl Router {
     /// A hint that `command` comes next: starts loading into cache the
-    /// inquiry record and the agent it names, which have usually not been
-    /// touched for minutes, so that those misses overlap the command in hand
-    /// instead of stalling this one. Changes nothing; any command may be
-    /// passed, and one that never comes costs only the loads.
+    /// inquiry record and the agent it names (for an arrival, the record
+    /// slot it will take), which have usually not been touched for minutes,
+    /// so that those misses overlap the command in hand instead of stalling
+    /// that one. Changes nothing; any command may be passed, and one that
+    /// never comes costs only the loads.
     pub fn prepare(&self, command: &Command) {
         let (actor, inquiry) = match command {
             // A new inquiry: the record slot it will most likely take (one
