@@ -10,7 +10,7 @@ use ticket_router::cli;
 // publishes; mimalloc spends markedly less of the CPU on that than glibc's
 // allocator under this many small, short-lived blocks.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: ticket_router::allocator::Mimalloc = ticket_router::allocator::Mimalloc;
 
 /// Routes customer-service inquiries from NATS to skill groups and agents.
 #[derive(Parser)]

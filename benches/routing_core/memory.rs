@@ -2,9 +2,9 @@
 
 use super::world::World;
 use super::{STEP_MS, WAITING};
-use mimalloc::MiMalloc;
 use std::alloc::{GlobalAlloc, Layout};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+use ticket_router::allocator::Mimalloc;
 use ticket_router::core::{AgentStatus, Command};
 
 /// mimalloc — the allocator the router binary runs with — counting bytes
@@ -31,7 +31,7 @@ fn count(bytes: usize, blocks: usize, add: bool) {
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = unsafe { MiMalloc.alloc(layout) };
+        let p = unsafe { Mimalloc.alloc(layout) };
         if !p.is_null() {
             count(layout.size(), 1, true);
         }
@@ -39,7 +39,7 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let p = unsafe { MiMalloc.alloc_zeroed(layout) };
+        let p = unsafe { Mimalloc.alloc_zeroed(layout) };
         if !p.is_null() {
             count(layout.size(), 1, true);
         }
@@ -47,12 +47,12 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn dealloc(&self, p: *mut u8, layout: Layout) {
-        unsafe { MiMalloc.dealloc(p, layout) };
+        unsafe { Mimalloc.dealloc(p, layout) };
         count(layout.size(), 1, false);
     }
 
     unsafe fn realloc(&self, p: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let q = unsafe { MiMalloc.realloc(p, layout, new_size) };
+        let q = unsafe { Mimalloc.realloc(p, layout, new_size) };
         if !q.is_null() {
             count(new_size, 0, true);
             count(layout.size(), 0, false);
