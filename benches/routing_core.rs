@@ -27,7 +27,8 @@
 //! which stays meaningful when other processes share the machine.
 //!
 //! To compare two builds, run each a few times alternately with
-//! `ROUTING_CORE_FIXED=N` (e.g. 6000000): the steady state only, exactly N
+//! `ROUTING_CORE_FIXED=N` (e.g. 6000000): the steady state only (or, with
+//! `ROUTING_CORE_SCENARIO=arrivals`, arrivals with free agents), exactly N
 //! decisions, no criterion analysis, so every run does the same work.
 //!
 //! `routing_core/world.rs` builds and drives the world; `routing_core/memory.rs`
@@ -133,14 +134,20 @@ fn benches(c: &mut Criterion) {
     group.finish();
 }
 
-/// `ROUTING_CORE_FIXED=N`: the steady state only, exactly N decisions and no
+/// `ROUTING_CORE_FIXED=N`: one scenario only, exactly N decisions and no
 /// criterion analysis. Every run then does the same work, which makes
 /// comparing two builds on a noisy machine a matter of a few runs each.
+/// The steady state unless `ROUTING_CORE_SCENARIO=arrivals` (with free agents).
 fn fixed_work(decisions: u64) {
-    let mut w = steady_world();
-    w.measure(decisions, steady_step);
-    w.summary("steady state world after");
-    w.rates("steady_state_100k_waiting (fixed work)");
+    let arrivals = std::env::var("ROUTING_CORE_SCENARIO").is_ok_and(|s| s == "arrivals");
+    let (mut w, step, name): (_, fn(&mut World), _) = if arrivals {
+        (free_world(), free_step, "arrivals_with_free_agents")
+    } else {
+        (steady_world(), steady_step, "steady_state_100k_waiting")
+    };
+    w.measure(decisions, step);
+    w.summary(&format!("{name} world after"));
+    w.rates(&format!("{name} (fixed work)"));
 }
 
 fn main() {
