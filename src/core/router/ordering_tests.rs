@@ -1,6 +1,7 @@
 //! Order and waits where many things happen at once: inquiries crossing
 //! `overflow_after` in one tick, slots opened for several agents at once,
-//! and chats given back mid-conversation.
+//! chats given back mid-conversation, and the best two agents of a group
+//! indexed under different offerings.
 
 use super::tests::{bench, pin, single_group_settings};
 use crate::core::effect::Effect;
@@ -65,4 +66,38 @@ fn slots_opened_by_a_level_change_go_to_the_most_proficient_agent_first() {
     // PEAK gives every agent one more chat: two free slots, one waiting.
     let fx = pin(&mut b, None, Level::Peak);
     assert_eq!(offer_pairs(&fx), [pair("complaint", "expert")]);
+}
+
+/// The trace names the criterion that decided between the best agent and the
+/// second best, whichever of the agents' offerings (languages and skills)
+/// each of the two is indexed under.
+#[test]
+fn the_deciding_criterion_compares_the_two_best_agents_across_offerings() {
+    use crate::core::testkit::offers;
+    use crate::core::types::Rule;
+    let speaker = |id: &str, proficiency: u8, english: bool| {
+        let mut p = presence(id, &[("orders", proficiency)], 2);
+        if english {
+            p.languages.push("en".into());
+        }
+        p
+    };
+    // `x` works one chat of two; `y` and a third agent share the other offering.
+    let chose = |english: bool, third: (&str, u8)| {
+        let mut b = bench();
+        b.agent(speaker("x", 5, english));
+        b.arrive(inquiry("busy", Category::Order));
+        b.accept("x", "busy");
+        b.agent(speaker("y", 5, !english));
+        b.agent(speaker(third.0, third.1, !english));
+        let fx = b.arrive(inquiry("q", Category::Order));
+        let offer = offers(&fx)[0];
+        (offer.agent.to_string(), offer.trace.rule)
+    };
+    for english in [false, true] {
+        // Best and second in one offering: as free and as skilled, y is first by id.
+        assert_eq!(chose(english, ("z", 5)), ("y".to_string(), Some(Rule::LongestIdle)));
+        // The second best is x, in the other offering, not y's less skilled neighbour.
+        assert_eq!(chose(english, ("w", 3)), ("y".to_string(), Some(Rule::LeastOccupied)));
+    }
 }

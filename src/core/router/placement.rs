@@ -158,13 +158,19 @@ impl Router {
                 Err(Mismatch::Skill) => trace.skipped_skill += n,
                 Ok(()) if !reserve_ok => trace.skipped_reserve += n,
                 Ok(()) => {
-                    for key in set.iter().filter(|k| !rec.avoids(k.ix)).take(2) {
-                        if best.is_none_or(|b| key < b) {
-                            second = best;
-                            best = Some(key);
-                        } else if second.is_none_or(|s| key < s) {
-                            second = Some(key);
-                        }
+                    // The two best of all sets, for the trace's deciding
+                    // criterion. A set's second agent is read only when its
+                    // first becomes the best: otherwise it cannot be among them.
+                    let mut keys = set.iter().filter(|k| !rec.avoids(k.ix));
+                    let Some(first) = keys.next() else { continue };
+                    if best.is_none_or(|b| first < b) {
+                        second = match keys.next() {
+                            Some(next) if best.is_none_or(|b| next < b) => Some(next),
+                            _ => best,
+                        };
+                        best = Some(first);
+                    } else if second.is_none_or(|s| first < s) {
+                        second = Some(first);
                     }
                 }
             }
