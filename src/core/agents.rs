@@ -173,12 +173,61 @@ pub fn status_index(status: AgentStatus) -> usize {
     }
 }
 
+/// The ready agents of one offering in a group, best first, with a copy of
+/// the best: choosing an agent compares the best of every offering that can
+/// serve the inquiry, and reading it here costs no walk down the tree.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReadySet {
+    agents: BTreeSet<AgentKey>,
+    best: Option<AgentKey>,
+}
+
+impl ReadySet {
+    pub fn insert(&mut self, key: AgentKey) {
+        if self.best.as_ref().is_none_or(|best| key < *best) {
+            self.best = Some(key.clone());
+        }
+        self.agents.insert(key);
+    }
+
+    pub fn remove(&mut self, key: &AgentKey) {
+        self.agents.remove(key);
+        if self.best.as_ref() == Some(key) {
+            self.best = self.agents.first().cloned();
+        }
+    }
+
+    /// The best agent (smallest key).
+    pub fn best(&self) -> Option<&AgentKey> {
+        self.best.as_ref()
+    }
+
+    pub fn iter(&self) -> std::collections::btree_set::Iter<'_, AgentKey> {
+        self.agents.iter()
+    }
+
+    pub fn range(
+        &self,
+        bounds: (std::ops::Bound<&AgentKey>, std::ops::Bound<&AgentKey>),
+    ) -> std::collections::btree_set::Range<'_, AgentKey> {
+        self.agents.range(bounds)
+    }
+
+    pub fn len(&self) -> usize {
+        self.agents.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.agents.is_empty()
+    }
+}
+
 /// A group's agents: who is in it, counts, and who is ready by offering.
 #[derive(Clone, Debug, Default)]
 pub struct GroupAgents {
     pub members: BTreeSet<AgentIx>,
     pub census: Census,
-    pub ready: FxHashMap<Offering, BTreeSet<AgentKey>>,
+    pub ready: FxHashMap<Offering, ReadySet>,
     /// Agents who can take work (AVAILABLE, not fatigued), full or not, by
     /// offering: who will serve a need once a slot frees.
     pub working: FxHashMap<Offering, u32>,

@@ -159,12 +159,20 @@ impl Router {
                 Ok(()) if !reserve_ok => trace.skipped_reserve += n,
                 Ok(()) => {
                     // The two best of all sets, for the trace's deciding
-                    // criterion. A set's second agent is read only when its
-                    // first becomes the best: otherwise it cannot be among them.
-                    let mut keys = set.iter().filter(|k| !rec.avoids(k.ix));
-                    let Some(first) = keys.next() else { continue };
+                    // criterion. A set's best is kept at hand; its next one
+                    // is looked up only when the set's first becomes the best
+                    // so far: otherwise it cannot be among the two.
+                    let takes = |k: &&AgentKey| !rec.avoids(k.ix);
+                    let first = match set.best() {
+                        Some(key) if !rec.avoids(key.ix) => key,
+                        _ => match set.iter().find(takes) {
+                            Some(key) => key,
+                            None => continue,
+                        },
+                    };
                     if best.is_none_or(|b| first < b) {
-                        second = match keys.next() {
+                        let next = set.iter().filter(takes).find(|k| *k > first);
+                        second = match next {
                             Some(next) if best.is_none_or(|b| next < b) => Some(next),
                             _ => best,
                         };

@@ -63,7 +63,7 @@ impl Router {
     pub(super) fn fill_best_first(&mut self, now: Millis, groups: &[GroupIx], fx: &mut Vec<Effect>) {
         for &g in groups {
             let mut order: std::collections::BTreeSet<_> =
-                self.groups[g as usize].agents.ready.values().flatten().cloned().collect();
+                self.groups[g as usize].agents.ready.values().flat_map(|set| set.iter()).cloned().collect();
             while let Some(key) = order.pop_first() {
                 let ax = key.ix;
                 if self.agents[ax as usize].class != Class::Ready || !self.offer_best_waiting(now, ax, None, fx) {
