@@ -7,6 +7,7 @@ use super::matching::Need;
 use super::types::{Band, Millis};
 use rustc_hash::FxHashMap;
 use std::collections::BTreeMap;
+use std::ops::Bound::{Excluded, Unbounded};
 
 /// Order within a lane: smallest first = best (negated rank, then arrival).
 pub type LaneKey = (i64, u64);
@@ -73,16 +74,48 @@ pub struct Slot {
     pub avoids: bool,
 }
 
+/// Wait start and arrival sequence: the order of `GroupQueue`'s age index.
+pub type AgeKey = (Millis, u64);
+
+/// An entry of the age index: the inquiry, and whether its overflow clock
+/// runs (its group overflows or it came in through the dedicated group,
+/// and it has not overflowed yet).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Aged(u32);
+
+impl Aged {
+    const CLOCK_RUNS: u32 = 1 << 31;
+
+    fn new(ix: InqIx, clock_runs: bool) -> Aged {
+        assert!(ix < Self::CLOCK_RUNS, "inquiry index {ix} out of range");
+        Aged(if clock_runs { ix | Self::CLOCK_RUNS } else { ix })
+    }
+
+    fn ix(self) -> InqIx {
+        self.0 & !Self::CLOCK_RUNS
+    }
+
+    fn clock_runs(self) -> bool {
+        self.0 & Self::CLOCK_RUNS != 0
+    }
+}
+
 /// The waiting inquiries of one group.
 #[derive(Clone, Debug, Default)]
 pub struct GroupQueue {
     pub lanes: FxHashMap<Need, Lanes>,
     /// Those that waited `overflow_after`: also servable by overflow groups.
     pub overflowed: FxHashMap<Need, Lanes>,
-    /// Waiting inquiries not yet overflowed, by wait start.
-    pub clock: BTreeMap<(Millis, u64), InqIx>,
-    /// The waiting inquiries that are not in `clock`, by wait start.
-    by_age: BTreeMap<(Millis, u64), InqIx>,
+    /// Every waiting inquiry by wait start. Overflow clocks run out in this
+    /// order, so the tick walks it once, onward from `frontier`: an
+    /// inquiry stays in this one index from queueing to leaving instead of
+    /// moving from a clock index to another one when it overflows.
+    by_age: BTreeMap<AgeKey, Aged>,
+    /// The last key the tick walked; every clock up to it has run out.
+    frontier: Option<AgeKey>,
+    /// Running clocks queued at or behind `frontier` (back in the queue
+    /// after an offer ended, wait start kept): the walk has passed them.
+    late: BTreeMap<AgeKey, InqIx>,
     by_band: [u32; 3],
 }
 
@@ -112,14 +145,14 @@ impl GroupQueue {
     /// lanes, `clocked` starts its overflow clock (groups with overflow targets).
     pub fn insert(&mut self, ix: InqIx, slot: &Slot, overflowed: bool, clocked: bool) {
         insert_lane(&mut self.lanes, slot, ix);
-        let age = (slot.since, slot.key.1);
         if overflowed {
             insert_lane(&mut self.overflowed, slot, ix);
-            self.by_age.insert(age, ix);
-        } else if clocked {
-            self.clock.insert(age, ix);
-        } else {
-            self.by_age.insert(age, ix);
+        }
+        let age = (slot.since, slot.key.1);
+        let clock_runs = clocked && !overflowed;
+        self.by_age.insert(age, Aged::new(ix, clock_runs));
+        if clock_runs && self.frontier.is_some_and(|f| age <= f) {
+            self.late.insert(age, ix);
         }
         self.by_band[band_index(slot.band)] += 1;
     }
@@ -129,19 +162,71 @@ impl GroupQueue {
         remove_lane(&mut self.lanes, slot);
         remove_lane(&mut self.overflowed, slot);
         let age = (slot.since, slot.key.1);
-        if self.clock.remove(&age).is_none() {
-            self.by_age.remove(&age);
+        let aged = self.by_age.remove(&age);
+        if aged.is_some_and(Aged::clock_runs) && !self.late.is_empty() {
+            self.late.remove(&age);
         }
         self.by_band[band_index(slot.band)] -= 1;
     }
 
-    /// Moves an inquiry whose overflow clock ran out into the overflow lanes.
-    pub fn mark_overflowed(&mut self, ix: InqIx, slot: &Slot) {
-        let age = (slot.since, slot.key.1);
-        if self.clock.remove(&age).is_some() {
-            self.by_age.insert(age, ix);
+    /// Appends to `due` the inquiries whose overflow clock ran out by `now`
+    /// (`after` = the group's `overflow_after`), oldest first, and stops
+    /// their clocks. Each entry is walked once in its life.
+    pub fn take_due(&mut self, now: Millis, after: Millis, due: &mut Vec<InqIx>) {
+        let ran_out = |&(since, _): &AgeKey| since.saturating_add(after) <= now;
+        if self.late.first_key_value().is_some_and(|(age, _)| ran_out(age)) {
+            let ages: Vec<AgeKey> = self.late.keys().take_while(|age| ran_out(age)).copied().collect();
+            for age in ages {
+                due.extend(self.late.remove(&age));
+                if let Some(aged) = self.by_age.get_mut(&age) {
+                    *aged = Aged::new(aged.ix(), false);
+                }
+            }
         }
+        let onward = match self.frontier {
+            Some(f) => self.by_age.range_mut((Excluded(f), Unbounded)),
+            None => self.by_age.range_mut(..),
+        };
+        for (age, aged) in onward.take_while(|(age, _)| ran_out(age)) {
+            self.frontier = Some(*age);
+            if aged.clock_runs() {
+                due.push(aged.ix());
+                *aged = Aged::new(aged.ix(), false);
+            }
+        }
+    }
+
+    /// Puts an inquiry whose overflow clock ran out in the overflow lanes.
+    pub fn mark_overflowed(&mut self, ix: InqIx, slot: &Slot) {
         insert_lane(&mut self.overflowed, slot, ix);
+    }
+
+    /// Whether the overflow clock of waiting inquiry `slot` runs, and the
+    /// tick will find it when it runs out (for the invariants).
+    pub fn clock_runs(&self, slot: &Slot) -> bool {
+        let age = (slot.since, slot.key.1);
+        let walked = self.frontier.is_some_and(|f| age <= f);
+        self.by_age.get(&age).is_some_and(|a| a.clock_runs()) && (!walked || self.late.contains_key(&age))
+    }
+
+    /// The age index holds every waiting inquiry once, and `late` only
+    /// running clocks the walk has passed (for the invariants).
+    pub fn check_ages(&self) -> Result<(), String> {
+        if self.by_age.len() != self.len() as usize {
+            return Err(format!("{} in the age index, {} waiting", self.by_age.len(), self.len()));
+        }
+        for (age, &ix) in &self.late {
+            let listed = self.by_age.get(age).is_some_and(|a| a.ix() == ix && a.clock_runs());
+            if !listed || self.frontier.is_none_or(|f| *age > f) {
+                return Err(format!("inquiry index {ix} is late but not a running clock behind the walk"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether waiting inquiry `ix` with `slot` is in the age index.
+    pub fn is_aged(&self, ix: InqIx, slot: &Slot) -> bool {
+        self.by_age.get(&(slot.since, slot.key.1)).is_some_and(|a| a.ix() == ix)
     }
 
     /// Number of waiting inquiries.
@@ -161,28 +246,14 @@ impl GroupQueue {
 
     /// Wait start of the longest-waiting inquiry.
     pub fn oldest_since(&self) -> Option<Millis> {
-        let clocked = self.clock.first_key_value().map(|(&age, _)| age);
-        let unclocked = self.by_age.first_key_value().map(|(&age, _)| age);
-        clocked.into_iter().chain(unclocked).min().map(|(since, _)| since)
+        self.by_age.first_key_value().map(|(&(since, _), _)| since)
     }
 
     /// Wait start of the longest-waiting inquiry that `counts`: a walk from
     /// the oldest that stops at the first one, so it costs one step per
     /// older inquiry that does not count.
     pub fn oldest_since_of(&self, counts: impl Fn(InqIx) -> bool) -> Option<Millis> {
-        let (mut clocked, mut unclocked) = (self.clock.iter().peekable(), self.by_age.iter().peekable());
-        loop {
-            let take_clocked = match (clocked.peek(), unclocked.peek()) {
-                (Some(c), Some(u)) => c.0 < u.0,
-                (Some(_), None) => true,
-                (None, Some(_)) => false,
-                (None, None) => return None,
-            };
-            let (&(since, _), &ix) = if take_clocked { clocked.next() } else { unclocked.next() }.expect("peeked");
-            if counts(ix) {
-                return Some(since);
-            }
-        }
+        self.by_age.iter().find(|(_, aged)| counts(aged.ix())).map(|(&(since, _), _)| since)
     }
 
     /// Waiting inquiries whose need `counts`, lane by lane.
@@ -243,5 +314,62 @@ mod tests {
         assert_eq!(q.oldest_since_of(|ix| ix == 3), Some(200));
         assert_eq!(q.oldest_since_of(|_| false), None);
         assert_eq!((q.len_of_needs(|_| true), q.len_of_needs(|_| false)), (3, 0));
+    }
+
+    fn due(q: &mut GroupQueue, now: Millis, after: Millis) -> Vec<InqIx> {
+        let mut due = Vec::new();
+        q.take_due(now, after, &mut due);
+        due
+    }
+
+    #[test]
+    fn clocks_run_out_oldest_first_once_each_and_only_where_they_run() {
+        let mut q = GroupQueue::default();
+        q.insert(1, &slot(100, 1), false, true);
+        q.insert(2, &slot(150, 2), false, false);
+        q.insert(3, &slot(200, 3), true, true);
+        q.insert(4, &slot(300, 4), false, true);
+        assert_eq!(due(&mut q, 160, 60), vec![1]);
+        assert_eq!(due(&mut q, 199, 60), Vec::<InqIx>::new(), "a clock runs out once");
+        // Not clocked (2) and already overflowed (3) are passed over.
+        assert_eq!(due(&mut q, 400, 60), vec![4]);
+        assert!(!q.clock_runs(&slot(300, 4)));
+        q.check_ages().unwrap();
+    }
+
+    #[test]
+    fn a_shorter_overflow_time_catches_up_and_a_longer_one_waits() {
+        let mut q = GroupQueue::default();
+        for (ix, since) in [(1, 100), (2, 200), (3, 300)] {
+            q.insert(ix, &slot(since, ix as u64), false, true);
+        }
+        assert_eq!(due(&mut q, 350, 300), Vec::<InqIx>::new());
+        assert_eq!(due(&mut q, 350, 120), vec![1, 2]);
+        assert_eq!(due(&mut q, 500, 300), Vec::<InqIx>::new());
+        assert_eq!(due(&mut q, 600, 300), vec![3]);
+    }
+
+    #[test]
+    fn a_clock_queued_behind_the_walk_still_runs_out_and_leaves_cleanly() {
+        let mut q = GroupQueue::default();
+        q.insert(1, &slot(100, 1), false, true);
+        q.insert(2, &slot(300, 3), false, true);
+        assert_eq!(due(&mut q, 200, 60), vec![1]);
+        // Back in the queue after an offer ended, wait start kept: behind the walk.
+        let back = slot(90, 2);
+        q.insert(5, &back, false, true);
+        assert!(q.clock_runs(&back));
+        q.check_ages().unwrap();
+        assert_eq!(due(&mut q, 149, 60), Vec::<InqIx>::new());
+        assert_eq!(due(&mut q, 150, 60), vec![5]);
+        assert!(!q.clock_runs(&back));
+        q.check_ages().unwrap();
+        // One that leaves before its clock runs out leaves the late index too.
+        let again = slot(95, 4);
+        q.insert(6, &again, false, true);
+        q.remove(&again);
+        q.check_ages().unwrap();
+        assert_eq!(due(&mut q, 1_000, 60), vec![2]);
+        assert_eq!((q.len(), q.oldest_since()), (3, Some(90)));
     }
 }

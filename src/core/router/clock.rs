@@ -101,10 +101,11 @@ impl Router {
     /// overflow slot goes to the highest priority as it would in a queue.
     fn overflow(&mut self, now: Millis, fx: &mut Vec<Effect>) {
         let mut due: Vec<(GroupIx, InqIx)> = Vec::new();
-        for (g, group) in self.groups.iter().enumerate() {
-            let after = self.playbook(group.level).overflow_after.as_millis() as u64;
-            let crossed = group.queue.clock.iter().take_while(|(&(since, _), _)| since + after <= now);
-            due.extend(crossed.map(|(_, &ix)| (g as GroupIx, ix)));
+        let mut crossed = Vec::new();
+        for g in 0..self.groups.len() {
+            let after = self.playbook(self.groups[g].level).overflow_after.as_millis() as u64;
+            self.groups[g].queue.take_due(now, after, &mut crossed);
+            due.extend(crossed.drain(..).map(|ix| (g as GroupIx, ix)));
         }
         // Each record was last touched when it queued, long ago.
         for &(_, ix) in due.iter().take(OVERFLOW_PREFETCH) {

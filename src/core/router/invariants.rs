@@ -47,6 +47,13 @@ impl Router {
                             return Err(format!("waiting inquiry {id} avoids an agent, its queue entry says not"));
                         }
                     }
+                    if !queue.is_aged(ix, &slot) {
+                        return Err(format!("waiting inquiry {id} is missing from its queue's age index"));
+                    }
+                    // Its overflow clock runs until it overflows, and the tick will find it.
+                    if queue.clock_runs(&slot) != (self.overflow_clocked(ix) && !rec.overflowed) {
+                        return Err(format!("waiting inquiry {id}: its overflow clock disagrees with its record"));
+                    }
                     if holders != 0 {
                         return Err(format!("waiting inquiry {id} is also held by an agent"));
                     }
@@ -69,6 +76,7 @@ impl Router {
             }
         }
         for (g, group) in self.groups.iter().enumerate() {
+            group.queue.check_ages().map_err(|e| format!("group {}: {e}", group.id))?;
             if group.queue.len() != waiting_per_group[g] {
                 return Err(format!(
                     "group {} counts {} waiting, records say {}",
