@@ -113,8 +113,9 @@ pub struct GroupQueue {
     by_age: BTreeMap<AgeKey, Aged>,
     /// The last key the tick walked; every clock up to it has run out.
     frontier: Option<AgeKey>,
-    /// Running clocks queued at or behind `frontier` (back in the queue
-    /// after an offer ended, wait start kept): the walk has passed them.
+    /// Running clocks queued at or behind `frontier` (such as an inquiry
+    /// back in the queue after its offer ended, its wait start kept): the
+    /// walk has passed their keys, so they are found here.
     late: BTreeMap<AgeKey, InqIx>,
     by_band: [u32; 3],
 }
