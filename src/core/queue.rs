@@ -374,3 +374,7 @@ mod tests {
         assert_eq!((q.len(), q.oldest_since()), (3, Some(90)));
     }
 }
+
+#[cfg(test)]
+#[path = "queue_properties.rs"]
+mod properties;
