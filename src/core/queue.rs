@@ -175,13 +175,11 @@ impl GroupQueue {
     /// their clocks. Each entry is walked once in its life.
     pub fn take_due(&mut self, now: Millis, after: Millis, due: &mut Vec<InqIx>) {
         let ran_out = |&(since, _): &AgeKey| since.saturating_add(after) <= now;
-        if self.late.first_key_value().is_some_and(|(age, _)| ran_out(age)) {
-            let ages: Vec<AgeKey> = self.late.keys().take_while(|age| ran_out(age)).copied().collect();
-            for age in ages {
-                due.extend(self.late.remove(&age));
-                if let Some(aged) = self.by_age.get_mut(&age) {
-                    *aged = Aged::new(aged.ix(), false);
-                }
+        while let Some(entry) = self.late.first_entry().filter(|e| ran_out(e.key())) {
+            let (age, ix) = entry.remove_entry();
+            due.push(ix);
+            if let Some(aged) = self.by_age.get_mut(&age) {
+                *aged = Aged::new(ix, false);
             }
         }
         let onward = match self.frontier {
