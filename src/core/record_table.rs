@@ -18,7 +18,9 @@ const CHUNK: usize = 1 << CHUNK_BITS;
 /// moves its elements.
 #[derive(Clone)]
 pub struct RecordTable<T> {
-    chunks: Vec<Box<[Option<T>]>>,
+    /// Arrays rather than slices: an index masked to the chunk needs no
+    /// second bounds check on each of the many record reads a command makes.
+    chunks: Vec<Box<[Option<T>; CHUNK]>>,
     len: usize,
 }
 
@@ -49,7 +51,8 @@ impl<T> RecordTable<T> {
     /// Adds a slot holding `value` at index `len()`.
     pub fn push(&mut self, value: T) {
         if self.len == self.chunks.len() * CHUNK {
-            self.chunks.push((0..CHUNK).map(|_| None).collect());
+            let chunk: Box<[Option<T>]> = (0..CHUNK).map(|_| None).collect();
+            self.chunks.push(chunk.try_into().unwrap_or_else(|_| unreachable!("a chunk has CHUNK slots")));
         }
         let ix = self.len;
         self.len += 1;
