@@ -266,7 +266,7 @@ impl GroupQueue {
 mod tests {
     use super::*;
 
-    fn slot(since: Millis, seq: u64) -> Slot {
+    pub(super) fn slot(since: Millis, seq: u64) -> Slot {
         Slot { need: Need::default(), band: Band::Normal, key: (-(since as i64), seq), since, avoids: false }
     }
 

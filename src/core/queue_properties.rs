@@ -43,7 +43,7 @@ struct Model {
 }
 
 fn slot_of(&(since, seq): &AgeKey) -> Slot {
-    Slot { need: Need::default(), band: Band::Normal, key: (-(since as i64), seq), since, avoids: false }
+    super::tests::slot(since, seq)
 }
 
 proptest! {
